@@ -1,0 +1,36 @@
+/*
+ * args.h - the option parser every command shares.
+ *
+ * Accepts "--name value", "--name=value", short "-t 2", flags without a
+ * value, and list options that take every following word up to the next
+ * option (MindIE's --input_texts "a" "b").  An entry with name NULL takes a
+ * positional argument.  "--help"/"-h" prints the usage and option table.
+ */
+#ifndef W8_ARGS_H
+#define W8_ARGS_H
+
+typedef enum { W8_ARG_FLAG, W8_ARG_INT, W8_ARG_FLOAT, W8_ARG_STR, W8_ARG_LIST } w8_arg_type;
+
+typedef struct {
+    int n;
+    char **v; /* points into argv; free(v) only */
+} w8_strlist;
+
+typedef struct {
+    const char *name;   /* long name without "--", or NULL for a positional */
+    char short_name;    /* 0 if none */
+    w8_arg_type type;
+    void *dst;          /* int* (FLAG, INT), float* (FLOAT), const char** (STR), w8_strlist* (LIST) */
+    const char *help;   /* one line, shown by --help (include the default) */
+} w8_opt;
+
+/* Returns 0 to go on, 1 when --help was printed (caller returns 0),
+ * -1 on a usage error (message printed; caller returns 1).
+ * `usage` is the first help line, e.g. "w8a8 run --model_path DIR [options]". */
+int w8_args_parse(int argc, char **argv, const char *usage, const char *about,
+                  const w8_opt *opts, int nopts);
+
+/* The common -t/--threads option applies itself: call after parsing. */
+void w8_args_apply_threads(int threads);
+
+#endif

@@ -1,0 +1,11 @@
+/* cmd_ppl.c - placeholder until the command lands (owned by its issue). */
+#include <stdio.h>
+
+#include "commands.h"
+
+int w8_cmd_ppl(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "w8a8: 'ppl' is not built yet\n");
+    return 1;
+}

@@ -1,0 +1,38 @@
+/*
+ * json.h - thin helpers over jansson (Debian libjansson-dev).
+ *
+ * jansson does the parsing (with its own nesting-depth limit of 2048 and
+ * insertion-ordered objects, which tojson in chat templates relies on); these
+ * helpers add what every caller needs: error lines that name the file and
+ * position, and typed key lookups whose errors name the file and the key.
+ */
+#ifndef W8_JSON_H
+#define W8_JSON_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+/* Largest JSON file we read (tokenizer.json of real models is ~11 MB). */
+#define W8_JSON_MAX_FILE ((size_t)256 << 20)
+
+/* Parse a file / buffer.  On error: NULL and "LABEL:LINE:COL: message".
+ * `label` names the input in messages (usually the file path). */
+json_t *w8_json_load_file(const char *path);
+json_t *w8_json_load_buf(const char *buf, size_t len, const char *label);
+
+/* Typed lookups in an object.  Each returns 0 when the key holds the right
+ * type, 1 when the key is absent or null (value untouched), and -1 with an
+ * error "LABEL: key 'KEY': expected TYPE, got TYPE" for a wrong type. */
+int w8_json_get_int(const json_t *obj, const char *key, const char *label, long long *out);
+int w8_json_get_num(const json_t *obj, const char *key, const char *label, double *out);
+int w8_json_get_bool(const json_t *obj, const char *key, const char *label, int *out);
+int w8_json_get_str(const json_t *obj, const char *key, const char *label, const char **out);
+
+/* Name of a json_t's type ("object", "string", ...), for messages. */
+const char *w8_json_type_name(const json_t *v);
+
+/* Serialize compactly with key order kept; caller frees.  Non-ASCII is kept
+ * as UTF-8 (ensure_ascii = 0) unless `ascii` is set. */
+char *w8_json_dumps(const json_t *v, int ascii);
+
+#endif

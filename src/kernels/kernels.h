@@ -1,0 +1,86 @@
+/*
+ * kernels.h - the compute kernels, one signature per family.
+ *
+ * Every family has a portable scalar reference (kernels_ref.c) that is the
+ * specification, and fast paths for AVX2 (kernels_avx2.c) and AVX-512 VNNI
+ * (kernels_avx512.c), each file built with its own -m flags.  The ISA is
+ * chosen once, at first use, from CPUID (capped by the environment variable
+ * W8A8_CPU=scalar|avx2|avx512); nothing outside src/kernels/ names an ISA.
+ *
+ * Threading: the GEMM entry points split their work over OpenMP threads
+ * themselves (w8_get_threads()); callers pass whole matrices.
+ */
+#ifndef W8_KERNELS_H
+#define W8_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../safetensors.h"
+
+typedef enum { W8_ISA_SCALAR = 0, W8_ISA_AVX2 = 1, W8_ISA_AVX512 = 2 } w8_isa;
+
+/* What this CPU supports (AVX512 means F+BW+VL+VNNI), capped by W8A8_CPU. */
+w8_isa w8_isa_detect(void);
+/* The ISA every kernel call uses; fixed at the first call (= w8_isa_detect()). */
+w8_isa w8_isa_active(void);
+/* Force the active ISA (tests); returns -1 if the CPU cannot run it. */
+int w8_isa_force(w8_isa isa);
+const char *w8_isa_name(w8_isa isa); /* "scalar", "avx2", "avx512" */
+
+/* ------------------------------------------------------------------ int8
+ * An int8 linear layer W[n, k] packed once at load time into the layout the
+ * active kernel wants, with its epilogue constants.  For VNNI the activation
+ * is fed as unsigned (xq ^ 0x80 = xq + 128), so pack stores
+ * bias[j] = quant_bias[j] - 128 * sum_k W[j, k]: the correction is folded once. */
+typedef struct {
+    int n, k;
+    w8_isa isa;       /* layout packed for */
+    int8_t *packed;   /* kernel-specific layout (owned) */
+    int32_t *bias;    /* [n] epilogue bias in the kernel's convention (owned) */
+    float *scale;     /* [n] deq_scale (owned) */
+    size_t packed_bytes;
+} w8_qmat;
+
+/* w: row-major [n, k] int8; quant_bias [n]; deq_scale [n] (f32 values). */
+void w8_qmat_pack(w8_qmat *m, const int8_t *w, int n, int k, const int32_t *quant_bias,
+                  const float *deq_scale);
+void w8_qmat_free(w8_qmat *m);
+
+/* y[i, j] = (sum_k x[i, k] * W[j, k] + quant_bias[j]) * deq_scale[j]
+ * for i < m, j < n; x int8 with row stride ldx, y f32 with row stride ldy. */
+void w8_gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float *y, size_t ldy);
+
+/* xq[i] = clamp(round_half_even(x[i] / scale) + offset, -128, 127), rows of k. */
+void w8_quant_rows(const float *x, int m, int k, size_t ldx, float scale, int offset,
+                   int8_t *xq, size_t ldq);
+
+/* RMSNorm of m rows fused with activation quantization:
+ *   y = x / sqrt(mean(x^2) + eps) * g (+ b when b != NULL)
+ * writes f32 y when y != NULL, and int8 xq = quant(y) when xq != NULL. */
+void w8_rmsnorm_rows(const float *x, int m, int k, size_t ldx, const float *g, const float *b,
+                     float eps, float *y, size_t ldy, int8_t *xq, size_t ldq, float scale,
+                     int offset);
+
+/* ----------------------------------------------------------------- float
+ * A float linear layer W[n, k] (row-major, F32/F16/BF16), read in place from
+ * the mapped file and converted on the fly. */
+typedef struct {
+    int n, k;
+    w8_dtype dtype;
+    const void *w; /* not owned */
+} w8_fmat;
+
+/* y[i, j] = sum_k x[i, k] * W[j, k] (+ bias[j] when bias != NULL) */
+void w8_gemm_f(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, size_t ldy,
+               const float *bias);
+
+/* ------------------------------------------------------------- attention
+ * Building blocks for attention over paged K/V (one block at a time). */
+/* s[j] = scale * dot(q, K_j) for j < n, K_j = k + j * ldk, d elements each. */
+void w8_attn_scores(const float *q, const float *k, size_t ldk, int n, int d, float scale,
+                    float *s);
+/* out[0..d) += sum_j p[j] * V_j for j < n, V_j = v + j * ldv. */
+void w8_attn_accum(const float *p, const float *v, size_t ldv, int n, int d, float *out);
+
+#endif

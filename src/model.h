@@ -1,0 +1,73 @@
+/*
+ * model.h - a loaded model (float or W8A8) and its linear layers.
+ *
+ * Weights are memory-mapped; float matrices stay in their file dtype and are
+ * converted on the fly by the kernels.  Each linear layer takes the int8 path
+ * when quant_model_description.json says "W8A8" for its .weight, the float
+ * path otherwise.  Layers that share an input (q/k/v, gate/up) are fused into
+ * one GEMM when they take the same path (and, for int8, the same input
+ * scale/offset, which FORMAT.md requires).
+ */
+#ifndef W8_MODEL_H
+#define W8_MODEL_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "kernels/kernels.h"
+#include "safetensors.h"
+
+/* One linear layer y = x W^T + b, W [n, k]. */
+typedef struct {
+    int n, k;
+    int quantized;      /* 1: int8 path (q, in_scale, in_offset); 0: float path (f, bias) */
+    w8_qmat q;
+    float in_scale;
+    int in_offset;
+    w8_fmat f;
+    float *bias;        /* float path bias [n] (owned) or NULL */
+} w8_linear;
+
+/* Linear layers that read the same input: q/k/v or gate/up.  parts[] are the
+ * logical layers (n of each); when fused, `fused` holds them stacked along n. */
+typedef struct {
+    int n_parts;
+    int part_n[3];
+    int fused;
+    w8_linear fused_lin;
+    w8_linear parts[3];
+} w8_linear_group;
+
+typedef struct {
+    float *attn_norm, *attn_norm_b;  /* [hidden] f32; _b from anti-outlier (NULL if none) */
+    float *ffn_norm, *ffn_norm_b;
+    w8_linear_group qkv;             /* q [nh*hd], k [nkv*hd], v [nkv*hd] */
+    w8_linear o;
+    w8_linear_group gate_up;         /* gate [inter], up [inter] */
+    w8_linear down;
+} w8_layer;
+
+typedef struct w8_model {
+    char *dir;
+    w8_config cfg;
+    w8_st *st;
+    int quantized;          /* directory is W8A8 (has a description) */
+    int n_int8, n_float;    /* counts of linear layers by path */
+    const w8_tensor *embed; /* [vocab, hidden], file dtype */
+    float *final_norm;      /* [hidden] */
+    float *final_norm_b;
+    w8_linear lm_head;      /* float (tied: points at embed) or int8 */
+    w8_layer *layers;       /* [n_layers] */
+    float *rope_inv_freq;   /* [head_dim / 2], rope scaling applied */
+} w8_model;
+
+w8_model *w8_model_load(const char *dir);
+void w8_model_free(w8_model *m);
+
+/* y[m, n] = x[m, k] W^T + b.  For an int8 layer the rows are quantized
+ * with the layer's input scale/offset first (scratch: m*k int8, may be NULL
+ * to allocate). */
+void w8_linear_apply(const w8_linear *l, int m, const float *x, size_t ldx, float *y,
+                     size_t ldy, int8_t *scratch);
+
+#endif
