@@ -128,8 +128,8 @@ static void test_ppl(const w8_model *m, const w8_tok *tok, const char *text, siz
 
     w8_ppl_opts o = {CTX, 0, 0, bos};
     w8_ppl_stats st;
-    CHECK(w8_ppl_eval(m, ids, n, &o, &st, NULL, NULL) == 0, "w8_ppl_eval runs (%s)",
-          w8_lasterr());
+    int rc = w8_ppl_eval(m, ids, n, &o, &st, NULL, NULL);
+    CHECK(rc == 0, "w8_ppl_eval runs%s%s", rc ? ": " : "", rc ? w8_lasterr() : "");
     CHECK(st.n_windows == nw, "%d windows of %d", st.n_windows, CTX);
     CHECK(st.full.n == (long)nw * (CTX - 1) && st.full.n == nf,
           "full window scores ctx-1 tokens per window (%ld)", st.full.n);
@@ -196,7 +196,8 @@ static void test_compare(const w8_model *a, const w8_model *b, const w8_tok *tok
     w8_ppl_opts o = {CTX, 32, 2, 1};
     w8_compare_result r;
     int rc = w8_compare_eval(a, b, ids, n, &o, &r, NULL, NULL);
-    CHECK(rc == 0, "compare of the model with itself runs (%s)", rc ? w8_lasterr() : "");
+    CHECK(rc == 0, "compare of the model with itself runs%s%s", rc ? ": " : "",
+          rc ? w8_lasterr() : "");
     if (rc == 0) {
         int ok = r.n_layers == a->cfg.n_layers;
         for (int l = 0; l < r.n_layers; l++)
@@ -216,7 +217,8 @@ static void test_bench(const w8_model *m) {
     w8_bench_opts o = {16, 8, 2, 42};
     w8_bench_result r;
     int rc = w8_bench_run(m, &o, &r, NULL, NULL);
-    CHECK(rc == 0 && r.n_tests == 2, "bench runs pp16 and tg8 (%s)", rc ? w8_lasterr() : "");
+    CHECK(rc == 0 && r.n_tests == 2, "bench runs pp16 and tg8%s%s", rc ? ": " : "",
+          rc ? w8_lasterr() : "");
     if (rc == 0) {
         CHECK(!strcmp(r.tests[0].name, "pp16") && !strcmp(r.tests[1].name, "tg8") &&
                   r.tests[0].mean_ts > 0 && r.tests[1].mean_ts > 0 && r.tests[1].reps == 2,
@@ -252,8 +254,8 @@ int main(void) {
     w8_tok *tok = w8_tok_load(dir);
     size_t len = 0;
     char *text = w8_read_file(corpus, 1 << 20, &len);
-    CHECK(m && m2 && tok && text, "stories260K-hf-f32, its tokenizer and the corpus load (%s)",
-          w8_lasterr());
+    CHECK(m && m2 && tok && text, "stories260K-hf-f32, its tokenizer and the corpus load%s%s",
+          m && m2 && tok && text ? "" : ": ", m && m2 && tok && text ? "" : w8_lasterr());
     if (m && m2 && tok && text) {
         /* a short excerpt, cut at a space so no word is split */
         size_t cut = len < EXCERPT_BYTES ? len : EXCERPT_BYTES;
