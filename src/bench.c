@@ -18,7 +18,6 @@
 #include "forward.h"
 #include "json.h"
 #include "kv_cache.h"
-#include "ppl.h"
 #include "util.h"
 
 #define BENCH_BLOCK 16
@@ -92,6 +91,13 @@ typedef struct {
     float *logits;  /* one row */
 } bench_state;
 
+static int argmax(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
 static void seq_drop(w8_kv *kv, w8_seq *s) {
     w8_kv_seq_release(kv, s);
     free(s->blocks);
@@ -131,7 +137,7 @@ static int run_tg(bench_state *b, int n, double *secs) {
     int rc = w8_forward(b->ctx, b->m, b->kv, &batch, b->logits);
     double t0 = w8_now();
     for (int i = 0; i < n && rc >= 0; i++) {
-        int tok = w8_argmax(b->logits, vocab), pos = np + i;
+        int tok = argmax(b->logits, vocab), pos = np + i;
         w8_batch one = {1, &tok, &pos, b->seqs, NULL};
         rc = w8_forward(b->ctx, b->m, b->kv, &one, b->logits);
     }
