@@ -126,7 +126,7 @@ static int check_batch(const w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_b
                              c->max_pos - 1);
         if (p / bs >= b->seq[i]->n_blocks)
             return w8_seterr("forward: position %d past the sequence's reserved KV blocks "
-                             "(%d of %d tokens)",
+                             "(%d blocks of %d tokens)",
                              p, b->seq[i]->n_blocks, bs);
     }
     return 0;
