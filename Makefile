@@ -53,6 +53,10 @@ $(B)/tests/%: $(B)/obj/tests/%.o $(B)/libw8a8.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(OPT) $^ -o $@ $(LIBS) $(TESTLIBS)
 
+# ---- kernel micro-benchmark (tools/, not part of the test suite)
+$(B)/bench_kernels: $(B)/obj/tools/bench_kernels.o $(B)/libw8a8.a
+	$(CC) $(CFLAGS_BASE) $(OPT) $^ -o $@ $(LIBS)
+
 # ---- sanitized build
 $(A)/obj/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)
@@ -75,18 +79,26 @@ $(A)/tests/%: $(A)/obj/tests/%.o $(A)/libw8a8.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -O1 -g $(SAN) $^ -o $@ $(LIBS) $(TESTLIBS)
 
+# fuzz targets linked to a plain main() that replays corpora (ASan build)
+$(A)/fuzz/%: $(A)/obj/fuzz/%.o $(A)/obj/fuzz/replay.o $(A)/libw8a8.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -O1 -g $(SAN) $^ -o $@ $(LIBS)
+
+FUZZ_SRC = $(wildcard fuzz/fuzz_*.c)
 TESTS      = $(patsubst tests/%.c,$(B)/tests/%,$(TEST_SRC))
 ASAN_TESTS = $(patsubst tests/%.c,$(A)/tests/%,$(TEST_SRC))
+REPLAYS    = $(patsubst fuzz/%.c,$(A)/fuzz/%,$(FUZZ_SRC))
 
 asan: $(A)/w8a8 $(ASAN_TESTS)
 
-tests: $(B)/w8a8 $(TESTS) $(A)/w8a8 $(ASAN_TESTS)
+tests: $(B)/w8a8 $(TESTS) $(A)/w8a8 $(ASAN_TESTS) $(REPLAYS)
 
+# FUZZ_SECONDS: how long each libFuzzer target runs inside `make test` (0: none)
+FUZZ_SECONDS ?= 20
 test: tests
-	tests/run.sh $(B) $(A)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run.sh $(B) $(A)
 
 # ---- fuzzing (clang + libFuzzer)
-FUZZ_SRC = $(wildcard fuzz/fuzz_*.c)
 FUZZ_LIB_SRC = $(LIB_SRC)
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -g -O1 -fopenmp -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
 $(B)/fuzz/obj/%_avx2.o: %_avx2.c
@@ -105,10 +117,13 @@ $(B)/fuzz/%: fuzz/%.c $(B)/fuzz/libw8a8.a
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ -o $@ $(LIBS)
 fuzz: $(patsubst fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRC))
 
+demo: $(B)/w8a8
+	scripts/demo.sh
+
 clean:
 	rm -rf build
 
-.PHONY: all asan tests test fuzz clean
+.PHONY: all asan tests test fuzz demo clean
 .SECONDARY:
 
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,11 +1,37 @@
-/* cmd_inspect.c - placeholder until the command lands (owned by its issue). */
+/*
+ * cmd_inspect.c - `w8a8 inspect DIR`: what a model directory is, and for a
+ * W8A8 directory every violation of FORMAT.md (exit 1 when there is any).
+ */
 #include <stdio.h>
 
+#include "../src/inspect.h"
+#include "../src/util.h"
+#include "args.h"
 #include "commands.h"
 
 int w8_cmd_inspect(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "w8a8: 'inspect' is not built yet\n");
-    return 1;
+    const char *dir = NULL;
+    const w8_opt opts[] = {
+        {NULL, 0, W8_ARG_STR, &dir, "model directory (float or W8A8)"},
+    };
+    int pr = w8_args_parse(argc, argv, "w8a8 inspect DIR",
+                           "Describe a model directory; validate a W8A8 one against FORMAT.md "
+                           "(exit status 1 lists each violation).",
+                           opts, 1);
+    if (pr != 0) return pr > 0 ? 0 : 1;
+    if (!dir) {
+        fprintf(stderr, "w8a8: inspect needs a directory (see --help)\n");
+        return 1;
+    }
+    w8_inspect_info info;
+    if (w8_inspect_dir(dir, &info) != 0) {
+        fprintf(stderr, "w8a8: %s\n", w8_lasterr());
+        return 1;
+    }
+    w8_inspect_print(stdout, dir, &info);
+    int rc = info.n_violations ? 1 : 0;
+    if (rc) fprintf(stderr, "w8a8: %s: %d violation%s of FORMAT.md\n", dir, info.n_violations,
+                    info.n_violations == 1 ? "" : "s");
+    w8_inspect_free(&info);
+    return rc;
 }

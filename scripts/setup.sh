@@ -3,7 +3,7 @@
 # Idempotent: does nothing when everything is already installed.
 set -eu
 PKGS="gcc make libc6-dev libjansson-dev libonig-dev libutf8proc-dev libmicrohttpd-dev
-      libcurl4-openssl-dev curl clang libclang-rt-14-dev"
+      libcurl4-openssl-dev curl clang libclang-rt-14-dev libomp-14-dev"
 missing=""
 for p in $PKGS; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"

@@ -39,6 +39,8 @@ typedef struct w8_ctx w8_ctx;
 w8_ctx *w8_ctx_new(const w8_model *m, int max_rows);
 void w8_ctx_free(w8_ctx *c);
 void w8_ctx_set_observer(w8_ctx *c, w8_observer fn, void *ud);
+/* The max_rows the context was made for. */
+int w8_ctx_max_rows(const w8_ctx *c);
 
 /* Run the batch: store K/V of every row at its position, update each seq's
  * len, and write the logits of the wanted rows, in row order, to `logits`

@@ -54,6 +54,7 @@ for t in tests/cli_*.sh; do
     run_one "$(basename "$t")" bash "$t" "$B/w8a8" "$A/w8a8"
 done
 if [ -f fuzz/replay.sh ]; then run_one "fuzz-replay" bash fuzz/replay.sh "$A"; fi
+if [ "${FUZZ_SECONDS:-0}" -gt 0 ]; then run_one "fuzz-run-${FUZZ_SECONDS}s" bash fuzz/run.sh "$FUZZ_SECONDS"; fi
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# run.sh SECONDS - build the libFuzzer targets (clang) and fuzz each one for
+# SECONDS, starting from its seeds and regression corpus.  A crash, leak or
+# hang (10 s per input) is a FAIL line; the input that caused it is copied to
+# build/fuzz/findings/TARGET/ to be added to fuzz/regressions/TARGET/.
+set -u
+cd "$(dirname "$0")/.."
+SECS=${1:-30}
+if ! make -s fuzz >build-fuzz.log 2>&1; then
+    echo "FAIL - building fuzz targets with clang"
+    tail -20 build-fuzz.log
+    rm -f build-fuzz.log
+    exit 1
+fi
+rm -f build-fuzz.log
+for src in fuzz/fuzz_*.c; do
+    t=$(basename "$src" .c)
+    work=build/fuzz/work/$t
+    find=build/fuzz/findings/$t
+    rm -rf "$work" "$find"
+    mkdir -p "$work/corpus" "$find"
+    bash fuzz/seeds.sh "$t" "$work/corpus"
+    [ -d "fuzz/regressions/$t" ] && cp fuzz/regressions/$t/* "$work/corpus/" 2>/dev/null
+    dict=""
+    [ -f "fuzz/$t.dict" ] && dict="-dict=fuzz/$t.dict"
+    if build/fuzz/$t $dict -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 \
+        -max_len=65536 -artifact_prefix="$find/" -print_final_stats=1 "$work/corpus" \
+        >"$work/log" 2>&1; then
+        execs=$(grep -m1 'stat::number_of_executed_units' "$work/log" | awk '{print $2}')
+        cov=$(grep -o 'cov: [0-9]*' "$work/log" | tail -1)
+        echo "ok - fuzz $t ${SECS}s: ${execs:-?} executions, ${cov:-cov: ?}"
+    else
+        echo "FAIL - fuzz $t found a problem (input saved in $find/)"
+        grep -E 'ERROR|SUMMARY|Sanitizer|timeout' "$work/log" | head -10
+    fi
+done

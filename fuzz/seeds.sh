@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# seeds.sh TARGET OUTDIR - write the seed corpus of a fuzz target, made from
+# the real files in ../shared (models, tokenizers, templates, test data), into
+# OUTDIR.  Seeds are derived at run time: nothing from shared/ is copied into
+# the repository.
+set -eu
+T=$1
+O=$2
+S=${W8A8_SHARED:-../shared}
+mkdir -p "$O"
+pre() { # byte-prefix FILE OUT
+    { printf "\\x$(printf %02x "$1")"; cat "$2"; } >"$3"
+}
+case "$T" in
+fuzz_safetensors)
+    for m in stories260K-hf-f16 stories260K-as-qwen2-bf16-zero-bias; do
+        pre 0 "$S/models/$m/model.safetensors" "$O/st-$m"
+    done
+    printf '\x01{"metadata":{"total_size":8},"weight_map":{"x":"a.safetensors"}}' >"$O/index-ok"
+    ;;
+fuzz_config)
+    i=0
+    for f in "$S"/models/*/config.json; do pre 0 "$f" "$O/config-$i"; i=$((i + 1)); done
+    for f in "$S"/models/*/generation_config.json; do pre 1 "$f" "$O/gen-$i"; i=$((i + 1)); done
+    printf '\x02{"model_quant_type":"W8A8","version":"1.0.0","a.weight":"W8A8","b.weight":"FLOAT"}' >"$O/qdesc"
+    ;;
+fuzz_tokenizer_load)
+    cp "$S/models/stories260K-hf-f16/tokenizer.json" "$O/stories"
+    { cat "$S/models/stories260K-hf-f16/tokenizer.json"; printf '\0'; cat "$S/models/stories260K-hf-f16/tokenizer_config.json"; } >"$O/stories-cfg"
+    ;;
+fuzz_tokenizer_encode)
+    n=0
+    while IFS= read -r line && [ $n -lt 40 ]; do
+        printf '%s' "$line" | sed 's/^{"text":"//; s/","ids".*$//' >"$O/l$n.txt"
+        pre $((n % 2)) "$O/l$n.txt" "$O/t$n"
+        rm "$O/l$n.txt"
+        n=$((n + 1))
+    done <"$S/testdata/tokenizer/qwen3_tricky_public.jsonl"
+    printf '\x02\x01\x00\x00\x00\x93\x01\x00\x00\x9b\x01\x00\x00' >"$O/decode-stories"
+    printf '\x03\x22\x61\x00\x00\xa0\x4e\x00\x00' >"$O/decode-qwen"
+    ;;
+fuzz_jinja)
+    # small templates with the constructs real chat templates use
+    printf '{%% for m in messages %%}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{%% endfor %%}{%% if add_generation_prompt %%}<|im_start|>assistant\n{%% endif %%}' >"$O/chatml"
+    printf '{%%- set ns = namespace(x=0) -%%}{%% for m in messages[::-1] %%}{%% set ns.x = ns.x + 1 %%}{{ loop.index }}{{ m.content|length }}{%% endfor %%}{{ ns.x }}' >"$O/ns"
+    printf '{%% macro f(a, b=2) %%}{{ a ~ b }}{%% endmacro %%}{{ f(1) }}{{ "x"|upper }}{{ [1,2]|tojson }}' >"$O/macro"
+    ;;
+*)
+    ;;
+esac

@@ -1,0 +1,324 @@
+/*
+ * forward.c - the transformer forward pass (LLaMA / Qwen2) over a batch of
+ * token rows, float or W8A8, with paged KV.
+ *
+ * It reads like llama2.c's forward(): embed, then per layer
+ *   rmsnorm (fused with int8 quantization when q/k/v are one int8 GEMM)
+ *   -> q/k/v -> RoPE -> store K/V in the cache -> attention -> o_proj
+ *   -> residual -> rmsnorm -> gate/up -> SwiGLU -> down -> residual,
+ * then the final norm and lm_head for the rows that want logits only.
+ *
+ * Every linear layer runs once for all rows of the batch (the GEMMs thread
+ * themselves); attention runs per (row, head) in parallel, each row reading
+ * its own sequence's blocks for positions 0..pos.  All scratch lives in
+ * w8_ctx, sized once for max_rows: nothing is allocated per token.
+ * Arithmetic is f32 throughout (softmax with max subtraction).
+ */
+#include "forward.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+struct w8_ctx {
+    int max_rows;
+    int hidden, qdim, kvdim, qkvdim, inter, head_dim, max_pos;
+    float *x;        /* [R, hidden] residual stream */
+    float *xn;       /* [R, hidden] normalized rows (f32) */
+    int8_t *xq;      /* [R, max k] quantized rows */
+    float *qkv;      /* [R, qdim + 2 kvdim] */
+    float *att_out;  /* [R, qdim] */
+    float *tmp;      /* [R, hidden] o_proj / down output */
+    float *gu;       /* [R, 2 inter] gate | up */
+    float *act;      /* [R, inter] silu(gate) * up */
+    float *cosb;     /* [R, head_dim / 2] */
+    float *sinb;
+    int n_threads;   /* attention scratch slots */
+    float *att;      /* [n_threads, max_pos] scores / probabilities */
+    int *rows;       /* [R] indices of the rows that want logits */
+    w8_observer obs;
+    void *obs_ud;
+};
+
+static float *falloc(size_t n) { return w8_xalloc_aligned((n ? n : 1) * sizeof(float)); }
+
+w8_ctx *w8_ctx_new(const w8_model *m, int max_rows) {
+    const w8_config *c = &m->cfg;
+    if (max_rows <= 0) {
+        w8_seterr("forward: max_rows %d must be positive", max_rows);
+        return NULL;
+    }
+    w8_ctx *x = w8_xcalloc(1, sizeof *x);
+    size_t R = (size_t)max_rows;
+    x->max_rows = max_rows;
+    x->hidden = c->hidden;
+    x->qdim = c->n_heads * c->head_dim;
+    x->kvdim = c->n_kv_heads * c->head_dim;
+    x->qkvdim = x->qdim + 2 * x->kvdim;
+    x->inter = c->intermediate;
+    x->head_dim = c->head_dim;
+    x->max_pos = c->max_pos;
+    int maxk = x->hidden;
+    if (x->qdim > maxk) maxk = x->qdim;
+    if (x->inter > maxk) maxk = x->inter;
+    x->x = falloc(R * x->hidden);
+    x->xn = falloc(R * x->hidden);
+    x->xq = w8_xalloc_aligned(R * (size_t)maxk);
+    x->qkv = falloc(R * x->qkvdim);
+    x->att_out = falloc(R * x->qdim);
+    x->tmp = falloc(R * x->hidden);
+    x->gu = falloc(R * 2 * (size_t)x->inter);
+    x->act = falloc(R * x->inter);
+    x->cosb = falloc(R * (x->head_dim / 2));
+    x->sinb = falloc(R * (x->head_dim / 2));
+    x->n_threads = omp_get_max_threads();
+    if (w8_get_threads() > x->n_threads) x->n_threads = w8_get_threads();
+    x->att = falloc((size_t)x->n_threads * (size_t)x->max_pos);
+    x->rows = w8_xmalloc(R * sizeof(int));
+    return x;
+}
+
+void w8_ctx_free(w8_ctx *c) {
+    if (!c) return;
+    free(c->x);
+    free(c->xn);
+    free(c->xq);
+    free(c->qkv);
+    free(c->att_out);
+    free(c->tmp);
+    free(c->gu);
+    free(c->act);
+    free(c->cosb);
+    free(c->sinb);
+    free(c->att);
+    free(c->rows);
+    free(c);
+}
+
+void w8_ctx_set_observer(w8_ctx *c, w8_observer fn, void *ud) {
+    c->obs = fn;
+    c->obs_ud = ud;
+}
+
+int w8_ctx_max_rows(const w8_ctx *c) { return c->max_rows; }
+
+static void observe(w8_ctx *c, int layer, w8_obs_point what, const float *x, int m, int k) {
+    if (c->obs) c->obs(c->obs_ud, layer, what, x, m, k);
+}
+
+/* Everything about the batch is checked before any state changes, so an
+ * error leaves the cache and the sequences as they were. */
+static int check_batch(const w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b) {
+    if (b->n <= 0 || b->n > c->max_rows)
+        return w8_seterr("forward: batch of %d rows (1..%d allowed)", b->n, c->max_rows);
+    int bs = w8_kv_block_size(kv);
+    for (int i = 0; i < b->n; i++) {
+        if (b->tokens[i] < 0 || b->tokens[i] >= m->cfg.vocab)
+            return w8_seterr("forward: token id %d out of range (vocab %d)", b->tokens[i],
+                             m->cfg.vocab);
+        if (!b->seq[i]) return w8_seterr("forward: row %d has no sequence", i);
+        int p = b->pos[i];
+        if (p < 0 || p >= c->max_pos)
+            return w8_seterr("forward: position %d outside the context (0..%d)", p,
+                             c->max_pos - 1);
+        if (p / bs >= b->seq[i]->n_blocks)
+            return w8_seterr("forward: position %d past the sequence's reserved KV blocks "
+                             "(%d blocks of %d tokens)",
+                             p, b->seq[i]->n_blocks, bs);
+    }
+    return 0;
+}
+
+/* x[r] = embedding row of tokens[r], converted to f32. */
+static void embed_rows(const w8_model *m, const int *tokens, int n, float *x) {
+    const w8_tensor *e = m->embed;
+    int H = m->cfg.hidden;
+    size_t es = w8_dtype_size(e->dtype);
+    for (int r = 0; r < n; r++) {
+        const unsigned char *src = (const unsigned char *)e->data + (size_t)tokens[r] * H * es;
+        float *dst = x + (size_t)r * H;
+        if (e->dtype == W8_F32) {
+            memcpy(dst, src, (size_t)H * 4);
+        } else {
+            for (int i = 0; i < H; i++) {
+                uint16_t h;
+                memcpy(&h, src + 2 * (size_t)i, 2);
+                dst[i] = e->dtype == W8_BF16 ? w8_bf16_to_f32(h) : w8_f16_to_f32(h);
+            }
+        }
+    }
+}
+
+/* Normalize x and run a group of linear layers reading it; part i's output
+ * goes to columns [off_i, off_i + n_i) of y (row stride ldy). */
+static void run_group(w8_ctx *c, const w8_linear_group *g, const float *x, int n,
+                      const float *nw, const float *nb, float eps, float *y, size_t ldy,
+                      int layer, w8_obs_point pt) {
+    size_t H = (size_t)c->hidden;
+    if (g->fused) {
+        /* one int8 GEMM: normalize and quantize in one pass (f32 rows only for the observer) */
+        const w8_linear *l = &g->fused_lin;
+        w8_rmsnorm_rows(x, n, c->hidden, H, nw, nb, eps, c->obs ? c->xn : NULL, H, c->xq, H,
+                        l->in_scale, l->in_offset);
+        observe(c, layer, pt, c->xn, n, c->hidden);
+        w8_gemm_i8(&l->q, n, c->xq, H, y, ldy);
+        return;
+    }
+    w8_rmsnorm_rows(x, n, c->hidden, H, nw, nb, eps, c->xn, H, NULL, 0, 1.0f, 0);
+    observe(c, layer, pt, c->xn, n, c->hidden);
+    size_t off = 0;
+    for (int i = 0; i < g->n_parts; i++) {
+        w8_linear_apply(&g->parts[i], n, c->xn, H, y + off, ldy, c->xq);
+        off += (size_t)g->part_n[i];
+    }
+}
+
+/* cos/sin of every row's position: freqs = pos * inv_freq in f32, as HF does. */
+static void rope_tables(w8_ctx *c, const w8_model *m, const int *pos, int n) {
+    int half = c->head_dim / 2;
+    for (int r = 0; r < n; r++)
+        for (int i = 0; i < half; i++) {
+            float f = (float)pos[r] * m->rope_inv_freq[i];
+            c->cosb[(size_t)r * half + i] = cosf(f);
+            c->sinb[(size_t)r * half + i] = sinf(f);
+        }
+}
+
+/* HF apply_rotary_pos_emb with rotate_half: pairs (i, i + d/2), not interleaved. */
+static void rope_heads(float *v, int n_heads, int hd, const float *cs, const float *sn) {
+    int half = hd / 2;
+    for (int h = 0; h < n_heads; h++) {
+        float *x = v + (size_t)h * hd;
+        for (int i = 0; i < half; i++) {
+            float a = x[i], b = x[i + half];
+            x[i] = a * cs[i] - b * sn[i];
+            x[i + half] = b * cs[i] + a * sn[i];
+        }
+    }
+}
+
+/* RoPE on q and k of every row, then K/V into the cache at the row's position. */
+static void rope_and_store(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b,
+                           int layer) {
+    int half = c->head_dim / 2;
+    for (int r = 0; r < b->n; r++) {
+        float *q = c->qkv + (size_t)r * c->qkvdim, *k = q + c->qdim, *v = k + c->kvdim;
+        const float *cs = c->cosb + (size_t)r * half, *sn = c->sinb + (size_t)r * half;
+        rope_heads(q, m->cfg.n_heads, c->head_dim, cs, sn);
+        rope_heads(k, m->cfg.n_kv_heads, c->head_dim, cs, sn);
+        memcpy(w8_kv_k(kv, b->seq[r], layer, b->pos[r]), k, (size_t)c->kvdim * sizeof(float));
+        memcpy(w8_kv_v(kv, b->seq[r], layer, b->pos[r]), v, (size_t)c->kvdim * sizeof(float));
+    }
+}
+
+/* Causal attention of one row and head over its sequence's positions 0..pos,
+ * block by block.  att: scratch of at least pos + 1 floats. */
+static void attend(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_seq *s, int pos,
+                   const float *q, int kvh, int layer, float *att, float *out) {
+    int bs = w8_kv_block_size(kv), hd = c->head_dim, len = pos + 1;
+    size_t ld = w8_kv_row_stride(kv);
+    float scale = 1.0f / sqrtf((float)hd);
+    (void)m;
+    for (int j0 = 0, bi = 0; j0 < len; j0 += bs, bi++) {
+        int nb = len - j0 < bs ? len - j0 : bs;
+        const float *kb = w8_kv_block_k(kv, layer, s->blocks[bi]) + (size_t)kvh * hd;
+        w8_attn_scores(q, kb, ld, nb, hd, scale, att + j0);
+    }
+    float mx = att[0], sum = 0;
+    for (int j = 1; j < len; j++)
+        if (att[j] > mx) mx = att[j];
+    for (int j = 0; j < len; j++) {
+        att[j] = expf(att[j] - mx);
+        sum += att[j];
+    }
+    float inv = 1.0f / sum;
+    for (int j = 0; j < len; j++) att[j] *= inv;
+    memset(out, 0, (size_t)hd * sizeof(float));
+    for (int j0 = 0, bi = 0; j0 < len; j0 += bs, bi++) {
+        int nb = len - j0 < bs ? len - j0 : bs;
+        const float *vb = w8_kv_block_v(kv, layer, s->blocks[bi]) + (size_t)kvh * hd;
+        w8_attn_accum(att + j0, vb, ld, nb, hd, out);
+    }
+}
+
+static void attention(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b, int layer) {
+    int nh = m->cfg.n_heads, group = nh / m->cfg.n_kv_heads, hd = c->head_dim;
+    int nt = w8_get_threads();
+    if (nt > c->n_threads) nt = c->n_threads;
+    int tasks = b->n * nh;
+    /* Small work (a decode step of a short sequence) costs less than waking
+     * the thread team: run it on the calling thread. */
+    long work = 0;
+    for (int r = 0; r < b->n; r++) work += (long)(b->pos[r] + 1) * nh * hd;
+    if (work < 16384) nt = 1;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 4) if (nt > 1)
+    for (int t = 0; t < tasks; t++) {
+        int r = t / nh, h = t % nh;
+        float *att = c->att + (size_t)omp_get_thread_num() * c->max_pos;
+        const float *q = c->qkv + (size_t)r * c->qkvdim + (size_t)h * hd;
+        float *out = c->att_out + (size_t)r * c->qdim + (size_t)h * hd;
+        attend(c, m, kv, b->seq[r], b->pos[r], q, h / group, layer, att, out);
+    }
+}
+
+static void add_rows(float *x, const float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+/* act = silu(gate) * up, row by row from gu = [gate | up]. */
+static void swiglu(w8_ctx *c, int n) {
+    int I = c->inter;
+    for (int r = 0; r < n; r++) {
+        const float *g = c->gu + (size_t)r * 2 * I, *u = g + I;
+        float *a = c->act + (size_t)r * I;
+        for (int i = 0; i < I; i++) a[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    }
+}
+
+int w8_forward(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b, float *logits) {
+    if (check_batch(c, m, kv, b)) return -1;
+    const w8_config *cfg = &m->cfg;
+    int n = b->n;
+    size_t H = (size_t)c->hidden;
+
+    embed_rows(m, b->tokens, n, c->x);
+    rope_tables(c, m, b->pos, n);
+    for (int l = 0; l < cfg->n_layers; l++) {
+        const w8_layer *L = &m->layers[l];
+        /* attention block: rmsnorm -> q/k/v -> RoPE -> cache -> attention -> o_proj */
+        run_group(c, &L->qkv, c->x, n, L->attn_norm, L->attn_norm_b, cfg->rms_eps, c->qkv,
+                  (size_t)c->qkvdim, l, W8_OBS_QKV_IN);
+        rope_and_store(c, m, kv, b, l);
+        attention(c, m, kv, b, l);
+        observe(c, l, W8_OBS_O_IN, c->att_out, n, c->qdim);
+        w8_linear_apply(&L->o, n, c->att_out, (size_t)c->qdim, c->tmp, H, c->xq);
+        add_rows(c->x, c->tmp, (size_t)n * H);
+        /* MLP block: rmsnorm -> gate/up -> SwiGLU -> down */
+        run_group(c, &L->gate_up, c->x, n, L->ffn_norm, L->ffn_norm_b, cfg->rms_eps, c->gu,
+                  2 * (size_t)c->inter, l, W8_OBS_GATEUP_IN);
+        swiglu(c, n);
+        observe(c, l, W8_OBS_DOWN_IN, c->act, n, c->inter);
+        w8_linear_apply(&L->down, n, c->act, (size_t)c->inter, c->tmp, H, c->xq);
+        add_rows(c->x, c->tmp, (size_t)n * H);
+        observe(c, l, W8_OBS_LAYER_OUT, c->x, n, c->hidden);
+    }
+    for (int r = 0; r < n; r++) {
+        int len = b->pos[r] + 1;
+        if (b->seq[r]->len < len) b->seq[r]->len = len;
+    }
+
+    /* final norm and lm_head for the wanted rows only, compacted */
+    int nw = 0;
+    for (int r = 0; r < n; r++)
+        if (b->want ? b->want[r] : r == n - 1) c->rows[nw++] = r;
+    for (int j = 0; j < nw; j++)
+        w8_rmsnorm_rows(c->x + (size_t)c->rows[j] * H, 1, c->hidden, H, m->final_norm,
+                        m->final_norm_b, cfg->rms_eps, c->xn + (size_t)j * H, H, NULL, 0, 1.0f,
+                        0);
+    if (nw > 0 && logits)
+        w8_linear_apply(&m->lm_head, nw, c->xn, H, logits, (size_t)cfg->vocab, c->xq);
+    return nw;
+}

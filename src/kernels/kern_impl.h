@@ -1,0 +1,87 @@
+/*
+ * kern_impl.h - private contract between the dispatcher (kernels.c) and the
+ * per-ISA kernel files (kernels_ref.c, kernels_avx2.c, kernels_avx512.c).
+ *
+ * Each ISA file fills one w8_kern_table.  The dispatcher picks the table once,
+ * splits the work of the GEMM entry points over OpenMP threads, and calls the
+ * table's single-threaded pieces on disjoint ranges.  Nothing here is visible
+ * outside src/kernels/.
+ *
+ * int8 GEMM pieces:
+ *   qpack   packs W into the ISA's layout (sets packed, bias, scale, isa).
+ *   qprep   converts one activation row into the layout the kernel reads
+ *           (e.g. xq ^ 0x80 as u8, zero-padded to qkpad(k) bytes); NULL when
+ *           the kernel reads the caller's int8 rows directly.
+ *   qgemm   rows [i0, i1) x columns [n0, n1) (n0 a multiple of qnblock).
+ * float GEMM pieces:
+ *   fgemv   rows [i0, i1) with i1 - i0 <= 4, columns [n0, n1), reading W in
+ *           place (the decode path: streams W once).
+ *   fgemm   all m rows, columns [n0, n1) (n0 a multiple of fnblock); may use
+ *           scratch (fscratch floats, per thread) to repack W.
+ */
+#ifndef W8_KERN_IMPL_H
+#define W8_KERN_IMPL_H
+
+#include <math.h>
+
+#include "kernels.h"
+
+typedef struct {
+    w8_isa isa;
+    /* int8 */
+    void (*qpack)(w8_qmat *m, const int8_t *w, int n, int k, const int32_t *quant_bias,
+                  const float *deq_scale);
+    void (*qprep)(const int8_t *x, int k, uint8_t *dst); /* dst: qkpad(k) bytes */
+    size_t (*qkpad)(int k);
+    int qnblock;  /* column granularity of qgemm's n0 */
+    int qmblock;  /* preferred row chunk for work splitting */
+    void (*qgemm)(const w8_qmat *w, int i0, int i1, const void *x, size_t ldx, float *y,
+                  size_t ldy, int n0, int n1);
+    /* activation quantization */
+    void (*quant_rows)(const float *x, int m, int k, size_t ldx, float scale, int offset,
+                       int8_t *xq, size_t ldq);
+    void (*rmsnorm_rows)(const float *x, int m, int k, size_t ldx, const float *g,
+                         const float *b, float eps, float *y, size_t ldy, int8_t *xq,
+                         size_t ldq, float scale, int offset);
+    /* float */
+    void (*fgemv)(const w8_fmat *w, int i0, int i1, const float *x, size_t ldx, float *y,
+                  size_t ldy, const float *bias, int n0, int n1);
+    void (*fgemm)(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, size_t ldy,
+                  const float *bias, int n0, int n1, float *scratch);
+    int fnblock;
+    size_t fscratch; /* floats of scratch per thread for fgemm */
+    /* attention */
+    void (*attn_scores)(const float *q, const float *k, size_t ldk, int n, int d, float scale,
+                        float *s);
+    void (*attn_accum)(const float *p, const float *v, size_t ldv, int n, int d, float *out);
+} w8_kern_table;
+
+extern const w8_kern_table w8_kern_ref;
+extern const w8_kern_table w8_kern_avx2;
+extern const w8_kern_table w8_kern_avx512;
+
+/* What the hardware (and OS) supports, ignoring W8A8_CPU (cpu.c). */
+w8_isa w8_isa_hw(void);
+
+/* The sum of squares in the order every ISA must use so that RMSNorm is bit
+ * exact across ISAs: 16 lane partial sums (lane l adds x[i]^2 for i = l mod 16,
+ * in increasing i, multiply then add, no FMA), then a fixed halving tree
+ * (l + 8, l + 4, l + 2, l + 1).  The reference implements it in plain C. */
+float w8_ref_sumsq(const float *x, int k);
+
+/* Everything after the sum of squares, shared by all ISAs' scalar tails:
+ * the reciprocal RMS, and one element's normalize + quantize. */
+static inline float w8_kern_rms_inv(float ss, int k, float eps) {
+    return 1.0f / sqrtf(ss / (float)k + eps);
+}
+
+/* clamp(round_half_even(v / scale) + offset, -128, 127) done in float with the
+ * comparison order of SIMD max/min, so NaN maps to -128 on every ISA. */
+static inline int8_t w8_kern_q1(float v, float scale, float offset) {
+    float r = nearbyintf(v / scale) + offset;
+    r = r > -128.0f ? r : -128.0f;
+    r = r < 127.0f ? r : 127.0f;
+    return (int8_t)r;
+}
+
+#endif

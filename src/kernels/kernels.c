@@ -1,0 +1,220 @@
+/*
+ * kernels.c - the public kernel entry points: pick the ISA table once, split
+ * GEMMs over OpenMP threads, and own the per-thread scratch buffers.
+ *
+ * Work splitting (why it looks like this):
+ *   - int8 GEMM: the output is cut into items of (qnblock columns x qmblock
+ *     rows), ordered column-group-major, handed out dynamically (the host is
+ *     shared, a thread may stall).  Consecutive items share one weight column
+ *     group, which stays hot in L2/L3 while the rows are walked; for m = 1
+ *     each item streams a disjoint slice of the weights.
+ *     Activations are first converted once (xq ^ 0x80, padded) by all threads
+ *     together into a buffer owned by the calling thread.
+ *   - float GEMM: column groups handed out dynamically; with m <= 4 each
+ *     group streams W in place (lm_head decode), otherwise each thread
+ *     repacks blocks of W into its own scratch for a register-blocked kernel.
+ *   - small problems run on the calling thread: a parallel region costs
+ *     microseconds, more than a tiny matmul.
+ */
+#include <omp.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util.h"
+#include "kern_impl.h"
+
+/* ------------------------------------------------------------ ISA tables */
+
+static const w8_kern_table *g_tab; /* active table, chosen at first use */
+
+static const w8_kern_table *table_for(w8_isa isa) {
+    switch (isa) {
+    case W8_ISA_AVX512: return &w8_kern_avx512;
+    case W8_ISA_AVX2: return &w8_kern_avx2;
+    default: return &w8_kern_ref;
+    }
+}
+
+static const w8_kern_table *active(void) {
+    /* A racing first call stores the same pointer; no lock needed. */
+    const w8_kern_table *t = __atomic_load_n(&g_tab, __ATOMIC_ACQUIRE);
+    if (!t) {
+        t = table_for(w8_isa_detect());
+        __atomic_store_n(&g_tab, t, __ATOMIC_RELEASE);
+    }
+    return t;
+}
+
+w8_isa w8_isa_active(void) { return active()->isa; }
+
+int w8_isa_force(w8_isa isa) {
+    if ((int)isa < 0 || isa > W8_ISA_AVX512) return w8_seterr("kernels: unknown ISA %d", (int)isa);
+    if (isa > w8_isa_hw())
+        return w8_seterr("kernels: this CPU cannot run %s kernels", w8_isa_name(isa));
+    __atomic_store_n(&g_tab, table_for(isa), __ATOMIC_RELEASE);
+    return 0;
+}
+
+/* ------------------------------------------------------------- scratch
+ * Grow-only buffers kept per thread, so a GEMM call does not pay malloc and
+ * page faults every time.  A thread-exit destructor frees them for threads
+ * that end (server workers); live threads keep them reachable in TLS. */
+
+enum { SLOT_QPREP, SLOT_FPACK, SLOT_COUNT };
+static __thread void *tls_buf[SLOT_COUNT];
+static __thread size_t tls_cap[SLOT_COUNT];
+static pthread_key_t g_key[SLOT_COUNT];
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static void key_init(void) {
+    for (int s = 0; s < SLOT_COUNT; s++) pthread_key_create(&g_key[s], free);
+}
+
+static void *scratch(int slot, size_t bytes) {
+    if (bytes > tls_cap[slot]) {
+        pthread_once(&g_once, key_init);
+        free(tls_buf[slot]);
+        bytes = (bytes + 4095) & ~(size_t)4095;
+        tls_buf[slot] = w8_xalloc_aligned(bytes);
+        tls_cap[slot] = bytes;
+        pthread_setspecific(g_key[slot], tls_buf[slot]);
+    }
+    return tls_buf[slot];
+}
+
+static int threads_for(double macs) {
+    int nt = w8_get_threads();
+    if (nt < 1) nt = 1;
+    if (macs < 65536.0) nt = 1;
+    return nt;
+}
+
+/* ------------------------------------------------------------------ int8 */
+
+void w8_qmat_pack(w8_qmat *m, const int8_t *w, int n, int k, const int32_t *quant_bias,
+                  const float *deq_scale) {
+    const w8_kern_table *t = active();
+    memset(m, 0, sizeof *m);
+    m->n = n;
+    m->k = k;
+    m->isa = t->isa;
+    m->scale = w8_xmalloc((size_t)n * sizeof(float) + 1);
+    memcpy(m->scale, deq_scale, (size_t)n * sizeof(float));
+    t->qpack(m, w, n, k, quant_bias, deq_scale);
+}
+
+void w8_qmat_free(w8_qmat *m) {
+    if (!m) return;
+    free(m->packed);
+    free(m->bias);
+    free(m->scale);
+    memset(m, 0, sizeof *m);
+}
+
+void w8_gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float *y, size_t ldy) {
+    /* The layout decides the kernel: a matrix packed before w8_isa_force()
+     * keeps running the kernel it was packed for. */
+    const w8_kern_table *t = table_for(w->isa);
+    int n = w->n, k = w->k;
+    if (m <= 0 || n <= 0) return;
+    const void *xs = x;
+    size_t ldxs = ldx, kp = 0;
+    uint8_t *buf = NULL;
+    if (t->qprep) {
+        kp = t->qkpad(k);
+        buf = scratch(SLOT_QPREP, (size_t)m * kp);
+        xs = buf;
+        ldxs = kp;
+    }
+    int nb = t->qnblock, mb = t->qmblock;
+    int ngroups = (n + nb - 1) / nb, mchunks = (m + mb - 1) / mb;
+    int items = ngroups * mchunks;
+    int nt = threads_for((double)m * n * k);
+    if (nt > items) nt = items;
+    /* a few rows are converted here: a barrier costs more than that (and on
+     * a busy host it waits for the slowest thread to be scheduled at all) */
+    if (buf && (m <= 16 || nt == 1))
+        for (int i = 0; i < m; i++) t->qprep(x + (size_t)i * ldx, k, buf + (size_t)i * kp);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        if (buf && m > 16 && nt > 1) {
+            int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+            for (int i = tid; i < m; i += nth) t->qprep(x + (size_t)i * ldx, k, buf + (size_t)i * kp);
+#pragma omp barrier
+        }
+        /* dynamic: on a shared host one thread may be descheduled for a while */
+#pragma omp for schedule(dynamic, 1) nowait
+        for (int it = 0; it < items; it++) {
+            int g = it / mchunks, c = it % mchunks;
+            int i0 = c * mb, i1 = i0 + mb < m ? i0 + mb : m;
+            int n0 = g * nb, n1 = n0 + nb < n ? n0 + nb : n;
+            t->qgemm(w, i0, i1, xs, ldxs, y, ldy, n0, n1);
+        }
+    }
+}
+
+/* ------------------------------------------------- activation quantization */
+
+void w8_quant_rows(const float *x, int m, int k, size_t ldx, float scale, int offset, int8_t *xq,
+                   size_t ldq) {
+    const w8_kern_table *t = active();
+    int nt = threads_for((double)m * k / 4);
+    if (nt > m) nt = m;
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+    for (int i = 0; i < m; i++)
+        t->quant_rows(x + (size_t)i * ldx, 1, k, ldx, scale, offset, xq + (size_t)i * ldq, ldq);
+}
+
+void w8_rmsnorm_rows(const float *x, int m, int k, size_t ldx, const float *g, const float *b,
+                     float eps, float *y, size_t ldy, int8_t *xq, size_t ldq, float scale,
+                     int offset) {
+    const w8_kern_table *t = active();
+    int nt = threads_for((double)m * k / 4);
+    if (nt > m) nt = m;
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+    for (int i = 0; i < m; i++)
+        t->rmsnorm_rows(x + (size_t)i * ldx, 1, k, ldx, g, b, eps, y ? y + (size_t)i * ldy : NULL,
+                        ldy, xq ? xq + (size_t)i * ldq : NULL, ldq, scale, offset);
+}
+
+/* ----------------------------------------------------------------- float */
+
+void w8_gemm_f(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, size_t ldy,
+               const float *bias) {
+    const w8_kern_table *t = active();
+    int n = w->n;
+    if (m <= 0 || n <= 0) return;
+    int direct = m <= 4 || !t->fgemm;
+    /* direct: 64-channel items (a few us of streaming each); packed: the
+     * kernel's column group */
+    int nb = direct ? 64 : t->fnblock;
+    int ngroups = (n + nb - 1) / nb;
+    int nt = threads_for((double)m * n * w->k);
+    if (nt > ngroups) nt = ngroups;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        float *sc = direct ? NULL : scratch(SLOT_FPACK, t->fscratch * sizeof(float));
+#pragma omp for schedule(dynamic, 1) nowait
+        for (int g = 0; g < ngroups; g++) {
+            int n0 = g * nb, n1 = n0 + nb < n ? n0 + nb : n;
+            if (direct) {
+                for (int i = 0; i < m; i += 4)
+                    t->fgemv(w, i, i + 4 < m ? i + 4 : m, x, ldx, y, ldy, bias, n0, n1);
+            } else {
+                t->fgemm(w, m, x, ldx, y, ldy, bias, n0, n1, sc);
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------- attention */
+
+void w8_attn_scores(const float *q, const float *k, size_t ldk, int n, int d, float scale,
+                    float *s) {
+    if (n > 0) active()->attn_scores(q, k, ldk, n, d, scale, s);
+}
+
+void w8_attn_accum(const float *p, const float *v, size_t ldv, int n, int d, float *out) {
+    if (n > 0) active()->attn_accum(p, v, ldv, n, d, out);
+}

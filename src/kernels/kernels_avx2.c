@@ -1,0 +1,291 @@
+/*
+ * kernels_avx2.c - AVX2 + FMA + F16C kernels, for x86-64 CPUs without
+ * AVX-512 VNNI.  Built with -mavx2 -mfma -mf16c; only called after cpu.c saw
+ * those features.
+ *
+ * int8 layout: panels of 8 output channels; k padded with zeros to a
+ * multiple of 4; panel p, group g is 32 bytes: channel c's bytes
+ * W[8p + c][4g .. 4g + 3] at offset 4c.  vpmaddubsw would saturate, so the
+ * kernel sign-extends the weights to int16 and multiplies with vpmaddwd
+ * against activations that qprep already widened to int16 (signed, so the
+ * bias is quant_bias unchanged).  vpmaddwd leaves two partial sums per
+ * channel (k pairs 0-1 and 2-3); they are added once, at the end.
+ */
+#include <immintrin.h>
+#include <string.h>
+
+#include "../util.h"
+#include "kern_impl.h"
+
+#define AI static inline __attribute__((always_inline))
+
+/* lanes [0, cnt) set, for maskload/maskstore */
+static inline __m256i tailmask8(int cnt) {
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(cnt), idx);
+}
+
+/* ------------------------------------------------------------------ int8 */
+
+enum { QMR = 4, QNB = 32 };
+
+static size_t q_k4(int k) { return ((size_t)k + 3) / 4; }
+static size_t q_kpad(int k) { return q_k4(k) * 4 * sizeof(int16_t); }
+
+static void q_pack(w8_qmat *m, const int8_t *w, int n, int k, const int32_t *quant_bias,
+                   const float *deq_scale) {
+    (void)deq_scale;
+    size_t k4 = q_k4(k), np = ((size_t)n + 7) / 8;
+    m->packed_bytes = np * k4 * 32;
+    m->packed = w8_xalloc_aligned(m->packed_bytes ? m->packed_bytes : 64);
+    memset(m->packed, 0, m->packed_bytes);
+    m->bias = w8_xmalloc((size_t)n * sizeof(int32_t) + 1);
+    for (int j = 0; j < n; j++) {
+        const int8_t *wj = w + (size_t)j * (size_t)k;
+        int8_t *dst = m->packed + ((size_t)j / 8) * k4 * 32 + (size_t)(j % 8) * 4;
+        for (int t = 0; t < k; t++) dst[(size_t)(t / 4) * 32 + (size_t)(t % 4)] = wj[t];
+        m->bias[j] = quant_bias[j];
+    }
+}
+
+static void q_prep(const int8_t *x, int k, uint8_t *dstv) {
+    int16_t *dst = (int16_t *)(void *)dstv;
+    int t = 0;
+    for (; t + 16 <= k; t += 16)
+        _mm256_storeu_si256((__m256i *)(dst + t), _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x + t))));
+    for (; t < k; t++) dst[t] = x[t];
+    for (size_t p = (size_t)k; p < q_k4(k) * 4; p++) dst[p] = 0;
+}
+
+AI void q_tile(const int16_t *x, size_t ldx, const int8_t *wp, size_t k4, float *y, size_t ldy,
+               int ncols, const int32_t *bias, const float *scale, const int MR) {
+    __m256i lo[QMR], hi[QMR];
+    for (int r = 0; r < MR; r++) lo[r] = hi[r] = _mm256_setzero_si256();
+    for (size_t g = 0; g < k4; g++) {
+        __m256i wb = _mm256_load_si256((const __m256i *)(wp + g * 32));
+        __m256i wl = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(wb));
+        __m256i wh = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(wb, 1));
+        for (int r = 0; r < MR; r++) {
+            int64_t a64;
+            memcpy(&a64, x + (size_t)r * ldx + g * 4, 8);
+            __m256i a = _mm256_set1_epi64x(a64);
+            lo[r] = _mm256_add_epi32(lo[r], _mm256_madd_epi16(wl, a));
+            hi[r] = _mm256_add_epi32(hi[r], _mm256_madd_epi16(wh, a));
+        }
+    }
+    __m256i mk = tailmask8(ncols);
+    __m256i bv = _mm256_maskload_epi32(bias, mk);
+    __m256 sv = _mm256_maskload_ps(scale, mk);
+    const __m256i perm = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+    for (int r = 0; r < MR; r++) {
+        /* hadd gives channels [0 1 4 5 | 2 3 6 7]; the permute restores order */
+        __m256i acc = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(lo[r], hi[r]), perm);
+        __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc, bv)), sv);
+        _mm256_maskstore_ps(y + (size_t)r * ldy, mk, v);
+    }
+}
+
+#define QT(MR)                                                                                 \
+    static void q_tile_##MR(const int16_t *x, size_t ldx, const int8_t *wp, size_t k4, float *y, \
+                            size_t ldy, int ncols, const int32_t *bias, const float *scale) {  \
+        q_tile(x, ldx, wp, k4, y, ldy, ncols, bias, scale, MR);                                \
+    }
+QT(1)
+QT(2)
+QT(3)
+QT(4)
+typedef void (*q_tile_fn)(const int16_t *, size_t, const int8_t *, size_t, float *, size_t, int,
+                          const int32_t *, const float *);
+static const q_tile_fn q_tiles[QMR] = { q_tile_1, q_tile_2, q_tile_3, q_tile_4 };
+
+static void q_gemm(const w8_qmat *w, int i0, int i1, const void *xv, size_t ldx, float *y,
+                   size_t ldy, int n0, int n1) {
+    const int16_t *x = xv;
+    size_t ldx16 = ldx / sizeof(int16_t);
+    size_t k4 = q_k4(w->k), pstride = k4 * 32;
+    for (int c0 = n0; c0 < n1; c0 += 8) {
+        int ncols = n1 - c0 < 8 ? n1 - c0 : 8;
+        const int8_t *wp = w->packed + (size_t)(c0 / 8) * pstride;
+        for (int i = i0; i < i1; i += QMR) {
+            int mr = i1 - i < QMR ? i1 - i : QMR;
+            q_tiles[mr - 1](x + (size_t)i * ldx16, ldx16, wp, k4, y + (size_t)i * ldy + (size_t)c0,
+                            ldy, ncols, w->bias + c0, w->scale + c0);
+        }
+    }
+}
+
+/* ------------------------------------------------- activation quantization */
+
+AI __m256i q8(__m256 v, __m256 sc, __m256 off) {
+    __m256 r = _mm256_round_ps(_mm256_div_ps(v, sc), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm256_add_ps(r, off);
+    r = _mm256_max_ps(r, _mm256_set1_ps(-128.0f));
+    r = _mm256_min_ps(r, _mm256_set1_ps(127.0f));
+    return _mm256_cvtps_epi32(r);
+}
+
+/* store the 8 int32 lanes (all in [-128, 127]) as 8 bytes */
+static inline void store8(int8_t *dst, __m256i v) {
+    __m128i w16 = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    __m128i b8 = _mm_packs_epi16(w16, w16);
+    _mm_storel_epi64((__m128i *)dst, b8);
+}
+
+static void v_quant_rows(const float *x, int m, int k, size_t ldx, float scale, int offset,
+                         int8_t *xq, size_t ldq) {
+    __m256 sc = _mm256_set1_ps(scale), off = _mm256_set1_ps((float)offset);
+    for (int i = 0; i < m; i++) {
+        const float *xi = x + (size_t)i * ldx;
+        int8_t *qi = xq + (size_t)i * ldq;
+        int t = 0;
+        for (; t + 8 <= k; t += 8) store8(qi + t, q8(_mm256_loadu_ps(xi + t), sc, off));
+        for (; t < k; t++) qi[t] = w8_kern_q1(xi[t], scale, (float)offset);
+    }
+}
+
+/* w8_ref_sumsq's order: lanes 0-7 in lo, 8-15 in hi, then the halving tree */
+static float v_sumsq(const float *x, int k) {
+    __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
+    int t = 0;
+    for (; t + 16 <= k; t += 16) {
+        __m256 a = _mm256_loadu_ps(x + t), b = _mm256_loadu_ps(x + t + 8);
+        lo = _mm256_add_ps(lo, _mm256_mul_ps(a, a));
+        hi = _mm256_add_ps(hi, _mm256_mul_ps(b, b));
+    }
+    if (t < k) {
+        __m256 a = _mm256_maskload_ps(x + t, tailmask8(k - t));
+        __m256 b = _mm256_maskload_ps(x + t + 8, tailmask8(k - t - 8));
+        lo = _mm256_add_ps(lo, _mm256_mul_ps(a, a));
+        hi = _mm256_add_ps(hi, _mm256_mul_ps(b, b));
+    }
+    __m256 h8 = _mm256_add_ps(lo, hi);
+    __m128 h4 = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
+    __m128 h2 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
+    __m128 h1 = _mm_add_ss(h2, _mm_movehdup_ps(h2));
+    return _mm_cvtss_f32(h1);
+}
+
+static void v_rmsnorm_rows(const float *x, int m, int k, size_t ldx, const float *g,
+                           const float *b, float eps, float *y, size_t ldy, int8_t *xq,
+                           size_t ldq, float scale, int offset) {
+    __m256 sc = _mm256_set1_ps(scale), off = _mm256_set1_ps((float)offset);
+    for (int i = 0; i < m; i++) {
+        const float *xi = x + (size_t)i * ldx;
+        float rs = w8_kern_rms_inv(v_sumsq(xi, k), k, eps);
+        __m256 r = _mm256_set1_ps(rs);
+        float *yi = y ? y + (size_t)i * ldy : NULL;
+        int8_t *qi = xq ? xq + (size_t)i * ldq : NULL;
+        int t = 0;
+        for (; t + 8 <= k; t += 8) {
+            __m256 v = _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(xi + t), r), _mm256_loadu_ps(g + t));
+            if (b) v = _mm256_add_ps(v, _mm256_loadu_ps(b + t));
+            if (yi) _mm256_storeu_ps(yi + t, v);
+            if (qi) store8(qi + t, q8(v, sc, off));
+        }
+        for (; t < k; t++) {
+            float v = (xi[t] * rs) * g[t];
+            if (b) v = v + b[t];
+            if (yi) yi[t] = v;
+            if (qi) qi[t] = w8_kern_q1(v, scale, (float)offset);
+        }
+    }
+}
+
+/* ----------------------------------------------------------------- float */
+
+AI __m256 f_load(const void *w, w8_dtype dt, size_t idx) {
+    if (dt == W8_F32) return _mm256_loadu_ps((const float *)w + idx);
+    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)w + idx));
+    if (dt == W8_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+AI float f_scalar(const void *w, w8_dtype dt, size_t idx) {
+    if (dt == W8_F32) return ((const float *)w)[idx];
+    if (dt == W8_F16) return w8_f16_to_f32(((const uint16_t *)w)[idx]);
+    return w8_bf16_to_f32(((const uint16_t *)w)[idx]);
+}
+
+static inline float hsum8(__m256 v) {
+    __m128 h4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    __m128 h2 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
+    return _mm_cvtss_f32(_mm_add_ss(h2, _mm_movehdup_ps(h2)));
+}
+
+/* one channel at a time for up to 4 rows; W streamed once */
+AI void f_gemv_t(const w8_fmat *w, int i0, int i1, const float *x, size_t ldx, float *y,
+                 size_t ldy, const float *bias, int n0, int n1, const w8_dtype dt) {
+    int k = w->k, mr = i1 - i0, k8 = k & ~7;
+    const float *xr[4];
+    for (int r = 0; r < 4; r++) xr[r] = x + (size_t)(i0 + (r < mr ? r : 0)) * ldx;
+    for (int j = n0; j < n1; j++) {
+        size_t base = (size_t)j * (size_t)k;
+        __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                          _mm256_setzero_ps() };
+        for (int t = 0; t < k8; t += 8) {
+            __m256 wv = f_load(w->w, dt, base + (size_t)t);
+            for (int r = 0; r < 4; r++)
+                if (r < mr) acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(xr[r] + t), wv, acc[r]);
+        }
+        for (int r = 0; r < mr; r++) {
+            float s = hsum8(acc[r]);
+            for (int t = k8; t < k; t++) s += xr[r][t] * f_scalar(w->w, dt, base + (size_t)t);
+            y[(size_t)(i0 + r) * ldy + (size_t)j] = s + (bias ? bias[j] : 0.0f);
+        }
+    }
+}
+
+static void f_gemv(const w8_fmat *w, int i0, int i1, const float *x, size_t ldx, float *y,
+                   size_t ldy, const float *bias, int n0, int n1) {
+    switch (w->dtype) {
+    case W8_BF16: f_gemv_t(w, i0, i1, x, ldx, y, ldy, bias, n0, n1, W8_BF16); break;
+    case W8_F16: f_gemv_t(w, i0, i1, x, ldx, y, ldy, bias, n0, n1, W8_F16); break;
+    default: f_gemv_t(w, i0, i1, x, ldx, y, ldy, bias, n0, n1, W8_F32); break;
+    }
+}
+
+/* ------------------------------------------------------------- attention */
+
+static void v_attn_scores(const float *q, const float *k, size_t ldk, int n, int d, float scale,
+                          float *s) {
+    int d8 = d & ~7;
+    for (int j = 0; j < n; j++) {
+        const float *kj = k + (size_t)j * ldk;
+        __m256 acc = _mm256_setzero_ps();
+        for (int t = 0; t < d8; t += 8)
+            acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + t), _mm256_loadu_ps(kj + t), acc);
+        float sum = hsum8(acc);
+        for (int t = d8; t < d; t++) sum += q[t] * kj[t];
+        s[j] = scale * sum;
+    }
+}
+
+static void v_attn_accum(const float *p, const float *v, size_t ldv, int n, int d, float *out) {
+    int d8 = d & ~7;
+    for (int t = 0; t < d8; t += 8) {
+        __m256 o = _mm256_loadu_ps(out + t);
+        for (int j = 0; j < n; j++)
+            o = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(v + (size_t)j * ldv + t), o);
+        _mm256_storeu_ps(out + t, o);
+    }
+    for (int t = d8; t < d; t++)
+        for (int j = 0; j < n; j++) out[t] += p[j] * v[(size_t)j * ldv + (size_t)t];
+}
+
+const w8_kern_table w8_kern_avx2 = {
+    .isa = W8_ISA_AVX2,
+    .qpack = q_pack,
+    .qprep = q_prep,
+    .qkpad = q_kpad,
+    .qnblock = QNB,
+    .qmblock = 16 * QMR,
+    .qgemm = q_gemm,
+    .quant_rows = v_quant_rows,
+    .rmsnorm_rows = v_rmsnorm_rows,
+    .fgemv = f_gemv,
+    .fgemm = NULL,
+    .fnblock = 8,
+    .fscratch = 0,
+    .attn_scores = v_attn_scores,
+    .attn_accum = v_attn_accum,
+};

@@ -1,0 +1,471 @@
+/*
+ * kernels_avx512.c - AVX-512 (F/BW/VL/DQ/VNNI) kernels.  Built with the
+ * AVX-512 flags; only ever called after cpu.c saw those features.
+ *
+ * int8 layout (vpdpbusd wants 4 consecutive k bytes per 32-bit lane):
+ *   W is cut into panels of 16 output channels; k is padded with zeros to a
+ *   multiple of 4 (K4 = ceil(k / 4) groups).  Panel p, group g is 64 bytes:
+ *   channel c's bytes W[16p + c][4g .. 4g + 3] at offset 4c.  Panels follow
+ *   each other (panel stride K4 * 64 bytes), so one zmm load feeds 16
+ *   channels and the kernel streams each panel front to back.
+ *   vpdpbusd multiplies unsigned by signed bytes, so activations are fed as
+ *   u8 = xq ^ 0x80 = xq + 128 and the bias absorbs -128 * rowsum(W).
+ *
+ * The int8 micro-kernel holds an MR x NP tile (up to 6 rows x 4 panels = 24
+ * zmm accumulators): per k group it loads NP weight vectors and broadcasts
+ * MR activation dwords, 24 vpdpbusd for 10 loads.  The weights of a 64
+ * column group (64 * k bytes) stay in L2 while the rows are walked.
+ */
+#include <immintrin.h>
+#include <string.h>
+
+#include "../util.h"
+#include "kern_impl.h"
+
+#define AI static inline __attribute__((always_inline))
+
+static inline __mmask16 tailmask16(int cnt) {
+    return cnt >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << cnt) - 1u);
+}
+
+/* ------------------------------------------------------------------ int8 */
+
+enum { QMR = 6, QNP = 4 };
+
+static size_t q_k4(int k) { return ((size_t)k + 3) / 4; }
+static size_t q_kpad(int k) { return q_k4(k) * 4; }
+
+static void q_pack(w8_qmat *m, const int8_t *w, int n, int k, const int32_t *quant_bias,
+                   const float *deq_scale) {
+    (void)deq_scale;
+    /* panels rounded up to whole 64-column groups: the kernel always reads 4 */
+    size_t k4 = q_k4(k), np = ((size_t)n + 16 * QNP - 1) / (16 * QNP) * QNP;
+    m->packed_bytes = np * k4 * 64;
+    m->packed = w8_xalloc_aligned(m->packed_bytes ? m->packed_bytes : 64);
+    memset(m->packed, 0, m->packed_bytes);
+    m->bias = w8_xmalloc((size_t)n * sizeof(int32_t) + 1);
+    for (int j = 0; j < n; j++) {
+        const int8_t *wj = w + (size_t)j * (size_t)k;
+        int8_t *dst = m->packed + ((size_t)j / 16) * k4 * 64 + (size_t)(j % 16) * 4;
+        int32_t rowsum = 0;
+        for (int t = 0; t < k; t++) {
+            dst[(size_t)(t / 4) * 64 + (size_t)(t % 4)] = wj[t];
+            rowsum += wj[t];
+        }
+        m->bias[j] = (int32_t)((uint32_t)quant_bias[j] - 128u * (uint32_t)rowsum);
+    }
+}
+
+static void q_prep(const int8_t *x, int k, uint8_t *dst) {
+    int t = 0;
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    for (; t + 64 <= k; t += 64)
+        _mm512_storeu_si512(dst + t, _mm512_xor_si512(_mm512_loadu_si512(x + t), flip));
+    if (t < k) {
+        __mmask64 mk = ((__mmask64)1 << (k - t)) - 1;
+        __m512i v = _mm512_maskz_loadu_epi8(mk, x + t);
+        _mm512_mask_storeu_epi8(dst + t, mk, _mm512_xor_si512(v, flip));
+    }
+    /* zero padding up to a multiple of 4 (the weights there are zero too) */
+    for (size_t p = (size_t)k; p < q_kpad(k); p++) dst[p] = 0;
+}
+
+/* The micro-kernel: rows x0.. (MR of them, a compile-time constant after
+ * inlining) times one 64-column group (4 panels; pack pads the last group
+ * with zero panels).  The accumulators are named variables, not an array:
+ * GCC spills arrays of vectors to the stack on every iteration. */
+#define QROW_DECL(r)                                                                     \
+    __m512i c##r##0 = _mm512_setzero_si512(), c##r##1 = c##r##0, c##r##2 = c##r##0,       \
+            c##r##3 = c##r##0;                                                            \
+    const uint8_t *x##r = x + (size_t)(r < MR ? r : 0) * ldx;
+#define QROW_STEP(r)                                                                     \
+    if (r < MR) {                                                                         \
+        int32_t a32;                                                                      \
+        memcpy(&a32, x##r + g * 4, 4);                                                    \
+        __m512i a = _mm512_set1_epi32(a32);                                               \
+        DPBUSD(c##r##0, a, b0);                                                                             \
+        DPBUSD(c##r##1, a, b1);                                                                             \
+        DPBUSD(c##r##2, a, b2);                                                                             \
+        DPBUSD(c##r##3, a, b3);                                                                             \
+    }
+#define QROW_STORE(r)                                                                    \
+    if (r < MR) {                                                                         \
+        float *yr = y + (size_t)r * ldy;                                                  \
+        q_store(yr, c##r##0, bias, scale, ncols);                                         \
+        if (ncols > 16) q_store(yr + 16, c##r##1, bias + 16, scale + 16, ncols - 16);     \
+        if (ncols > 32) q_store(yr + 32, c##r##2, bias + 32, scale + 32, ncols - 32);     \
+        if (ncols > 48) q_store(yr + 48, c##r##3, bias + 48, scale + 48, ncols - 48);     \
+    }
+
+/* acc += u8(a) . s8(b) in 4-byte groups.  Inline asm ties the accumulator
+ * to its register: with the intrinsic GCC 12 copies accumulators around
+ * (and spills some) on every iteration of the 24-accumulator kernel. */
+#define DPBUSD(acc, a, b) __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b))
+
+/* epilogue of 16 columns: (acc + bias) * scale, masked past the last column */
+AI void q_store(float *y, __m512i acc, const int32_t *bias, const float *scale, int cnt) {
+    __mmask16 mk = tailmask16(cnt);
+    __m512i bv = _mm512_maskz_loadu_epi32(mk, bias);
+    __m512 sv = _mm512_maskz_loadu_ps(mk, scale);
+    _mm512_mask_storeu_ps(y, mk, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc, bv)), sv));
+}
+
+AI void q_tile(const uint8_t *x, size_t ldx, const int8_t *wp, size_t pstride, size_t k4,
+               float *y, size_t ldy, int ncols, const int32_t *bias, const float *scale,
+               const int MR) {
+    QROW_DECL(0) QROW_DECL(1) QROW_DECL(2) QROW_DECL(3) QROW_DECL(4) QROW_DECL(5)
+    const int8_t *w0 = wp, *w1 = wp + pstride, *w2 = wp + 2 * pstride, *w3 = wp + 3 * pstride;
+    for (size_t g = 0; g < k4; g++) {
+        __m512i b0 = _mm512_load_si512((const void *)(w0 + g * 64));
+        __m512i b1 = _mm512_load_si512((const void *)(w1 + g * 64));
+        __m512i b2 = _mm512_load_si512((const void *)(w2 + g * 64));
+        __m512i b3 = _mm512_load_si512((const void *)(w3 + g * 64));
+        QROW_STEP(0) QROW_STEP(1) QROW_STEP(2) QROW_STEP(3) QROW_STEP(4) QROW_STEP(5)
+    }
+    QROW_STORE(0) QROW_STORE(1) QROW_STORE(2) QROW_STORE(3) QROW_STORE(4) QROW_STORE(5)
+}
+
+#define QT(MR)                                                                              \
+    static void q_tile_##MR(const uint8_t *x, size_t ldx, const int8_t *wp, size_t pstride,  \
+                            size_t k4, float *y, size_t ldy, int ncols, const int32_t *bias, \
+                            const float *scale) {                                           \
+        q_tile(x, ldx, wp, pstride, k4, y, ldy, ncols, bias, scale, MR);                    \
+    }
+QT(1)
+QT(2)
+QT(3)
+QT(4)
+QT(5)
+QT(6)
+
+typedef void (*q_tile_fn)(const uint8_t *, size_t, const int8_t *, size_t, size_t, float *,
+                          size_t, int, const int32_t *, const float *);
+static const q_tile_fn q_tiles[QMR] = { q_tile_1, q_tile_2, q_tile_3, q_tile_4, q_tile_5, q_tile_6 };
+
+static void q_gemm(const w8_qmat *w, int i0, int i1, const void *xv, size_t ldx, float *y,
+                   size_t ldy, int n0, int n1) {
+    const uint8_t *x = xv;
+    size_t k4 = q_k4(w->k), pstride = k4 * 64;
+    for (int c0 = n0; c0 < n1; c0 += 16 * QNP) {
+        int ncols = n1 - c0 < 16 * QNP ? n1 - c0 : 16 * QNP;
+        const int8_t *wp = w->packed + (size_t)(c0 / 16) * pstride;
+        for (int i = i0; i < i1; i += QMR) {
+            int mr = i1 - i < QMR ? i1 - i : QMR;
+            q_tiles[mr - 1](x + (size_t)i * ldx, ldx, wp, pstride, k4,
+                                    y + (size_t)i * ldy + (size_t)c0, ldy, ncols,
+                                    w->bias + c0, w->scale + c0);
+        }
+    }
+}
+
+/* ------------------------------------------------- activation quantization */
+
+/* clamp(round_half_even(v / scale) + offset) with the operand order of
+ * w8_kern_q1 (max/min return the second operand for NaN). */
+AI __m128i q16(__m512 v, __m512 sc, __m512 off) {
+    __m512 r = _mm512_roundscale_ps(_mm512_div_ps(v, sc), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm512_add_ps(r, off);
+    r = _mm512_max_ps(r, _mm512_set1_ps(-128.0f));
+    r = _mm512_min_ps(r, _mm512_set1_ps(127.0f));
+    return _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(r));
+}
+
+static void x_quant_rows(const float *x, int m, int k, size_t ldx, float scale, int offset,
+                         int8_t *xq, size_t ldq) {
+    __m512 sc = _mm512_set1_ps(scale), off = _mm512_set1_ps((float)offset);
+    for (int i = 0; i < m; i++) {
+        const float *xi = x + (size_t)i * ldx;
+        int8_t *qi = xq + (size_t)i * ldq;
+        for (int t = 0; t < k; t += 16) {
+            __mmask16 mk = tailmask16(k - t);
+            __m128i q = q16(_mm512_maskz_loadu_ps(mk, xi + t), sc, off);
+            _mm_mask_storeu_epi8(qi + t, mk, q);
+        }
+    }
+}
+
+/* The sum of squares in w8_ref_sumsq's order: 16 lanes, then halving. */
+static float x_sumsq(const float *x, int k) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int t = 0; t < k; t += 16) {
+        __m512 v = _mm512_maskz_loadu_ps(tailmask16(k - t), x + t);
+        acc = _mm512_add_ps(acc, _mm512_mul_ps(v, v));
+    }
+    __m256 h8 = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));
+    __m128 h4 = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
+    __m128 h2 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
+    __m128 h1 = _mm_add_ss(h2, _mm_movehdup_ps(h2));
+    return _mm_cvtss_f32(h1);
+}
+
+static void x_rmsnorm_rows(const float *x, int m, int k, size_t ldx, const float *g,
+                           const float *b, float eps, float *y, size_t ldy, int8_t *xq,
+                           size_t ldq, float scale, int offset) {
+    __m512 sc = _mm512_set1_ps(scale), off = _mm512_set1_ps((float)offset);
+    for (int i = 0; i < m; i++) {
+        const float *xi = x + (size_t)i * ldx;
+        __m512 r = _mm512_set1_ps(w8_kern_rms_inv(x_sumsq(xi, k), k, eps));
+        for (int t = 0; t < k; t += 16) {
+            __mmask16 mk = tailmask16(k - t);
+            __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, xi + t), r),
+                                     _mm512_maskz_loadu_ps(mk, g + t));
+            if (b) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, b + t));
+            if (y) _mm512_mask_storeu_ps(y + (size_t)i * ldy + t, mk, v);
+            if (xq) _mm_mask_storeu_epi8(xq + (size_t)i * ldq + t, mk, q16(v, sc, off));
+        }
+    }
+}
+
+/* ----------------------------------------------------------------- float */
+
+/* 16 weights starting at element idx, widened to f32; masked lanes are 0. */
+AI __m512 f_load(const void *w, w8_dtype dt, size_t idx, __mmask16 mk) {
+    if (dt == W8_F32) return _mm512_maskz_loadu_ps(mk, (const float *)w + idx);
+    __m256i h = _mm256_maskz_loadu_epi16(mk, (const uint16_t *)w + idx);
+    if (dt == W8_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* Rows [i0, i0 + MR) (MR <= 4) x channels [n0, n1), W streamed once: 4
+ * channels (4 sequential streams) at a time, each weight vector used for
+ * every row.  Named accumulators, as in the int8 kernel. */
+#define FV_DECL(c)                                                                       \
+    __m512 e##c##0 = _mm512_setzero_ps(), e##c##1 = e##c##0, e##c##2 = e##c##0,          \
+           e##c##3 = e##c##0;                                                             \
+    const size_t o##c = (size_t)(j + (c < nc ? c : 0)) * (size_t)k;
+#define FV_STEP(c, mk)                                                                   \
+    {                                                                                     \
+        __m512 wv = f_load(w->w, dt, o##c + (size_t)t, mk);                               \
+        e##c##0 = _mm512_fmadd_ps(xv0, wv, e##c##0);                                      \
+        if (MR > 1) e##c##1 = _mm512_fmadd_ps(xv1, wv, e##c##1);                          \
+        if (MR > 2) e##c##2 = _mm512_fmadd_ps(xv2, wv, e##c##2);                          \
+        if (MR > 3) e##c##3 = _mm512_fmadd_ps(xv3, wv, e##c##3);                          \
+    }
+#define FV_XLOAD(mk)                                                                     \
+    __m512 xv0 = _mm512_maskz_loadu_ps(mk, x0 + t), xv1 = xv0, xv2 = xv0, xv3 = xv0;      \
+    if (MR > 1) xv1 = _mm512_maskz_loadu_ps(mk, x1 + t);                                  \
+    if (MR > 2) xv2 = _mm512_maskz_loadu_ps(mk, x2 + t);                                  \
+    if (MR > 3) xv3 = _mm512_maskz_loadu_ps(mk, x3 + t);
+#define FV_OUT(c)                                                                        \
+    if (c < nc) {                                                                         \
+        float bj = bias ? bias[j + c] : 0.0f;                                             \
+        y0[j + c] = _mm512_reduce_add_ps(e##c##0) + bj;                                   \
+        if (MR > 1) y1[j + c] = _mm512_reduce_add_ps(e##c##1) + bj;                       \
+        if (MR > 2) y2[j + c] = _mm512_reduce_add_ps(e##c##2) + bj;                       \
+        if (MR > 3) y3[j + c] = _mm512_reduce_add_ps(e##c##3) + bj;                       \
+    }
+
+AI void f_gemv_t(const w8_fmat *w, int i0, const float *x, size_t ldx, float *y, size_t ldy,
+                 const float *bias, int n0, int n1, const w8_dtype dt, const int MR) {
+    int k = w->k, kfull = k & ~15;
+    const float *x0 = x + (size_t)i0 * ldx, *x1 = x0 + ldx, *x2 = x1 + ldx, *x3 = x2 + ldx;
+    float *y0 = y + (size_t)i0 * ldy, *y1 = y0 + ldy, *y2 = y1 + ldy, *y3 = y2 + ldy;
+    __mmask16 tail = tailmask16(k - kfull);
+    for (int j = n0; j < n1; j += 4) {
+        int nc = n1 - j < 4 ? n1 - j : 4;
+        FV_DECL(0) FV_DECL(1) FV_DECL(2) FV_DECL(3)
+        int t = 0;
+        for (; t < kfull; t += 16) {
+            FV_XLOAD(0xffff)
+            FV_STEP(0, 0xffff) FV_STEP(1, 0xffff) FV_STEP(2, 0xffff) FV_STEP(3, 0xffff)
+        }
+        if (t < k) {
+            FV_XLOAD(tail)
+            FV_STEP(0, tail) FV_STEP(1, tail) FV_STEP(2, tail) FV_STEP(3, tail)
+        }
+        FV_OUT(0) FV_OUT(1) FV_OUT(2) FV_OUT(3)
+    }
+}
+
+#define FGV(DT, MR)                                                                          \
+    static void f_gemv_##DT##_##MR(const w8_fmat *w, int i0, const float *x, size_t ldx,      \
+                                   float *y, size_t ldy, const float *bias, int n0, int n1) { \
+        f_gemv_t(w, i0, x, ldx, y, ldy, bias, n0, n1, W8_##DT, MR);                          \
+    }
+#define FGV_DT(DT) FGV(DT, 1) FGV(DT, 2) FGV(DT, 3) FGV(DT, 4)
+FGV_DT(F32)
+FGV_DT(F16)
+FGV_DT(BF16)
+typedef void (*f_gemv_fn)(const w8_fmat *, int, const float *, size_t, float *, size_t,
+                          const float *, int, int);
+static const f_gemv_fn f_gemvs[3][4] = {
+    { f_gemv_F32_1, f_gemv_F32_2, f_gemv_F32_3, f_gemv_F32_4 },
+    { f_gemv_F16_1, f_gemv_F16_2, f_gemv_F16_3, f_gemv_F16_4 },
+    { f_gemv_BF16_1, f_gemv_BF16_2, f_gemv_BF16_3, f_gemv_BF16_4 },
+};
+
+static void f_gemv(const w8_fmat *w, int i0, int i1, const float *x, size_t ldx, float *y,
+                   size_t ldy, const float *bias, int n0, int n1) {
+    int d = w->dtype == W8_F16 ? 1 : w->dtype == W8_BF16 ? 2 : 0;
+    f_gemvs[d][i1 - i0 - 1](w, i0, x, ldx, y, ldy, bias, n0, n1);
+}
+
+/* Prefill (m > 4): a 64-column group at a time, k in blocks of FKC.  Each
+ * block of W is converted to f32 and transposed into 4 panels of [FKC][16]
+ * (scratch, per thread, 64 KB, stays in L2), then a 6-row x 64-column
+ * register tile runs over it with one broadcast per row and 4 FMAs per
+ * broadcast.  Partial sums live in y between k blocks. */
+enum { FKC = 256, FMR = 6 };
+
+AI void f_pack_t(const w8_fmat *w, int c0, int ncols, int k0, int kc, float *pk,
+                 const w8_dtype dt) {
+    size_t k = (size_t)w->k;
+    for (int c = 0; c < 64; c++) {
+        float *dst = pk + (size_t)(c >> 4) * FKC * 16 + (c & 15);
+        if (c >= ncols) {
+            for (int kk = 0; kk < kc; kk++) dst[kk * 16] = 0.0f;
+            continue;
+        }
+        size_t base = (size_t)(c0 + c) * k + (size_t)k0;
+        int kk = 0;
+        for (; kk + 16 <= kc; kk += 16) {
+            float tmp[16];
+            _mm512_storeu_ps(tmp, f_load(w->w, dt, base + (size_t)kk, 0xffff));
+            for (int u = 0; u < 16; u++) dst[(kk + u) * 16] = tmp[u];
+        }
+        if (kk < kc) {
+            float tmp[16];
+            _mm512_storeu_ps(tmp, f_load(w->w, dt, base + (size_t)kk, tailmask16(kc - kk)));
+            for (int u = 0; kk + u < kc; u++) dst[(kk + u) * 16] = tmp[u];
+        }
+    }
+}
+
+#define FROW_DECL(r)                                                                     \
+    __m512 d##r##0, d##r##1, d##r##2, d##r##3;                                            \
+    const float *x##r = x + (size_t)(r < MR ? r : 0) * ldx;                               \
+    float *y##r = y + (size_t)(r < MR ? r : 0) * ldy;                                     \
+    if (r < MR) {                                                                         \
+        if (first) {                                                                      \
+            d##r##0 = d##r##1 = d##r##2 = d##r##3 = _mm512_setzero_ps();                  \
+        } else {                                                                          \
+            d##r##0 = _mm512_maskz_loadu_ps(m0, y##r);                                    \
+            d##r##1 = _mm512_maskz_loadu_ps(m1, y##r + 16);                               \
+            d##r##2 = _mm512_maskz_loadu_ps(m2, y##r + 32);                               \
+            d##r##3 = _mm512_maskz_loadu_ps(m3, y##r + 48);                               \
+        }                                                                                 \
+    } else {                                                                              \
+        d##r##0 = d##r##1 = d##r##2 = d##r##3 = _mm512_setzero_ps();                      \
+    }
+#define FROW_STEP(r)                                                                     \
+    if (r < MR) {                                                                         \
+        __m512 a = _mm512_set1_ps(x##r[kk]);                                              \
+        d##r##0 = _mm512_fmadd_ps(a, b0, d##r##0);                                        \
+        d##r##1 = _mm512_fmadd_ps(a, b1, d##r##1);                                        \
+        d##r##2 = _mm512_fmadd_ps(a, b2, d##r##2);                                        \
+        d##r##3 = _mm512_fmadd_ps(a, b3, d##r##3);                                        \
+    }
+#define FROW_STORE(r)                                                                    \
+    if (r < MR) {                                                                         \
+        _mm512_mask_storeu_ps(y##r, m0, _mm512_add_ps(d##r##0, bb0));                     \
+        _mm512_mask_storeu_ps(y##r + 16, m1, _mm512_add_ps(d##r##1, bb1));                \
+        _mm512_mask_storeu_ps(y##r + 32, m2, _mm512_add_ps(d##r##2, bb2));                \
+        _mm512_mask_storeu_ps(y##r + 48, m3, _mm512_add_ps(d##r##3, bb3));                \
+    }
+
+static inline __mmask16 colmask(int ncols, int p) {
+    int cnt = ncols - 16 * p;
+    return cnt <= 0 ? 0 : tailmask16(cnt);
+}
+
+/* x: MR rows from column k0 of the block; y: MR rows from the group's column */
+AI void f_tile(const float *x, size_t ldx, const float *pk, int kc, float *y, size_t ldy,
+               int ncols, int first, const float *bias, const int MR) {
+    __mmask16 m0 = colmask(ncols, 0), m1 = colmask(ncols, 1), m2 = colmask(ncols, 2),
+              m3 = colmask(ncols, 3);
+    FROW_DECL(0) FROW_DECL(1) FROW_DECL(2) FROW_DECL(3) FROW_DECL(4) FROW_DECL(5)
+    for (int kk = 0; kk < kc; kk++) {
+        const float *pb = pk + (size_t)kk * 16;
+        __m512 b0 = _mm512_load_ps(pb), b1 = _mm512_load_ps(pb + FKC * 16);
+        __m512 b2 = _mm512_load_ps(pb + 2 * FKC * 16), b3 = _mm512_load_ps(pb + 3 * FKC * 16);
+        FROW_STEP(0) FROW_STEP(1) FROW_STEP(2) FROW_STEP(3) FROW_STEP(4) FROW_STEP(5)
+    }
+    __m512 bb0 = _mm512_setzero_ps(), bb1 = bb0, bb2 = bb0, bb3 = bb0;
+    if (bias) {
+        bb0 = _mm512_maskz_loadu_ps(m0, bias);
+        bb1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+        bb2 = _mm512_maskz_loadu_ps(m2, bias + 32);
+        bb3 = _mm512_maskz_loadu_ps(m3, bias + 48);
+    }
+    FROW_STORE(0) FROW_STORE(1) FROW_STORE(2) FROW_STORE(3) FROW_STORE(4) FROW_STORE(5)
+}
+
+#define FT(MR)                                                                              \
+    static void f_tile_##MR(const float *x, size_t ldx, const float *pk, int kc, float *y,   \
+                            size_t ldy, int ncols, int first, const float *bias) {          \
+        f_tile(x, ldx, pk, kc, y, ldy, ncols, first, bias, MR);                             \
+    }
+FT(1)
+FT(2)
+FT(3)
+FT(4)
+FT(5)
+FT(6)
+typedef void (*f_tile_fn)(const float *, size_t, const float *, int, float *, size_t, int, int,
+                          const float *);
+static const f_tile_fn f_tiles[FMR] = { f_tile_1, f_tile_2, f_tile_3, f_tile_4, f_tile_5, f_tile_6 };
+
+static void f_gemm(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, size_t ldy,
+                   const float *bias, int n0, int n1, float *pk) {
+    int k = w->k;
+    for (int c0 = n0; c0 < n1; c0 += 64) {
+        int ncols = n1 - c0 < 64 ? n1 - c0 : 64;
+        for (int k0 = 0; k0 < k; k0 += FKC) {
+            int kc = k - k0 < FKC ? k - k0 : FKC, last = k0 + kc == k;
+            switch (w->dtype) {
+            case W8_BF16: f_pack_t(w, c0, ncols, k0, kc, pk, W8_BF16); break;
+            case W8_F16: f_pack_t(w, c0, ncols, k0, kc, pk, W8_F16); break;
+            default: f_pack_t(w, c0, ncols, k0, kc, pk, W8_F32); break;
+            }
+            for (int i = 0; i < m; i += FMR) {
+                int mr = m - i < FMR ? m - i : FMR;
+                f_tiles[mr - 1](x + (size_t)i * ldx + (size_t)k0, ldx, pk, kc,
+                                y + (size_t)i * ldy + (size_t)c0, ldy, ncols, k0 == 0,
+                                last && bias ? bias + c0 : NULL);
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------- attention */
+
+static void x_attn_scores(const float *q, const float *k, size_t ldk, int n, int d, float scale,
+                          float *s) {
+    for (int j = 0; j < n; j++) {
+        const float *kj = k + (size_t)j * ldk;
+        __m512 acc = _mm512_setzero_ps();
+        for (int t = 0; t < d; t += 16) {
+            __mmask16 mk = tailmask16(d - t);
+            acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, q + t), _mm512_maskz_loadu_ps(mk, kj + t), acc);
+        }
+        s[j] = scale * _mm512_reduce_add_ps(acc);
+    }
+}
+
+static void x_attn_accum(const float *p, const float *v, size_t ldv, int n, int d, float *out) {
+    for (int t = 0; t < d; t += 16) {
+        __mmask16 mk = tailmask16(d - t);
+        __m512 o = _mm512_maskz_loadu_ps(mk, out + t);
+        for (int j = 0; j < n; j++)
+            o = _mm512_fmadd_ps(_mm512_set1_ps(p[j]), _mm512_maskz_loadu_ps(mk, v + (size_t)j * ldv + t), o);
+        _mm512_mask_storeu_ps(out + t, mk, o);
+    }
+}
+
+const w8_kern_table w8_kern_avx512 = {
+    .isa = W8_ISA_AVX512,
+    .qpack = q_pack,
+    .qprep = q_prep,
+    .qkpad = q_kpad,
+    .qnblock = 16 * QNP,
+    .qmblock = 16 * QMR,
+    .qgemm = q_gemm,
+    .quant_rows = x_quant_rows,
+    .rmsnorm_rows = x_rmsnorm_rows,
+    .fgemv = f_gemv,
+    .fgemm = f_gemm,
+    .fnblock = 64,
+    .fscratch = 4 * FKC * 16,
+    .attn_scores = x_attn_scores,
+    .attn_accum = x_attn_accum,
+};

@@ -1,0 +1,157 @@
+/*
+ * kernels_ref.c - the portable scalar kernels: plain loops that are the
+ * specification every SIMD path is tested against, and the fallback on CPUs
+ * without AVX2.
+ *
+ * Layout for the scalar int8 path: W is kept row-major [n, k] (a plain copy)
+ * and the bias is quant_bias itself (activations are used as signed int8).
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../util.h"
+#include "kern_impl.h"
+
+/* ------------------------------------------------------------------ int8 */
+
+static void ref_qpack(w8_qmat *m, const int8_t *w, int n, int k, const int32_t *quant_bias,
+                      const float *deq_scale) {
+    (void)deq_scale;
+    m->packed_bytes = (size_t)n * (size_t)k;
+    m->packed = w8_xalloc_aligned(m->packed_bytes ? m->packed_bytes : 1);
+    if (m->packed_bytes) memcpy(m->packed, w, m->packed_bytes);
+    m->bias = w8_xmalloc((size_t)n * sizeof(int32_t) + 1);
+    memcpy(m->bias, quant_bias, (size_t)n * sizeof(int32_t));
+}
+
+/* The epilogue, one formula for every ISA: the int32 add wraps (as the SIMD
+ * add does), the conversion rounds to nearest even, then one multiply. */
+static inline float epilogue(int32_t acc, int32_t bias, float scale) {
+    int32_t s = (int32_t)((uint32_t)acc + (uint32_t)bias);
+    return (float)s * scale;
+}
+
+static void ref_qgemm(const w8_qmat *w, int i0, int i1, const void *xv, size_t ldx, float *y,
+                      size_t ldy, int n0, int n1) {
+    const int8_t *x = xv;
+    int k = w->k;
+    for (int i = i0; i < i1; i++) {
+        const int8_t *xi = x + (size_t)i * ldx;
+        for (int j = n0; j < n1; j++) {
+            const int8_t *wj = w->packed + (size_t)j * (size_t)k;
+            int32_t acc = 0;
+            for (int t = 0; t < k; t++) acc += (int32_t)xi[t] * (int32_t)wj[t];
+            y[(size_t)i * ldy + (size_t)j] = epilogue(acc, w->bias[j], w->scale[j]);
+        }
+    }
+}
+
+/* ------------------------------------------------- activation quantization */
+
+static void ref_quant_rows(const float *x, int m, int k, size_t ldx, float scale, int offset,
+                           int8_t *xq, size_t ldq) {
+    float off = (float)offset;
+    for (int i = 0; i < m; i++)
+        for (int t = 0; t < k; t++)
+            xq[(size_t)i * ldq + (size_t)t] = w8_kern_q1(x[(size_t)i * ldx + (size_t)t], scale, off);
+}
+
+float w8_ref_sumsq(const float *x, int k) {
+    float lane[16] = { 0 };
+    for (int t = 0; t < k; t++) {
+        float sq = x[t] * x[t];
+        lane[t & 15] = lane[t & 15] + sq;
+    }
+    for (int h = 8; h >= 1; h >>= 1)
+        for (int l = 0; l < h; l++) lane[l] = lane[l] + lane[l + h];
+    return lane[0];
+}
+
+static void ref_rmsnorm_rows(const float *x, int m, int k, size_t ldx, const float *g,
+                             const float *b, float eps, float *y, size_t ldy, int8_t *xq,
+                             size_t ldq, float scale, int offset) {
+    float off = (float)offset;
+    for (int i = 0; i < m; i++) {
+        const float *xi = x + (size_t)i * ldx;
+        float r = w8_kern_rms_inv(w8_ref_sumsq(xi, k), k, eps);
+        for (int t = 0; t < k; t++) {
+            float v = (xi[t] * r) * g[t];
+            if (b) v = v + b[t];
+            if (y) y[(size_t)i * ldy + (size_t)t] = v;
+            if (xq) xq[(size_t)i * ldq + (size_t)t] = w8_kern_q1(v, scale, off);
+        }
+    }
+}
+
+/* ----------------------------------------------------------------- float */
+
+static inline float ld_w(const void *w, w8_dtype dt, size_t idx) {
+    switch (dt) {
+    case W8_F16: return w8_f16_to_f32(((const uint16_t *)w)[idx]);
+    case W8_BF16: return w8_bf16_to_f32(((const uint16_t *)w)[idx]);
+    default: return ((const float *)w)[idx];
+    }
+}
+
+/* Accumulates in double: the reference is the accurate answer the fast
+ * paths (f32, other summation orders) are measured against. */
+static void ref_fgemv(const w8_fmat *w, int i0, int i1, const float *x, size_t ldx, float *y,
+                      size_t ldy, const float *bias, int n0, int n1) {
+    int k = w->k;
+    for (int i = i0; i < i1; i++) {
+        const float *xi = x + (size_t)i * ldx;
+        for (int j = n0; j < n1; j++) {
+            double acc = 0;
+            size_t base = (size_t)j * (size_t)k;
+            for (int t = 0; t < k; t++) acc += (double)xi[t] * (double)ld_w(w->w, w->dtype, base + (size_t)t);
+            y[(size_t)i * ldy + (size_t)j] = (float)acc + (bias ? bias[j] : 0.0f);
+        }
+    }
+}
+
+static void ref_fgemm(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, size_t ldy,
+                      const float *bias, int n0, int n1, float *scratch) {
+    (void)scratch;
+    ref_fgemv(w, 0, m, x, ldx, y, ldy, bias, n0, n1);
+}
+
+/* ------------------------------------------------------------- attention */
+
+static void ref_attn_scores(const float *q, const float *k, size_t ldk, int n, int d,
+                            float scale, float *s) {
+    for (int j = 0; j < n; j++) {
+        const float *kj = k + (size_t)j * ldk;
+        float acc = 0;
+        for (int t = 0; t < d; t++) acc += q[t] * kj[t];
+        s[j] = scale * acc;
+    }
+}
+
+static void ref_attn_accum(const float *p, const float *v, size_t ldv, int n, int d,
+                           float *out) {
+    for (int j = 0; j < n; j++) {
+        const float *vj = v + (size_t)j * ldv;
+        for (int t = 0; t < d; t++) out[t] += p[j] * vj[t];
+    }
+}
+
+static size_t ref_qkpad(int k) { return (size_t)k; }
+
+const w8_kern_table w8_kern_ref = {
+    .isa = W8_ISA_SCALAR,
+    .qpack = ref_qpack,
+    .qprep = NULL,
+    .qkpad = ref_qkpad,
+    .qnblock = 1,
+    .qmblock = 16,
+    .qgemm = ref_qgemm,
+    .quant_rows = ref_quant_rows,
+    .rmsnorm_rows = ref_rmsnorm_rows,
+    .fgemv = ref_fgemv,
+    .fgemm = ref_fgemm,
+    .fnblock = 1,
+    .fscratch = 0,
+    .attn_scores = ref_attn_scores,
+    .attn_accum = ref_attn_accum,
+};

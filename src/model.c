@@ -1,0 +1,428 @@
+/*
+ * model.c - load a float (Hugging Face) or W8A8 (msModelSlim) model
+ * directory into a w8_model.
+ *
+ * Tensors keep HF's LLaMA / Qwen2 names (model.layers.N.self_attn.q_proj...).
+ * Each linear layer looks up "<layer>.weight" in quant_model_description.json:
+ * "W8A8" loads the int8 tensors of FORMAT.md and packs them for the kernels;
+ * anything else (or a plain float directory) points a w8_fmat into the mapped
+ * file, in the file's dtype (a 7B bf16 model must not be widened to f32).
+ * Norm weights, norm biases (anti-outlier) and float biases are small and are
+ * converted to f32 arrays.
+ *
+ * Every tensor is checked for dtype and shape before use, so a broken file is
+ * a one-line error naming the file and the tensor, never a crash.
+ */
+#include "model.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#define NAME_MAX_LEN 256
+
+typedef struct {
+    const w8_st *st;
+    const w8_qdesc *qd;  /* NULL for a float directory */
+    const char *wlabel;  /* the weights file named when a tensor is missing */
+} loader;
+
+/* w8_st_need, but a missing tensor names the weights file rather than the
+ * directory (for a sharded model: the directory, which holds the index). */
+static const w8_tensor *need(const loader *ld, const char *name, int dtype, int ndim,
+                             const int64_t *shape) {
+    if (!w8_st_find(ld->st, name)) {
+        w8_seterr("%s: tensor '%s' is missing", ld->wlabel, name);
+        return NULL;
+    }
+    return w8_st_need(ld->st, name, dtype, ndim, shape);
+}
+
+/* The single file all tensors live in, else the path the set was opened from. */
+static const char *weights_label(const w8_st *st) {
+    size_t n = w8_st_count(st);
+    if (n == 0) return w8_st_path(st);
+    const char *f = w8_st_at(st, 0)->file;
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(w8_st_at(st, i)->file, f)) return w8_st_path(st);
+    return f;
+}
+
+static int is_float_dtype(w8_dtype t) { return t == W8_F32 || t == W8_F16 || t == W8_BF16; }
+
+/* A float tensor (F32/F16/BF16) of the given shape. */
+static const w8_tensor *need_float(const loader *ld, const char *name, int ndim,
+                                   const int64_t *shape) {
+    const w8_tensor *t = need(ld, name, -1, ndim, shape);
+    if (!t) return NULL;
+    if (!is_float_dtype(t->dtype)) {
+        w8_seterr("%s: tensor '%s' has dtype %s, expected F32, F16 or BF16", t->file, name,
+                  w8_dtype_name(t->dtype));
+        return NULL;
+    }
+    return t;
+}
+
+/* A float vector [n] converted to a fresh f32 array. */
+static float *load_vec(const loader *ld, const char *name, int n) {
+    int64_t shape[1] = {n};
+    const w8_tensor *t = need_float(ld, name, 1, shape);
+    if (!t) return NULL;
+    float *v = w8_xmalloc((size_t)n * sizeof(float));
+    w8_tensor_to_f32(t, v);
+    return v;
+}
+
+/* Optional float vector: NULL without error when absent. */
+static int load_opt_vec(const loader *ld, const char *name, int n, float **out) {
+    *out = NULL;
+    if (!w8_st_find(ld->st, name)) return 0;
+    *out = load_vec(ld, name, n);
+    return *out ? 0 : -1;
+}
+
+/* A float scalar stored as a one-element tensor (input_scale, input_offset). */
+static int load_scalar(const loader *ld, const char *name, float *out) {
+    const w8_tensor *t = need(ld, name, -1, -1, NULL);
+    if (!t) return -1;
+    if (!is_float_dtype(t->dtype) || t->numel != 1)
+        return w8_seterr("%s: tensor '%s' has dtype %s and %zu elements, expected one "
+                         "F16/BF16/F32 value",
+                         t->file, name, w8_dtype_name(t->dtype), t->numel);
+    *out = w8_tensor_get_f32(t, 0);
+    if (!isfinite(*out)) return w8_seterr("%s: tensor '%s' is not finite", t->file, name);
+    return 0;
+}
+
+/* The int8 tensors of one W8A8 layer, checked; pointers into the mapping. */
+typedef struct {
+    const w8_tensor *w, *qbias, *deq;
+    float scale;
+    int offset;
+} qparts;
+
+static int load_qparts(const loader *ld, const char *prefix, int n, int k, qparts *q) {
+    char name[NAME_MAX_LEN];
+    int64_t wshape[2] = {n, k}, nshape[1] = {n};
+    float off;
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    if (!(q->w = need(ld, name, W8_I8, 2, wshape))) return -1;
+    snprintf(name, sizeof name, "%s.input_scale", prefix);
+    if (load_scalar(ld, name, &q->scale)) return -1;
+    if (!(q->scale > 0))
+        return w8_seterr("%s: tensor '%s' is %g, expected a positive scale", q->w->file, name,
+                         (double)q->scale);
+    snprintf(name, sizeof name, "%s.input_offset", prefix);
+    if (load_scalar(ld, name, &off)) return -1;
+    if (off < -128 || off > 127 || off != rintf(off))
+        return w8_seterr("%s: tensor '%s' is %g, expected an integer in [-128, 127]",
+                         q->w->file, name, (double)off);
+    q->offset = (int)off;
+    snprintf(name, sizeof name, "%s.quant_bias", prefix);
+    if (!(q->qbias = need(ld, name, W8_I32, 1, nshape))) return -1;
+    snprintf(name, sizeof name, "%s.deq_scale", prefix);
+    if (!(q->deq = need(ld, name, -1, 1, nshape))) return -1;
+    if (q->deq->dtype != W8_I64 && q->deq->dtype != W8_F32)
+        return w8_seterr("%s: tensor '%s' has dtype %s, expected I64 (fp16 models) or F32 "
+                         "(bf16 models)",
+                         q->deq->file, name, w8_dtype_name(q->deq->dtype));
+    return 0;
+}
+
+/* Copy quant_bias and deq_scale (as f32) of rows [0, n) into dst arrays.
+ * memcpy per element: the mapped data need not be aligned for int32/int64. */
+static void copy_epilogue(const qparts *q, int n, int32_t *qb, float *ds) {
+    const unsigned char *b = q->qbias->data, *d = q->deq->data;
+    for (int j = 0; j < n; j++) {
+        memcpy(&qb[j], b + 4 * (size_t)j, 4);
+        if (q->deq->dtype == W8_I64) {
+            /* fp32 bit pattern widened to int64: the low 32 bits are the float */
+            uint64_t v;
+            memcpy(&v, d + 8 * (size_t)j, 8);
+            uint32_t lo = (uint32_t)(v & 0xffffffffu);
+            memcpy(&ds[j], &lo, 4);
+        } else {
+            memcpy(&ds[j], d + 4 * (size_t)j, 4);
+        }
+    }
+}
+
+/* Pack the int8 layers parts[0..np) stacked along n into one w8_qmat. */
+static void pack_stacked(w8_qmat *out, const qparts *parts, const int *pn, int np, int k) {
+    int ntot = 0;
+    for (int i = 0; i < np; i++) ntot += pn[i];
+    int8_t *w = w8_xmalloc((size_t)ntot * (size_t)k);
+    int32_t *qb = w8_xmalloc((size_t)ntot * sizeof(int32_t));
+    float *ds = w8_xmalloc((size_t)ntot * sizeof(float));
+    int row = 0;
+    for (int i = 0; i < np; i++) {
+        memcpy(w + (size_t)row * k, parts[i].w->data, (size_t)pn[i] * (size_t)k);
+        copy_epilogue(&parts[i], pn[i], qb + row, ds + row);
+        row += pn[i];
+    }
+    w8_qmat_pack(out, w, ntot, k, qb, ds);
+    free(w);
+    free(qb);
+    free(ds);
+}
+
+/* 1 when the description marks prefix.weight as W8A8. */
+static int is_int8(const loader *ld, const char *prefix) {
+    if (!ld->qd) return 0;
+    char name[NAME_MAX_LEN];
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    return w8_qdesc_get(ld->qd, name) == 1;
+}
+
+/* Float layer: weight [n, k] in place, bias [n] to f32 when want_bias. */
+static int load_float_linear(const loader *ld, const char *prefix, int n, int k, int want_bias,
+                             w8_linear *l) {
+    char name[NAME_MAX_LEN];
+    int64_t shape[2] = {n, k};
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    const w8_tensor *t = need_float(ld, name, 2, shape);
+    if (!t) return -1;
+    l->f = (w8_fmat){.n = n, .k = k, .dtype = t->dtype, .w = t->data};
+    if (want_bias) {
+        snprintf(name, sizeof name, "%s.bias", prefix);
+        if (!(l->bias = load_vec(ld, name, n))) return -1;
+    }
+    return 0;
+}
+
+/* One linear layer on its own (int8 packed alone, or float). */
+static int load_linear(const loader *ld, const char *prefix, int n, int k, int want_bias,
+                       w8_linear *l) {
+    memset(l, 0, sizeof *l);
+    l->n = n;
+    l->k = k;
+    if (!is_int8(ld, prefix)) return load_float_linear(ld, prefix, n, k, want_bias, l);
+    qparts q;
+    if (load_qparts(ld, prefix, n, k, &q)) return -1;
+    /* A float .bias next to an int8 layer is already folded into quant_bias. */
+    l->quantized = 1;
+    l->in_scale = q.scale;
+    l->in_offset = q.offset;
+    pack_stacked(&l->q, &q, &n, 1, k);
+    return 0;
+}
+
+/* Linear layers sharing one input.  int8 parts with one input scale/offset
+ * are packed as one stacked GEMM; float parts stay separate (stacking them
+ * would need a copy of the mapped weights). */
+static int load_group(const loader *ld, char prefixes[][NAME_MAX_LEN], const int *pn, int np,
+                      int k, int want_bias, w8_linear_group *g) {
+    memset(g, 0, sizeof *g);
+    g->n_parts = np;
+    int all_int8 = 1;
+    for (int i = 0; i < np; i++) {
+        g->part_n[i] = pn[i];
+        all_int8 &= is_int8(ld, prefixes[i]);
+    }
+    if (all_int8) {
+        qparts q[3];
+        int same = 1;
+        for (int i = 0; i < np; i++) {
+            if (load_qparts(ld, prefixes[i], pn[i], k, &q[i])) return -1;
+            same &= q[i].scale == q[0].scale && q[i].offset == q[0].offset;
+        }
+        if (same) {
+            int ntot = 0;
+            for (int i = 0; i < np; i++) {
+                g->parts[i] = (w8_linear){.n = pn[i], .k = k, .quantized = 1,
+                                          .in_scale = q[i].scale, .in_offset = q[i].offset};
+                ntot += pn[i];
+            }
+            g->fused = 1;
+            g->fused_lin = (w8_linear){.n = ntot, .k = k, .quantized = 1,
+                                       .in_scale = q[0].scale, .in_offset = q[0].offset};
+            pack_stacked(&g->fused_lin.q, q, pn, np, k);
+            return 0;
+        }
+    }
+    for (int i = 0; i < np; i++)
+        if (load_linear(ld, prefixes[i], pn[i], k, want_bias, &g->parts[i])) return -1;
+    return 0;
+}
+
+static void free_linear(w8_linear *l) {
+    if (l->quantized) w8_qmat_free(&l->q);
+    free(l->bias);
+    memset(l, 0, sizeof *l);
+}
+
+static void free_group(w8_linear_group *g) {
+    if (g->fused) free_linear(&g->fused_lin);
+    for (int i = 0; i < g->n_parts; i++)
+        if (!g->fused) free_linear(&g->parts[i]);
+}
+
+static int load_layer(const loader *ld, const w8_config *c, int i, w8_layer *L) {
+    char p[3][NAME_MAX_LEN], name[NAME_MAX_LEN];
+    int H = c->hidden, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
+
+    snprintf(name, sizeof name, "model.layers.%d.input_layernorm.weight", i);
+    if (!(L->attn_norm = load_vec(ld, name, H))) return -1;
+    snprintf(name, sizeof name, "model.layers.%d.input_layernorm.bias", i);
+    if (load_opt_vec(ld, name, H, &L->attn_norm_b)) return -1;
+    snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.weight", i);
+    if (!(L->ffn_norm = load_vec(ld, name, H))) return -1;
+    snprintf(name, sizeof name, "model.layers.%d.post_attention_layernorm.bias", i);
+    if (load_opt_vec(ld, name, H, &L->ffn_norm_b)) return -1;
+
+    snprintf(p[0], sizeof p[0], "model.layers.%d.self_attn.q_proj", i);
+    snprintf(p[1], sizeof p[1], "model.layers.%d.self_attn.k_proj", i);
+    snprintf(p[2], sizeof p[2], "model.layers.%d.self_attn.v_proj", i);
+    int qkv_n[3] = {qd, kvd, kvd};
+    if (load_group(ld, p, qkv_n, 3, H, c->qkv_bias, &L->qkv)) return -1;
+
+    snprintf(p[0], sizeof p[0], "model.layers.%d.self_attn.o_proj", i);
+    if (load_linear(ld, p[0], H, qd, c->o_bias, &L->o)) return -1;
+
+    snprintf(p[0], sizeof p[0], "model.layers.%d.mlp.gate_proj", i);
+    snprintf(p[1], sizeof p[1], "model.layers.%d.mlp.up_proj", i);
+    int gu_n[2] = {c->intermediate, c->intermediate};
+    if (load_group(ld, p, gu_n, 2, H, c->mlp_bias, &L->gate_up)) return -1;
+
+    snprintf(p[0], sizeof p[0], "model.layers.%d.mlp.down_proj", i);
+    return load_linear(ld, p[0], H, c->intermediate, c->mlp_bias, &L->down);
+}
+
+/* inv_freq exactly as transformers' rope init functions compute it (f32). */
+static float *rope_inv_freq(const w8_config *c) {
+    int half = c->head_dim / 2;
+    float *f = w8_xmalloc((size_t)half * sizeof(float));
+    for (int i = 0; i < half; i++) {
+        float e = (float)(2 * i) / (float)c->head_dim;
+        f[i] = 1.0f / powf(c->rope_theta, e);
+    }
+    if (c->rope_type == W8_ROPE_LINEAR) {
+        for (int i = 0; i < half; i++) f[i] /= c->rope_factor;
+    } else if (c->rope_type == W8_ROPE_LLAMA3) {
+        /* _compute_llama3_parameters: long wavelengths scaled by 1/factor,
+         * short ones kept, a smooth blend between the two thresholds. */
+        float factor = c->rope_factor, lo = c->rope_low_freq_factor, hi = c->rope_high_freq_factor;
+        float old = (float)c->rope_orig_max_pos;
+        float low_wl = old / lo, high_wl = old / hi;
+        for (int i = 0; i < half; i++) {
+            float wl = 2.0f * (float)M_PI / f[i];
+            float inv = wl > low_wl ? f[i] / factor : f[i];
+            float smooth = (old / wl - lo) / (hi - lo);
+            float smoothed = (1 - smooth) * inv / factor + smooth * inv;
+            int medium = !(wl < high_wl) && !(wl > low_wl);
+            f[i] = medium ? smoothed : inv;
+        }
+    }
+    return f;
+}
+
+static int check_shape(const w8_config *c, const char *dir) {
+    if (c->hidden <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 ||
+        c->head_dim <= 0 || c->intermediate <= 0 || c->vocab <= 0 || c->max_pos <= 0)
+        return w8_seterr("%s/config.json: sizes must be positive", dir);
+    if (c->n_heads % c->n_kv_heads)
+        return w8_seterr("%s/config.json: num_attention_heads %d is not a multiple of "
+                         "num_key_value_heads %d",
+                         dir, c->n_heads, c->n_kv_heads);
+    if (c->head_dim % 2) return w8_seterr("%s/config.json: head_dim %d is odd", dir, c->head_dim);
+    if (c->rope_type != W8_ROPE_DEFAULT && !(c->rope_factor > 0))
+        return w8_seterr("%s/config.json: rope_scaling factor must be positive", dir);
+    if (c->rope_type == W8_ROPE_LLAMA3 &&
+        (!(c->rope_high_freq_factor != c->rope_low_freq_factor) || !(c->rope_low_freq_factor > 0) ||
+         !(c->rope_high_freq_factor > 0) || c->rope_orig_max_pos <= 0))
+        return w8_seterr("%s/config.json: bad llama3 rope_scaling parameters", dir);
+    return 0;
+}
+
+static int load_all(w8_model *m, const w8_qdesc *qd) {
+    const w8_config *c = &m->cfg;
+    loader ld = {m->st, qd, weights_label(m->st)};
+    int64_t eshape[2] = {c->vocab, c->hidden};
+    if (!(m->embed = need_float(&ld, "model.embed_tokens.weight", 2, eshape))) return -1;
+    m->layers = w8_xcalloc((size_t)c->n_layers, sizeof(w8_layer));
+    for (int i = 0; i < c->n_layers; i++)
+        if (load_layer(&ld, c, i, &m->layers[i])) return -1;
+    if (!(m->final_norm = load_vec(&ld, "model.norm.weight", c->hidden))) return -1;
+    if (load_opt_vec(&ld, "model.norm.bias", c->hidden, &m->final_norm_b)) return -1;
+
+    if (is_int8(&ld, "lm_head")) {
+        if (load_linear(&ld, "lm_head", c->vocab, c->hidden, 0, &m->lm_head)) return -1;
+    } else if (c->tie_embeddings) {
+        m->lm_head = (w8_linear){.n = c->vocab, .k = c->hidden};
+        m->lm_head.f = (w8_fmat){.n = c->vocab, .k = c->hidden, .dtype = m->embed->dtype,
+                                 .w = m->embed->data};
+    } else if (load_linear(&ld, "lm_head", c->vocab, c->hidden, 0, &m->lm_head)) {
+        return -1;
+    }
+    m->rope_inv_freq = rope_inv_freq(c);
+
+    /* count linear layers by path (for inspect / run's banner) */
+    for (int i = 0; i < c->n_layers; i++) {
+        w8_layer *L = &m->layers[i];
+        const w8_linear *ls[7] = {&L->qkv.parts[0], &L->qkv.parts[1], &L->qkv.parts[2], &L->o,
+                                  &L->gate_up.parts[0], &L->gate_up.parts[1], &L->down};
+        for (int j = 0; j < 7; j++) ls[j]->quantized ? m->n_int8++ : m->n_float++;
+    }
+    m->lm_head.quantized ? m->n_int8++ : m->n_float++;
+    return 0;
+}
+
+w8_model *w8_model_load(const char *dir) {
+    w8_model *m = w8_xcalloc(1, sizeof *m);
+    w8_qdesc *qd = NULL;
+    m->dir = w8_xstrdup(dir);
+    if (!w8_is_dir(dir)) {
+        w8_seterr("%s: not a directory", dir);
+        goto fail;
+    }
+    if (w8_config_load(dir, &m->cfg) || check_shape(&m->cfg, dir)) goto fail;
+    if (w8_qdesc_load(dir, &qd)) goto fail;
+    m->quantized = qd != NULL;
+    if (!(m->st = w8_st_open_dir(dir))) goto fail;
+    if (load_all(m, qd)) goto fail;
+    if (qd) w8_qdesc_free(qd);
+    return m;
+fail:
+    if (qd) w8_qdesc_free(qd);
+    w8_model_free(m);
+    return NULL;
+}
+
+void w8_model_free(w8_model *m) {
+    if (!m) return;
+    if (m->layers) {
+        for (int i = 0; i < m->cfg.n_layers; i++) {
+            w8_layer *L = &m->layers[i];
+            free(L->attn_norm);
+            free(L->attn_norm_b);
+            free(L->ffn_norm);
+            free(L->ffn_norm_b);
+            free_group(&L->qkv);
+            free_linear(&L->o);
+            free_group(&L->gate_up);
+            free_linear(&L->down);
+        }
+        free(m->layers);
+    }
+    free(m->final_norm);
+    free(m->final_norm_b);
+    free_linear(&m->lm_head);
+    free(m->rope_inv_freq);
+    if (m->st) w8_st_close(m->st);
+    free(m->dir);
+    free(m);
+}
+
+void w8_linear_apply(const w8_linear *l, int m, const float *x, size_t ldx, float *y,
+                     size_t ldy, int8_t *scratch) {
+    if (!l->quantized) {
+        w8_gemm_f(&l->f, m, x, ldx, y, ldy, l->bias);
+        return;
+    }
+    int8_t *xq = scratch ? scratch : w8_xmalloc((size_t)m * (size_t)l->k);
+    w8_quant_rows(x, m, l->k, ldx, l->in_scale, l->in_offset, xq, (size_t)l->k);
+    w8_gemm_i8(&l->q, m, xq, (size_t)l->k, y, ldy);
+    if (!scratch) free(xq);
+}

@@ -1,0 +1,94 @@
+/*
+ * quantize.h - float Hugging Face model -> msModelSlim W8A8 directory.
+ *
+ * w8_quantize() runs the whole job (see FORMAT.md, the contract):
+ *   1. plan: find the linear layers, apply the recipe (lm_head float; Qwen2
+ *      also keeps every mlp.down_proj float; --disable_names), group layers
+ *      that read one input (q/k/v, gate/up);
+ *   2. calibrate: run the float engine over each sample and record, per
+ *      input channel, the min and max of every group's input;
+ *   3. optional SmoothQuant (per input channel s = amax_x^a / amax_w^(1-a));
+ *   4. write: stream every output tensor into a temporary directory next to
+ *      the target (one quantized layer in memory at a time), then the JSON
+ *      files, then rename into place.
+ * The arithmetic helpers below are the exact formulas of FORMAT.md and are
+ * exposed so tests can recompute what the writer stored.
+ */
+#ifndef W8_QUANTIZE_H
+#define W8_QUANTIZE_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "safetensors.h"
+
+/* Weight scales are floored here so an all-zero row does not divide by 0. */
+#define W8_QUANT_WSCALE_EPS 1e-8f
+/* Activation scales are floored at the smallest normal of the storage dtype
+ * (fp16: 2^-14) or at this for bf16, so the stored scale is never 0. */
+#define W8_QUANT_ASCALE_EPS_BF16 1e-8f
+
+typedef struct {
+    const char *model_path;   /* float source directory (opened read-only) */
+    const char *save_path;    /* target directory */
+    const char *model_type;   /* recipe name ("Qwen2-7B", "llama"...); NULL: from config */
+    const char *calib_file;   /* NULL: the built-in set */
+    int calib_samples;        /* default 50 */
+    int calib_seq_len;        /* default 256 */
+    const char *const *disable_names; /* linear layers kept float, exact names */
+    int n_disable;
+    int smooth;               /* 1: SmoothQuant anti-outlier */
+    float alpha;              /* SmoothQuant alpha (0.5) */
+    double part_file_size_gb; /* > 0: shard the weights at about this many GB */
+    int force;                /* replace a non-empty save_path (after success) */
+    FILE *log;                /* notes and the float-layer list; NULL: silent */
+} w8_quant_opts;
+
+typedef struct {
+    int n_quant, n_float;     /* linear layers by kind of output */
+    int n_tensors;            /* tensors written */
+    int n_samples, n_tokens;  /* calibration */
+    int n_shards;
+    double seconds, calib_seconds, write_seconds;
+    size_t peak_rss;
+    size_t bytes;             /* bytes of weights written */
+} w8_quant_report;
+
+void w8_quant_opts_init(w8_quant_opts *o);
+/* 0 on success (save_path complete), -1 with w8_lasterr() and nothing at save_path
+ * (an existing directory replaced with --force is kept when the run fails). */
+int w8_quantize(const w8_quant_opts *o, w8_quant_report *rep);
+
+/* ---- the FORMAT.md arithmetic ---- */
+
+/* Activation quantization from the observed range: lo = min(lo, 0), hi = max(hi, 0),
+ * scale = (hi - lo) / 255 rounded to `store` (W8_F16 or W8_BF16, the dtype it is
+ * saved in) and floored at that dtype's epsilon; offset = round(-lo / scale) - 128
+ * computed from the ROUNDED scale, clamped to [-128, 127].  -1 if lo/hi are not
+ * finite or the scale does not fit the dtype. */
+int w8_quant_act_params(float lo, float hi, w8_dtype store, float *scale, int *offset);
+
+/* Quantize one linear layer W [n, k] (f32) with optional bias [n] for an input
+ * with (in_scale, in_offset): per row w_scale = max|W| / 127 (floored at
+ * W8_QUANT_WSCALE_EPS, and raised where needed so the bias term of quant_bias
+ * fits in int32), Wq = clamp(round(W / w_scale)), deq_scale = in_scale * w_scale
+ * (f32), quant_bias = round(bias / deq_scale - in_offset * sum Wq) computed in
+ * double from the stored f32 deq_scale.  Rows run in parallel (deterministic).
+ * -1 (error names row) on non-finite input or int32 overflow. */
+int w8_quant_linear(const float *w, const float *bias, int n, int k, float in_scale,
+                    int in_offset, int8_t *wq, int32_t *quant_bias, float *deq_scale);
+
+/* ---- calibration text (calib_data.c) ---- */
+typedef struct {
+    char **text;
+    int n;
+} w8_calib_set;
+
+/* The built-in set: about 50 varied samples (English, Chinese, code, maths...). */
+void w8_calib_builtin(w8_calib_set *s);
+/* A file of plain text lines or JSON lines with "text" / "inputs_pretokenized";
+ * empty lines skipped.  Error names the line. */
+int w8_calib_load(const char *path, w8_calib_set *s);
+void w8_calib_free(w8_calib_set *s);
+
+#endif

@@ -1,0 +1,235 @@
+/*
+ * test_config.c - config.json / generation_config.json /
+ * quant_model_description.json parsing: the stories260K copies, HF
+ * defaults, and each malformed case with the message it must give.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../src/config.h"
+#include "../src/util.h"
+#include "test.h"
+
+static int parse(const char *json, w8_config *c) {
+    return w8_config_parse(json, strlen(json), "d/config.json", c);
+}
+
+/* Base config with the keys of the object fragment `extra` added or replaced. */
+static int parse_with(const char *extra, w8_config *c) {
+    char buf[2048];
+    snprintf(buf, sizeof buf, "{%s}", extra);
+    json_t *base = json_loads("{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":64,"
+                              "\"num_hidden_layers\":2,\"num_attention_heads\":4,"
+                              "\"intermediate_size\":96,\"vocab_size\":100}",
+                              0, NULL);
+    json_t *ex = json_loads(buf, 0, NULL);
+    json_object_update(base, ex);
+    char *s = json_dumps(base, JSON_COMPACT);
+    int rc = parse(s, c);
+    free(s);
+    json_decref(base);
+    json_decref(ex);
+    return rc;
+}
+
+static void bad(const char *what, const char *extra, const char *needle) {
+    w8_config c;
+    w8_clearerr();
+    int rc = parse_with(extra, &c);
+    CHECK(rc != 0 && strstr(w8_lasterr(), needle) && strstr(w8_lasterr(), "d/config.json"),
+          "refuses %s: %s", what, w8_lasterr());
+}
+
+static void test_stories(void) {
+    char dir[512];
+    w8_config c;
+    snprintf(dir, sizeof dir, "%s/models/stories260K-hf-f32", shared_dir());
+    int rc = w8_config_load(dir, &c);
+    CHECK(rc == 0, "stories260K-hf-f32 config loads (%s)", rc ? w8_lasterr() : "");
+    CHECK(c.arch == W8_ARCH_LLAMA && !strcmp(c.arch_name, "LlamaForCausalLM") &&
+              !strcmp(c.model_type, "llama"),
+          "llama arch");
+    CHECK(c.hidden == 64 && c.n_layers == 5 && c.n_heads == 8 && c.n_kv_heads == 4 &&
+              c.head_dim == 8 && c.intermediate == 172 && c.vocab == 512 && c.max_pos == 512,
+          "stories sizes");
+    CHECK(fabsf(c.rms_eps - 1e-5f) < 1e-12f && c.rope_theta == 10000.0f &&
+              c.rope_type == W8_ROPE_DEFAULT,
+          "eps 1e-5, theta 10000, default rope");
+    CHECK(c.tie_embeddings == 1 && c.qkv_bias == 0 && c.o_bias == 0 && c.mlp_bias == 0,
+          "tied, no biases");
+    CHECK(c.bos_id == 1 && c.n_eos == 1 && c.eos_ids[0] == 2 && w8_config_is_eos(&c, 2) &&
+              !w8_config_is_eos(&c, 1),
+          "bos 1, eos 2");
+    CHECK(c.torch_dtype == W8_F32 && c.quantize_w8a8 == 0 && c.do_sample == 0 &&
+              c.temperature == 1.0f && c.top_k == 0 && c.top_p == 1.0f && c.repetition_penalty == 1.0f,
+          "float32, generation defaults");
+
+    snprintf(dir, sizeof dir, "%s/models/stories260K-as-qwen2-bf16-random-bias", shared_dir());
+    rc = w8_config_load(dir, &c);
+    CHECK(rc == 0, "stories260K qwen2 copy loads (%s)", rc ? w8_lasterr() : "");
+    CHECK(c.arch == W8_ARCH_QWEN2 && c.qkv_bias == 1 && c.o_bias == 0 && c.head_dim == 8 &&
+              c.n_kv_heads == 4 && c.torch_dtype == W8_BF16 && c.tie_embeddings == 1 &&
+              c.eos_ids[0] == 2 && c.bos_id == 1,
+          "qwen2 copy: qkv_bias, head_dim from hidden/heads, bf16");
+    rc = w8_config_load("/nonexistent-model", &c);
+    CHECK(rc != 0 && strstr(w8_lasterr(), "/nonexistent-model/config.json"), "missing dir: %s",
+          w8_lasterr());
+}
+
+static void test_defaults(void) {
+    w8_config c;
+    CHECK(parse_with("", &c) == 0, "minimal llama config parses");
+    CHECK(c.n_kv_heads == 4 && c.head_dim == 16 && c.max_pos == 2048 && c.rms_eps == 1e-6f &&
+              c.rope_theta == 10000.0f && c.tie_embeddings == 0 && c.torch_dtype == W8_BF16 &&
+              c.bos_id == -1 && c.n_eos == 0,
+          "llama defaults (HF LlamaConfig)");
+    const char *qwen =
+        "{\"architectures\":[\"Qwen2ForCausalLM\"],\"hidden_size\":896,\"num_hidden_layers\":24,"
+        "\"num_attention_heads\":14,\"num_key_value_heads\":2,\"intermediate_size\":4864,"
+        "\"vocab_size\":151936,\"rope_theta\":1000000.0,\"tie_word_embeddings\":true,"
+        "\"torch_dtype\":\"float16\",\"quantize\":\"w8a8\",\"eos_token_id\":[151645,151643]}";
+    CHECK(parse(qwen, &c) == 0, "qwen2.5-0.5b-like config parses");
+    CHECK(c.head_dim == 64 && c.max_pos == 32768 && c.rope_theta == 1e6f && c.torch_dtype == W8_F16 &&
+              c.quantize_w8a8 == 1 && c.n_eos == 2 && c.eos_ids[1] == 151643 && c.qkv_bias,
+          "qwen2 defaults, eos list, quantize w8a8");
+    CHECK(parse_with("\"attention_bias\":true,\"mlp_bias\":true", &c) == 0 && c.qkv_bias && c.o_bias &&
+              c.mlp_bias,
+          "llama attention_bias / mlp_bias");
+    CHECK(parse_with("\"rope_scaling\":{\"type\":\"linear\",\"factor\":4.0}", &c) == 0 &&
+              c.rope_type == W8_ROPE_LINEAR && c.rope_factor == 4.0f,
+          "rope_scaling linear");
+    CHECK(parse_with("\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8.0,\"low_freq_factor\":1.0,"
+                     "\"high_freq_factor\":4.0,\"original_max_position_embeddings\":8192}",
+                     &c) == 0 &&
+              c.rope_type == W8_ROPE_LLAMA3 && c.rope_factor == 8.0f && c.rope_low_freq_factor == 1.0f &&
+              c.rope_high_freq_factor == 4.0f && c.rope_orig_max_pos == 8192,
+          "rope_scaling llama3");
+    CHECK(parse_with("\"rope_scaling\":{\"rope_type\":\"default\"},\"dtype\":\"float32\"", &c) == 0 &&
+              c.rope_type == W8_ROPE_DEFAULT && c.torch_dtype == W8_F32,
+          "rope_scaling default, \"dtype\" key");
+    const char *mistral = "{\"architectures\":[\"MistralForCausalLM\"],\"hidden_size\":64,"
+                          "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"intermediate_size\":96,"
+                          "\"vocab_size\":100,\"sliding_window\":4096}";
+    CHECK(parse(mistral, &c) == 0 && c.arch == W8_ARCH_MISTRAL && c.max_pos == 131072 && !c.qkv_bias,
+          "mistral parses");
+
+    const char *gen = "{\"bos_token_id\":151643,\"eos_token_id\":[151645,151643],\"do_sample\":true,"
+                      "\"temperature\":0.7,\"top_p\":0.8,\"top_k\":20,\"repetition_penalty\":1.05}";
+    CHECK(w8_genconfig_parse(gen, strlen(gen), "d/generation_config.json", &c) == 0 &&
+              c.bos_id == 151643 && c.n_eos == 2 && c.eos_ids[0] == 151645 && c.do_sample == 1 &&
+              fabsf(c.temperature - 0.7f) < 1e-6f && fabsf(c.top_p - 0.8f) < 1e-6f && c.top_k == 20 &&
+              fabsf(c.repetition_penalty - 1.05f) < 1e-6f,
+          "generation_config overrides ids and sampling defaults");
+    const char *badgen = "{\"top_p\":\"high\"}";
+    CHECK(w8_genconfig_parse(badgen, strlen(badgen), "d/generation_config.json", &c) != 0 &&
+              strstr(w8_lasterr(), "d/generation_config.json: key 'top_p': expected number, got string") &&
+              c.top_k == 20,
+          "generation_config wrong type refused, cfg kept: %s", w8_lasterr());
+}
+
+static void test_bad(void) {
+    w8_config c;
+    const char *gpt2 = "{\"architectures\":[\"GPT2LMHeadModel\"],\"hidden_size\":64}";
+    CHECK(parse(gpt2, &c) != 0 &&
+              !strcmp(w8_lasterr(), "d/config.json: unsupported architecture 'GPT2LMHeadModel' "
+                                    "(supported: Qwen2ForCausalLM, LlamaForCausalLM, MistralForCausalLM)"),
+          "refuses unknown architecture: %s", w8_lasterr());
+    CHECK(parse("{\"hidden_size\":64}", &c) != 0 && strstr(w8_lasterr(), "'architectures'"),
+          "refuses missing architectures: %s", w8_lasterr());
+    const char *nohid = "{\"architectures\":[\"LlamaForCausalLM\"],\"num_hidden_layers\":2}";
+    CHECK(parse(nohid, &c) != 0 &&
+              !strcmp(w8_lasterr(), "d/config.json: missing required key 'hidden_size'"),
+          "refuses missing key: %s", w8_lasterr());
+    CHECK(parse("{\"architectures\":", &c) != 0 && strstr(w8_lasterr(), "malformed JSON"),
+          "refuses malformed JSON: %s", w8_lasterr());
+    bad("wrong type", "\"rms_norm_eps\":\"small\"", "key 'rms_norm_eps': expected number, got string");
+    bad("wrong type (bool)", "\"tie_word_embeddings\":1", "key 'tie_word_embeddings': expected boolean");
+    bad("fractional int", "\"num_key_value_heads\":1.5", "key 'num_key_value_heads': expected integer");
+    bad("bad rope type", "\"rope_scaling\":{\"type\":\"yarn\",\"factor\":4.0}",
+        "rope_scaling type 'yarn' is unsupported (supported: linear, llama3)");
+    bad("llama3 rope missing params", "\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8.0}",
+        "missing required key 'low_freq_factor'");
+    bad("llama3 rope bad order",
+        "\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8.0,\"low_freq_factor\":4.0,"
+        "\"high_freq_factor\":1.0,\"original_max_position_embeddings\":8192}",
+        "low_freq_factor");
+    bad("llama3 rope no orig max", "\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8.0,"
+        "\"low_freq_factor\":1.0,\"high_freq_factor\":4.0}", "original_max_position_embeddings");
+    bad("linear rope without factor", "\"rope_scaling\":{\"type\":\"linear\"}", "'factor'");
+    bad("rope_scaling not an object", "\"rope_scaling\":3", "rope_scaling");
+    bad("absurd layers", "\"num_hidden_layers\":100000", "'num_hidden_layers'");
+    bad("huge real for an int", "\"num_hidden_layers\":1e56", "key 'num_hidden_layers': expected integer");
+    bad("zero heads", "\"num_attention_heads\":0", "'num_attention_heads'");
+    bad("kv heads not dividing", "\"num_key_value_heads\":3", "not a multiple of num_key_value_heads 3");
+    bad("odd head_dim", "\"head_dim\":15", "head_dim 15 is odd");
+    bad("negative vocab", "\"vocab_size\":-5", "'vocab_size'");
+    bad("huge vocab", "\"vocab_size\":100000000", "'vocab_size'");
+    bad("bad eos list", "\"eos_token_id\":[1,\"x\"]", "eos_token_id");
+    bad("too many eos", "\"eos_token_id\":[1,2,3,4,5,6,7,8,9]", "eos_token_id");
+    bad("unknown torch_dtype", "\"torch_dtype\":\"float8\"", "'float8'");
+    const char *nodiv = "{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":66,\"num_hidden_layers\":2,"
+                        "\"num_attention_heads\":4,\"intermediate_size\":96,\"vocab_size\":100}";
+    CHECK(parse(nodiv, &c) != 0 && strstr(w8_lasterr(), "not divisible"), "refuses hidden %% heads: %s",
+          w8_lasterr());
+}
+
+static void test_qdesc(void) {
+    const char *ok = "{\"model_quant_type\":\"W8A8\",\"version\":\"1.0.0\",\"group_size\":0,"
+                     "\"model.layers.0.self_attn.q_proj.weight\":\"W8A8\","
+                     "\"model.layers.0.mlp.down_proj.weight\":\"FLOAT\",\"lm_head.weight\":\"W4A16\"}";
+    w8_qdesc *q = w8_qdesc_parse(ok, strlen(ok), "d/quant_model_description.json");
+    CHECK(q != NULL, "description parses");
+    if (q) {
+        CHECK(!strcmp(w8_qdesc_model_type(q), "W8A8") && !strcmp(w8_qdesc_version(q), "1.0.0"),
+              "model_quant_type and version");
+        CHECK(w8_qdesc_get(q, "model.layers.0.self_attn.q_proj.weight") == 1 &&
+                  w8_qdesc_get(q, "model.layers.0.mlp.down_proj.weight") == 0 &&
+                  w8_qdesc_get(q, "lm_head.weight") == 0 && w8_qdesc_get(q, "nope") == -1,
+              "W8A8 / FLOAT / other / absent");
+        CHECK(json_is_object(w8_qdesc_json(q)), "json accessor");
+        w8_qdesc_free(q);
+    }
+    const char *nover = "{\"model_quant_type\":\"W8A8\"}";
+    q = w8_qdesc_parse(nover, strlen(nover), "d/q.json");
+    CHECK(q && w8_qdesc_version(q) == NULL, "version optional");
+    w8_qdesc_free(q);
+    const char *bad1 = "{\"model_quant_type\":\"W8A8\",\"a.weight\":1}";
+    q = w8_qdesc_parse(bad1, strlen(bad1), "d/q.json");
+    CHECK(!q && strstr(w8_lasterr(), "d/q.json: key 'a.weight'"), "non-string entry refused: %s",
+          w8_lasterr());
+    const char *bad2 = "{\"a.weight\":\"W8A8\"}";
+    q = w8_qdesc_parse(bad2, strlen(bad2), "d/q.json");
+    CHECK(!q && strstr(w8_lasterr(), "model_quant_type"), "missing model_quant_type refused: %s",
+          w8_lasterr());
+    q = w8_qdesc_parse("[]", 2, "d/q.json");
+    CHECK(!q && strstr(w8_lasterr(), "d/q.json"), "non-object refused");
+
+    /* load: none -> float model; the _w8a8 file name; a broken file */
+    char dir[] = "/tmp/w8cfg-XXXXXX";
+    if (!mkdtemp(dir)) return;
+    w8_qdesc *out = (w8_qdesc *)1;
+    CHECK(w8_qdesc_load(dir, &out) == 0 && out == NULL, "no description: float model");
+    char *p = w8_path_join(dir, "quant_model_description_w8a8.json");
+    FILE *f = fopen(p, "w");
+    fputs(ok, f);
+    fclose(f);
+    CHECK(w8_qdesc_load(dir, &out) == 0 && out && w8_qdesc_get(out, "lm_head.weight") == 0,
+          "quant_model_description_w8a8.json accepted");
+    w8_qdesc_free(out);
+    f = fopen(p, "w");
+    fputs("{\"model_quant_type\":", f);
+    fclose(f);
+    CHECK(w8_qdesc_load(dir, &out) != 0 && strstr(w8_lasterr(), "quant_model_description_w8a8.json"),
+          "broken description refused: %s", w8_lasterr());
+    free(p);
+    w8_rm_rf(dir);
+}
+
+int main(void) {
+    test_stories();
+    test_defaults();
+    test_bad();
+    test_qdesc();
+    TEST_DONE();
+}

@@ -1,0 +1,344 @@
+/*
+ * test_kernels.c - every kernel family on every ISA this CPU has, against
+ * plain loops written here (int8 GEMM, quantization) or against the scalar
+ * reference kernels (RMSNorm bit for bit; float GEMM and attention within a
+ * stated bound, the reference itself checked against double precision).
+ *
+ * Shapes are deliberately awkward: k in {1, 3, 4, 63, 64, 65, 172, 896} and a
+ * large k = 4864 for the int32 range, n in {1, 3, 17, 64, 4864}, m in
+ * {1, 2, 3, 7, 16, 33}, strided rows, operands at -128/127.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../src/kernels/kernels.h"
+#include "../src/util.h"
+#include "test.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SLOW 1
+#else
+#define SLOW 0
+#endif
+
+static w8_rng rng;
+
+static int8_t rand_i8(void) {
+    /* a quarter of the values at the extremes, the rest uniform */
+    uint64_t r = w8_rng_u64(&rng);
+    if ((r & 7) == 0) return -128;
+    if ((r & 7) == 1) return 127;
+    return (int8_t)(r >> 8);
+}
+
+static void fill_i8(int8_t *p, size_t n) {
+    for (size_t i = 0; i < n; i++) p[i] = rand_i8();
+}
+
+static void fill_f(float *p, size_t n, float amp) {
+    for (size_t i = 0; i < n; i++) p[i] = amp * w8_rng_normal(&rng);
+}
+
+static int same_bits(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
+
+/* ------------------------------------------------------------------ int8 */
+
+/* Expected y from plain loops: exact int64 sum, then the epilogue formula. */
+static float expect_i8(const int8_t *x, const int8_t *w, int k, int32_t qb, float ds) {
+    int64_t acc = 0;
+    for (int t = 0; t < k; t++) acc += (int64_t)x[t] * w[t];
+    return (float)(int32_t)((uint32_t)(int32_t)acc + (uint32_t)qb) * ds;
+}
+
+/* One int8 case; returns the number of mismatches (also reported). */
+static int check_i8(int m, int n, int k, int mode) {
+    size_t ldx = (size_t)k + 5, ldy = (size_t)n + 3;
+    int8_t *x = malloc((size_t)m * ldx), *w = malloc((size_t)n * k);
+    int32_t *qb = malloc((size_t)n * sizeof *qb);
+    float *ds = malloc((size_t)n * sizeof *ds), *y = malloc((size_t)m * ldy * sizeof *y);
+    if (mode == 0) {
+        fill_i8(x, (size_t)m * ldx);
+        fill_i8(w, (size_t)n * k);
+    } else { /* extremes: -128 x -128 everywhere (mode 1), or -128 x 127 (mode 2) */
+        memset(x, -128, (size_t)m * ldx);
+        memset(w, mode == 1 ? -128 : 127, (size_t)n * k);
+    }
+    for (int j = 0; j < n; j++) {
+        qb[j] = (int32_t)(w8_rng_u64(&rng) % 200001) - 100000;
+        ds[j] = mode ? 1.0f : 1e-4f * (1.0f + w8_rng_f32(&rng));
+    }
+    for (size_t i = 0; i < (size_t)m * ldy; i++) y[i] = -7.0f; /* sentinel for the stride gap */
+    w8_qmat q;
+    w8_qmat_pack(&q, w, n, k, qb, ds);
+    w8_gemm_i8(&q, m, x, ldx, y, ldy);
+    int bad = 0;
+    for (int i = 0; i < m && bad < 3; i++) {
+        for (int j = 0; j < n && bad < 3; j++) {
+            float e = expect_i8(x + (size_t)i * ldx, w + (size_t)j * k, k, qb[j], ds[j]);
+            float g = y[(size_t)i * ldy + j];
+            if (!same_bits(e, g)) {
+                bad++;
+                EXPECT(0, "gemm_i8 m=%d n=%d k=%d mode=%d y[%d,%d] = %.9g, expected %.9g", m, n,
+                       k, mode, i, j, g, e);
+            }
+        }
+        for (size_t j = (size_t)n; j < ldy; j++)
+            if (y[(size_t)i * ldy + j] != -7.0f) {
+                bad++;
+                EXPECT(0, "gemm_i8 m=%d n=%d k=%d wrote past column n", m, n, k);
+                break;
+            }
+    }
+    w8_qmat_free(&q);
+    free(x), free(w), free(qb), free(ds), free(y);
+    return bad;
+}
+
+static void test_gemm_i8(const char *isa) {
+    static const int ks[] = { 1, 3, 4, 63, 64, 65, 172, 896 };
+    static const int ns[] = { 1, 3, 17, 64 };
+    static const int ms[] = { 1, 2, 3, 7, 16, 33 };
+    int bad = 0, cases = 0;
+    for (size_t a = 0; a < sizeof ks / sizeof *ks; a++)
+        for (size_t b = 0; b < sizeof ns / sizeof *ns; b++)
+            for (size_t c = 0; c < sizeof ms / sizeof *ms; c++) {
+                if (SLOW && ks[a] == 896 && ms[c] > 7) continue;
+                bad += check_i8(ms[c], ns[b], ks[a], 0), cases++;
+            }
+    CHECK(bad == 0, "%s gemm_i8 bit-exact on %d awkward shapes", isa, cases);
+    bad = check_i8(1, 4864, 172, 0) + check_i8(7, 4864, 65, 0) + check_i8(2, 4864, 896, 0);
+    if (!SLOW) bad += check_i8(33, 4864, 896, 0);
+    CHECK(bad == 0, "%s gemm_i8 n=4864 (threads split columns)", isa);
+    bad = check_i8(3, 17, 4864, 1) + check_i8(2, 33, 4864, 2) + check_i8(1, 64, 4864, 0);
+    CHECK(bad == 0, "%s gemm_i8 k=4864 at -128/127 (int32 range)", isa);
+}
+
+/* ------------------------------------------------- activation quantization */
+
+static int8_t expect_q(float v, float scale, int offset) {
+    float r = nearbyintf(v / scale) + (float)offset;
+    if (!(r > -128.0f)) r = -128.0f; /* NaN too */
+    if (r > 127.0f) r = 127.0f;
+    return (int8_t)r;
+}
+
+static void test_quant(const char *isa) {
+    enum { M = 3, K = 173 };
+    float x[M * K];
+    int8_t q[M * (K + 2)];
+    fill_f(x, M * K, 40.0f);
+    /* ties must round to even, and the clamp and specials must hold */
+    const float special[] = { 0.5f, 1.5f, 2.5f, -0.5f, -1.5f, -2.5f, 126.5f, -127.5f, 1e30f,
+                              -1e30f, INFINITY, -INFINITY, NAN, -0.0f, 1e-40f };
+    for (size_t i = 0; i < sizeof special / sizeof *special; i++) x[i * 7] = special[i];
+    for (int pass = 0; pass < 2; pass++) {
+        float scale = pass ? 0.37f : 1.0f;
+        int offset = pass ? -9 : 0;
+        memset(q, 55, sizeof q);
+        w8_quant_rows(x, M, K, K, scale, offset, q, K + 2);
+        int bad = 0;
+        for (int i = 0; i < M; i++) {
+            for (int t = 0; t < K; t++)
+                if (q[i * (K + 2) + t] != expect_q(x[i * K + t], scale, offset)) bad++;
+            if (q[i * (K + 2) + K] != 55 || q[i * (K + 2) + K + 1] != 55) bad++;
+        }
+        CHECK(bad == 0, "%s quant_rows exact (scale %g offset %d, ties to even, clamp, NaN/Inf)",
+              isa, scale, offset);
+    }
+}
+
+/* RMSNorm of the active ISA against the scalar reference, bit for bit. */
+static void rms_run(w8_isa isa, const float *x, int m, int k, const float *g, const float *b,
+                    float *y, int8_t *q) {
+    w8_isa keep = w8_isa_active();
+    w8_isa_force(isa);
+    w8_rmsnorm_rows(x, m, k, k + 1, g, b, 1e-6f, y, k, q, k, 0.02f, 3);
+    w8_isa_force(keep);
+}
+
+static void test_rmsnorm(const char *isa) {
+    static const int ks[] = { 1, 3, 8, 15, 16, 17, 64, 172, 896, 1536 };
+    int bad = 0, close = 1;
+    for (size_t a = 0; a < sizeof ks / sizeof *ks; a++) {
+        int k = ks[a], m = 5;
+        float *x = malloc((size_t)m * (k + 1) * 4), *g = malloc((size_t)k * 4), *b = malloc((size_t)k * 4);
+        float *y0 = malloc((size_t)m * k * 4), *y1 = malloc((size_t)m * k * 4);
+        int8_t *q0 = malloc((size_t)m * k), *q1 = malloc((size_t)m * k);
+        fill_f(x, (size_t)m * (k + 1), 3.0f);
+        fill_f(g, (size_t)k, 1.0f);
+        fill_f(b, (size_t)k, 0.1f);
+        for (int withb = 0; withb < 2; withb++) {
+            rms_run(W8_ISA_SCALAR, x, m, k, g, withb ? b : NULL, y0, q0);
+            rms_run(w8_isa_active(), x, m, k, g, withb ? b : NULL, y1, q1);
+            if (memcmp(y0, y1, (size_t)m * k * 4) || memcmp(q0, q1, (size_t)m * k)) bad++;
+            /* and the reference is an RMSNorm: compare with double precision */
+            for (int i = 0; i < m; i++) {
+                double ss = 0;
+                for (int t = 0; t < k; t++) ss += (double)x[i * (k + 1) + t] * x[i * (k + 1) + t];
+                double r = 1.0 / sqrt(ss / k + 1e-6);
+                for (int t = 0; t < k; t++) {
+                    double n0 = x[i * (k + 1) + t] * r * g[t], bb = withb ? b[t] : 0;
+                    if (fabs(n0 + bb - y0[i * k + t]) > 1e-5 * (fabs(n0) + fabs(bb))) close = 0;
+                }
+            }
+        }
+        /* y only, and xq only, give the same pieces */
+        w8_rmsnorm_rows(x, m, k, k + 1, g, NULL, 1e-6f, NULL, 0, q1, k, 0.02f, 3);
+        rms_run(W8_ISA_SCALAR, x, m, k, g, NULL, y0, q0);
+        if (memcmp(q0, q1, (size_t)m * k)) bad++;
+        free(x), free(g), free(b), free(y0), free(y1), free(q0), free(q1);
+    }
+    CHECK(bad == 0, "%s rmsnorm_rows (+bias, +quant) bit-exact vs reference", isa);
+    CHECK(close, "%s rmsnorm_rows reference within 1e-5 of double precision", isa);
+}
+
+/* ----------------------------------------------------------------- float */
+
+/* (safetensors.c's w8_dtype_name is another module's; keep this test standalone) */
+static const char *dtname(w8_dtype dt) {
+    return dt == W8_F32 ? "F32" : dt == W8_F16 ? "F16" : "BF16";
+}
+
+static float wval(const void *w, w8_dtype dt, size_t i) {
+    if (dt == W8_F16) return w8_f16_to_f32(((const uint16_t *)w)[i]);
+    if (dt == W8_BF16) return w8_bf16_to_f32(((const uint16_t *)w)[i]);
+    return ((const float *)w)[i];
+}
+
+/* Relative to sum |x * w| (what summation order can change), tolerance 1e-5. */
+static int check_f(int m, int n, int k, w8_dtype dt) {
+    size_t ldx = (size_t)k + 2, ldy = (size_t)n + 1;
+    float *x = malloc((size_t)m * ldx * 4), *bias = malloc((size_t)n * 4);
+    float *y = malloc((size_t)m * ldy * 4);
+    void *w = malloc((size_t)n * k * 4);
+    fill_f(x, (size_t)m * ldx, 1.0f);
+    fill_f(bias, (size_t)n, 1.0f);
+    for (size_t i = 0; i < (size_t)n * k; i++) {
+        float v = 0.05f * w8_rng_normal(&rng);
+        if (dt == W8_F32) ((float *)w)[i] = v;
+        else if (dt == W8_F16) ((uint16_t *)w)[i] = w8_f32_to_f16(v);
+        else ((uint16_t *)w)[i] = w8_f32_to_bf16(v);
+    }
+    w8_fmat fm = { n, k, dt, w };
+    int usebias = (n & 1);
+    w8_gemm_f(&fm, m, x, ldx, y, ldy, usebias ? bias : NULL);
+    int bad = 0;
+    for (int i = 0; i < m && bad < 3; i++)
+        for (int j = 0; j < n && bad < 3; j++) {
+            double e = usebias ? bias[j] : 0, mag = fabs(e);
+            for (int t = 0; t < k; t++) {
+                double p = (double)x[i * ldx + t] * wval(w, dt, (size_t)j * k + t);
+                e += p, mag += fabs(p);
+            }
+            double gv = y[i * ldy + j];
+            if (!(fabs(gv - e) <= 1e-5 * mag + 1e-30)) {
+                bad++;
+                EXPECT(0, "gemm_f %s m=%d n=%d k=%d y[%d,%d] = %.9g, expected %.9g", dtname(dt),
+                       m, n, k, i, j, gv, e);
+            }
+        }
+    free(x), free(bias), free(y), free(w);
+    return bad;
+}
+
+static void test_gemm_f(const char *isa) {
+    static const int ks[] = { 1, 3, 4, 63, 64, 65, 172, 896 };
+    static const int ns[] = { 1, 3, 17, 64 };
+    static const int ms[] = { 1, 2, 3, 5, 7, 16, 33 };
+    static const w8_dtype dts[] = { W8_F32, W8_F16, W8_BF16 };
+    for (int d = 0; d < 3; d++) {
+        int bad = 0, cases = 0;
+        for (size_t a = 0; a < sizeof ks / sizeof *ks; a++)
+            for (size_t b = 0; b < sizeof ns / sizeof *ns; b++)
+                for (size_t c = 0; c < sizeof ms / sizeof *ms; c++) {
+                    if (SLOW && ks[a] == 896 && ms[c] > 7) continue;
+                    bad += check_f(ms[c], ns[b], ks[a], dts[d]), cases++;
+                }
+        bad += check_f(1, 4864, 172, dts[d]) + check_f(6, 4864, 65, dts[d]);
+        if (!SLOW) bad += check_f(3, 300, 4864, dts[d]) + check_f(40, 200, 1100, dts[d]);
+        CHECK(bad == 0, "%s gemm_f %s within 1e-5 on %d shapes", isa, dtname(dts[d]), cases + 4);
+    }
+}
+
+/* ------------------------------------------------------------- attention */
+
+static void test_attn(const char *isa) {
+    static const int ds[] = { 8, 13, 64, 128 };
+    static const int ns[] = { 1, 5, 33 };
+    int bad = 0;
+    for (size_t a = 0; a < 4; a++)
+        for (size_t b = 0; b < 3; b++) {
+            int d = ds[a], n = ns[b];
+            size_t ld = (size_t)d + 3;
+            float *q = malloc((size_t)d * 4), *kv = malloc((size_t)n * ld * 4), *s = malloc((size_t)n * 4);
+            float *out = malloc((size_t)d * 4), *o0 = malloc((size_t)d * 4);
+            fill_f(q, (size_t)d, 1.0f);
+            fill_f(kv, (size_t)n * ld, 1.0f);
+            fill_f(out, (size_t)d, 1.0f);
+            memcpy(o0, out, (size_t)d * 4);
+            w8_attn_scores(q, kv, ld, n, d, 0.125f, s);
+            for (int j = 0; j < n; j++) {
+                double e = 0, mag = 0;
+                for (int t = 0; t < d; t++) e += (double)q[t] * kv[j * ld + t], mag += fabs(q[t] * kv[j * ld + t]);
+                if (!(fabs(s[j] - 0.125 * e) <= 1e-6 * 0.125 * mag + 1e-30)) bad++;
+            }
+            w8_attn_accum(s, kv, ld, n, d, out);
+            for (int t = 0; t < d; t++) {
+                double e = o0[t], mag = fabs(o0[t]);
+                for (int j = 0; j < n; j++) e += (double)s[j] * kv[j * ld + t], mag += fabs(s[j] * kv[j * ld + t]);
+                if (!(fabs(out[t] - e) <= 1e-6 * mag + 1e-30)) bad++;
+            }
+            free(q), free(kv), free(s), free(out), free(o0);
+        }
+    CHECK(bad == 0, "%s attn_scores/attn_accum within 1e-6 (d in 8,13,64,128; n in 1,5,33)", isa);
+}
+
+/* A matrix packed for one ISA keeps its kernel after the active ISA changes. */
+static void test_layout_sticks(void) {
+    w8_isa hw = w8_isa_detect();
+    if (hw == W8_ISA_SCALAR) {
+        CHECK(1, "skip layout test (scalar only)");
+        return;
+    }
+    w8_isa_force(hw);
+    int8_t w[17 * 20], x[2 * 20];
+    int32_t qb[17] = { 0 };
+    float ds[17], y[2 * 17];
+    fill_i8(w, sizeof w);
+    fill_i8(x, sizeof x);
+    for (int j = 0; j < 17; j++) ds[j] = 1.0f;
+    w8_qmat q;
+    w8_qmat_pack(&q, w, 17, 20, qb, ds);
+    w8_isa_force(W8_ISA_SCALAR);
+    w8_gemm_i8(&q, 2, x, 20, y, 17);
+    int bad = 0;
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 17; j++)
+            if (!same_bits(y[i * 17 + j], expect_i8(x + i * 20, w + j * 20, 20, 0, 1.0f))) bad++;
+    CHECK(q.isa == hw && bad == 0, "matrix packed for %s still right after forcing scalar", w8_isa_name(hw));
+    w8_qmat_free(&q);
+}
+
+int main(void) {
+    w8_rng_seed(&rng, 12345);
+    CHECK(w8_isa_force((w8_isa)7) == -1, "w8_isa_force rejects an unknown ISA");
+    CHECK(!strcmp(w8_isa_name(W8_ISA_AVX512), "avx512") && !strcmp(w8_isa_name(W8_ISA_SCALAR), "scalar"),
+          "isa names");
+    for (int isa = W8_ISA_SCALAR; isa <= W8_ISA_AVX512; isa++) {
+        const char *name = w8_isa_name((w8_isa)isa);
+        if (w8_isa_force((w8_isa)isa) != 0) {
+            CHECK(1, "skip %s (not supported)", name);
+            continue;
+        }
+        CHECK(w8_isa_active() == (w8_isa)isa, "%s forced", name);
+        test_gemm_i8(name);
+        test_quant(name);
+        test_rmsnorm(name);
+        test_gemm_f(name);
+        test_attn(name);
+    }
+    test_layout_sticks();
+    TEST_DONE();
+}
