@@ -30,7 +30,15 @@ static void test_normal(void) {
     w8_synth_normal(7, 4, 0, 1.0f, b, 1000);
     CHECK(memcmp(a, b, 1000 * 4) != 0, "another tensor gives other numbers");
     double m = 0, v = 0, k = 0;
-    for (size_t i = 0; i < n; i++) m += a[i];
+    size_t t3 = 0, t4 = 0;
+    for (size_t i = 0; i < n; i++) {
+        m += a[i];
+        t3 += fabsf(a[i]) > 3.0f;
+        t4 += fabsf(a[i]) > 4.0f;
+    }
+    /* P(|z| > 3) = 0.0027 (2831 of 2^20, sd 53); P(|z| > 4) = 6.3e-5 (66, sd 8) */
+    CHECK(t3 > 2600 && t3 < 3060 && t4 > 35 && t4 < 100, "normal tails: %zu beyond 3 sd, %zu beyond 4 sd",
+          t3, t4);
     m /= (double)n;
     for (size_t i = 0; i < n; i++) {
         double d = a[i] - m;
