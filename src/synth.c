@@ -179,6 +179,14 @@ static size_t tensor_list(const w8_synth_shape *s, synth_tensor **out) {
     return n;
 }
 
+size_t w8_synth_numel(const w8_synth_shape *s) {
+    synth_tensor *t;
+    size_t n = tensor_list(s, &t), total = 0;
+    for (size_t i = 0; i < n; i++) total += t[i].numel;
+    free(t);
+    return total;
+}
+
 /* ------------------------------------------------------------ weights */
 
 typedef struct {

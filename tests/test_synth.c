@@ -161,7 +161,24 @@ static void test_write(void) {
     w8_rm_rf(root);
 }
 
+/* Parameter counts of the real models (from their model cards / safetensors). */
+static void test_shapes(void) {
+    static const struct {
+        const char *name;
+        size_t params;
+    } real[] = {{"qwen2.5-0.5b", 494032768}, {"qwen2.5-1.5b", 1543714304}, {"qwen2-7b", 7615616512}};
+    for (int i = 0; i < 3; i++) {
+        const w8_synth_shape *s = w8_synth_find_shape(real[i].name);
+        CHECK(s && w8_synth_numel(s) == real[i].params, "%s has %zu parameters like the real model",
+              real[i].name, s ? w8_synth_numel(s) : 0);
+    }
+    const w8_synth_shape *s = w8_synth_find_shape("qwen2-7b");
+    CHECK(s && !s->tied && s->vocab == 152064 && s->hidden == 3584 && s->n_kv_heads == 4,
+          "qwen2-7b: untied, vocab 152064");
+}
+
 int main(void) {
+    test_shapes();
     test_normal();
     test_write();
     TEST_DONE();
