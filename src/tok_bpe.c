@@ -8,7 +8,13 @@
  * string.  A word is merged as HF's Word::merge_all does: a doubly linked list
  * of symbols and a min-heap of candidate pairs ordered by (rank, position);
  * stale heap entries are recognized and skipped when popped.
+ *
+ * Text repeats its words, so merged short words are kept in a cache (as HF
+ * does): direct-mapped by hash, an entry overwritten on collision, guarded
+ * by a mutex because the server encodes from several threads with one
+ * tokenizer.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -205,6 +211,54 @@ static int load_merges(w8_bpe *m, const json_t *merges, const char *label) {
     return rc;
 }
 
+/* ---- the word cache */
+
+#define WC_SLOTS 16384
+#define WC_KEY 30 /* longest word cached, bytes */
+#define WC_IDS 14 /* most ids of a cached word */
+
+typedef struct {
+    uint32_t hash;
+    uint8_t klen, nids; /* klen 0: empty */
+    char key[WC_KEY];
+    int32_t ids[WC_IDS];
+} wc_entry;
+
+struct w8_wcache {
+    pthread_mutex_t lock;
+    wc_entry e[WC_SLOTS];
+};
+
+static struct w8_wcache *wc_new(void) {
+    struct w8_wcache *c = w8_xcalloc(1, sizeof *c);
+    pthread_mutex_init(&c->lock, NULL);
+    return c;
+}
+
+static int wc_get(struct w8_wcache *c, uint32_t h, const char *s, size_t n, w8_ivec *out) {
+    wc_entry *e = &c->e[h & (WC_SLOTS - 1)];
+    int found = 0;
+    pthread_mutex_lock(&c->lock);
+    if (e->klen == n && e->hash == h && !memcmp(e->key, s, n)) {
+        for (int i = 0; i < e->nids; i++) w8_ivec_push(out, e->ids[i]);
+        found = 1;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return found;
+}
+
+static void wc_put(struct w8_wcache *c, uint32_t h, const char *s, size_t n, const int *ids, size_t k) {
+    if (k > WC_IDS) return;
+    wc_entry *e = &c->e[h & (WC_SLOTS - 1)];
+    pthread_mutex_lock(&c->lock);
+    e->hash = h;
+    e->klen = (uint8_t)n;
+    e->nids = (uint8_t)k;
+    memcpy(e->key, s, n);
+    for (size_t i = 0; i < k; i++) e->ids[i] = ids[i];
+    pthread_mutex_unlock(&c->lock);
+}
+
 static int get_opt_str(const json_t *model, const char *key, const char *label, char **out) {
     const char *s = NULL;
     if (w8_json_get_str(model, key, label, &s) < 0) return -1;
@@ -246,6 +300,7 @@ int w8_bpe_load(w8_bpe *m, const json_t *model, const char *label, const w8_fast
         if (m->unk_id < 0)
             return w8_seterr("%s: model.unk_token '%.40s' is not in the vocab", label, unk);
     }
+    m->cache = wc_new();
     for (int b = 0; b < 256; b++) {
         char name[8];
         snprintf(name, sizeof name, "<0x%02X>", b);
@@ -260,6 +315,10 @@ int w8_bpe_load(w8_bpe *m, const json_t *model, const char *label, const w8_fast
 }
 
 void w8_bpe_free(w8_bpe *m) {
+    if (m->cache) {
+        pthread_mutex_destroy(&m->cache->lock);
+        free(m->cache);
+    }
     free(m->piece);
     free(m->arena);
     free(m->piece_len);
@@ -374,6 +433,8 @@ static void try_pair(const w8_bpe *m, const sym *w, int pos, cand *h, int *nh) {
     if (ms) heap_push(h, nh, (cand){ms->rank, pos, ms->id});
 }
 
+static void merge_word(const w8_bpe *m, const char *s, size_t n, w8_ivec *out);
+
 void w8_bpe_word(const w8_bpe *m, const char *s, size_t n, w8_ivec *out) {
     if (n == 0) return;
     if (m->ignore_merges) {
@@ -383,6 +444,18 @@ void w8_bpe_word(const w8_bpe *m, const char *s, size_t n, w8_ivec *out) {
             return;
         }
     }
+    if (n > WC_KEY || !m->cache) {
+        merge_word(m, s, n, out);
+        return;
+    }
+    uint32_t h = (uint32_t)hash_bytes(s, n);
+    if (wc_get(m->cache, h, s, n, out)) return;
+    size_t before = out->n;
+    merge_word(m, s, n, out);
+    wc_put(m->cache, h, s, n, out->v + before, out->n - before);
+}
+
+static void merge_word(const w8_bpe *m, const char *s, size_t n, w8_ivec *out) {
     /* small words (nearly all) use the stack */
     sym wst[64];
     cand hst[200];

@@ -155,6 +155,7 @@ typedef struct {
     int byte_fallback, fuse_unk, ignore_merges;
     char *cont_prefix, *end_suffix; /* continuing_subword_prefix, end_of_word_suffix */
     int byte_id[256];  /* id of <0xNN> (byte_fallback), -1 if absent */
+    struct w8_wcache *cache; /* words already merged (tok_bpe.c), shared by threads */
 } w8_bpe;
 
 #define W8_MAX_VOCAB_ID (1 << 24) /* refuse absurd ids before allocating for them */
