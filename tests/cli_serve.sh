@@ -94,7 +94,7 @@ wait_idle() {
 
 # ---------------------------------------------------------------- server 1
 if ! start_server "$A" s1.log --model_path "$M" -t 1 --max_batch_size 8 --max_body 65536 \
-    --timeout 3; then
+    --timeout 3 --prefill_chunk 16; then
     fail "server starts"
     sed 's/^/    /' "$T/s1.log" | head -20
     exit 1
@@ -156,6 +156,13 @@ for i in "${!PROMPTS[@]}"; do
     [ "$(jcat text "$T/conc$i")" = "$(cat "$T/alone$i")" ] && [ -s "$T/alone$i" ] && same=$((same + 1))
 done
 check "8 concurrent greedy streams equal their solo runs ($same/8)" [ "$same" = 8 ]
+
+# A prompt of ~100 tokens, prefilled here in chunks of 16 (compared with the
+# unchunked server 3 below).
+MID=$(printf 'Lily saw a big red ball in the park and she wanted to play. %.0s' 1 2 3 4 5 6 7)
+post /v1/completions "{\"prompt\":\"$MID\",\"max_tokens\":20,\"temperature\":0}"
+jstr text "$T/out" >"$T/chunked"
+check "chunked prefill of a long prompt: 200" bash -c '[ "$1" = 200 ] && [ -s "$2" ]' _ "$CODE" "$T/chunked"
 
 # ---- errors
 post /v1/completions '{"prompt": "abc", '
@@ -297,6 +304,10 @@ if start_server "$B" s3.log --model_path "$M" -t 1 --max_batch_size 1 --max_queu
     n200=$(cat "$T"/q? | grep -c '^200$')
     check "queue full: 429s ($n429) and the admitted ones complete ($n200)" \
         bash -c '[ "$1" -ge 1 ] && [ "$2" -ge 2 ] && [ $(($1 + $2)) = 8 ]' _ "$n429" "$n200"
+
+    post /v1/completions "{\"prompt\":\"$MID\",\"max_tokens\":20,\"temperature\":0}"
+    check "chunked (16) and whole (256) prefill give the same greedy text" \
+        [ "$(jstr text "$T/out")" = "$(cat "$T/chunked")" ]
 
     # RSS after 1000 requests is within 5% of after the first 100.
     printf '{"prompt":"Tom","max_tokens":2,"temperature":0}' >"$T/small"
