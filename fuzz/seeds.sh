@@ -13,6 +13,14 @@ pre() { # byte-prefix FILE OUT
 }
 case "$T" in
 fuzz_safetensors)
+    # small valid files (libFuzzer caps input length), then the real models' headers
+    st_seed() { # OUT HEADER_JSON DATA_BYTES
+        local n=${#2}
+        { printf '\x00'; printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $((n & 255)) $((n >> 8 & 255)) 0 0)"
+          printf '\0\0\0\0%s' "$2"; head -c "$3" /dev/zero; } >"$1"
+    }
+    st_seed "$O/small" '{"__metadata__":{"format":"pt"},"a":{"dtype":"F16","shape":[2,3],"data_offsets":[0,12]},"b":{"dtype":"I8","shape":[4],"data_offsets":[12,16]}}' 16
+    st_seed "$O/scalar" '{"s":{"dtype":"BF16","shape":[],"data_offsets":[0,2]},"e":{"dtype":"I64","shape":[0,5],"data_offsets":[2,2]}}' 2
     for m in stories260K-hf-f16 stories260K-as-qwen2-bf16-zero-bias; do
         pre 0 "$S/models/$m/model.safetensors" "$O/st-$m"
     done
