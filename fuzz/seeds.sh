@@ -53,6 +53,15 @@ fuzz_jinja)
     printf '{%%- set ns = namespace(x=0) -%%}{%% for m in messages[::-1] %%}{%% set ns.x = ns.x + 1 %%}{{ loop.index }}{{ m.content|length }}{%% endfor %%}{{ ns.x }}' >"$O/ns"
     printf '{%% macro f(a, b=2) %%}{{ a ~ b }}{%% endmacro %%}{{ f(1) }}{{ "x"|upper }}{{ [1,2]|tojson }}' >"$O/macro"
     ;;
+fuzz_api)
+    printf '\x00{"model":"m","messages":[{"role":"user","content":"Hi"}],"temperature":0,"max_tokens":8,"stream":true}' >"$O/chat"
+    printf '\x00{"messages":[{"role":"user","content":[{"type":"text","text":"a"}]}],"stop":["x","y"],"seed":1,"top_p":0.9,"top_k":5,"n":1}' >"$O/chat-parts"
+    printf '\x01{"prompt":"Once upon a time","max_tokens":16,"stop":"\\n","stream_options":{"include_usage":true}}' >"$O/completion"
+    ;;
+fuzz_calib)
+    head -c 4000 "$S/corpus/tinystories-excerpt.txt" >"$O/plain"
+    printf '{"text":"hello"}\n{"inputs_pretokenized":"world"}\n\n' >"$O/jsonl"
+    ;;
 *)
     ;;
 esac
