@@ -1,11 +1,76 @@
-/* cmd_synth.c - placeholder until the command lands (owned by its issue). */
+/*
+ * cmd_synth.c - `w8a8 synth`: write a random-weight Qwen2 model directory
+ * with real shapes (see src/synth.h).  The tokenizer files come from the
+ * shared data directory ($W8A8_SHARED, default ../shared).
+ */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "../src/synth.h"
+#include "../src/util.h"
+#include "args.h"
 #include "commands.h"
 
 int w8_cmd_synth(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "w8a8: 'synth' is not built yet\n");
-    return 1;
+    const char *shape = NULL, *dtype = "bf16", *out = NULL, *shared = getenv("W8A8_SHARED");
+    int seed = 0, threads = 0;
+    float shard_gb = 0;
+    if (!shared) shared = "../shared";
+    const w8_opt opts[] = {
+        {"shape", 0, W8_ARG_STR, &shape, "qwen2.5-0.5b | qwen2.5-1.5b | qwen2-7b | tiny (required)"},
+        {"dtype", 0, W8_ARG_STR, &dtype, "f16 | bf16 (default bf16)"},
+        {"out", 'o', W8_ARG_STR, &out, "output directory; must not exist or be empty (required)"},
+        {"seed", 0, W8_ARG_INT, &seed, "random seed (default 0)"},
+        {"shard_gb", 0, W8_ARG_FLOAT, &shard_gb,
+         "shard into model-0000i-of-0000N.safetensors of at most G GB (default: one file)"},
+        {"shared", 0, W8_ARG_STR, &shared, "shared data dir with tokenizers/ (default $W8A8_SHARED or ../shared)"},
+        {"threads", 't', W8_ARG_INT, &threads, "threads (default: all cores)"},
+    };
+    int r = w8_args_parse(argc, argv, "w8a8 synth --shape NAME --out DIR [options]",
+                          "Write a float Hugging Face Qwen2 model with random weights (normal, std 0.02)\n"
+                          "and the real shapes and config of the chosen model.",
+                          opts, (int)(sizeof opts / sizeof opts[0]));
+    if (r) return r > 0 ? 0 : 1;
+    w8_args_apply_threads(threads);
+    if (!shape || !out) {
+        fprintf(stderr, "w8a8: synth: --shape and --out are required (see --help)\n");
+        return 1;
+    }
+    w8_synth_opts o = {0};
+    o.shape = w8_synth_find_shape(shape);
+    if (!o.shape) {
+        fprintf(stderr, "w8a8: %s\n", w8_lasterr());
+        return 1;
+    }
+    if (!strcmp(dtype, "f16") || !strcmp(dtype, "float16")) o.dtype = W8_F16;
+    else if (!strcmp(dtype, "bf16") || !strcmp(dtype, "bfloat16")) o.dtype = W8_BF16;
+    else {
+        fprintf(stderr, "w8a8: synth: --dtype '%s' is not f16 or bf16\n", dtype);
+        return 1;
+    }
+    if (seed < 0 || shard_gb < 0) {
+        fprintf(stderr, "w8a8: synth: --seed and --shard_gb must not be negative\n");
+        return 1;
+    }
+    o.seed = (uint64_t)seed;
+    o.shard_gb = shard_gb;
+    char *tj = w8_path_join(shared, "tokenizers/qwen2.5-derived/tokenizer.json");
+    char *tc = w8_path_join(shared, "tokenizers/qwen3/tokenizer_config.json");
+    int rc = 1;
+    if (!w8_file_exists(tj) || !w8_file_exists(tc)) {
+        fprintf(stderr, "w8a8: synth: tokenizer files not found (%s, %s); set --shared\n", tj, tc);
+        goto out;
+    }
+    o.tokenizer_json = tj;
+    o.tokenizer_config = tc;
+    if (w8_synth_write(&o, out) != 0) {
+        fprintf(stderr, "w8a8: %s\n", w8_lasterr());
+        goto out;
+    }
+    rc = 0;
+out:
+    free(tj);
+    free(tc);
+    return rc;
 }

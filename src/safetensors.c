@@ -641,6 +641,7 @@ struct w8_stw {
     size_t hlen;
     int began;
     size_t next;      /* index of the next tensor to write */
+    size_t part;      /* bytes of tensor `next` already written (write_part) */
     size_t data_size; /* sum of nbytes */
 };
 
@@ -774,7 +775,8 @@ int w8_stw_begin(w8_stw *w) {
     return 0;
 }
 
-int w8_stw_write(w8_stw *w, const char *name, const void *data, size_t nbytes) {
+/* Check that `name` is the tensor due and `nbytes` fit in what is left of it. */
+static int stw_due(w8_stw *w, const char *name, size_t nbytes, int whole) {
     if (!w->began) return w8_seterr("%s: tensor '%s' written before the header", w->path, name);
     if (w->next >= w->n)
         return w8_seterr("%s: tensor '%s' written but every declared tensor is done", w->path, name);
@@ -782,12 +784,30 @@ int w8_stw_write(w8_stw *w, const char *name, const void *data, size_t nbytes) {
     if (strcmp(e->name, name))
         return w8_seterr("%s: tensor '%s' written out of order (next declared is '%s')", w->path,
                          name, e->name);
-    if (nbytes != e->nbytes)
-        return w8_seterr("%s: tensor '%s': %zu bytes given, declared size is %zu", w->path, name,
-                         nbytes, e->nbytes);
-    if (write_all(w, data, nbytes) != 0) return -1;
-    w->next++;
+    if (whole ? (w->part != 0 || nbytes != e->nbytes) : nbytes > e->nbytes - w->part)
+        return w8_seterr("%s: tensor '%s': %zu bytes given, declared size is %zu (%zu written)",
+                         w->path, name, nbytes, e->nbytes, w->part);
     return 0;
+}
+
+static int stw_put(w8_stw *w, const void *data, size_t nbytes) {
+    if (write_all(w, data, nbytes) != 0) return -1;
+    w->part += nbytes;
+    if (w->part == w->e[w->next].nbytes) {
+        w->next++;
+        w->part = 0;
+    }
+    return 0;
+}
+
+int w8_stw_write(w8_stw *w, const char *name, const void *data, size_t nbytes) {
+    if (stw_due(w, name, nbytes, 1) != 0) return -1;
+    return stw_put(w, data, nbytes);
+}
+
+int w8_stw_write_part(w8_stw *w, const char *name, const void *data, size_t nbytes) {
+    if (stw_due(w, name, nbytes, 0) != 0) return -1;
+    return stw_put(w, data, nbytes);
 }
 
 static void stw_free(w8_stw *w) {

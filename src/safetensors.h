@@ -87,6 +87,10 @@ int w8_stw_declare(w8_stw *w, const char *name, w8_dtype dtype, int ndim, const 
 int w8_stw_set_meta(w8_stw *w, const char *key, const char *value);
 int w8_stw_begin(w8_stw *w);
 int w8_stw_write(w8_stw *w, const char *name, const void *data, size_t nbytes);
+/* Stream one tensor in pieces: consecutive calls with the same name append
+ * until the declared size is reached (then the next tensor is due).  Lets a
+ * writer keep a bounded buffer for tensors of any size. */
+int w8_stw_write_part(w8_stw *w, const char *name, const void *data, size_t nbytes);
 int w8_stw_finish(w8_stw *w); /* also frees w */
 void w8_stw_abort(w8_stw *w); /* close and free without finishing (file left for caller) */
 /* Total bytes the file will have once finished (valid after all declares). */

@@ -171,9 +171,18 @@ static void test_writer_errors(void) {
     w8_stw_declare(w, "a", W8_F16, 2, sh);
     w8_stw_declare(w, "b", W8_F32, 2, sh);
     w8_stw_begin(w);
-    w8_stw_write(w, "a", buf, 12);
-    w8_stw_write(w, "b", buf, 24);
+    for (int i = 0; i < 12; i++) buf[i] = (char)i;
+    CHECK(w8_stw_write_part(w, "a", buf, 5) == 0 && w8_stw_write_part(w, "a", buf + 5, 7) == 0,
+          "writer: tensor written in two parts");
+    CHECK(w8_stw_write_part(w, "b", buf, 20) == 0 && w8_stw_write_part(w, "b", buf, 5) != 0 &&
+              strstr(w8_lasterr(), "'b': 5 bytes given, declared size is 24 (20 written)"),
+          "writer: part past the declared size refused: %s", w8_lasterr());
+    CHECK(w8_stw_write(w, "b", buf, 4) != 0, "writer: whole write after a part refused");
+    CHECK(w8_stw_write_part(w, "b", buf, 4) == 0, "writer: last part accepted");
     CHECK(w8_stw_finish(w) == 0, "writer: complete file finishes");
+    w8_st *st = w8_st_open(p);
+    CHECK(st && !memcmp(w8_st_find(st, "a")->data, buf, 12), "reader: parts joined in order");
+    w8_st_close(st);
     size_t len = 0;
     free(w8_read_file(p, 1 << 20, &len));
     CHECK(len == expect, "writer: w8_stw_file_size matches the file (%zu)", len);

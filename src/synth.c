@@ -1,0 +1,370 @@
+/*
+ * synth.c - random-weight Qwen2 model directories with real shapes.
+ *
+ * The 7B shape is ~7.6e9 weights (15 GB in bf16), so everything streams:
+ * one block of at most SYNTH_BLOCK elements is generated (in parallel,
+ * 64K-element chunks each with its own seeded RNG so the bytes do not depend
+ * on the thread count), converted, and appended to the file with
+ * w8_stw_write_part().  The directory is built under a temporary name and
+ * renamed at the end, so an interrupted or failed run leaves no half model.
+ */
+#include "synth.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <dirent.h>
+
+#include "util.h"
+
+#define SYNTH_CHUNK ((size_t)1 << 16) /* elements per RNG stream */
+#define SYNTH_BLOCK ((size_t)1 << 22) /* elements generated per write */
+#define SYNTH_STD 0.02f
+#define QWEN_BOS 151643
+#define QWEN_EOS 151645
+
+static const w8_synth_shape shapes[] = {
+    /* name           hidden layers heads kv  inter   vocab  tied max_pos mwl sliding theta */
+    {"qwen2.5-0.5b", 896, 24, 14, 2, 4864, 151936, 1, 32768, 21, 32768, 1000000.0},
+    {"qwen2.5-1.5b", 1536, 28, 12, 2, 8960, 151936, 1, 32768, 21, 32768, 1000000.0},
+    {"qwen2-7b", 3584, 28, 28, 4, 18944, 152064, 0, 32768, 28, 131072, 1000000.0},
+    /* tests: the vocab must still cover the Qwen tokenizer's 151665 ids, so
+     * hidden is kept small instead (embeddings 151936 x 32 = 9.7 MB in f16) */
+    {"tiny", 32, 2, 4, 2, 96, 151936, 1, 32768, 2, 32768, 1000000.0},
+};
+
+const char *w8_synth_shape_names(void) { return "qwen2.5-0.5b|qwen2.5-1.5b|qwen2-7b|tiny"; }
+
+const w8_synth_shape *w8_synth_find_shape(const char *name) {
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        if (!strcmp(shapes[i].name, name)) return &shapes[i];
+    w8_seterr("unknown shape '%s' (known: %s)", name, w8_synth_shape_names());
+    return NULL;
+}
+
+/* ------------------------------------------------------------ numbers */
+
+static uint64_t mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Elements [skip, skip + n) of one chunk's stream.  Box-Muller on both
+ * halves of one 64-bit draw gives two normals per draw. */
+static void chunk_fill(uint64_t key, size_t skip, float std, float *dst, size_t n) {
+    w8_rng r;
+    w8_rng_seed(&r, key);
+    size_t end = skip + n;
+    for (size_t e = 0; e < end; e += 2) {
+        uint64_t x = w8_rng_u64(&r);
+        if (e + 2 <= skip) continue;
+        float u1 = (float)((x >> 40) + 1) * (1.0f / 16777216.0f); /* (0, 1] */
+        float u2 = (float)((x >> 16) & 0xffffff) * (1.0f / 16777216.0f);
+        float rad = std * sqrtf(-2.0f * logf(u1)), s, c;
+        sincosf(6.2831853f * u2, &s, &c);
+        if (e >= skip && e < end) dst[e - skip] = rad * c;
+        if (e + 1 >= skip && e + 1 < end) dst[e + 1 - skip] = rad * s;
+    }
+}
+
+void w8_synth_normal(uint64_t seed, uint64_t tensor, uint64_t first, float std, float *dst,
+                     size_t n) {
+    uint64_t base = mix64(seed * 0x9e3779b97f4a7c15ull + tensor + 1);
+    uint64_t c0 = first / SYNTH_CHUNK, c1 = (first + n + SYNTH_CHUNK - 1) / SYNTH_CHUNK;
+#pragma omp parallel for schedule(dynamic, 4) if (n > SYNTH_CHUNK)
+    for (uint64_t c = c0; c < c1; c++) {
+        uint64_t lo = c * SYNTH_CHUNK, hi = lo + SYNTH_CHUNK;
+        if (lo < first) lo = first;
+        if (hi > first + n) hi = first + n;
+        chunk_fill(mix64(base ^ (c * 0xd1b54a32d192ed03ull)), (size_t)(lo - c * SYNTH_CHUNK), std,
+                   dst + (lo - first), (size_t)(hi - lo));
+    }
+}
+
+/* ------------------------------------------------------------ tensor list */
+
+typedef enum { FILL_NORMAL, FILL_ONES, FILL_ZEROS } fill_kind;
+
+typedef struct {
+    char name[96];
+    int ndim;
+    int64_t shape[2];
+    fill_kind fill;
+    size_t numel;
+    int shard;
+} synth_tensor;
+
+static void add(synth_tensor *t, size_t *n, fill_kind fill, int ndim, int64_t d0, int64_t d1,
+                const char *fmt, int layer) {
+    synth_tensor *x = &t[(*n)++];
+    snprintf(x->name, sizeof x->name, fmt, layer);
+    x->ndim = ndim;
+    x->shape[0] = d0;
+    x->shape[1] = d1;
+    x->fill = fill;
+    x->numel = (size_t)d0 * (size_t)(ndim == 2 ? d1 : 1);
+}
+
+/* Tensors in the order of HF's Qwen2 state_dict. Returns the count. */
+static size_t tensor_list(const w8_synth_shape *s, synth_tensor **out) {
+    size_t cap = 3 + (size_t)s->n_layers * 12, n = 0;
+    synth_tensor *t = w8_xcalloc(cap, sizeof *t);
+    int64_t h = s->hidden, hd = s->hidden / s->n_heads, kv = (int64_t)s->n_kv_heads * hd;
+    add(t, &n, FILL_NORMAL, 2, s->vocab, h, "model.embed_tokens.weight", 0);
+    for (int l = 0; l < s->n_layers; l++) {
+        add(t, &n, FILL_NORMAL, 2, h, h, "model.layers.%d.self_attn.q_proj.weight", l);
+        add(t, &n, FILL_ZEROS, 1, h, 0, "model.layers.%d.self_attn.q_proj.bias", l);
+        add(t, &n, FILL_NORMAL, 2, kv, h, "model.layers.%d.self_attn.k_proj.weight", l);
+        add(t, &n, FILL_ZEROS, 1, kv, 0, "model.layers.%d.self_attn.k_proj.bias", l);
+        add(t, &n, FILL_NORMAL, 2, kv, h, "model.layers.%d.self_attn.v_proj.weight", l);
+        add(t, &n, FILL_ZEROS, 1, kv, 0, "model.layers.%d.self_attn.v_proj.bias", l);
+        add(t, &n, FILL_NORMAL, 2, h, h, "model.layers.%d.self_attn.o_proj.weight", l);
+        add(t, &n, FILL_NORMAL, 2, s->intermediate, h, "model.layers.%d.mlp.gate_proj.weight", l);
+        add(t, &n, FILL_NORMAL, 2, s->intermediate, h, "model.layers.%d.mlp.up_proj.weight", l);
+        add(t, &n, FILL_NORMAL, 2, h, s->intermediate, "model.layers.%d.mlp.down_proj.weight", l);
+        add(t, &n, FILL_ONES, 1, h, 0, "model.layers.%d.input_layernorm.weight", l);
+        add(t, &n, FILL_ONES, 1, h, 0, "model.layers.%d.post_attention_layernorm.weight", l);
+    }
+    add(t, &n, FILL_ONES, 1, h, 0, "model.norm.weight", 0);
+    if (!s->tied) add(t, &n, FILL_NORMAL, 2, s->vocab, h, "lm_head.weight", 0);
+    *out = t;
+    return n;
+}
+
+/* ------------------------------------------------------------ weights */
+
+typedef struct {
+    const w8_synth_opts *o;
+    synth_tensor *t;
+    size_t n;
+    int nshards;
+    float *f32;     /* SYNTH_BLOCK floats */
+    void *conv;     /* SYNTH_BLOCK converted elements */
+    w8_progress prog;
+    size_t done_bytes;
+} synth_state;
+
+static void convert(w8_dtype dt, const float *src, void *dst, size_t n) {
+    if (dt == W8_F32) {
+        memcpy(dst, src, n * 4);
+        return;
+    }
+    uint16_t *d = dst;
+    if (dt == W8_F16) {
+#pragma omp parallel for schedule(static) if (n > SYNTH_CHUNK)
+        for (size_t i = 0; i < n; i++) d[i] = w8_f32_to_f16(src[i]);
+    } else {
+#pragma omp parallel for schedule(static) if (n > SYNTH_CHUNK)
+        for (size_t i = 0; i < n; i++) d[i] = w8_f32_to_bf16(src[i]);
+    }
+}
+
+static int write_tensor(synth_state *S, w8_stw *w, size_t ti) {
+    const synth_tensor *t = &S->t[ti];
+    size_t esz = w8_dtype_size(S->o->dtype);
+    for (size_t first = 0; first < t->numel; first += SYNTH_BLOCK) {
+        size_t n = t->numel - first < SYNTH_BLOCK ? t->numel - first : SYNTH_BLOCK;
+        if (t->fill == FILL_NORMAL) w8_synth_normal(S->o->seed, ti, first, SYNTH_STD, S->f32, n);
+        else
+            for (size_t i = 0; i < n; i++) S->f32[i] = t->fill == FILL_ONES ? 1.0f : 0.0f;
+        convert(S->o->dtype, S->f32, S->conv, n);
+        if (w8_stw_write_part(w, t->name, S->conv, n * esz) != 0) return -1;
+        S->done_bytes += n * esz;
+        if (!S->o->quiet) w8_progress_update(&S->prog, (long)(S->done_bytes >> 20), t->name);
+    }
+    return 0;
+}
+
+static void shard_name(char *buf, size_t n, int i, int count) {
+    if (count == 1) snprintf(buf, n, "model.safetensors");
+    else snprintf(buf, n, "model-%05d-of-%05d.safetensors", i + 1, count);
+}
+
+/* Assign tensors to shards in order, each shard at most shard_gb * 1e9 bytes
+ * (HF's "5GB" is 5e9); a tensor bigger than that gets a shard of its own. */
+static int assign_shards(synth_state *S) {
+    size_t esz = w8_dtype_size(S->o->dtype);
+    double limit = S->o->shard_gb > 0 ? S->o->shard_gb * 1e9 : 0;
+    int shard = 0;
+    double cur = 0;
+    for (size_t i = 0; i < S->n; i++) {
+        double b = (double)(S->t[i].numel * esz);
+        if (limit > 0 && cur > 0 && cur + b > limit) {
+            shard++;
+            cur = 0;
+        }
+        S->t[i].shard = shard;
+        cur += b;
+    }
+    return shard + 1;
+}
+
+static int write_shard(synth_state *S, const char *dir, int shard) {
+    char fname[64];
+    shard_name(fname, sizeof fname, shard, S->nshards);
+    char *path = w8_path_join(dir, fname);
+    w8_stw *w = w8_stw_create(path);
+    free(path);
+    if (!w) return -1;
+    for (size_t i = 0; i < S->n; i++)
+        if (S->t[i].shard == shard &&
+            w8_stw_declare(w, S->t[i].name, S->o->dtype, S->t[i].ndim, S->t[i].shape) != 0)
+            goto fail;
+    if (w8_stw_set_meta(w, "format", "pt") != 0 || w8_stw_begin(w) != 0) goto fail;
+    for (size_t i = 0; i < S->n; i++)
+        if (S->t[i].shard == shard && write_tensor(S, w, i) != 0) goto fail;
+    return w8_stw_finish(w);
+fail:
+    w8_stw_abort(w);
+    return -1;
+}
+
+/* ------------------------------------------------------------ json files */
+
+static int dump_json(json_t *v, const char *dir, const char *name) {
+    char *path = w8_path_join(dir, name);
+    /* precision 10 prints 1e-06 and 1000000.0 as Python's json does */
+    int rc = json_dump_file(v, path, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+    if (rc != 0) w8_seterr("%s: cannot write: %s", path, strerror(errno));
+    free(path);
+    json_decref(v);
+    return rc ? -1 : 0;
+}
+
+static const char *torch_dtype_name(w8_dtype dt) {
+    return dt == W8_F16 ? "float16" : dt == W8_BF16 ? "bfloat16" : "float32";
+}
+
+/* config.json as Qwen2's own (keys sorted, as transformers writes them). */
+static int write_config(const w8_synth_opts *o, const char *dir) {
+    const w8_synth_shape *s = o->shape;
+    json_t *c = json_object();
+    json_object_set_new(c, "architectures", json_pack("[s]", "Qwen2ForCausalLM"));
+    json_object_set_new(c, "attention_dropout", json_real(0.0));
+    json_object_set_new(c, "bos_token_id", json_integer(QWEN_BOS));
+    json_object_set_new(c, "eos_token_id", json_integer(QWEN_EOS));
+    json_object_set_new(c, "hidden_act", json_string("silu"));
+    json_object_set_new(c, "hidden_size", json_integer(s->hidden));
+    json_object_set_new(c, "initializer_range", json_real(0.02));
+    json_object_set_new(c, "intermediate_size", json_integer(s->intermediate));
+    json_object_set_new(c, "max_position_embeddings", json_integer(s->max_pos));
+    json_object_set_new(c, "max_window_layers", json_integer(s->max_window_layers));
+    json_object_set_new(c, "model_type", json_string("qwen2"));
+    json_object_set_new(c, "num_attention_heads", json_integer(s->n_heads));
+    json_object_set_new(c, "num_hidden_layers", json_integer(s->n_layers));
+    json_object_set_new(c, "num_key_value_heads", json_integer(s->n_kv_heads));
+    json_object_set_new(c, "rms_norm_eps", json_real(1e-6));
+    json_object_set_new(c, "rope_scaling", json_null());
+    json_object_set_new(c, "rope_theta", json_real(s->rope_theta));
+    json_object_set_new(c, "sliding_window", json_integer(s->sliding_window));
+    json_object_set_new(c, "tie_word_embeddings", json_boolean(s->tied));
+    json_object_set_new(c, "torch_dtype", json_string(torch_dtype_name(o->dtype)));
+    json_object_set_new(c, "transformers_version", json_string("4.43.1"));
+    json_object_set_new(c, "use_cache", json_true());
+    json_object_set_new(c, "use_sliding_window", json_false());
+    json_object_set_new(c, "vocab_size", json_integer(s->vocab));
+    return dump_json(c, dir, "config.json");
+}
+
+/* Qwen's generation_config.json ids; greedy by default (do_sample false)
+ * so runs on random weights are reproducible. */
+static int write_genconfig(const char *dir) {
+    json_t *g = json_object();
+    json_object_set_new(g, "bos_token_id", json_integer(QWEN_BOS));
+    json_object_set_new(g, "do_sample", json_false());
+    json_object_set_new(g, "eos_token_id", json_pack("[ii]", QWEN_EOS, QWEN_BOS));
+    json_object_set_new(g, "pad_token_id", json_integer(QWEN_BOS));
+    json_object_set_new(g, "transformers_version", json_string("4.43.1"));
+    return dump_json(g, dir, "generation_config.json");
+}
+
+static int write_index(synth_state *S, const char *dir) {
+    json_t *ix = json_object(), *wm = json_object();
+    size_t total = 0, esz = w8_dtype_size(S->o->dtype);
+    char fname[64];
+    for (size_t i = 0; i < S->n; i++) {
+        shard_name(fname, sizeof fname, S->t[i].shard, S->nshards);
+        json_object_set_new(wm, S->t[i].name, json_string(fname));
+        total += S->t[i].numel * esz;
+    }
+    json_object_set_new(ix, "metadata", json_pack("{sI}", "total_size", (json_int_t)total));
+    json_object_set_new(ix, "weight_map", wm);
+    return dump_json(ix, dir, "model.safetensors.index.json");
+}
+
+/* ------------------------------------------------------------ directory */
+
+static int dir_nonempty(const char *path) {
+    DIR *d = opendir(path);
+    if (!d) return 0;
+    struct dirent *e;
+    int any = 0;
+    while (!any && (e = readdir(d))) any = strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+    closedir(d);
+    return any;
+}
+
+static int write_all(const w8_synth_opts *o, const char *tmp) {
+    synth_state S = {.o = o};
+    S.n = tensor_list(o->shape, &S.t);
+    S.nshards = assign_shards(&S);
+    S.f32 = w8_xalloc_aligned(SYNTH_BLOCK * sizeof(float));
+    S.conv = w8_xalloc_aligned(SYNTH_BLOCK * w8_dtype_size(o->dtype));
+    size_t total = 0;
+    for (size_t i = 0; i < S.n; i++) total += S.t[i].numel * w8_dtype_size(o->dtype);
+    if (!o->quiet) w8_progress_begin(&S.prog, "synth (MB)", (long)(total >> 20));
+    int rc = 0;
+    for (int s = 0; s < S.nshards && rc == 0; s++) rc = write_shard(&S, tmp, s);
+    if (!o->quiet) w8_progress_end(&S.prog);
+    if (rc == 0 && S.nshards > 1) rc = write_index(&S, tmp);
+    if (rc == 0) rc = write_config(o, tmp);
+    if (rc == 0) rc = write_genconfig(tmp);
+    char *dst;
+    if (rc == 0 && o->tokenizer_json) {
+        dst = w8_path_join(tmp, "tokenizer.json");
+        rc = w8_copy_file(o->tokenizer_json, dst);
+        free(dst);
+    }
+    if (rc == 0 && o->tokenizer_config) {
+        dst = w8_path_join(tmp, "tokenizer_config.json");
+        rc = w8_copy_file(o->tokenizer_config, dst);
+        free(dst);
+    }
+    free(S.t);
+    free(S.f32);
+    free(S.conv);
+    return rc;
+}
+
+int w8_synth_write(const w8_synth_opts *o, const char *out_dir) {
+    if (!o->shape) return w8_seterr("synth: no shape given");
+    if (o->dtype != W8_F16 && o->dtype != W8_BF16 && o->dtype != W8_F32)
+        return w8_seterr("synth: dtype %s is not a float type", w8_dtype_name(o->dtype));
+    if (!(o->shard_gb >= 0) || o->shard_gb > 1e6)
+        return w8_seterr("synth: shard size %g GB is out of range", o->shard_gb);
+    struct stat sb;
+    if (stat(out_dir, &sb) == 0 && (!S_ISDIR(sb.st_mode) || dir_nonempty(out_dir)))
+        return w8_seterr("%s: already exists and is not an empty directory", out_dir);
+    size_t len = strlen(out_dir);
+    while (len > 1 && out_dir[len - 1] == '/') len--; /* "out/" -> "out.tmp-..." */
+    char *tmp = w8_xmalloc(len + 16);
+    memcpy(tmp, out_dir, len);
+    memcpy(tmp + len, ".tmp-XXXXXX", 12);
+    if (!mkdtemp(tmp)) {
+        w8_seterr("%s: cannot create a temporary directory: %s", tmp, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    chmod(tmp, 0755); /* mkdtemp makes it 0700; a model dir is normally shared */
+    int rc = write_all(o, tmp);
+    if (rc == 0 && rename(tmp, out_dir) != 0)
+        rc = w8_seterr("%s: cannot rename %s into place: %s", out_dir, tmp, strerror(errno));
+    if (rc != 0) w8_rm_rf(tmp);
+    free(tmp);
+    return rc;
+}

@@ -1,0 +1,52 @@
+/*
+ * synth.h - write a float Hugging Face Qwen2 model directory with random
+ * weights and the real shapes of Qwen2.5-0.5B / 1.5B / Qwen2-7B (or a tiny
+ * shape for tests), so quantization, loading and speed can be exercised
+ * without downloading weights.
+ *
+ * Weights are normal(0, 0.02), norms 1, q/k/v biases 0.  Numbers come from
+ * w8_rng streams seeded per (seed, tensor, 64K-element chunk), so the files
+ * are byte-identical for the same seed whatever the thread count.
+ */
+#ifndef W8_SYNTH_H
+#define W8_SYNTH_H
+
+#include <stdint.h>
+
+#include "safetensors.h"
+
+typedef struct {
+    const char *name;     /* "qwen2.5-0.5b" */
+    int hidden, n_layers, n_heads, n_kv_heads, intermediate, vocab;
+    int tied;             /* tie_word_embeddings (no lm_head.weight) */
+    int max_pos, max_window_layers, sliding_window;
+    double rope_theta;
+} w8_synth_shape;
+
+/* The shape called `name`, or NULL (error lists the known names). */
+const w8_synth_shape *w8_synth_find_shape(const char *name);
+/* "qwen2.5-0.5b|qwen2.5-1.5b|qwen2-7b|tiny" (for usage lines). */
+const char *w8_synth_shape_names(void);
+
+typedef struct {
+    const w8_synth_shape *shape;
+    w8_dtype dtype;             /* W8_F16 or W8_BF16 (W8_F32 also works) */
+    uint64_t seed;
+    double shard_gb;            /* > 0: shard into files of at most this many GB */
+    const char *tokenizer_json; /* copied as tokenizer.json (NULL: none) */
+    const char *tokenizer_config; /* copied as tokenizer_config.json (NULL: none) */
+    int quiet;                  /* no progress output */
+} w8_synth_opts;
+
+/* Write the model into out_dir: built in "out_dir.tmp-XXXXXX" and renamed
+ * when complete, so a failure leaves nothing behind.  Refuses an existing
+ * non-empty out_dir. */
+int w8_synth_write(const w8_synth_opts *o, const char *out_dir);
+
+/* Fill dst[0..n) with normal(0, std) values of tensor `tensor` (its index in
+ * the file), starting at element `first`; deterministic in (seed, tensor,
+ * element) whatever the chunking or thread count.  Exposed for tests. */
+void w8_synth_normal(uint64_t seed, uint64_t tensor, uint64_t first, float std, float *dst,
+                     size_t n);
+
+#endif

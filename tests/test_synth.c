@@ -1,0 +1,160 @@
+/*
+ * test_synth.c - the random-model writer: normal statistics, determinism
+ * across thread counts and block boundaries, and that a tiny model (single
+ * file and sharded) loads back through w8_config and the safetensors reader
+ * with the shapes its config implies.
+ */
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../src/config.h"
+#include "../src/safetensors.h"
+#include "../src/synth.h"
+#include "../src/util.h"
+#include "test.h"
+
+static void test_normal(void) {
+    size_t n = 1 << 20;
+    float *a = malloc(n * 4), *b = malloc(n * 4);
+    w8_set_threads(1);
+    w8_synth_normal(7, 3, 0, 1.0f, a, n);
+    w8_set_threads(2);
+    w8_synth_normal(7, 3, 0, 1.0f, b, n);
+    w8_set_threads(0);
+    CHECK(!memcmp(a, b, n * 4), "normals independent of the thread count");
+    w8_synth_normal(7, 3, 100001, 1.0f, b, 70000);
+    CHECK(!memcmp(a + 100001, b, 70000 * 4), "normals independent of block boundaries");
+    w8_synth_normal(8, 3, 0, 1.0f, b, 1000);
+    CHECK(memcmp(a, b, 1000 * 4) != 0, "another seed gives other numbers");
+    w8_synth_normal(7, 4, 0, 1.0f, b, 1000);
+    CHECK(memcmp(a, b, 1000 * 4) != 0, "another tensor gives other numbers");
+    double m = 0, v = 0, k = 0;
+    for (size_t i = 0; i < n; i++) m += a[i];
+    m /= (double)n;
+    for (size_t i = 0; i < n; i++) {
+        double d = a[i] - m;
+        v += d * d;
+        k += d * d * d * d;
+    }
+    v /= (double)n;
+    k = k / (double)n / (v * v);
+    CHECK(fabs(m) < 0.005 && fabs(sqrt(v) - 1) < 0.005 && fabs(k - 3) < 0.05,
+          "standard normal: mean %.4f std %.4f kurtosis %.3f", m, sqrt(v), k);
+    free(a);
+    free(b);
+}
+
+static int count_entries(const char *dir, const char *prefix) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+        if (!strncmp(e->d_name, prefix, strlen(prefix))) n++;
+    if (d) closedir(d);
+    return n;
+}
+
+/* Every tensor the config implies, with its shape; norms all 1, biases 0. */
+static void check_model(const char *dir, const char *what) {
+    w8_config c;
+    int rc = w8_config_load(dir, &c);
+    CHECK(rc == 0, "%s: config loads (%s)", what, rc ? w8_lasterr() : "");
+    if (rc) return;
+    CHECK(c.arch == W8_ARCH_QWEN2 && c.hidden == 32 && c.n_layers == 2 && c.n_heads == 4 &&
+              c.n_kv_heads == 2 && c.head_dim == 8 && c.intermediate == 96 && c.vocab == 151936 &&
+              c.tie_embeddings && c.torch_dtype == W8_F16 && c.rope_theta == 1e6f &&
+              c.rms_eps == 1e-6f && c.max_pos == 32768,
+          "%s: config values", what);
+    CHECK(c.bos_id == 151643 && c.n_eos == 2 && c.eos_ids[0] == 151645 && c.eos_ids[1] == 151643,
+          "%s: generation_config eos ids", what);
+    w8_st *st = w8_st_open_dir(dir);
+    CHECK(st != NULL, "%s: weights open (%s)", what, st ? "" : w8_lasterr());
+    if (!st) return;
+    int ok = 1;
+    int64_t emb[2] = {c.vocab, c.hidden}, q[2] = {32, 32}, kv[2] = {16, 32}, up[2] = {96, 32},
+            down[2] = {32, 96}, h[1] = {32}, kvb[1] = {16};
+    ok &= w8_st_need(st, "model.embed_tokens.weight", W8_F16, 2, emb) != NULL;
+    ok &= w8_st_need(st, "model.norm.weight", W8_F16, 1, h) != NULL;
+    char name[96];
+    for (int l = 0; l < c.n_layers; l++) {
+#define NEED(fmt, nd, shape) \
+    (snprintf(name, sizeof name, fmt, l), w8_st_need(st, name, W8_F16, nd, shape) != NULL)
+        ok &= NEED("model.layers.%d.self_attn.q_proj.weight", 2, q);
+        ok &= NEED("model.layers.%d.self_attn.k_proj.weight", 2, kv);
+        ok &= NEED("model.layers.%d.self_attn.v_proj.weight", 2, kv);
+        ok &= NEED("model.layers.%d.self_attn.o_proj.weight", 2, q);
+        ok &= NEED("model.layers.%d.self_attn.q_proj.bias", 1, h);
+        ok &= NEED("model.layers.%d.self_attn.k_proj.bias", 1, kvb);
+        ok &= NEED("model.layers.%d.self_attn.v_proj.bias", 1, kvb);
+        ok &= NEED("model.layers.%d.mlp.gate_proj.weight", 2, up);
+        ok &= NEED("model.layers.%d.mlp.up_proj.weight", 2, up);
+        ok &= NEED("model.layers.%d.mlp.down_proj.weight", 2, down);
+        ok &= NEED("model.layers.%d.input_layernorm.weight", 1, h);
+        ok &= NEED("model.layers.%d.post_attention_layernorm.weight", 1, h);
+#undef NEED
+    }
+    CHECK(ok, "%s: every tensor with its shape (%s)", what, ok ? "" : w8_lasterr());
+    CHECK(w8_st_count(st) == 2 + 12 * 2 && !w8_st_find(st, "lm_head.weight"),
+          "%s: %zu tensors, tied (no lm_head)", what, w8_st_count(st));
+    const w8_tensor *n1 = w8_st_find(st, "model.layers.1.post_attention_layernorm.weight");
+    const w8_tensor *b0 = w8_st_find(st, "model.layers.0.self_attn.v_proj.bias");
+    CHECK(n1 && b0 && w8_tensor_get_f32(n1, 31) == 1.0f && w8_tensor_get_f32(b0, 15) == 0.0f,
+          "%s: norms 1, biases 0", what);
+    const w8_tensor *e = w8_st_find(st, "model.embed_tokens.weight");
+    double s2 = 0;
+    for (size_t i = 0; i < e->numel; i += 7) s2 += pow(w8_tensor_get_f32(e, i), 2);
+    double sd = sqrt(s2 / (double)((e->numel + 6) / 7));
+    CHECK(fabs(sd - 0.02) < 0.0005, "%s: embedding std %.5f ~ 0.02", what, sd);
+    w8_st_close(st);
+}
+
+static void test_write(void) {
+    char root[] = "/tmp/w8synth-XXXXXX";
+    if (!mkdtemp(root)) return;
+    char *one = w8_path_join(root, "one"), *sh = w8_path_join(root, "sharded");
+    w8_synth_opts o = {0};
+    o.shape = w8_synth_find_shape("tiny");
+    o.dtype = W8_F16;
+    o.seed = 5;
+    o.quiet = 1;
+    CHECK(o.shape && w8_synth_write(&o, one) == 0, "tiny model written (%s)", w8_lasterr());
+    check_model(one, "single file");
+    o.shard_gb = 0.004; /* the 9.7 MB embedding alone, then the rest */
+    CHECK(w8_synth_write(&o, sh) == 0, "tiny model written sharded (%s)", w8_lasterr());
+    char *ix = w8_path_join(sh, "model.safetensors.index.json");
+    char *s1 = w8_path_join(sh, "model-00001-of-00002.safetensors");
+    CHECK(w8_file_exists(ix) && w8_file_exists(s1), "sharded: index and model-00001-of-00002");
+    check_model(sh, "sharded");
+    w8_st *a = w8_st_open_dir(one), *b = w8_st_open_dir(sh);
+    int same = a && b && w8_st_count(a) == w8_st_count(b);
+    for (size_t i = 0; same && i < w8_st_count(a); i++) {
+        const w8_tensor *x = w8_st_at(a, i), *y = w8_st_find(b, x->name);
+        same = y && y->nbytes == x->nbytes && !memcmp(x->data, y->data, x->nbytes);
+    }
+    CHECK(same, "sharded and single-file tensors are identical");
+    w8_st_close(a);
+    w8_st_close(b);
+
+    CHECK(w8_synth_write(&o, one) != 0 && strstr(w8_lasterr(), "already exists"),
+          "refuses a non-empty output dir: %s", w8_lasterr());
+    char *bad = w8_path_join(root, "bad");
+    o.tokenizer_json = "/nonexistent/tokenizer.json";
+    CHECK(w8_synth_write(&o, bad) != 0 && strstr(w8_lasterr(), "/nonexistent/tokenizer.json") &&
+              !w8_file_exists(bad) && count_entries(root, "bad.tmp-") == 0,
+          "a failure leaves neither the dir nor its temporary: %s", w8_lasterr());
+    CHECK(w8_synth_find_shape("qwen9") == NULL && strstr(w8_lasterr(), "qwen2.5-0.5b"),
+          "unknown shape lists the known ones: %s", w8_lasterr());
+    free(one);
+    free(sh);
+    free(ix);
+    free(s1);
+    free(bad);
+    w8_rm_rf(root);
+}
+
+int main(void) {
+    test_normal();
+    test_write();
+    TEST_DONE();
+}
