@@ -25,7 +25,7 @@ check() { # description, command...
 # ---- ppl
 for bin in "$W" "$A"; do
     tag=$(basename "$(dirname "$bin")")
-    if "$bin" ppl --model_path "$M" --file "$TXT" --ctx 128 --chunks 3 -t 2 >"$T/ppl.out" 2>"$T/ppl.err"; then
+    if "$bin" ppl --model_path "$M" --file "$TXT" --ctx 128 --chunks 3 -t 1 >"$T/ppl.out" 2>"$T/ppl.err"; then
         ok "ppl runs ($tag)"
     else
         fail "ppl runs ($tag): $(head -3 "$T/ppl.err")"
@@ -36,7 +36,7 @@ for bin in "$W" "$A"; do
         awk -v h="$half" -v f="$full" 'BEGIN { exit !(h > 1 && h < 30 && f > 1 && f < 30) }'
 done
 check "ppl reports 3 windows of 128" grep -q "3 windows of 128" "$T/ppl.out"
-"$W" ppl --model_path "$M" --file "$TXT" --ctx 128 --chunks 3 --batch 50 -t 2 >"$T/ppl50.out" 2>&1
+"$W" ppl --model_path "$M" --file "$TXT" --ctx 128 --chunks 3 --batch 50 -t 1 >"$T/ppl50.out" 2>&1
 full50=$(sed -n 's/^perplexity, full window: *\([0-9.]*\) +\/- .*/\1/p' "$T/ppl50.out")
 check "ppl --batch 50 gives the same figure ($full50 vs $full)" \
     awk -v a="$full50" -v b="$full" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a > 0 && d < 0.001) }'
@@ -71,7 +71,7 @@ for bin in "$W" "$A"; do
     check "bench tg8 row ($tag)" grep -Eq '^\| .* \| tg8 \| [0-9.]+ ± [0-9.]+ \|$' "$T/bench.out"
     check "bench prints peak RSS ($tag)" grep -q '^peak RSS: ' "$T/bench.out"
 done
-"$W" bench --model_path "$M" -p 16 -n 8 -r 2 -t 2 --json >"$T/bench.json" 2>"$T/bench.err"
+"$W" bench --model_path "$M" -p 16 -n 8 -r 2 -t 1 --json >"$T/bench.json" 2>"$T/bench.err"
 check "bench --json exits 0" test $? -eq 0
 if command -v python3 >/dev/null; then
     check "bench --json is valid JSON with pp16 and tg8 (python3)" python3 -c '
@@ -87,7 +87,7 @@ else
     check "bench --json looks like a JSON array with pp16 and tg8" \
         bash -c "head -c1 '$T/bench.json' | grep -q '\[' && grep -q '\"test\": \"pp16\"' '$T/bench.json' && grep -q '\"test\": \"tg8\"' '$T/bench.json'"
 fi
-"$W" bench --model_path "$M" -p 0 -n 4 -r 1 >"$T/o" 2>&1
+"$W" bench --model_path "$M" -p 0 -n 4 -r 1 -t 1 >"$T/o" 2>&1
 check "bench -p 0 skips pp" bash -c "grep -q '| tg4 |' '$T/o' && ! grep -q '| pp' '$T/o'"
 "$W" bench --model_path "$M" -p 0 -n 0 >"$T/o" 2>"$T/e"
 check "bench -p 0 -n 0 refused" bash -c "[ $? -eq 1 ] && grep -q '^w8a8: ' '$T/e'"
@@ -95,7 +95,7 @@ check "bench -p 0 -n 0 refused" bash -c "[ $? -eq 1 ] && grep -q '^w8a8: ' '$T/e
 # ---- compare (same model on both sides: the numbers are exact)
 for bin in "$W" "$A"; do
     tag=$(basename "$(dirname "$bin")")
-    if "$bin" compare --float "$M" --quant "$M" --file "$TXT" --ctx 64 --chunks 2 -t 2 >"$T/cmp.out" 2>"$T/cmp.err"; then
+    if "$bin" compare --float "$M" --quant "$M" --file "$TXT" --ctx 64 --chunks 2 -t 1 >"$T/cmp.out" 2>"$T/cmp.err"; then
         ok "compare runs ($tag)"
     else
         fail "compare runs ($tag): $(head -3 "$T/cmp.err")"

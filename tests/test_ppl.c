@@ -246,6 +246,9 @@ static void test_bench(const w8_model *m) {
 }
 
 int main(void) {
+    /* One thread: the results do not depend on it, and OpenMP barriers on a
+     * loaded 2-core machine make a tiny model several times slower. */
+    w8_set_threads(1);
     test_helpers();
     char *dir = path_in_shared("models/stories260K-hf-f32");
     char *corpus = path_in_shared("corpus/tinystories-excerpt.txt");
