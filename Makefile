@@ -53,6 +53,10 @@ $(B)/tests/%: $(B)/obj/tests/%.o $(B)/libw8a8.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(OPT) $^ -o $@ $(LIBS) $(TESTLIBS)
 
+# ---- kernel micro-benchmark (tools/, not part of the test suite)
+$(B)/bench_kernels: $(B)/obj/tools/bench_kernels.o $(B)/libw8a8.a
+	$(CC) $(CFLAGS_BASE) $(OPT) $^ -o $@ $(LIBS)
+
 # ---- sanitized build
 $(A)/obj/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)

@@ -25,15 +25,37 @@
 
 typedef struct {
     const w8_st *st;
-    const w8_qdesc *qd; /* NULL for a float directory */
+    const w8_qdesc *qd;  /* NULL for a float directory */
+    const char *wlabel;  /* the weights file named when a tensor is missing */
 } loader;
+
+/* w8_st_need, but a missing tensor names the weights file rather than the
+ * directory (for a sharded model: the directory, which holds the index). */
+static const w8_tensor *need(const loader *ld, const char *name, int dtype, int ndim,
+                             const int64_t *shape) {
+    if (!w8_st_find(ld->st, name)) {
+        w8_seterr("%s: tensor '%s' is missing", ld->wlabel, name);
+        return NULL;
+    }
+    return w8_st_need(ld->st, name, dtype, ndim, shape);
+}
+
+/* The single file all tensors live in, else the path the set was opened from. */
+static const char *weights_label(const w8_st *st) {
+    size_t n = w8_st_count(st);
+    if (n == 0) return w8_st_path(st);
+    const char *f = w8_st_at(st, 0)->file;
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(w8_st_at(st, i)->file, f)) return w8_st_path(st);
+    return f;
+}
 
 static int is_float_dtype(w8_dtype t) { return t == W8_F32 || t == W8_F16 || t == W8_BF16; }
 
 /* A float tensor (F32/F16/BF16) of the given shape. */
 static const w8_tensor *need_float(const loader *ld, const char *name, int ndim,
                                    const int64_t *shape) {
-    const w8_tensor *t = w8_st_need(ld->st, name, -1, ndim, shape);
+    const w8_tensor *t = need(ld, name, -1, ndim, shape);
     if (!t) return NULL;
     if (!is_float_dtype(t->dtype)) {
         w8_seterr("%s: tensor '%s' has dtype %s, expected F32, F16 or BF16", t->file, name,
@@ -63,7 +85,7 @@ static int load_opt_vec(const loader *ld, const char *name, int n, float **out) 
 
 /* A float scalar stored as a one-element tensor (input_scale, input_offset). */
 static int load_scalar(const loader *ld, const char *name, float *out) {
-    const w8_tensor *t = w8_st_need(ld->st, name, -1, -1, NULL);
+    const w8_tensor *t = need(ld, name, -1, -1, NULL);
     if (!t) return -1;
     if (!is_float_dtype(t->dtype) || t->numel != 1)
         return w8_seterr("%s: tensor '%s' has dtype %s and %zu elements, expected one "
@@ -86,7 +108,7 @@ static int load_qparts(const loader *ld, const char *prefix, int n, int k, qpart
     int64_t wshape[2] = {n, k}, nshape[1] = {n};
     float off;
     snprintf(name, sizeof name, "%s.weight", prefix);
-    if (!(q->w = w8_st_need(ld->st, name, W8_I8, 2, wshape))) return -1;
+    if (!(q->w = need(ld, name, W8_I8, 2, wshape))) return -1;
     snprintf(name, sizeof name, "%s.input_scale", prefix);
     if (load_scalar(ld, name, &q->scale)) return -1;
     if (!(q->scale > 0))
@@ -99,9 +121,9 @@ static int load_qparts(const loader *ld, const char *prefix, int n, int k, qpart
                          q->w->file, name, (double)off);
     q->offset = (int)off;
     snprintf(name, sizeof name, "%s.quant_bias", prefix);
-    if (!(q->qbias = w8_st_need(ld->st, name, W8_I32, 1, nshape))) return -1;
+    if (!(q->qbias = need(ld, name, W8_I32, 1, nshape))) return -1;
     snprintf(name, sizeof name, "%s.deq_scale", prefix);
-    if (!(q->deq = w8_st_need(ld->st, name, -1, 1, nshape))) return -1;
+    if (!(q->deq = need(ld, name, -1, 1, nshape))) return -1;
     if (q->deq->dtype != W8_I64 && q->deq->dtype != W8_F32)
         return w8_seterr("%s: tensor '%s' has dtype %s, expected I64 (fp16 models) or F32 "
                          "(bf16 models)",
@@ -316,7 +338,7 @@ static int check_shape(const w8_config *c, const char *dir) {
 
 static int load_all(w8_model *m, const w8_qdesc *qd) {
     const w8_config *c = &m->cfg;
-    loader ld = {m->st, qd};
+    loader ld = {m->st, qd, weights_label(m->st)};
     int64_t eshape[2] = {c->vocab, c->hidden};
     if (!(m->embed = need_float(&ld, "model.embed_tokens.weight", 2, eshape))) return -1;
     m->layers = w8_xcalloc((size_t)c->n_layers, sizeof(w8_layer));

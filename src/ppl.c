@@ -31,12 +31,7 @@ double w8_logprob(const float *logits, int vocab, int target) {
     return ((double)logits[target] - (double)mx) - log(s);
 }
 
-int w8_argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
+/* w8_argmax (declared in ppl.h too) is defined once, in sampler.c. */
 
 void w8_nll_add(w8_nll_sum *s, double nll) {
     s->nll += nll;

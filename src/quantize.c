@@ -175,6 +175,8 @@ typedef struct {
     qgroup *grp;
     int n_grp;
     /* calibration observer state */
+    int32_t **qbias; /* [n_lin] quant_bias of each quantized layer, once computed */
+    float **deq;     /* [n_lin] deq_scale (f32) */
     int obs_bad;     /* 1: non-finite activation, 2: shape mismatch */
     int obs_layer, obs_point;
 } qstate;
@@ -241,6 +243,9 @@ static int add_lin(qstate *s, const char *name, int layer, int kind, int group) 
     return 0;
 }
 
+static long find_nonfinite(const w8_tensor *t);
+static void release_pages(const w8_tensor *t);
+
 static int plan(qstate *s) {
     const w8_config *c = &s->cfg;
     int L = c->n_layers;
@@ -283,6 +288,16 @@ static int plan(qstate *s) {
         if (!is_float_dt(t->dtype))
             return w8_seterr("%s: tensor '%s' has dtype %s; only F16, BF16 and F32 models can "
                              "be quantized", t->file, t->name, w8_dtype_name(t->dtype));
+    }
+    /* NaN/Inf anywhere stops here, naming the tensor, before any work: a bit
+     * test per element, at memory speed */
+    for (size_t i = 0; i < w8_st_count(s->st); i++) {
+        const w8_tensor *t = w8_st_at(s->st, i);
+        long bad = find_nonfinite(t);
+        release_pages(t);
+        if (bad >= 0)
+            return w8_seterr("%s: tensor '%s' has a non-finite value (NaN or Inf) at element %ld",
+                             t->file, t->name, bad);
     }
     s->src_dt = s->lin[0].w->dtype;
     for (int j = 1; j < s->n_lin; j++)
@@ -646,19 +661,18 @@ static void assign_shards(olist *ol, double gb) {
     ol->n_shards = sh + 1;
 }
 
-/* One quantized layer, computed when its first tensor is written. */
+/* The int8 weights of the quantized layer being written.  quant_bias and
+ * deq_scale (n values each) are kept for every layer in qstate, because the
+ * alignment order writes them long before the int8 weights; the weights are
+ * then recomputed (deterministically) when their turn comes. */
 typedef struct {
     int lin;
     int8_t *wq;
-    int32_t *qbias;
-    float *deq;
 } lcache;
 
 static void lcache_clear(lcache *c) {
     free(c->wq);
-    free(c->qbias);
-    free(c->deq);
-    memset(c, 0, sizeof *c);
+    c->wq = NULL;
     c->lin = -1;
 }
 
@@ -688,19 +702,28 @@ static int compute_layer(qstate *s, int li, lcache *c) {
         b = w8_xmalloc((size_t)l->n * sizeof(float));
         w8_tensor_to_f32(l->b, b);
     }
-    c->wq = w8_xmalloc((size_t)l->n * l->k);
-    c->qbias = w8_xmalloc((size_t)l->n * sizeof(int32_t));
-    c->deq = w8_xmalloc((size_t)l->n * sizeof(float));
-    int rc = w8_quant_linear(w, b, l->n, l->k, g->in_scale, g->in_offset, c->wq, c->qbias,
-                             c->deq);
+    int8_t *wq = w8_xmalloc((size_t)l->n * l->k);
+    int32_t *qb = w8_xmalloc((size_t)l->n * sizeof(int32_t));
+    float *deq = w8_xmalloc((size_t)l->n * sizeof(float));
+    int rc = w8_quant_linear(w, b, l->n, l->k, g->in_scale, g->in_offset, wq, qb, deq);
     free(w);
     free(b);
     release_pages(l->w);
     if (rc != 0) {
-        lcache_clear(c);
+        free(wq);
+        free(qb);
+        free(deq);
         return w8_preferr("%s: tensor '%s.weight'", l->w->file, l->name);
     }
+    if (!s->qbias[li]) {
+        s->qbias[li] = qb;
+        s->deq[li] = deq;
+    } else {
+        free(qb);
+        free(deq);
+    }
     c->lin = li;
+    c->wq = wq;
     return 0;
 }
 
@@ -760,16 +783,17 @@ static const void *produce(qstate *s, const otensor *t, lcache *c, void **own) {
         *h = s->out_dt == W8_F16 ? w8_f32_to_f16(v) : w8_f32_to_bf16(v);
         return *own = h;
     }
-    if (c->lin != t->lin && compute_layer(s, t->lin, c) != 0) return NULL;
+    int need = t->what == O_W8 ? c->lin != t->lin : !s->qbias[t->lin];
+    if (need && compute_layer(s, t->lin, c) != 0) return NULL;
     if (t->what == O_W8) return c->wq;
-    if (t->what == O_QBIAS) return c->qbias;
+    if (t->what == O_QBIAS) return s->qbias[t->lin];
     /* deq_scale: F32 for bf16 models; for fp16 models the f32 bit pattern
      * widened to int64 (upper 32 bits zero: the value is positive) */
-    if (s->out_dt == W8_BF16) return c->deq;
+    if (s->out_dt == W8_BF16) return s->deq[t->lin];
     int64_t *d = w8_xmalloc((size_t)l->n * sizeof(int64_t));
     for (int i = 0; i < l->n; i++) {
         uint32_t u;
-        memcpy(&u, &c->deq[i], 4);
+        memcpy(&u, &s->deq[t->lin][i], 4);
         d[i] = (int64_t)u;
     }
     return *own = d;
@@ -789,9 +813,21 @@ static void test_pause(void) {
     if (e && atoi(e) > 0) sleep((unsigned)atoi(e));
 }
 
+/* Within a file, tensors go by decreasing element size (8, 4, 2, 1 bytes),
+ * as Hugging Face's safetensors writer does: the data area starts 8-aligned
+ * and has no gaps, so every tensor is then aligned to its element size and
+ * zero-copy readers can use I64/F32/I32 data in place. */
+static int *shard_order(const olist *ol, int sh, int *n_out) {
+    int *ord = w8_xmalloc((size_t)ol->n * sizeof(int)), n = 0;
+    for (size_t sz = 8; sz >= 1; sz /= 2)
+        for (int i = 0; i < ol->n; i++)
+            if (ol->t[i].shard == sh && w8_dtype_size(ol->t[i].dt) == sz) ord[n++] = i;
+    *n_out = n;
+    return ord;
+}
+
 static int write_shards(qstate *s, olist *ol, const char *tmp, w8_quant_report *rep) {
-    lcache c = {0};
-    c.lin = -1;
+    lcache c = {-1, NULL};
     w8_progress pb;
     w8_progress_begin(&pb, "writing", ol->n);
     int done = 0, rc = 0, paused = 0;
@@ -800,19 +836,21 @@ static int write_shards(qstate *s, olist *ol, const char *tmp, w8_quant_report *
         char *path = w8_path_join(tmp, fn);
         free(fn);
         w8_stw *w = w8_stw_create(path);
+        free(path);
         if (!w) {
-            free(path);
             rc = -1;
             break;
         }
-        for (int i = 0; i < ol->n && rc == 0; i++)
-            if (ol->t[i].shard == sh)
-                rc = w8_stw_declare(w, ol->t[i].name, ol->t[i].dt, ol->t[i].ndim, ol->t[i].shape);
+        int n;
+        int *ord = shard_order(ol, sh, &n);
+        for (int i = 0; i < n && rc == 0; i++) {
+            const otensor *t = &ol->t[ord[i]];
+            rc = w8_stw_declare(w, t->name, t->dt, t->ndim, t->shape);
+        }
         if (rc == 0) rc = w8_stw_set_meta(w, "format", "pt");
         if (rc == 0) rc = w8_stw_begin(w);
-        for (int i = 0; i < ol->n && rc == 0; i++) {
-            const otensor *t = &ol->t[i];
-            if (t->shard != sh) continue;
+        for (int i = 0; i < n && rc == 0; i++) {
+            const otensor *t = &ol->t[ord[i]];
             void *own;
             const void *p = produce(s, t, &c, &own);
             if (!p) {
@@ -829,9 +867,9 @@ static int write_shards(qstate *s, olist *ol, const char *tmp, w8_quant_report *
                 test_pause();
             }
         }
+        free(ord);
         if (rc == 0) rc = w8_stw_finish(w);
         else w8_stw_abort(w);
-        free(path);
     }
     lcache_clear(&c);
     if (rc == 0) w8_progress_end(&pb);
@@ -1101,6 +1139,12 @@ static void free_state(qstate *s) {
         free(s->grp[g].cmax);
         free(s->grp[g].smooth);
     }
+    for (int j = 0; j < s->n_lin && s->qbias; j++) {
+        free(s->qbias[j]);
+        free(s->deq[j]);
+    }
+    free(s->qbias);
+    free(s->deq);
     free(s->grp);
     free(s->lin);
     if (s->st) w8_st_close(s->st);
@@ -1151,6 +1195,8 @@ int w8_quantize(const w8_quant_opts *o, w8_quant_report *rep) {
     rep->calib_seconds = w8_now() - tc;
     if (params(&s) != 0) goto out;
 
+    s.qbias = w8_xcalloc((size_t)s.n_lin, sizeof(int32_t *));
+    s.deq = w8_xcalloc((size_t)s.n_lin, sizeof(float *));
     build_outputs(&s, &ol);
     assign_shards(&ol, o->part_file_size_gb);
     {

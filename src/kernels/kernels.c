@@ -4,16 +4,15 @@
  *
  * Work splitting (why it looks like this):
  *   - int8 GEMM: the output is cut into items of (qnblock columns x qmblock
- *     rows), ordered column-group-major, and each thread takes one contiguous
- *     run of items.  A thread therefore keeps one weight column group hot in
- *     its L2 while it walks the rows, and for m = 1 each thread streams a
- *     disjoint contiguous slice of the weights (decode is bandwidth bound).
+ *     rows), ordered column-group-major, handed out dynamically (the host is
+ *     shared, a thread may stall).  Consecutive items share one weight column
+ *     group, which stays hot in L2/L3 while the rows are walked; for m = 1
+ *     each item streams a disjoint slice of the weights.
  *     Activations are first converted once (xq ^ 0x80, padded) by all threads
  *     together into a buffer owned by the calling thread.
- *   - float GEMM: columns are split into one contiguous slice per thread; with
- *     m <= 4 the slice streams W in place (lm_head decode), otherwise each
- *     thread repacks blocks of W into its own scratch for a register-blocked
- *     kernel.
+ *   - float GEMM: column groups handed out dynamically; with m <= 4 each
+ *     group streams W in place (lm_head decode), otherwise each thread
+ *     repacks blocks of W into its own scratch for a register-blocked kernel.
  *   - small problems run on the calling thread: a parallel region costs
  *     microseconds, more than a tiny matmul.
  */
@@ -133,15 +132,20 @@ void w8_gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float *y, 
     int items = ngroups * mchunks;
     int nt = threads_for((double)m * n * k);
     if (nt > items) nt = items;
+    /* a few rows are converted here: a barrier costs more than that (and on
+     * a busy host it waits for the slowest thread to be scheduled at all) */
+    if (buf && (m <= 16 || nt == 1))
+        for (int i = 0; i < m; i++) t->qprep(x + (size_t)i * ldx, k, buf + (size_t)i * kp);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-        if (buf) {
+        if (buf && m > 16 && nt > 1) {
+            int tid = omp_get_thread_num(), nth = omp_get_num_threads();
             for (int i = tid; i < m; i += nth) t->qprep(x + (size_t)i * ldx, k, buf + (size_t)i * kp);
 #pragma omp barrier
         }
-        int it0 = (int)((long)items * tid / nth), it1 = (int)((long)items * (tid + 1) / nth);
-        for (int it = it0; it < it1; it++) {
+        /* dynamic: on a shared host one thread may be descheduled for a while */
+#pragma omp for schedule(dynamic, 1) nowait
+        for (int it = 0; it < items; it++) {
             int g = it / mchunks, c = it % mchunks;
             int i0 = c * mb, i1 = i0 + mb < m ? i0 + mb : m;
             int n0 = g * nb, n1 = n0 + nb < n ? n0 + nb : n;
@@ -182,21 +186,22 @@ void w8_gemm_f(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, si
     int n = w->n;
     if (m <= 0 || n <= 0) return;
     int direct = m <= 4 || !t->fgemm;
-    int nb = direct ? 16 : t->fnblock;
+    /* direct: 64-channel items (a few us of streaming each); packed: the
+     * kernel's column group */
+    int nb = direct ? 64 : t->fnblock;
     int ngroups = (n + nb - 1) / nb;
     int nt = threads_for((double)m * n * w->k);
     if (nt > ngroups) nt = ngroups;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-        int g0 = (int)((long)ngroups * tid / nth), g1 = (int)((long)ngroups * (tid + 1) / nth);
-        int n0 = g0 * nb, n1 = g1 * nb < n ? g1 * nb : n;
-        if (n0 < n1) {
+        float *sc = direct ? NULL : scratch(SLOT_FPACK, t->fscratch * sizeof(float));
+#pragma omp for schedule(dynamic, 1) nowait
+        for (int g = 0; g < ngroups; g++) {
+            int n0 = g * nb, n1 = n0 + nb < n ? n0 + nb : n;
             if (direct) {
                 for (int i = 0; i < m; i += 4)
                     t->fgemv(w, i, i + 4 < m ? i + 4 : m, x, ldx, y, ldy, bias, n0, n1);
             } else {
-                float *sc = scratch(SLOT_FPACK, t->fscratch * sizeof(float));
                 t->fgemm(w, m, x, ldx, y, ldy, bias, n0, n1, sc);
             }
         }
@@ -212,4 +217,22 @@ void w8_attn_scores(const float *q, const float *k, size_t ldk, int n, int d, fl
 
 void w8_attn_accum(const float *p, const float *v, size_t ldv, int n, int d, float *out) {
     if (n > 0) active()->attn_accum(p, v, ldv, n, d, out);
+}
+
+/* ------------------------------------------------------------ elementwise */
+
+void w8_swiglu_rows(int m, int n, const float *gate, const float *up, size_t ld_in, float *out,
+                    size_t ld_out, int8_t *xq, size_t ldq, float scale, int offset) {
+    const w8_kern_table *t = active();
+    /* an exp costs ~10 multiply-adds: worth threads from a few rows on */
+    int nt = threads_for((double)m * n * 8);
+    if (nt > m) nt = m;
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+    for (int i = 0; i < m; i++)
+        t->swiglu(gate + (size_t)i * ld_in, up + (size_t)i * ld_in, n, out + (size_t)i * ld_out,
+                  xq ? xq + (size_t)i * ldq : NULL, scale, offset);
+}
+
+void w8_softmax(float *x, int n) {
+    if (n > 0) active()->softmax(x, n);
 }

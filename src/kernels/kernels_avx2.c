@@ -12,6 +12,7 @@
  * channel (k pairs 0-1 and 2-3); they are added once, at the end.
  */
 #include <immintrin.h>
+#include <math.h>
 #include <string.h>
 
 #include "../util.h"
@@ -272,6 +273,67 @@ static void v_attn_accum(const float *p, const float *v, size_t ldv, int n, int 
         for (int j = 0; j < n; j++) out[t] += p[j] * v[(size_t)j * ldv + (size_t)t];
 }
 
+/* ------------------------------------------------------------ elementwise */
+
+/* exp(x) as in kernels_avx512.c, with 2^n built in the exponent field:
+ * x is clamped to [-87.3, 88.7] so n stays a normal exponent (results below
+ * ~1e-38 come out as ~1e-38 instead of denormal; above, ~3.4e38, not inf). */
+AI __m256 exp8(__m256 x) {
+    x = _mm256_max_ps(_mm256_set1_ps(-87.3f), x);
+    x = _mm256_min_ps(_mm256_set1_ps(88.7f), x);
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+static void v_swiglu(const float *g, const float *u, int n, float *out, int8_t *xq, float scale,
+                     int offset) {
+    __m256 sc = _mm256_set1_ps(scale), off = _mm256_set1_ps((float)offset), one = _mm256_set1_ps(1.0f);
+    int t = 0;
+    for (; t + 8 <= n; t += 8) {
+        __m256 gv = _mm256_loadu_ps(g + t);
+        __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), gv));
+        __m256 v = _mm256_mul_ps(_mm256_div_ps(gv, _mm256_add_ps(one, e)), _mm256_loadu_ps(u + t));
+        _mm256_storeu_ps(out + t, v);
+        if (xq) store8(xq + t, q8(v, sc, off));
+    }
+    for (; t < n; t++) {
+        float v = g[t] / (1.0f + expf(-g[t])) * u[t];
+        out[t] = v;
+        if (xq) xq[t] = w8_kern_q1(v, scale, (float)offset);
+    }
+}
+
+static void v_softmax(float *x, int n) {
+    float mx = x[0], sum = 0;
+    for (int j = 1; j < n; j++)
+        if (x[j] > mx) mx = x[j];
+    __m256 m = _mm256_set1_ps(mx), s8 = _mm256_setzero_ps();
+    int j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + j), m));
+        _mm256_storeu_ps(x + j, e);
+        s8 = _mm256_add_ps(s8, e);
+    }
+    sum = hsum8(s8);
+    for (; j < n; j++) {
+        x[j] = expf(x[j] - mx);
+        sum += x[j];
+    }
+    float inv = 1.0f / sum;
+    for (j = 0; j < n; j++) x[j] *= inv;
+}
+
 const w8_kern_table w8_kern_avx2 = {
     .isa = W8_ISA_AVX2,
     .qpack = q_pack,
@@ -288,4 +350,6 @@ const w8_kern_table w8_kern_avx2 = {
     .fscratch = 0,
     .attn_scores = v_attn_scores,
     .attn_accum = v_attn_accum,
+    .swiglu = v_swiglu,
+    .softmax = v_softmax,
 };

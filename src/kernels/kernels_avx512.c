@@ -38,7 +38,8 @@ static size_t q_kpad(int k) { return q_k4(k) * 4; }
 static void q_pack(w8_qmat *m, const int8_t *w, int n, int k, const int32_t *quant_bias,
                    const float *deq_scale) {
     (void)deq_scale;
-    size_t k4 = q_k4(k), np = ((size_t)n + 15) / 16;
+    /* panels rounded up to whole 64-column groups: the kernel always reads 4 */
+    size_t k4 = q_k4(k), np = ((size_t)n + 16 * QNP - 1) / (16 * QNP) * QNP;
     m->packed_bytes = np * k4 * 64;
     m->packed = w8_xalloc_aligned(m->packed_bytes ? m->packed_bytes : 64);
     memset(m->packed, 0, m->packed_bytes);
@@ -69,62 +70,77 @@ static void q_prep(const int8_t *x, int k, uint8_t *dst) {
     for (size_t p = (size_t)k; p < q_kpad(k); p++) dst[p] = 0;
 }
 
-AI void q_tile(const uint8_t *x, size_t ldx, const int8_t *wp, size_t pstride, size_t k4,
-               float *y, size_t ldy, int ncols, const int32_t *bias, const float *scale,
-               const int MR, const int NP) {
-    __m512i acc[QMR][QNP];
-#pragma GCC unroll 6
-    for (int r = 0; r < MR; r++)
-#pragma GCC unroll 4
-        for (int p = 0; p < NP; p++) acc[r][p] = _mm512_setzero_si512();
-    for (size_t g = 0; g < k4; g++) {
-        __m512i b[QNP];
-#pragma GCC unroll 4
-        for (int p = 0; p < NP; p++)
-            b[p] = _mm512_load_si512((const void *)(wp + (size_t)p * pstride + g * 64));
-#pragma GCC unroll 6
-        for (int r = 0; r < MR; r++) {
-            int32_t a32;
-            memcpy(&a32, x + (size_t)r * ldx + g * 4, 4);
-            __m512i a = _mm512_set1_epi32(a32);
-#pragma GCC unroll 4
-            for (int p = 0; p < NP; p++) acc[r][p] = _mm512_dpbusd_epi32(acc[r][p], a, b[p]);
-        }
+/* The micro-kernel: rows x0.. (MR of them, a compile-time constant after
+ * inlining) times one 64-column group (4 panels; pack pads the last group
+ * with zero panels).  The accumulators are named variables, not an array:
+ * GCC spills arrays of vectors to the stack on every iteration. */
+#define QROW_DECL(r)                                                                     \
+    __m512i c##r##0 = _mm512_setzero_si512(), c##r##1 = c##r##0, c##r##2 = c##r##0,       \
+            c##r##3 = c##r##0;                                                            \
+    const uint8_t *x##r = x + (size_t)(r < MR ? r : 0) * ldx;
+#define QROW_STEP(r)                                                                     \
+    if (r < MR) {                                                                         \
+        int32_t a32;                                                                      \
+        memcpy(&a32, x##r + g * 4, 4);                                                    \
+        __m512i a = _mm512_set1_epi32(a32);                                               \
+        DPBUSD(c##r##0, a, b0);                                                                             \
+        DPBUSD(c##r##1, a, b1);                                                                             \
+        DPBUSD(c##r##2, a, b2);                                                                             \
+        DPBUSD(c##r##3, a, b3);                                                                             \
     }
-    /* epilogue: (acc + bias) * scale, masked on the last panel's tail */
-#pragma GCC unroll 4
-    for (int p = 0; p < NP; p++) {
-        int cnt = ncols - p * 16;
-        __mmask16 mk = tailmask16(cnt);
-        __m512i bv = _mm512_maskz_loadu_epi32(mk, bias + p * 16);
-        __m512 sv = _mm512_maskz_loadu_ps(mk, scale + p * 16);
-#pragma GCC unroll 6
-        for (int r = 0; r < MR; r++) {
-            __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc[r][p], bv)), sv);
-            _mm512_mask_storeu_ps(y + (size_t)r * ldy + (size_t)p * 16, mk, v);
-        }
+#define QROW_STORE(r)                                                                    \
+    if (r < MR) {                                                                         \
+        float *yr = y + (size_t)r * ldy;                                                  \
+        q_store(yr, c##r##0, bias, scale, ncols);                                         \
+        if (ncols > 16) q_store(yr + 16, c##r##1, bias + 16, scale + 16, ncols - 16);     \
+        if (ncols > 32) q_store(yr + 32, c##r##2, bias + 32, scale + 32, ncols - 32);     \
+        if (ncols > 48) q_store(yr + 48, c##r##3, bias + 48, scale + 48, ncols - 48);     \
     }
+
+/* acc += u8(a) . s8(b) in 4-byte groups.  Inline asm ties the accumulator
+ * to its register: with the intrinsic GCC 12 copies accumulators around
+ * (and spills some) on every iteration of the 24-accumulator kernel. */
+#define DPBUSD(acc, a, b) __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b))
+
+/* epilogue of 16 columns: (acc + bias) * scale, masked past the last column */
+AI void q_store(float *y, __m512i acc, const int32_t *bias, const float *scale, int cnt) {
+    __mmask16 mk = tailmask16(cnt);
+    __m512i bv = _mm512_maskz_loadu_epi32(mk, bias);
+    __m512 sv = _mm512_maskz_loadu_ps(mk, scale);
+    _mm512_mask_storeu_ps(y, mk, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc, bv)), sv));
 }
 
-#define QT(MR, NP)                                                                            \
-    static void q_tile_##MR##_##NP(const uint8_t *x, size_t ldx, const int8_t *wp,            \
-                                   size_t pstride, size_t k4, float *y, size_t ldy, int ncols, \
-                                   const int32_t *bias, const float *scale) {                 \
-        q_tile(x, ldx, wp, pstride, k4, y, ldy, ncols, bias, scale, MR, NP);                  \
+AI void q_tile(const uint8_t *x, size_t ldx, const int8_t *wp, size_t pstride, size_t k4,
+               float *y, size_t ldy, int ncols, const int32_t *bias, const float *scale,
+               const int MR) {
+    QROW_DECL(0) QROW_DECL(1) QROW_DECL(2) QROW_DECL(3) QROW_DECL(4) QROW_DECL(5)
+    const int8_t *w0 = wp, *w1 = wp + pstride, *w2 = wp + 2 * pstride, *w3 = wp + 3 * pstride;
+    for (size_t g = 0; g < k4; g++) {
+        __m512i b0 = _mm512_load_si512((const void *)(w0 + g * 64));
+        __m512i b1 = _mm512_load_si512((const void *)(w1 + g * 64));
+        __m512i b2 = _mm512_load_si512((const void *)(w2 + g * 64));
+        __m512i b3 = _mm512_load_si512((const void *)(w3 + g * 64));
+        QROW_STEP(0) QROW_STEP(1) QROW_STEP(2) QROW_STEP(3) QROW_STEP(4) QROW_STEP(5)
     }
-#define QT_ROW(MR) QT(MR, 1) QT(MR, 2) QT(MR, 3) QT(MR, 4)
-QT_ROW(1)
-QT_ROW(2)
-QT_ROW(3)
-QT_ROW(4)
-QT_ROW(5)
-QT_ROW(6)
+    QROW_STORE(0) QROW_STORE(1) QROW_STORE(2) QROW_STORE(3) QROW_STORE(4) QROW_STORE(5)
+}
+
+#define QT(MR)                                                                              \
+    static void q_tile_##MR(const uint8_t *x, size_t ldx, const int8_t *wp, size_t pstride,  \
+                            size_t k4, float *y, size_t ldy, int ncols, const int32_t *bias, \
+                            const float *scale) {                                           \
+        q_tile(x, ldx, wp, pstride, k4, y, ldy, ncols, bias, scale, MR);                    \
+    }
+QT(1)
+QT(2)
+QT(3)
+QT(4)
+QT(5)
+QT(6)
 
 typedef void (*q_tile_fn)(const uint8_t *, size_t, const int8_t *, size_t, size_t, float *,
                           size_t, int, const int32_t *, const float *);
-#define QT_NAMES(MR) { q_tile_##MR##_1, q_tile_##MR##_2, q_tile_##MR##_3, q_tile_##MR##_4 }
-static const q_tile_fn q_tiles[QMR][QNP] = { QT_NAMES(1), QT_NAMES(2), QT_NAMES(3),
-                                            QT_NAMES(4), QT_NAMES(5), QT_NAMES(6) };
+static const q_tile_fn q_tiles[QMR] = { q_tile_1, q_tile_2, q_tile_3, q_tile_4, q_tile_5, q_tile_6 };
 
 static void q_gemm(const w8_qmat *w, int i0, int i1, const void *xv, size_t ldx, float *y,
                    size_t ldy, int n0, int n1) {
@@ -132,11 +148,10 @@ static void q_gemm(const w8_qmat *w, int i0, int i1, const void *xv, size_t ldx,
     size_t k4 = q_k4(w->k), pstride = k4 * 64;
     for (int c0 = n0; c0 < n1; c0 += 16 * QNP) {
         int ncols = n1 - c0 < 16 * QNP ? n1 - c0 : 16 * QNP;
-        int np = (ncols + 15) / 16;
         const int8_t *wp = w->packed + (size_t)(c0 / 16) * pstride;
         for (int i = i0; i < i1; i += QMR) {
             int mr = i1 - i < QMR ? i1 - i : QMR;
-            q_tiles[mr - 1][np - 1](x + (size_t)i * ldx, ldx, wp, pstride, k4,
+            q_tiles[mr - 1](x + (size_t)i * ldx, ldx, wp, pstride, k4,
                                     y + (size_t)i * ldy + (size_t)c0, ldy, ncols,
                                     w->bias + c0, w->scale + c0);
         }
@@ -211,55 +226,204 @@ AI __m512 f_load(const void *w, w8_dtype dt, size_t idx, __mmask16 mk) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-/* Rows [i0, i1) (at most 4) x channels [n0, n1), W streamed once: 4
- * channels at a time, each weight vector used for every row. */
-AI void f_gemv_t(const w8_fmat *w, int i0, int i1, const float *x, size_t ldx, float *y,
-                 size_t ldy, const float *bias, int n0, int n1, const w8_dtype dt) {
-    int k = w->k, mr = i1 - i0;
-    const float *xr[4];
-    for (int r = 0; r < 4; r++) xr[r] = x + (size_t)(i0 + (r < mr ? r : 0)) * ldx;
-    int j = n0;
-    for (; j + 4 <= n1; j += 4) {
-        __m512 acc[4][4];
-        for (int c = 0; c < 4; c++)
-            for (int r = 0; r < 4; r++) acc[c][r] = _mm512_setzero_ps();
-        for (int t = 0; t < k; t += 16) {
-            __mmask16 mk = tailmask16(k - t);
-            __m512 xv[4];
-            for (int r = 0; r < 4; r++)
-                if (r < mr) xv[r] = _mm512_maskz_loadu_ps(mk, xr[r] + t);
-            for (int c = 0; c < 4; c++) {
-                __m512 wv = f_load(w->w, dt, (size_t)(j + c) * (size_t)k + (size_t)t, mk);
-                for (int r = 0; r < 4; r++)
-                    if (r < mr) acc[c][r] = _mm512_fmadd_ps(xv[r], wv, acc[c][r]);
-            }
-        }
-        for (int r = 0; r < mr; r++)
-            for (int c = 0; c < 4; c++)
-                y[(size_t)(i0 + r) * ldy + (size_t)(j + c)] =
-                    _mm512_reduce_add_ps(acc[c][r]) + (bias ? bias[j + c] : 0.0f);
+/* Rows [i0, i0 + MR) (MR <= 4) x channels [n0, n1), W streamed once: 4
+ * channels (4 sequential streams) at a time, each weight vector used for
+ * every row.  Named accumulators, as in the int8 kernel. */
+#define FV_DECL(c)                                                                       \
+    __m512 e##c##0 = _mm512_setzero_ps(), e##c##1 = e##c##0, e##c##2 = e##c##0,          \
+           e##c##3 = e##c##0;                                                             \
+    const size_t o##c = (size_t)(j + (c < nc ? c : 0)) * (size_t)k;
+#define FV_STEP(c, mk)                                                                   \
+    {                                                                                     \
+        __m512 wv = f_load(w->w, dt, o##c + (size_t)t, mk);                               \
+        e##c##0 = _mm512_fmadd_ps(xv0, wv, e##c##0);                                      \
+        if (MR > 1) e##c##1 = _mm512_fmadd_ps(xv1, wv, e##c##1);                          \
+        if (MR > 2) e##c##2 = _mm512_fmadd_ps(xv2, wv, e##c##2);                          \
+        if (MR > 3) e##c##3 = _mm512_fmadd_ps(xv3, wv, e##c##3);                          \
     }
-    for (; j < n1; j++) {
-        __m512 acc[4] = { _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(),
-                          _mm512_setzero_ps() };
-        for (int t = 0; t < k; t += 16) {
-            __mmask16 mk = tailmask16(k - t);
-            __m512 wv = f_load(w->w, dt, (size_t)j * (size_t)k + (size_t)t, mk);
-            for (int r = 0; r < mr; r++)
-                acc[r] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, xr[r] + t), wv, acc[r]);
+#define FV_XLOAD(mk)                                                                     \
+    __m512 xv0 = _mm512_maskz_loadu_ps(mk, x0 + t), xv1 = xv0, xv2 = xv0, xv3 = xv0;      \
+    if (MR > 1) xv1 = _mm512_maskz_loadu_ps(mk, x1 + t);                                  \
+    if (MR > 2) xv2 = _mm512_maskz_loadu_ps(mk, x2 + t);                                  \
+    if (MR > 3) xv3 = _mm512_maskz_loadu_ps(mk, x3 + t);
+#define FV_OUT(c)                                                                        \
+    if (c < nc) {                                                                         \
+        float bj = bias ? bias[j + c] : 0.0f;                                             \
+        y0[j + c] = _mm512_reduce_add_ps(e##c##0) + bj;                                   \
+        if (MR > 1) y1[j + c] = _mm512_reduce_add_ps(e##c##1) + bj;                       \
+        if (MR > 2) y2[j + c] = _mm512_reduce_add_ps(e##c##2) + bj;                       \
+        if (MR > 3) y3[j + c] = _mm512_reduce_add_ps(e##c##3) + bj;                       \
+    }
+
+AI void f_gemv_t(const w8_fmat *w, int i0, const float *x, size_t ldx, float *y, size_t ldy,
+                 const float *bias, int n0, int n1, const w8_dtype dt, const int MR) {
+    int k = w->k, kfull = k & ~15;
+    const float *x0 = x + (size_t)i0 * ldx, *x1 = x0 + ldx, *x2 = x1 + ldx, *x3 = x2 + ldx;
+    float *y0 = y + (size_t)i0 * ldy, *y1 = y0 + ldy, *y2 = y1 + ldy, *y3 = y2 + ldy;
+    __mmask16 tail = tailmask16(k - kfull);
+    for (int j = n0; j < n1; j += 4) {
+        int nc = n1 - j < 4 ? n1 - j : 4;
+        FV_DECL(0) FV_DECL(1) FV_DECL(2) FV_DECL(3)
+        int t = 0;
+        for (; t < kfull; t += 16) {
+            FV_XLOAD(0xffff)
+            FV_STEP(0, 0xffff) FV_STEP(1, 0xffff) FV_STEP(2, 0xffff) FV_STEP(3, 0xffff)
         }
-        for (int r = 0; r < mr; r++)
-            y[(size_t)(i0 + r) * ldy + (size_t)j] =
-                _mm512_reduce_add_ps(acc[r]) + (bias ? bias[j] : 0.0f);
+        if (t < k) {
+            FV_XLOAD(tail)
+            FV_STEP(0, tail) FV_STEP(1, tail) FV_STEP(2, tail) FV_STEP(3, tail)
+        }
+        FV_OUT(0) FV_OUT(1) FV_OUT(2) FV_OUT(3)
     }
 }
 
+#define FGV(DT, MR)                                                                          \
+    static void f_gemv_##DT##_##MR(const w8_fmat *w, int i0, const float *x, size_t ldx,      \
+                                   float *y, size_t ldy, const float *bias, int n0, int n1) { \
+        f_gemv_t(w, i0, x, ldx, y, ldy, bias, n0, n1, W8_##DT, MR);                          \
+    }
+#define FGV_DT(DT) FGV(DT, 1) FGV(DT, 2) FGV(DT, 3) FGV(DT, 4)
+FGV_DT(F32)
+FGV_DT(F16)
+FGV_DT(BF16)
+typedef void (*f_gemv_fn)(const w8_fmat *, int, const float *, size_t, float *, size_t,
+                          const float *, int, int);
+static const f_gemv_fn f_gemvs[3][4] = {
+    { f_gemv_F32_1, f_gemv_F32_2, f_gemv_F32_3, f_gemv_F32_4 },
+    { f_gemv_F16_1, f_gemv_F16_2, f_gemv_F16_3, f_gemv_F16_4 },
+    { f_gemv_BF16_1, f_gemv_BF16_2, f_gemv_BF16_3, f_gemv_BF16_4 },
+};
+
 static void f_gemv(const w8_fmat *w, int i0, int i1, const float *x, size_t ldx, float *y,
                    size_t ldy, const float *bias, int n0, int n1) {
-    switch (w->dtype) {
-    case W8_BF16: f_gemv_t(w, i0, i1, x, ldx, y, ldy, bias, n0, n1, W8_BF16); break;
-    case W8_F16: f_gemv_t(w, i0, i1, x, ldx, y, ldy, bias, n0, n1, W8_F16); break;
-    default: f_gemv_t(w, i0, i1, x, ldx, y, ldy, bias, n0, n1, W8_F32); break;
+    int d = w->dtype == W8_F16 ? 1 : w->dtype == W8_BF16 ? 2 : 0;
+    f_gemvs[d][i1 - i0 - 1](w, i0, x, ldx, y, ldy, bias, n0, n1);
+}
+
+/* Prefill (m > 4): a 64-column group at a time, k in blocks of FKC.  Each
+ * block of W is converted to f32 and transposed into 4 panels of [FKC][16]
+ * (scratch, per thread, 64 KB, stays in L2), then a 6-row x 64-column
+ * register tile runs over it with one broadcast per row and 4 FMAs per
+ * broadcast.  Partial sums live in y between k blocks. */
+enum { FKC = 256, FMR = 6 };
+
+AI void f_pack_t(const w8_fmat *w, int c0, int ncols, int k0, int kc, float *pk,
+                 const w8_dtype dt) {
+    size_t k = (size_t)w->k;
+    for (int c = 0; c < 64; c++) {
+        float *dst = pk + (size_t)(c >> 4) * FKC * 16 + (c & 15);
+        if (c >= ncols) {
+            for (int kk = 0; kk < kc; kk++) dst[kk * 16] = 0.0f;
+            continue;
+        }
+        size_t base = (size_t)(c0 + c) * k + (size_t)k0;
+        int kk = 0;
+        for (; kk + 16 <= kc; kk += 16) {
+            float tmp[16];
+            _mm512_storeu_ps(tmp, f_load(w->w, dt, base + (size_t)kk, 0xffff));
+            for (int u = 0; u < 16; u++) dst[(kk + u) * 16] = tmp[u];
+        }
+        if (kk < kc) {
+            float tmp[16];
+            _mm512_storeu_ps(tmp, f_load(w->w, dt, base + (size_t)kk, tailmask16(kc - kk)));
+            for (int u = 0; kk + u < kc; u++) dst[(kk + u) * 16] = tmp[u];
+        }
+    }
+}
+
+#define FROW_DECL(r)                                                                     \
+    __m512 d##r##0, d##r##1, d##r##2, d##r##3;                                            \
+    const float *x##r = x + (size_t)(r < MR ? r : 0) * ldx;                               \
+    float *y##r = y + (size_t)(r < MR ? r : 0) * ldy;                                     \
+    if (r < MR) {                                                                         \
+        if (first) {                                                                      \
+            d##r##0 = d##r##1 = d##r##2 = d##r##3 = _mm512_setzero_ps();                  \
+        } else {                                                                          \
+            d##r##0 = _mm512_maskz_loadu_ps(m0, y##r);                                    \
+            d##r##1 = _mm512_maskz_loadu_ps(m1, y##r + 16);                               \
+            d##r##2 = _mm512_maskz_loadu_ps(m2, y##r + 32);                               \
+            d##r##3 = _mm512_maskz_loadu_ps(m3, y##r + 48);                               \
+        }                                                                                 \
+    } else {                                                                              \
+        d##r##0 = d##r##1 = d##r##2 = d##r##3 = _mm512_setzero_ps();                      \
+    }
+#define FROW_STEP(r)                                                                     \
+    if (r < MR) {                                                                         \
+        __m512 a = _mm512_set1_ps(x##r[kk]);                                              \
+        d##r##0 = _mm512_fmadd_ps(a, b0, d##r##0);                                        \
+        d##r##1 = _mm512_fmadd_ps(a, b1, d##r##1);                                        \
+        d##r##2 = _mm512_fmadd_ps(a, b2, d##r##2);                                        \
+        d##r##3 = _mm512_fmadd_ps(a, b3, d##r##3);                                        \
+    }
+#define FROW_STORE(r)                                                                    \
+    if (r < MR) {                                                                         \
+        _mm512_mask_storeu_ps(y##r, m0, _mm512_add_ps(d##r##0, bb0));                     \
+        _mm512_mask_storeu_ps(y##r + 16, m1, _mm512_add_ps(d##r##1, bb1));                \
+        _mm512_mask_storeu_ps(y##r + 32, m2, _mm512_add_ps(d##r##2, bb2));                \
+        _mm512_mask_storeu_ps(y##r + 48, m3, _mm512_add_ps(d##r##3, bb3));                \
+    }
+
+static inline __mmask16 colmask(int ncols, int p) {
+    int cnt = ncols - 16 * p;
+    return cnt <= 0 ? 0 : tailmask16(cnt);
+}
+
+/* x: MR rows from column k0 of the block; y: MR rows from the group's column */
+AI void f_tile(const float *x, size_t ldx, const float *pk, int kc, float *y, size_t ldy,
+               int ncols, int first, const float *bias, const int MR) {
+    __mmask16 m0 = colmask(ncols, 0), m1 = colmask(ncols, 1), m2 = colmask(ncols, 2),
+              m3 = colmask(ncols, 3);
+    FROW_DECL(0) FROW_DECL(1) FROW_DECL(2) FROW_DECL(3) FROW_DECL(4) FROW_DECL(5)
+    for (int kk = 0; kk < kc; kk++) {
+        const float *pb = pk + (size_t)kk * 16;
+        __m512 b0 = _mm512_load_ps(pb), b1 = _mm512_load_ps(pb + FKC * 16);
+        __m512 b2 = _mm512_load_ps(pb + 2 * FKC * 16), b3 = _mm512_load_ps(pb + 3 * FKC * 16);
+        FROW_STEP(0) FROW_STEP(1) FROW_STEP(2) FROW_STEP(3) FROW_STEP(4) FROW_STEP(5)
+    }
+    __m512 bb0 = _mm512_setzero_ps(), bb1 = bb0, bb2 = bb0, bb3 = bb0;
+    if (bias) {
+        bb0 = _mm512_maskz_loadu_ps(m0, bias);
+        bb1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+        bb2 = _mm512_maskz_loadu_ps(m2, bias + 32);
+        bb3 = _mm512_maskz_loadu_ps(m3, bias + 48);
+    }
+    FROW_STORE(0) FROW_STORE(1) FROW_STORE(2) FROW_STORE(3) FROW_STORE(4) FROW_STORE(5)
+}
+
+#define FT(MR)                                                                              \
+    static void f_tile_##MR(const float *x, size_t ldx, const float *pk, int kc, float *y,   \
+                            size_t ldy, int ncols, int first, const float *bias) {          \
+        f_tile(x, ldx, pk, kc, y, ldy, ncols, first, bias, MR);                             \
+    }
+FT(1)
+FT(2)
+FT(3)
+FT(4)
+FT(5)
+FT(6)
+typedef void (*f_tile_fn)(const float *, size_t, const float *, int, float *, size_t, int, int,
+                          const float *);
+static const f_tile_fn f_tiles[FMR] = { f_tile_1, f_tile_2, f_tile_3, f_tile_4, f_tile_5, f_tile_6 };
+
+static void f_gemm(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, size_t ldy,
+                   const float *bias, int n0, int n1, float *pk) {
+    int k = w->k;
+    for (int c0 = n0; c0 < n1; c0 += 64) {
+        int ncols = n1 - c0 < 64 ? n1 - c0 : 64;
+        for (int k0 = 0; k0 < k; k0 += FKC) {
+            int kc = k - k0 < FKC ? k - k0 : FKC, last = k0 + kc == k;
+            switch (w->dtype) {
+            case W8_BF16: f_pack_t(w, c0, ncols, k0, kc, pk, W8_BF16); break;
+            case W8_F16: f_pack_t(w, c0, ncols, k0, kc, pk, W8_F16); break;
+            default: f_pack_t(w, c0, ncols, k0, kc, pk, W8_F32); break;
+            }
+            for (int i = 0; i < m; i += FMR) {
+                int mr = m - i < FMR ? m - i : FMR;
+                f_tiles[mr - 1](x + (size_t)i * ldx + (size_t)k0, ldx, pk, kc,
+                                y + (size_t)i * ldy + (size_t)c0, ldy, ncols, k0 == 0,
+                                last && bias ? bias + c0 : NULL);
+            }
+        }
     }
 }
 
@@ -288,6 +452,59 @@ static void x_attn_accum(const float *p, const float *v, size_t ldv, int n, int 
     }
 }
 
+/* ------------------------------------------------------------ elementwise */
+
+/* exp(x): n = round(x / ln2), r = x - n ln2 (two-part ln2), Cephes' degree-6
+ * polynomial on |r| <= ln2 / 2, then scalef by 2^n (which also gives inf,
+ * denormals and 0 at the ends).  Within ~2 ulp of expf; NaN stays NaN. */
+AI __m512 exp16(__m512 x) {
+    x = _mm512_max_ps(_mm512_set1_ps(-104.0f), x); /* NaN: second operand kept */
+    x = _mm512_min_ps(_mm512_set1_ps(89.0f), x);
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_scalef_ps(p, n);
+}
+
+static void x_swiglu(const float *g, const float *u, int n, float *out, int8_t *xq, float scale,
+                     int offset) {
+    __m512 sc = _mm512_set1_ps(scale), off = _mm512_set1_ps((float)offset), one = _mm512_set1_ps(1.0f);
+    for (int t = 0; t < n; t += 16) {
+        __mmask16 mk = tailmask16(n - t);
+        __m512 gv = _mm512_maskz_loadu_ps(mk, g + t);
+        __m512 e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), gv));
+        __m512 v = _mm512_mul_ps(_mm512_div_ps(gv, _mm512_add_ps(one, e)), _mm512_maskz_loadu_ps(mk, u + t));
+        _mm512_mask_storeu_ps(out + t, mk, v);
+        if (xq) _mm_mask_storeu_epi8(xq + t, mk, q16(v, sc, off));
+    }
+}
+
+static void x_softmax(float *x, int n) {
+    __m512 mx = _mm512_set1_ps(x[0]);
+    for (int j = 0; j < n; j += 16)
+        mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(mx, tailmask16(n - j), x + j));
+    __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx)), sum = _mm512_setzero_ps();
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 mk = tailmask16(n - j);
+        __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, x + j), m));
+        _mm512_mask_storeu_ps(x + j, mk, e);
+        sum = _mm512_add_ps(sum, _mm512_maskz_mov_ps(mk, e));
+    }
+    __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 mk = tailmask16(n - j);
+        _mm512_mask_storeu_ps(x + j, mk, _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, x + j), inv));
+    }
+}
+
 const w8_kern_table w8_kern_avx512 = {
     .isa = W8_ISA_AVX512,
     .qpack = q_pack,
@@ -299,9 +516,11 @@ const w8_kern_table w8_kern_avx512 = {
     .quant_rows = x_quant_rows,
     .rmsnorm_rows = x_rmsnorm_rows,
     .fgemv = f_gemv,
-    .fgemm = NULL,
-    .fnblock = 16,
-    .fscratch = 0,
+    .fgemm = f_gemm,
+    .fnblock = 64,
+    .fscratch = 4 * FKC * 16,
     .attn_scores = x_attn_scores,
     .attn_accum = x_attn_accum,
+    .swiglu = x_swiglu,
+    .softmax = x_softmax,
 };

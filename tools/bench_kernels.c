@@ -1,0 +1,247 @@
+/*
+ * bench_kernels.c - kernel micro-benchmark (not part of the test suite).
+ *
+ *   make build/bench_kernels
+ *   build/bench_kernels [-t THREADS] [-i scalar|avx2|avx512|all] [-f FILTER] [-q]
+ *
+ * Times the real layer shapes of Qwen2.5-0.5B and 1.5B: int8 GEMM at m = 512
+ * (GOPS = 2mnk / time, against PERF.md's VNNI peak of ~450 GOPS per core and
+ * oneDNN's 810-880 GOPS on 2 threads), int8 and bf16 GEMV at m = 1 (GB/s of
+ * weights streamed; the matrices are rotated through copies larger than L3 so
+ * the weights come from DRAM, as in decode), small-m int8 (batched decode),
+ * the float GEMM of prefill, and RMSNorm+quantization.  Each figure is the
+ * median of repeated calls after a warm-up call.  -f keeps only the lines
+ * whose name contains FILTER; -q runs fewer repetitions.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../src/kernels/kernels.h"
+#include "../src/util.h"
+
+static int g_quick;
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Median seconds of one call (fn runs call number `it`), and in *cpu the
+ * median process CPU time of a call divided by the thread count.  The
+ * development host is shared: a call that is descheduled looks slow on the
+ * wall clock, while its CPU time still says what the kernel costs when it
+ * runs (for 1 thread exactly; with more threads it includes OpenMP waits). */
+typedef void (*bench_fn)(void *ctx, int it);
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+static double time_median(bench_fn fn, void *ctx, double budget_s, double *cpu) {
+    double t[64], c[64];
+    int n = 0;
+    fn(ctx, 0);
+    double start = w8_now();
+    if (g_quick) budget_s /= 4;
+    while (n < 64 && (n < 3 || w8_now() - start < budget_s)) {
+        double t0 = w8_now(), c0 = cpu_now();
+        fn(ctx, n + 1);
+        t[n] = w8_now() - t0;
+        c[n++] = (cpu_now() - c0) / w8_get_threads();
+    }
+    qsort(t, (size_t)n, sizeof *t, cmp_d);
+    qsort(c, (size_t)n, sizeof *c, cmp_d);
+    *cpu = c[n / 2];
+    return t[n / 2];
+}
+
+/* ------------------------------------------------------------------ int8 */
+
+typedef struct {
+    int m, n, k, copies;
+    w8_qmat *q;
+    int8_t *x;
+    float *y;
+} i8_ctx;
+
+static void i8_run(void *c, int it) {
+    i8_ctx *b = c;
+    w8_gemm_i8(&b->q[it % b->copies], b->m, b->x, (size_t)b->k, b->y, (size_t)b->n);
+}
+
+static void bench_i8(const char *label, int m, int n, int k) {
+    size_t wbytes = (size_t)n * k;
+    /* decode shapes: enough copies to exceed L3 (32 MB) twice over */
+    int copies = m <= 16 ? (int)((96u << 20) / wbytes) + 1 : 1;
+    if (copies > 64) copies = 64;
+    int8_t *w = malloc(wbytes);
+    int32_t *qb = malloc((size_t)n * 4);
+    float *ds = malloc((size_t)n * 4);
+    w8_rng r;
+    w8_rng_seed(&r, 1);
+    for (size_t i = 0; i < wbytes; i++) w[i] = (int8_t)w8_rng_u64(&r);
+    for (int j = 0; j < n; j++) qb[j] = j, ds[j] = 1e-3f;
+    i8_ctx b = { m, n, k, copies, malloc(sizeof(w8_qmat) * (size_t)copies), malloc((size_t)m * k),
+                 malloc((size_t)m * n * 4) };
+    for (int c = 0; c < copies; c++) w8_qmat_pack(&b.q[c], w, n, k, qb, ds);
+    for (size_t i = 0; i < (size_t)m * k; i++) b.x[i] = (int8_t)w8_rng_u64(&r);
+    double cpu, t = time_median(i8_run, &b, m <= 16 ? 0.4 : 1.0, &cpu);
+    double gops = 2.0 * m * n * k / t / 1e9, cgops = 2.0 * m * n * k / cpu / 1e9;
+    if (m <= 16)
+        printf("%-10s int8 m=%-3d k=%-5d n=%-6d %9.1f us  %7.1f GOPS  %6.1f GB/s weights"
+               "  (cpu-time: %6.1f GB/s)\n", label, m, k, n, t * 1e6, gops, wbytes / t / 1e9,
+               wbytes / cpu / 1e9);
+    else
+        printf("%-10s int8 m=%-3d k=%-5d n=%-6d %9.1f us  %7.1f GOPS  (cpu-time: %6.1f GOPS)\n",
+               label, m, k, n, t * 1e6, gops, cgops);
+    fflush(stdout);
+    for (int c = 0; c < copies; c++) w8_qmat_free(&b.q[c]);
+    free(b.q), free(b.x), free(b.y), free(w), free(qb), free(ds);
+}
+
+/* ----------------------------------------------------------------- float */
+
+typedef struct {
+    int m, copies;
+    w8_fmat *f;
+    float *x, *y;
+} f_ctx;
+
+static void f_run(void *c, int it) {
+    f_ctx *b = c;
+    const w8_fmat *f = &b->f[it % b->copies];
+    w8_gemm_f(f, b->m, b->x, (size_t)f->k, b->y, (size_t)f->n, NULL);
+}
+
+static void bench_f(const char *label, int m, int n, int k, w8_dtype dt) {
+    size_t esz = dt == W8_F32 ? 4 : 2, wbytes = (size_t)n * k * esz;
+    int copies = m <= 16 ? (int)((96u << 20) / wbytes) + 1 : 1;
+    if (copies > 64) copies = 64;
+    uint16_t *w = malloc(wbytes * (size_t)copies);
+    w8_rng r;
+    w8_rng_seed(&r, 2);
+    for (size_t i = 0; i < wbytes * (size_t)copies / 2; i++)
+        w[i] = dt == W8_F32 ? (uint16_t)w8_rng_u64(&r) & 0x3fff
+                            : w8_f32_to_bf16(0.05f * (w8_rng_f32(&r) - 0.5f));
+    f_ctx b = { m, copies, malloc(sizeof(w8_fmat) * (size_t)copies), malloc((size_t)m * k * 4),
+                malloc((size_t)m * n * 4) };
+    for (int c = 0; c < copies; c++) {
+        w8_fmat f = { n, k, dt, (const char *)w + (size_t)c * wbytes };
+        b.f[c] = f;
+    }
+    for (size_t i = 0; i < (size_t)m * k; i++) b.x[i] = w8_rng_f32(&r) - 0.5f;
+    double cpu, t = time_median(f_run, &b, m <= 16 ? 0.4 : 1.0, &cpu);
+    const char *dn = dt == W8_F32 ? "f32" : dt == W8_F16 ? "f16" : "bf16";
+    printf("%-10s %-4s m=%-3d k=%-5d n=%-6d %9.1f us  %7.1f GFLOPS  %6.1f GB/s weights"
+           "  (cpu-time: %6.1f GFLOPS)\n", label, dn, m, k, n, t * 1e6, 2.0 * m * n * k / t / 1e9,
+           wbytes / t / 1e9, 2.0 * m * n * k / cpu / 1e9);
+    fflush(stdout);
+    free(b.f), free(b.x), free(b.y), free(w);
+}
+
+/* ------------------------------------------------------------- rmsnorm */
+
+typedef struct {
+    int m, k;
+    float *x, *g;
+    int8_t *q;
+} r_ctx;
+
+static void r_run(void *c, int it) {
+    r_ctx *b = c;
+    (void)it;
+    w8_rmsnorm_rows(b->x, b->m, b->k, (size_t)b->k, b->g, NULL, 1e-6f, NULL, 0, b->q, (size_t)b->k,
+                    0.05f, -3);
+}
+
+static void bench_rms(int m, int k) {
+    r_ctx b = { m, k, malloc((size_t)m * k * 4), malloc((size_t)k * 4), malloc((size_t)m * k) };
+    for (size_t i = 0; i < (size_t)m * k; i++) b.x[i] = (float)(i % 97) * 0.01f - 0.3f;
+    for (int i = 0; i < k; i++) b.g[i] = 1.0f;
+    double cpu, t = time_median(r_run, &b, 0.3, &cpu);
+    printf("%-10s rmsnorm+quant m=%-3d k=%-5d %9.1f us  %6.2f Gelem/s\n", "norm", m, k, t * 1e6,
+           (double)m * k / t / 1e9);
+    free(b.x), free(b.g), free(b.q);
+}
+
+typedef struct {
+    int m, n;
+    float *gu, *out;
+} s_ctx;
+
+static void s_run(void *c, int it) {
+    s_ctx *b = c;
+    (void)it;
+    w8_swiglu_rows(b->m, b->n, b->gu, b->gu + b->n, 2 * (size_t)b->n, b->out, (size_t)b->n, NULL,
+                   0, 1.0f, 0);
+}
+
+static void bench_swiglu(int m, int n) {
+    s_ctx b = { m, n, malloc((size_t)m * n * 8), malloc((size_t)m * n * 4) };
+    for (size_t i = 0; i < (size_t)m * n * 2; i++) b.gu[i] = (float)(i % 1000) * 0.01f - 5.0f;
+    double cpu, t = time_median(s_run, &b, 0.3, &cpu);
+    printf("%-10s swiglu m=%-3d n=%-5d %9.1f us  %6.2f Gelem/s\n", "swiglu", m, n, t * 1e6,
+           (double)m * n / t / 1e9);
+    free(b.gu), free(b.out);
+}
+
+/* ------------------------------------------------------------------ main */
+
+static const char *g_filter;
+static int want(const char *name) { return !g_filter || strstr(name, g_filter); }
+
+static void run_isa(void) {
+    static const struct { const char *label; int k, n; } prefill[] = {
+        { "0.5B-qkv", 896, 1152 },   { "0.5B-o", 896, 896 },      { "0.5B-gu", 896, 9728 },
+        { "0.5B-down", 4864, 896 },  { "1.5B-qkv", 1536, 2048 },  { "1.5B-o", 1536, 1536 },
+        { "1.5B-gu", 1536, 17920 }, { "1.5B-down", 8960, 1536 },
+    };
+    int scalar = w8_isa_active() == W8_ISA_SCALAR;
+    for (size_t i = 0; i < sizeof prefill / sizeof *prefill; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "prefill %s", prefill[i].label);
+        if (want(name) && !scalar) bench_i8(prefill[i].label, 512, prefill[i].n, prefill[i].k);
+    }
+    for (size_t i = 0; i < sizeof prefill / sizeof *prefill; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "decode %s", prefill[i].label);
+        if (want(name)) bench_i8(prefill[i].label, 1, prefill[i].n, prefill[i].k);
+    }
+    static const int ms[] = { 2, 4, 8, 16 };
+    for (size_t i = 0; i < 4; i++)
+        if (want("batch")) bench_i8("batch-gu", ms[i], 9728, 896);
+    if (want("lm_head")) bench_f("lm_head", 1, 151936, 896, W8_BF16);
+    if (want("lm_head") && !g_quick) bench_f("lm_head", 4, 151936, 896, W8_BF16);
+    if (want("fdown") && !scalar) bench_f("fdown", 512, 896, 4864, W8_BF16);
+    if (want("fdown") && !scalar) bench_f("fdown", 64, 896, 4864, W8_BF16);
+    if (want("fdown")) bench_f("fdown", 1, 896, 4864, W8_BF16);
+    if (want("norm")) bench_rms(512, 896), bench_rms(1, 896);
+    if (want("swiglu")) bench_swiglu(512, 4864), bench_swiglu(1, 4864);
+}
+
+int main(int argc, char **argv) {
+    const char *isa = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-t") && i + 1 < argc) w8_set_threads(atoi(argv[++i]));
+        else if (!strcmp(argv[i], "-i") && i + 1 < argc) isa = argv[++i];
+        else if (!strcmp(argv[i], "-f") && i + 1 < argc) g_filter = argv[++i];
+        else if (!strcmp(argv[i], "-q")) g_quick = 1;
+        else {
+            fprintf(stderr, "usage: %s [-t THREADS] [-i scalar|avx2|avx512|all] [-f FILTER] [-q]\n", argv[0]);
+            return !strcmp(argv[i], "-h") || !strcmp(argv[i], "--help") ? 0 : 1;
+        }
+    }
+    for (int v = W8_ISA_SCALAR; v <= W8_ISA_AVX512; v++) {
+        const char *name = w8_isa_name((w8_isa)v);
+        if (isa ? strcmp(isa, "all") && strcmp(isa, name) : v != (int)w8_isa_detect()) continue;
+        if (w8_isa_force((w8_isa)v)) {
+            printf("# %s: not supported on this CPU\n", name);
+            continue;
+        }
+        printf("# isa %s, %d threads\n", name, w8_get_threads());
+        run_isa();
+    }
+    return 0;
+}
