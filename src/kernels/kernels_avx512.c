@@ -235,6 +235,7 @@ AI __m512 f_load(const void *w, w8_dtype dt, size_t idx, __mmask16 mk) {
     const size_t o##c = (size_t)(j + (c < nc ? c : 0)) * (size_t)k;
 #define FV_STEP(c, mk)                                                                   \
     {                                                                                     \
+        _mm_prefetch((const char *)w->w + (o##c + (size_t)t) * esz + FPF, _MM_HINT_T0);  \
         __m512 wv = f_load(w->w, dt, o##c + (size_t)t, mk);                               \
         e##c##0 = _mm512_fmadd_ps(xv0, wv, e##c##0);                                      \
         if (MR > 1) e##c##1 = _mm512_fmadd_ps(xv1, wv, e##c##1);                          \
@@ -255,9 +256,14 @@ AI __m512 f_load(const void *w, w8_dtype dt, size_t idx, __mmask16 mk) {
         if (MR > 3) y3[j + c] = _mm512_reduce_add_ps(e##c##3) + bj;                       \
     }
 
+/* Software prefetch distance (bytes) of the float GEMV: measured on the
+ * development host, bf16 m = 1 went from ~14 to ~18 GB/s on one core
+ * (the int8 GEMV showed no gain, so it has none). */
+#define FPF 2048
 AI void f_gemv_t(const w8_fmat *w, int i0, const float *x, size_t ldx, float *y, size_t ldy,
                  const float *bias, int n0, int n1, const w8_dtype dt, const int MR) {
     int k = w->k, kfull = k & ~15;
+    const size_t esz = dt == W8_F32 ? 4 : 2;
     const float *x0 = x + (size_t)i0 * ldx, *x1 = x0 + ldx, *x2 = x1 + ldx, *x3 = x2 + ldx;
     float *y0 = y + (size_t)i0 * ldy, *y1 = y0 + ldy, *y2 = y1 + ldy, *y3 = y2 + ldy;
     __mmask16 tail = tailmask16(k - kfull);
