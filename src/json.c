@@ -57,7 +57,8 @@ int w8_json_get_int(const json_t *obj, const char *key, const char *label, long 
     /* 4096.0 is an integer written as a float: accept it, reject 1.5 */
     if (json_is_real(v)) {
         double d = json_real_value(v);
-        if (d == (double)(long long)d && d > -9e18 && d < 9e18) {
+        /* range first: converting an out-of-range double is undefined */
+        if (d > -9e18 && d < 9e18 && d == (double)(long long)d) {
             *out = (long long)d;
             return 0;
         }

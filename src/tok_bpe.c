@@ -8,7 +8,13 @@
  * string.  A word is merged as HF's Word::merge_all does: a doubly linked list
  * of symbols and a min-heap of candidate pairs ordered by (rank, position);
  * stale heap entries are recognized and skipped when popped.
+ *
+ * Text repeats its words, so merged short words are kept in a cache (as HF
+ * does): direct-mapped by hash, an entry overwritten on collision, guarded
+ * by a mutex because the server encodes from several threads with one
+ * tokenizer.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,8 +22,6 @@
 #include "tok_internal.h"
 #include "unicode.h"
 #include "util.h"
-
-#define MAX_VOCAB_ID (1 << 24) /* refuse absurd ids before allocating for them */
 
 static uint64_t hash_bytes(const char *s, size_t n) {
     /* FNV-1a: short keys, good enough spread for a power-of-two table */
@@ -40,21 +44,29 @@ static size_t pow2_at_least(size_t n) {
     return c;
 }
 
+/* A vocab slot keeps the upper hash bits next to the id, so a probe only
+ * touches the token string when the hashes agree (load time is dominated by
+ * these lookups: cache misses on the strings). */
 int w8_bpe_lookup(const w8_bpe *m, const char *s, size_t n) {
     if (!m->vcap) return -1;
     size_t mask = m->vcap - 1;
-    for (size_t i = hash_bytes(s, n) & mask;; i = (i + 1) & mask) {
-        int32_t id = m->vslot[i];
-        if (id < 0) return -1;
-        if (m->piece_len[id] == n && !memcmp(m->piece[id], s, n)) return id;
+    uint64_t h = hash_bytes(s, n);
+    uint32_t tag = (uint32_t)(h >> 32);
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        uint64_t v = m->vslot[i];
+        if (v == UINT64_MAX) return -1;
+        int id = (int)(uint32_t)v;
+        if ((uint32_t)(v >> 32) == tag && m->piece_len[id] == n && !memcmp(m->piece[id], s, n))
+            return id;
     }
 }
 
 static void vocab_insert(w8_bpe *m, int id) {
     size_t mask = m->vcap - 1;
-    size_t i = hash_bytes(m->piece[id], m->piece_len[id]) & mask;
-    while (m->vslot[i] >= 0) i = (i + 1) & mask;
-    m->vslot[i] = id;
+    uint64_t h = hash_bytes(m->piece[id], m->piece_len[id]);
+    size_t i = h & mask;
+    while (m->vslot[i] != UINT64_MAX) i = (i + 1) & mask;
+    m->vslot[i] = ((h >> 32) << 32) | (uint32_t)id;
 }
 
 static const w8_merge_slot *merge_find(const w8_bpe *m, int a, int b) {
@@ -78,6 +90,34 @@ static void merge_insert(w8_bpe *m, int a, int b, int rank, int id) {
     m->mslot[i].id = id;
 }
 
+/* total_bytes: the sum of the token lengths (the arena never grows, so the
+ * piece pointers into it stay valid). */
+void w8_bpe_vocab_begin(w8_bpe *m, int npiece, size_t count, size_t total_bytes) {
+    m->npiece = npiece;
+    m->piece = w8_xcalloc((size_t)npiece + 1, sizeof(char *));
+    m->piece_len = w8_xcalloc((size_t)npiece + 1, sizeof(uint32_t));
+    m->arena_cap = total_bytes + count + 1;
+    m->arena = w8_xmalloc(m->arena_cap);
+    m->arena_len = 0;
+    m->vcap = pow2_at_least(2 * count + 1);
+    m->vslot = w8_xmalloc(m->vcap * sizeof(uint64_t));
+    memset(m->vslot, 0xff, m->vcap * sizeof(uint64_t));
+}
+
+int w8_bpe_vocab_add(w8_bpe *m, int id, const char *key, size_t klen) {
+    if (id < 0 || id >= m->npiece || m->piece[id] || m->arena_len + klen + 1 > m->arena_cap ||
+        w8_bpe_lookup(m, key, klen) >= 0)
+        return -1;
+    char *p = m->arena + m->arena_len;
+    memcpy(p, key, klen);
+    p[klen] = 0;
+    m->arena_len += klen + 1;
+    m->piece[id] = p;
+    m->piece_len[id] = (uint32_t)klen;
+    vocab_insert(m, id);
+    return 0;
+}
+
 static int load_vocab(w8_bpe *m, const json_t *vocab, const char *label) {
     if (!json_is_object(vocab))
         return w8_seterr("%s: model.vocab: expected an object, got %s", label,
@@ -86,28 +126,21 @@ static int load_vocab(w8_bpe *m, const json_t *vocab, const char *label) {
     size_t klen;
     json_t *val;
     long long maxid = -1;
+    size_t total = 0;
     json_object_keylen_foreach((json_t *)vocab, key, klen, val) {
+        total += klen;
         if (!json_is_integer(val) || json_integer_value(val) < 0 ||
-            json_integer_value(val) >= MAX_VOCAB_ID)
+            json_integer_value(val) >= W8_MAX_VOCAB_ID)
             return w8_seterr("%s: model.vocab: token '%.40s' has an invalid id (want an integer "
-                             "in [0, %d))", label, key, MAX_VOCAB_ID);
+                             "in [0, %d))", label, key, W8_MAX_VOCAB_ID);
         if (json_integer_value(val) > maxid) maxid = json_integer_value(val);
-        (void)klen;
     }
-    m->npiece = (int)(maxid + 1);
-    m->piece = w8_xcalloc((size_t)m->npiece + 1, sizeof(char *));
-    m->piece_len = w8_xcalloc((size_t)m->npiece + 1, sizeof(uint32_t));
-    m->vcap = pow2_at_least(2 * json_object_size(vocab) + 1);
-    m->vslot = w8_xmalloc(m->vcap * sizeof(int32_t));
-    memset(m->vslot, 0xff, m->vcap * sizeof(int32_t));
+    w8_bpe_vocab_begin(m, (int)(maxid + 1), json_object_size(vocab), total);
     json_object_keylen_foreach((json_t *)vocab, key, klen, val) {
         int id = (int)json_integer_value(val);
-        if (m->piece[id])
+        if (w8_bpe_vocab_add(m, id, key, klen) < 0)
             return w8_seterr("%s: model.vocab: id %d is given to both '%.40s' and '%.40s'", label,
-                             id, m->piece[id], key);
-        m->piece[id] = w8_xstrndup(key, klen);
-        m->piece_len[id] = (uint32_t)klen;
-        vocab_insert(m, id);
+                             id, m->piece[id] ? m->piece[id] : "?", key);
     }
     return 0;
 }
@@ -133,45 +166,97 @@ static int merge_parts(const json_t *e, const char **a, size_t *al, const char *
     return -1;
 }
 
+void w8_bpe_merges_begin(w8_bpe *m, size_t n) {
+    m->mcap = pow2_at_least(n + n / 2 + 1);
+    m->mslot = w8_xmalloc(m->mcap * sizeof(w8_merge_slot));
+    for (size_t i = 0; i < m->mcap; i++) m->mslot[i].key = UINT64_MAX;
+}
+
+int w8_bpe_merge_add(w8_bpe *m, size_t i, const char *a, size_t al, const char *b, size_t bl,
+                     const char *label, w8_buf *joined) {
+    int ia = w8_bpe_lookup(m, a, al), ib = w8_bpe_lookup(m, b, bl);
+    if (ia < 0 || ib < 0)
+        return w8_seterr("%s: model.merges[%zu]: token '%.*s' is not in the vocab", label, i,
+                         (int)(ia < 0 ? (al > 60 ? 60 : al) : (bl > 60 ? 60 : bl)), ia < 0 ? a : b);
+    /* the merged token drops the right part's continuing-subword prefix */
+    size_t plen = m->cont_prefix ? strlen(m->cont_prefix) : 0;
+    joined->len = 0;
+    w8_buf_put(joined, a, al);
+    if (plen && bl >= plen && !memcmp(b, m->cont_prefix, plen)) w8_buf_put(joined, b + plen, bl - plen);
+    else w8_buf_put(joined, b, bl);
+    int id = w8_bpe_lookup(m, joined->s, joined->len);
+    if (id < 0)
+        return w8_seterr("%s: model.merges[%zu]: merged token '%.*s' is not in the vocab", label, i,
+                         (int)(joined->len > 60 ? 60 : joined->len), joined->s);
+    merge_insert(m, ia, ib, (int)i, id);
+    return 0;
+}
+
 static int load_merges(w8_bpe *m, const json_t *merges, const char *label) {
     if (merges && !json_is_array(merges))
         return w8_seterr("%s: model.merges: expected an array, got %s", label,
                          w8_json_type_name(merges));
     size_t n = merges ? json_array_size(merges) : 0;
-    m->mcap = pow2_at_least(2 * n + 1);
-    m->mslot = w8_xmalloc(m->mcap * sizeof(w8_merge_slot));
-    for (size_t i = 0; i < m->mcap; i++) m->mslot[i].key = UINT64_MAX;
-    size_t plen = m->cont_prefix ? strlen(m->cont_prefix) : 0;
+    w8_bpe_merges_begin(m, n);
     w8_buf joined = {0};
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++) {
         const char *a, *b;
         size_t al, bl;
-        if (merge_parts(json_array_get(merges, i), &a, &al, &b, &bl) < 0) {
+        if (merge_parts(json_array_get(merges, i), &a, &al, &b, &bl) < 0)
             rc = w8_seterr("%s: model.merges[%zu]: expected \"a b\" or [\"a\", \"b\"]", label, i);
-            break;
-        }
-        int ia = w8_bpe_lookup(m, a, al), ib = w8_bpe_lookup(m, b, bl);
-        if (ia < 0 || ib < 0) {
-            rc = w8_seterr("%s: model.merges[%zu]: token '%.*s' is not in the vocab", label, i,
-                           (int)(ia < 0 ? al : bl), ia < 0 ? a : b);
-            break;
-        }
-        /* the merged token drops the right part's continuing-subword prefix */
-        joined.len = 0;
-        w8_buf_put(&joined, a, al);
-        if (plen && bl >= plen && !memcmp(b, m->cont_prefix, plen)) w8_buf_put(&joined, b + plen, bl - plen);
-        else w8_buf_put(&joined, b, bl);
-        int id = w8_bpe_lookup(m, joined.s, joined.len);
-        if (id < 0) {
-            rc = w8_seterr("%s: model.merges[%zu]: merged token '%.*s' is not in the vocab", label,
-                           i, (int)(joined.len > 60 ? 60 : joined.len), joined.s);
-            break;
-        }
-        merge_insert(m, ia, ib, (int)i, id);
+        else rc = w8_bpe_merge_add(m, i, a, al, b, bl, label, &joined);
     }
     free(joined.s);
     return rc;
+}
+
+/* ---- the word cache */
+
+#define WC_SLOTS 16384
+#define WC_KEY 30 /* longest word cached, bytes */
+#define WC_IDS 14 /* most ids of a cached word */
+
+typedef struct {
+    uint32_t hash;
+    uint8_t klen, nids; /* klen 0: empty */
+    char key[WC_KEY];
+    int32_t ids[WC_IDS];
+} wc_entry;
+
+struct w8_wcache {
+    pthread_mutex_t lock;
+    wc_entry e[WC_SLOTS];
+};
+
+static struct w8_wcache *wc_new(void) {
+    struct w8_wcache *c = w8_xcalloc(1, sizeof *c);
+    pthread_mutex_init(&c->lock, NULL);
+    return c;
+}
+
+static int wc_get(struct w8_wcache *c, uint32_t h, const char *s, size_t n, w8_ivec *out) {
+    wc_entry *e = &c->e[h & (WC_SLOTS - 1)];
+    int found = 0;
+    pthread_mutex_lock(&c->lock);
+    if (e->klen == n && e->hash == h && !memcmp(e->key, s, n)) {
+        for (int i = 0; i < e->nids; i++) w8_ivec_push(out, e->ids[i]);
+        found = 1;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return found;
+}
+
+static void wc_put(struct w8_wcache *c, uint32_t h, const char *s, size_t n, const int *ids, size_t k) {
+    if (k > WC_IDS) return;
+    wc_entry *e = &c->e[h & (WC_SLOTS - 1)];
+    pthread_mutex_lock(&c->lock);
+    e->hash = h;
+    e->klen = (uint8_t)n;
+    e->nids = (uint8_t)k;
+    memcpy(e->key, s, n);
+    for (size_t i = 0; i < k; i++) e->ids[i] = ids[i];
+    pthread_mutex_unlock(&c->lock);
 }
 
 static int get_opt_str(const json_t *model, const char *key, const char *label, char **out) {
@@ -181,7 +266,7 @@ static int get_opt_str(const json_t *model, const char *key, const char *label, 
     return 0;
 }
 
-int w8_bpe_load(w8_bpe *m, const json_t *model, const char *label) {
+int w8_bpe_load(w8_bpe *m, const json_t *model, const char *label, const w8_fast_ranges *fr) {
     memset(m, 0, sizeof *m);
     m->unk_id = -1;
     for (int i = 0; i < 256; i++) m->byte_id[i] = -1;
@@ -203,7 +288,11 @@ int w8_bpe_load(w8_bpe *m, const json_t *model, const char *label) {
         get_opt_str(model, "continuing_subword_prefix", label, &m->cont_prefix) < 0 ||
         get_opt_str(model, "end_of_word_suffix", label, &m->end_suffix) < 0)
         return -1;
-    if (load_vocab(m, json_object_get(model, "vocab"), label) < 0) return -1;
+    if (fr) {
+        if (w8_fast_vocab(m, fr->vocab, fr->vocab_end) < 0) return -2;
+    } else if (load_vocab(m, json_object_get(model, "vocab"), label) < 0) {
+        return -1;
+    }
     const char *unk = NULL;
     if (w8_json_get_str(model, "unk_token", label, &unk) < 0) return -1;
     if (unk) {
@@ -211,18 +300,27 @@ int w8_bpe_load(w8_bpe *m, const json_t *model, const char *label) {
         if (m->unk_id < 0)
             return w8_seterr("%s: model.unk_token '%.40s' is not in the vocab", label, unk);
     }
+    m->cache = wc_new();
     for (int b = 0; b < 256; b++) {
         char name[8];
         snprintf(name, sizeof name, "<0x%02X>", b);
         m->byte_id[b] = w8_bpe_lookup(m, name, 6);
     }
+    if (fr) {
+        int syntax;
+        if (w8_fast_merges(m, fr->merges, fr->merges_end, label, &syntax) < 0) return syntax ? -2 : -1;
+        return 0;
+    }
     return load_merges(m, json_object_get(model, "merges"), label);
 }
 
 void w8_bpe_free(w8_bpe *m) {
-    if (m->piece)
-        for (int i = 0; i < m->npiece; i++) free(m->piece[i]);
+    if (m->cache) {
+        pthread_mutex_destroy(&m->cache->lock);
+        free(m->cache);
+    }
     free(m->piece);
+    free(m->arena);
     free(m->piece_len);
     free(m->vslot);
     free(m->mslot);
@@ -335,6 +433,8 @@ static void try_pair(const w8_bpe *m, const sym *w, int pos, cand *h, int *nh) {
     if (ms) heap_push(h, nh, (cand){ms->rank, pos, ms->id});
 }
 
+static void merge_word(const w8_bpe *m, const char *s, size_t n, w8_ivec *out);
+
 void w8_bpe_word(const w8_bpe *m, const char *s, size_t n, w8_ivec *out) {
     if (n == 0) return;
     if (m->ignore_merges) {
@@ -344,6 +444,18 @@ void w8_bpe_word(const w8_bpe *m, const char *s, size_t n, w8_ivec *out) {
             return;
         }
     }
+    if (n > WC_KEY || !m->cache) {
+        merge_word(m, s, n, out);
+        return;
+    }
+    uint32_t h = (uint32_t)hash_bytes(s, n);
+    if (wc_get(m->cache, h, s, n, out)) return;
+    size_t before = out->n;
+    merge_word(m, s, n, out);
+    wc_put(m->cache, h, s, n, out->v + before, out->n - before);
+}
+
+static void merge_word(const w8_bpe *m, const char *s, size_t n, w8_ivec *out) {
     /* small words (nearly all) use the stack */
     sym wst[64];
     cand hst[200];

@@ -142,10 +142,12 @@ typedef struct {
 } w8_merge_slot;
 
 typedef struct {
-    char **piece;      /* [npiece] token strings by id (NULL for holes) */
+    char **piece;      /* [npiece] token strings by id (NULL for holes), in arena */
     uint32_t *piece_len;
     int npiece;        /* largest model id + 1 */
-    int32_t *vslot;    /* vocab hash: ids, -1 empty; vcap a power of two */
+    char *arena;       /* all token strings, NUL-terminated, back to back */
+    size_t arena_len, arena_cap;
+    uint64_t *vslot;   /* vocab hash: (hash tag << 32) | id, UINT64_MAX empty; vcap a power of two */
     size_t vcap;
     w8_merge_slot *mslot; /* merge hash; mcap a power of two */
     size_t mcap;
@@ -153,9 +155,32 @@ typedef struct {
     int byte_fallback, fuse_unk, ignore_merges;
     char *cont_prefix, *end_suffix; /* continuing_subword_prefix, end_of_word_suffix */
     int byte_id[256];  /* id of <0xNN> (byte_fallback), -1 if absent */
+    struct w8_wcache *cache; /* words already merged (tok_bpe.c), shared by threads */
 } w8_bpe;
 
-int w8_bpe_load(w8_bpe *m, const json_t *model, const char *label);
+#define W8_MAX_VOCAB_ID (1 << 24) /* refuse absurd ids before allocating for them */
+
+/* Byte ranges of model.vocab and model.merges in the tokenizer.json text
+ * (see tok_fastjson.c). */
+typedef struct {
+    const char *vocab, *vocab_end, *merges, *merges_end;
+} w8_fast_ranges;
+int w8_fast_skim(const char *buf, size_t len, w8_fast_ranges *r);
+/* -1: not the simple form expected (the caller falls back to jansson). */
+int w8_fast_vocab(w8_bpe *m, const char *p, const char *e);
+/* -1 with *syntax = 1: fall back; -1 with *syntax = 0: a real error (set). */
+int w8_fast_merges(w8_bpe *m, const char *p, const char *e, const char *label, int *syntax);
+
+/* Load model (type, options, vocab, merges).  With fr, vocab and merges are
+ * read from those text ranges instead of the JSON tree; then -2 means "the
+ * fast path could not read them, load again from the tree". */
+int w8_bpe_load(w8_bpe *m, const json_t *model, const char *label, const w8_fast_ranges *fr);
+/* Building blocks of both paths. */
+void w8_bpe_vocab_begin(w8_bpe *m, int npiece, size_t count, size_t total_bytes);
+int w8_bpe_vocab_add(w8_bpe *m, int id, const char *key, size_t klen); /* -1 on a duplicate */
+void w8_bpe_merges_begin(w8_bpe *m, size_t n);
+int w8_bpe_merge_add(w8_bpe *m, size_t i, const char *a, size_t al, const char *b, size_t bl,
+                     const char *label, w8_buf *scratch);
 void w8_bpe_free(w8_bpe *m);
 int w8_bpe_lookup(const w8_bpe *m, const char *s, size_t n); /* -1 if absent */
 /* Tokenize one word, appending ids to out. */

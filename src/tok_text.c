@@ -237,27 +237,39 @@ void w8_norm_free(w8_norm *nm) {
     free(nm);
 }
 
-static int is_ascii(const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] >= 0x80) return 0;
-    return 1;
-}
-
-static int unicode_form(int kind, const char *s, size_t n, w8_buf *out) {
-    if (is_ascii(s, n)) { /* every normal form of ASCII is itself */
-        w8_buf_put(out, s, n);
-        return 0;
-    }
-    int opt = UTF8PROC_STABLE;
-    if (kind == W8_NORM_NFC || kind == W8_NORM_NFKC) opt |= UTF8PROC_COMPOSE;
-    else opt |= UTF8PROC_DECOMPOSE;
-    if (kind == W8_NORM_NFKC || kind == W8_NORM_NFKD) opt |= UTF8PROC_COMPAT;
+static int unicode_form_run(int opt, const char *s, size_t n, w8_buf *out) {
     utf8proc_uint8_t *res = NULL;
     utf8proc_ssize_t r = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &res,
                                       (utf8proc_option_t)opt);
     if (r < 0) return w8_seterr("tokenizer: normalization failed: %s", utf8proc_errmsg(r));
     w8_buf_put(out, res, (size_t)r);
     free(res);
+    return 0;
+}
+
+/* NFC/NFD/NFKC/NFKD.  ASCII is its own normal form, and no ASCII character
+ * ever composes with what precedes it or reorders, so the text may be cut
+ * before any ASCII character: only each non-ASCII run, together with the one
+ * character before it (which may compose with a following mark), goes
+ * through utf8proc.  This keeps mostly-ASCII text at memcpy speed. */
+static int unicode_form(int kind, const char *s, size_t n, w8_buf *out) {
+    int opt = UTF8PROC_STABLE;
+    if (kind == W8_NORM_NFC || kind == W8_NORM_NFKC) opt |= UTF8PROC_COMPOSE;
+    else opt |= UTF8PROC_DECOMPOSE;
+    if (kind == W8_NORM_NFKC || kind == W8_NORM_NFKD) opt |= UTF8PROC_COMPAT;
+    size_t i = 0;
+    while (i < n) {
+        size_t a = i;
+        while (i < n && (unsigned char)s[i] < 0x80) i++;
+        if (i == n) {
+            w8_buf_put(out, s + a, i - a);
+            break;
+        }
+        size_t b = i > a ? i - 1 : i; /* the run starts with its ASCII predecessor */
+        w8_buf_put(out, s + a, b - a);
+        while (i < n && (unsigned char)s[i] >= 0x80) i++;
+        if (unicode_form_run(opt, s + b, i - b, out) < 0) return -1;
+    }
     return 0;
 }
 
@@ -426,10 +438,12 @@ void w8_pretok_free(w8_pretok *p) {
  * starts at offset 0 of the original text, inherited by the first cut. */
 static void split_by(const char *s, size_t n, const w8_ivec *m, int nm, int behavior, int invert,
                      int at0, w8_strs *out) {
-    /* the (start, end, is_match) runs covering s, as HF's find_matches */
+    /* the (start, end, is_match) runs covering s, as HF's find_matches;
+     * one block holds the five arrays (on the stack for the usual few) */
     size_t cap = 2 * (size_t)nm + 2, k = 0;
-    size_t *rb = w8_xmalloc(cap * sizeof(size_t)), *re = w8_xmalloc(cap * sizeof(size_t));
-    uint8_t *rm = w8_xmalloc(cap);
+    size_t st[5 * 34];
+    size_t *blk = cap <= 34 ? st : w8_xmalloc(5 * cap * sizeof(size_t));
+    size_t *rb = blk, *re = blk + cap, *rm = blk + 2 * cap, *ob = blk + 3 * cap, *oe = blk + 4 * cap;
     size_t prev = 0;
     for (int i = 0; i < nm; i++) {
         size_t b = (size_t)m->v[2 * i], e = (size_t)m->v[2 * i + 1];
@@ -441,7 +455,6 @@ static void split_by(const char *s, size_t n, const w8_ivec *m, int nm, int beha
     if (invert)
         for (size_t i = 0; i < k; i++) rm[i] = !rm[i];
     /* merge runs per the behavior into [ob, oe) pieces */
-    size_t *ob = w8_xmalloc(cap * sizeof(size_t)), *oe = w8_xmalloc(cap * sizeof(size_t));
     size_t no = 0;
     int prev_match = 0;
     switch (behavior) {
@@ -456,14 +469,14 @@ static void split_by(const char *s, size_t n, const w8_ivec *m, int nm, int beha
         for (size_t i = 0; i < k; i++) {
             if (rm[i] && !prev_match && no > 0) oe[no - 1] = re[i];
             else ob[no] = rb[i], oe[no++] = re[i];
-            prev_match = rm[i];
+            prev_match = (int)rm[i];
         }
         break;
     case W8_SPLIT_MERGED_NEXT: /* walk backwards, then reverse */
         for (size_t i = k; i-- > 0;) {
             if (rm[i] && !prev_match && no > 0) ob[no - 1] = rb[i];
             else ob[no] = rb[i], oe[no++] = re[i];
-            prev_match = rm[i];
+            prev_match = (int)rm[i];
         }
         for (size_t i = 0; i < no / 2; i++) {
             size_t t = ob[i];
@@ -474,15 +487,15 @@ static void split_by(const char *s, size_t n, const w8_ivec *m, int nm, int beha
         break;
     case W8_SPLIT_CONTIGUOUS:
         for (size_t i = 0; i < k; i++) {
-            if (rm[i] == prev_match && no > 0) oe[no - 1] = re[i];
+            if (rm[i] == (size_t)prev_match && no > 0) oe[no - 1] = re[i];
             else ob[no] = rb[i], oe[no++] = re[i];
-            prev_match = rm[i];
+            prev_match = (int)rm[i];
         }
         break;
     }
     for (size_t i = 0; i < no; i++)
         if (oe[i] > ob[i]) w8_strs_add_f(out, s + ob[i], oe[i] - ob[i], at0 && ob[i] == 0);
-    free(rb), free(re), free(rm), free(ob), free(oe);
+    if (blk != st) free(blk);
 }
 
 /* Digits: every numeric character is a match (individual) or runs of them. */
@@ -505,6 +518,21 @@ static void digit_matches(const char *s, size_t n, int individual, w8_ivec *m, i
     (void)individual;
 }
 
+/* Each byte becomes its printable stand-in character (1 or 2 bytes). */
+static void bytelevel_map(const char *s, size_t n, int prefix_space, int at0, w8_strs *out) {
+    char st[256];
+    size_t cap = 2 * n + 2;
+    char *buf = cap <= sizeof st ? st : w8_xmalloc(cap);
+    size_t o = 0;
+    for (size_t k = prefix_space ? 0 : 1; k <= n; k++) {
+        const char *c = w8_bytelevel_char(k == 0 ? ' ' : (unsigned char)s[k - 1]);
+        buf[o++] = c[0];
+        if (c[1]) buf[o++] = c[1];
+    }
+    if (o) w8_strs_add_f(out, buf, o, at0);
+    if (buf != st) free(buf);
+}
+
 /* One pre-tokenizer over one piece. */
 static int pretok_piece(const w8_pretok *p, const char *s, size_t n, int at0, w8_strs *out) {
     w8_ivec m = {0};
@@ -524,6 +552,10 @@ static int pretok_piece(const w8_pretok *p, const char *s, size_t n, int at0, w8
         break;
     }
     case W8_PT_BYTELEVEL: {
+        if (!p->use_regex) { /* the common case (Qwen, Llama 3): map straight into out */
+            bytelevel_map(s, n, p->add_prefix_space && (n == 0 || s[0] != ' '), at0, out);
+            break;
+        }
         w8_buf pre = {0};
         if (p->add_prefix_space && (n == 0 || s[0] != ' ')) w8_buf_putc(&pre, ' ');
         w8_buf_put(&pre, s, n);

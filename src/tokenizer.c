@@ -208,10 +208,11 @@ static int parse_config(w8_tok *t, const char *cfg_json, size_t cfg_len, const c
     return rc;
 }
 
-static int build(w8_tok *t, const json_t *root) {
+static int build(w8_tok *t, const json_t *root, const w8_fast_ranges *fr) {
     const char *label = t->label;
     if (!json_is_object(root)) return w8_seterr("%s: expected a JSON object", label);
-    if (w8_bpe_load(&t->bpe, json_object_get(root, "model"), label) < 0) return -1;
+    int rc = w8_bpe_load(&t->bpe, json_object_get(root, "model"), label, fr);
+    if (rc < 0) return rc;
     if (parse_added(t, json_object_get(root, "added_tokens"), label) < 0) return -1;
     const json_t *j;
     if ((j = json_object_get(root, "normalizer")) && !json_is_null(j) && !(t->norm = w8_norm_parse(j, label)))
@@ -254,18 +255,62 @@ static int build(w8_tok *t, const json_t *root) {
     return 0;
 }
 
-w8_tok *w8_tok_from_json(const char *tok_json, size_t len, const char *cfg_json, size_t cfg_len,
-                         const char *label) {
-    if (!label) label = "tokenizer.json";
-    json_t *root = w8_json_load_buf(tok_json, len, label);
-    if (!root) return NULL;
+static w8_tok *tok_new(const char *label) {
     w8_tok *t = w8_xcalloc(1, sizeof *t);
     t->label = w8_xstrdup(label);
     t->bos_id = t->eos_id = -1;
-    int rc = build(t, root);
+    return t;
+}
+
+/* The fast path (tok_fastjson.c): jansson parses the document with
+ * model.vocab and model.merges blanked out, and those two are read from the
+ * text directly.  NULL with *fallback set: load the slow way instead. */
+static w8_tok *from_json_fast(const char *buf, size_t len, const char *label, int *fallback) {
+    *fallback = 1;
+    w8_fast_ranges fr;
+    if (w8_fast_skim(buf, len, &fr) < 0) return NULL;
+    const char *r[2][2] = {{fr.vocab, fr.vocab_end}, {fr.merges, fr.merges_end}};
+    int first = fr.vocab < fr.merges ? 0 : 1;
+    const char *blank[2] = {"{}", "[]"};
+    w8_buf sb = {0};
+    w8_buf_put(&sb, buf, (size_t)(r[first][0] - buf));
+    w8_buf_put(&sb, blank[first], 2);
+    w8_buf_put(&sb, r[first][1], (size_t)(r[!first][0] - r[first][1]));
+    w8_buf_put(&sb, blank[!first], 2);
+    w8_buf_put(&sb, r[!first][1], (size_t)(buf + len - r[!first][1]));
+    json_error_t e;
+    json_t *root = json_loadb(sb.s, sb.len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &e);
+    free(sb.s);
+    if (!root) return NULL;
+    w8_tok *t = tok_new(label);
+    int rc = build(t, root, &fr);
     json_decref(root);
-    if (rc == 0 && cfg_json) rc = parse_config(t, cfg_json, cfg_len, label);
+    if (rc == 0 || rc == -1) *fallback = 0;
     if (rc < 0) {
+        w8_tok_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+w8_tok *w8_tok_from_json(const char *tok_json, size_t len, const char *cfg_json, size_t cfg_len,
+                         const char *label) {
+    if (!label) label = "tokenizer.json";
+    int fallback;
+    w8_tok *t = from_json_fast(tok_json, len, label, &fallback);
+    if (!t && !fallback) return NULL;
+    if (!t) {
+        json_t *root = w8_json_load_buf(tok_json, len, label);
+        if (!root) return NULL;
+        t = tok_new(label);
+        int rc = build(t, root, NULL);
+        json_decref(root);
+        if (rc < 0) {
+            w8_tok_free(t);
+            return NULL;
+        }
+    }
+    if (cfg_json && parse_config(t, cfg_json, cfg_len, label) < 0) {
         w8_tok_free(t);
         return NULL;
     }

@@ -159,6 +159,7 @@ static void test_bad(void) {
     bad("linear rope without factor", "\"rope_scaling\":{\"type\":\"linear\"}", "'factor'");
     bad("rope_scaling not an object", "\"rope_scaling\":3", "rope_scaling");
     bad("absurd layers", "\"num_hidden_layers\":100000", "'num_hidden_layers'");
+    bad("huge real for an int", "\"num_hidden_layers\":1e56", "key 'num_hidden_layers': expected integer");
     bad("zero heads", "\"num_attention_heads\":0", "'num_attention_heads'");
     bad("kv heads not dividing", "\"num_key_value_heads\":3", "not a multiple of num_key_value_heads 3");
     bad("odd head_dim", "\"head_dim\":15", "head_dim 15 is odd");

@@ -295,6 +295,55 @@ static void test_attn(const char *isa) {
     CHECK(bad == 0, "%s attn_scores/attn_accum within 1e-6 (d in 8,13,64,128; n in 1,5,33)", isa);
 }
 
+/* ------------------------------------------------------------ elementwise */
+
+static void test_elementwise(const char *isa) {
+    static const int ns[] = { 1, 7, 16, 17, 100, 4864 };
+    int bad = 0, qbad = 0;
+    for (size_t a = 0; a < sizeof ns / sizeof *ns; a++) {
+        int n = ns[a], m = 3;
+        size_t ld = 2 * (size_t)n + 1;
+        float *gu = malloc((size_t)m * ld * 4), *out = malloc((size_t)m * n * 4);
+        int8_t *q = malloc((size_t)m * n);
+        fill_f(gu, (size_t)m * ld, 3.0f);
+        const float special[] = { -100.0f, 100.0f, -1e4f, 0.0f, -0.0f, 88.0f, -88.0f, 1e-20f };
+        for (size_t i = 0; i < sizeof special / sizeof *special && i < (size_t)n; i++) gu[i] = special[i];
+        w8_swiglu_rows(m, n, gu, gu + n, ld, out, n, q, n, 0.05f, -4);
+        for (int i = 0; i < m; i++)
+            for (int t = 0; t < n; t++) {
+                double g = gu[i * ld + t], u = gu[i * ld + n + t];
+                double e = g / (1.0 + exp(-g)) * u, v = out[i * n + t];
+                if (!(fabs(v - e) <= 1e-6 * fabs(e) + 1e-30)) {
+                    if (bad++ < 3) EXPECT(0, "swiglu g=%g u=%g: %.9g, expected %.9g", g, u, v, e);
+                }
+                if (q[i * n + t] != expect_q(out[i * n + t], 0.05f, -4)) qbad++;
+            }
+        free(gu), free(out), free(q);
+    }
+    CHECK(bad == 0, "%s swiglu_rows within 1e-6 of double (incl. +-100, -1e4, 0)", isa);
+    CHECK(qbad == 0, "%s swiglu_rows int8 output = quantized f32 output", isa);
+
+    static const int sn[] = { 1, 5, 16, 17, 100, 1000 };
+    bad = 0;
+    for (size_t a = 0; a < sizeof sn / sizeof *sn; a++) {
+        int n = sn[a];
+        float *x = malloc((size_t)n * 4), *x0 = malloc((size_t)n * 4);
+        fill_f(x, (size_t)n, 5.0f);
+        if (n > 3) x[3] = -1e30f;
+        memcpy(x0, x, (size_t)n * 4);
+        w8_softmax(x, n);
+        double mx = x0[0], sum = 0;
+        for (int j = 1; j < n; j++) mx = x0[j] > mx ? x0[j] : mx;
+        for (int j = 0; j < n; j++) sum += exp(x0[j] - mx);
+        for (int j = 0; j < n; j++) {
+            double e = exp(x0[j] - mx) / sum;
+            if (!(fabs(x[j] - e) <= 2e-5 * e + 1e-30)) bad++; /* float x - max and sum */
+        }
+        free(x), free(x0);
+    }
+    CHECK(bad == 0, "%s softmax within 2e-5 of double (n in 1..1000, a -1e30 score)", isa);
+}
+
 /* A matrix packed for one ISA keeps its kernel after the active ISA changes. */
 static void test_layout_sticks(void) {
     w8_isa hw = w8_isa_detect();
@@ -338,6 +387,7 @@ int main(void) {
         test_rmsnorm(name);
         test_gemm_f(name);
         test_attn(name);
+        test_elementwise(name);
     }
     test_layout_sticks();
     TEST_DONE();

@@ -166,6 +166,27 @@ static void bench_rms(int m, int k) {
     free(b.x), free(b.g), free(b.q);
 }
 
+typedef struct {
+    int m, n;
+    float *gu, *out;
+} s_ctx;
+
+static void s_run(void *c, int it) {
+    s_ctx *b = c;
+    (void)it;
+    w8_swiglu_rows(b->m, b->n, b->gu, b->gu + b->n, 2 * (size_t)b->n, b->out, (size_t)b->n, NULL,
+                   0, 1.0f, 0);
+}
+
+static void bench_swiglu(int m, int n) {
+    s_ctx b = { m, n, malloc((size_t)m * n * 8), malloc((size_t)m * n * 4) };
+    for (size_t i = 0; i < (size_t)m * n * 2; i++) b.gu[i] = (float)(i % 1000) * 0.01f - 5.0f;
+    double cpu, t = time_median(s_run, &b, 0.3, &cpu);
+    printf("%-10s swiglu m=%-3d n=%-5d %9.1f us  %6.2f Gelem/s\n", "swiglu", m, n, t * 1e6,
+           (double)m * n / t / 1e9);
+    free(b.gu), free(b.out);
+}
+
 /* ------------------------------------------------------------------ main */
 
 static const char *g_filter;
@@ -197,6 +218,7 @@ static void run_isa(void) {
     if (want("fdown") && !scalar) bench_f("fdown", 64, 896, 4864, W8_BF16);
     if (want("fdown")) bench_f("fdown", 1, 896, 4864, W8_BF16);
     if (want("norm")) bench_rms(512, 896), bench_rms(1, 896);
+    if (want("swiglu")) bench_swiglu(512, 4864), bench_swiglu(1, 4864);
 }
 
 int main(int argc, char **argv) {

@@ -54,6 +54,10 @@ typedef struct {
     void (*attn_scores)(const float *q, const float *k, size_t ldk, int n, int d, float scale,
                         float *s);
     void (*attn_accum)(const float *p, const float *v, size_t ldv, int n, int d, float *out);
+    /* elementwise (one row) */
+    void (*swiglu)(const float *g, const float *u, int n, float *out, int8_t *xq, float scale,
+                   int offset);
+    void (*softmax)(float *x, int n);
 } w8_kern_table;
 
 extern const w8_kern_table w8_kern_ref;

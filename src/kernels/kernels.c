@@ -218,3 +218,21 @@ void w8_attn_scores(const float *q, const float *k, size_t ldk, int n, int d, fl
 void w8_attn_accum(const float *p, const float *v, size_t ldv, int n, int d, float *out) {
     if (n > 0) active()->attn_accum(p, v, ldv, n, d, out);
 }
+
+/* ------------------------------------------------------------ elementwise */
+
+void w8_swiglu_rows(int m, int n, const float *gate, const float *up, size_t ld_in, float *out,
+                    size_t ld_out, int8_t *xq, size_t ldq, float scale, int offset) {
+    const w8_kern_table *t = active();
+    /* an exp costs ~10 multiply-adds: worth threads from a few rows on */
+    int nt = threads_for((double)m * n * 8);
+    if (nt > m) nt = m;
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+    for (int i = 0; i < m; i++)
+        t->swiglu(gate + (size_t)i * ld_in, up + (size_t)i * ld_in, n, out + (size_t)i * ld_out,
+                  xq ? xq + (size_t)i * ldq : NULL, scale, offset);
+}
+
+void w8_softmax(float *x, int n) {
+    if (n > 0) active()->softmax(x, n);
+}

@@ -83,4 +83,18 @@ void w8_attn_scores(const float *q, const float *k, size_t ldk, int n, int d, fl
 /* out[0..d) += sum_j p[j] * V_j for j < n, V_j = v + j * ldv. */
 void w8_attn_accum(const float *p, const float *v, size_t ldv, int n, int d, float *out);
 
+/* ------------------------------------------------------------ elementwise
+ * Added after the first contract: the exp-heavy steps of a layer, which cost
+ * more than the GEMMs in prefill when done with scalar expf.  exp is a SIMD
+ * polynomial (within ~2 ulp of expf); results match the scalar reference to
+ * ~1e-6 relative, not bit for bit. */
+/* SwiGLU of m rows: out[i, t] = silu(gate[i, t]) * up[i, t] for t < n, with
+ * silu(g) = g / (1 + exp(-g)); gate/up rows with stride ld_in, out with
+ * ld_out.  When xq != NULL also writes the int8 quantization of out (same
+ * rounding as w8_quant_rows) with row stride ldq. */
+void w8_swiglu_rows(int m, int n, const float *gate, const float *up, size_t ld_in, float *out,
+                    size_t ld_out, int8_t *xq, size_t ldq, float scale, int offset);
+/* In place: x[j] = exp(x[j] - max) / sum_j exp(x[j] - max), j < n (n >= 1). */
+void w8_softmax(float *x, int n);
+
 #endif

@@ -136,6 +136,29 @@ static void ref_attn_accum(const float *p, const float *v, size_t ldv, int n, in
     }
 }
 
+/* ------------------------------------------------------------ elementwise */
+
+static void ref_swiglu(const float *g, const float *u, int n, float *out, int8_t *xq,
+                       float scale, int offset) {
+    for (int t = 0; t < n; t++) {
+        float v = g[t] / (1.0f + expf(-g[t])) * u[t];
+        out[t] = v;
+        if (xq) xq[t] = w8_kern_q1(v, scale, (float)offset);
+    }
+}
+
+static void ref_softmax(float *x, int n) {
+    float mx = x[0], sum = 0;
+    for (int j = 1; j < n; j++)
+        if (x[j] > mx) mx = x[j];
+    for (int j = 0; j < n; j++) {
+        x[j] = expf(x[j] - mx);
+        sum += x[j];
+    }
+    float inv = 1.0f / sum;
+    for (int j = 0; j < n; j++) x[j] *= inv;
+}
+
 static size_t ref_qkpad(int k) { return (size_t)k; }
 
 const w8_kern_table w8_kern_ref = {
@@ -154,4 +177,6 @@ const w8_kern_table w8_kern_ref = {
     .fscratch = 0,
     .attn_scores = ref_attn_scores,
     .attn_accum = ref_attn_accum,
+    .swiglu = ref_swiglu,
+    .softmax = ref_softmax,
 };
