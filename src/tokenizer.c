@@ -25,7 +25,7 @@
 #include "unicode.h"
 #include "util.h"
 
-#define MAX_ADDED_ID (1 << 24)
+#define MAX_ADDED_ID W8_MAX_VOCAB_ID
 
 /* ---- growable buffers (declared in tok_internal.h) */
 
@@ -321,6 +321,10 @@ w8_tok *w8_tok_from_json(const char *tok_json, size_t len, const char *cfg_json,
 
 w8_tok *w8_tok_load(const char *dir) {
     /* DIR holding tokenizer.json, or the tokenizer.json file itself */
+    if (!w8_is_dir(dir) && !w8_file_exists(dir)) {
+        w8_seterr("%s: no such directory (want a model directory holding tokenizer.json)", dir);
+        return NULL;
+    }
     char *path = w8_is_dir(dir) ? w8_path_join(dir, "tokenizer.json") : w8_xstrdup(dir);
     char *cdir = w8_is_dir(dir) ? w8_xstrdup(dir) : NULL;
     if (!cdir) {

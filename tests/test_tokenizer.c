@@ -10,6 +10,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../src/json.h"
 #include "../src/tokenizer.h"
@@ -136,11 +137,16 @@ static void bench_corpus(const w8_tok *t, const char *label) {
     free(path);
     if (!buf) return;
     int *ids = NULL;
+    /* CPU time as well as wall time: the shared machine is often oversubscribed */
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
     double t0 = w8_now();
     int n = w8_tok_encode(t, buf, len, 0, &ids);
     double dt = w8_now() - t0;
-    CHECK(n > 0, "%s: wikitext-2 test split, %zu bytes -> %d tokens in %.3f s = %.2f MB/s", label,
-          len, n, dt, len / dt / 1e6);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+    double dc = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) * 1e-9;
+    CHECK(n > 0, "%s: wikitext-2 test split, %zu bytes -> %d tokens in %.3f s = %.2f MB/s "
+          "(CPU time %.3f s = %.2f MB/s)", label, len, n, dt, len / dt / 1e6, dc, len / dc / 1e6);
     free(ids);
     free(buf);
 #else
@@ -235,6 +241,40 @@ static void test_malformed(void) {
     free(p);
     w8_tok_stream_free(st);
     w8_tok_free(t);
+}
+
+/* The fast loader (vocab and merges read from the text) and the jansson
+ * one must build the same tokenizer: spelling the "model" key with an
+ * escape makes the fast path step aside. */
+static void test_fast_and_slow_load(void) {
+    size_t len;
+    const char *s = stories_json(&len);
+    const char *k = s ? strstr(s, "\"model\"") : NULL;
+    CHECK(k != NULL, "stories tokenizer.json has a model key");
+    if (!k) return;
+    char *alt = malloc(len + 8);
+    size_t pre = (size_t)(k - s);
+    memcpy(alt, s, pre);
+    memcpy(alt + pre, "\"mod\\u0065l\"", 12);
+    memcpy(alt + pre + 12, k + 7, len - pre - 7);
+    w8_tok *fast = w8_tok_from_json(s, len, NULL, 0, "fast");
+    w8_tok *slow = w8_tok_from_json(alt, len + 5, NULL, 0, "slow");
+    CHECK(fast && slow, "both loaders accept the stories tokenizer%s%s", fast && slow ? "" : ": ",
+          fast && slow ? "" : w8_lasterr());
+    if (fast && slow) {
+        const char *txt = "Once upon a time, a little dog named Spot found a 12-inch \xE4\xB8\xAD ball!";
+        int *a = NULL, *b = NULL;
+        int na = w8_tok_encode(fast, txt, strlen(txt), 1, &a), nb = w8_tok_encode(slow, txt, strlen(txt), 1, &b);
+        int same = na > 0 && na == nb && !memcmp(a, b, (size_t)na * sizeof(int));
+        for (int id = 0; same && id < w8_tok_vocab_size(fast); id++)
+            same = !strcmp(w8_tok_piece(fast, id), w8_tok_piece(slow, id));
+        CHECK(same, "fast and jansson loaders agree (%d ids, every piece)", na);
+        free(a);
+        free(b);
+    }
+    w8_tok_free(fast);
+    w8_tok_free(slow);
+    free(alt);
 }
 
 /* ---- behaviours beyond the reference files */
@@ -333,6 +373,7 @@ int main(void) {
         bench_corpus(st, "stories");
     }
     test_malformed();
+    test_fast_and_slow_load();
     w8_tok_free(q3);
     w8_tok_free(q25);
     w8_tok_free(st);
