@@ -460,26 +460,16 @@ static int encode_piece(const w8_tok *t, const char *s, size_t n, int at_start, 
     return 0;
 }
 
+/* One segment between raw added tokens: normalize it, cut it on the
+ * normalized added tokens, and encode the pieces. */
 static int encode_segment(const w8_tok *t, const char *s, size_t n, int at_start, w8_strs *words,
                           w8_ivec *ids) {
-    if (!t->norm) {
-        /* no normalizer: normalized tokens match the raw text */
-        w8_ivec cut = {0};
-        split_added(t, s, n, 1, &cut);
-        int rc = 0;
-        for (size_t k = 0; k < cut.n && rc == 0; k += 3) {
-            int b = cut.v[k], e = cut.v[k + 1], a = cut.v[k + 2];
-            if (a >= 0) w8_ivec_push(ids, t->added[a].id);
-            else rc = encode_piece(t, s + b, (size_t)(e - b), at_start && b == 0, words, ids);
-        }
-        free(cut.v);
-        return rc;
-    }
     w8_buf nb = {0};
-    if (w8_norm_apply(t->norm, s, n, &nb) < 0) return -1;
-    const char *ns = nb.s ? nb.s : "";
+    if (t->norm && w8_norm_apply(t->norm, s, n, &nb) < 0) return -1;
+    const char *ns = t->norm ? (nb.s ? nb.s : "") : s;
+    size_t nn = t->norm ? nb.len : n;
     w8_ivec cut = {0};
-    split_added(t, ns, nb.len, 1, &cut);
+    split_added(t, ns, nn, 1, &cut);
     int rc = 0;
     for (size_t k = 0; k < cut.n && rc == 0; k += 3) {
         int b = cut.v[k], e = cut.v[k + 1], a = cut.v[k + 2];
