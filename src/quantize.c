@@ -94,13 +94,20 @@ static int quant_row(const float *w, float bias, int k, float in_scale, int in_o
      * scale until bias / deq_scale stays within 2^30. */
     double need = fabs((double)bias) / ((double)in_scale * 1073741824.0);
     if ((double)ws < need) ws = (float)(need * (1.0 + 1e-6));
-    int64_t sum = 0;
+    /* Clamp, then round half to even by adding and subtracting 1.5 * 2^23
+     * (exact for |v| <= 128 in the default rounding mode): the same result as
+     * nearbyintf, which baseline x86-64 cannot inline, and the loop vectorizes.
+     * Clamping first is equivalent because the bounds are integers. */
+    const float magic = 12582912.0f;
+    int32_t sum = 0;
     for (int j = 0; j < k; j++) {
-        float v = nearbyintf(w[j] / ws);
-        if (v > 127) v = 127;
-        if (v < -128) v = -128;
-        q[j] = (int8_t)v;
-        sum += (int8_t)v;
+        float v = w[j] / ws;
+        v = v > 127.0f ? 127.0f : v;
+        v = v < -128.0f ? -128.0f : v;
+        float t = v + magic;
+        int8_t iv = (int8_t)(int)(t - magic);
+        q[j] = iv;
+        sum += iv;
     }
     float d = (float)((double)in_scale * (double)ws);
     double b = nearbyint((double)bias / (double)d - (double)in_offset * (double)sum);
@@ -316,8 +323,10 @@ static void print_plan(const qstate *s) {
         if (s->lin[j].quant) nq++;
         else nf++;
     }
-    note(s, "plan: %d linear layers quantized to W8A8, %d kept float (table %d: %s model)", nq,
-         nf, s->out_dt == W8_F16 ? 1 : 2, s->out_dt == W8_F16 ? "fp16" : "bf16");
+    note(s, "plan: %d linear layers quantized to W8A8, %d kept float (table %d: %s model; recipe "
+         "%s, from %s)", nq, nf, s->out_dt == W8_F16 ? 1 : 2,
+         s->out_dt == W8_F16 ? "fp16" : "bf16", recipe_is_qwen2(s) ? "qwen2" : "default",
+         s->o->model_type && *s->o->model_type ? "--model_type" : "config architectures");
     /* one line per reason, listing the layers, so 28 down_proj do not scroll away */
     const char *reasons[8];
     int nr = 0;
@@ -330,9 +339,19 @@ static void print_plan(const qstate *s) {
     for (int r = 0; r < nr; r++) {
         if (!s->o->log) break;
         fprintf(s->o->log, "  float (%s):", reasons[r]);
-        for (int j = 0; j < s->n_lin; j++)
-            if (!s->lin[j].quant && s->lin[j].why == reasons[r])
-                fprintf(s->o->log, " %s", s->lin[j].name);
+        /* a kind kept float in every layer prints as one line, not 28 names */
+        for (int kd = K_Q; kd <= K_LMHEAD; kd++) {
+            int cnt = 0;
+            for (int j = 0; j < s->n_lin; j++)
+                cnt += !s->lin[j].quant && s->lin[j].why == reasons[r] && s->lin[j].kind == kd;
+            if (cnt > 1 && kd != K_LMHEAD && cnt == s->cfg.n_layers) {
+                fprintf(s->o->log, " model.layers.{0..%d}.%s", cnt - 1, kind_path[kd]);
+                continue;
+            }
+            for (int j = 0; j < s->n_lin; j++)
+                if (!s->lin[j].quant && s->lin[j].why == reasons[r] && s->lin[j].kind == kd)
+                    fprintf(s->o->log, " %s", s->lin[j].name);
+        }
         fputc('\n', s->o->log);
     }
 }

@@ -11,6 +11,7 @@
 #ifndef W8_SYNTH_H
 #define W8_SYNTH_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "safetensors.h"
@@ -25,6 +26,8 @@ typedef struct {
 
 /* The shape called `name`, or NULL (error lists the known names). */
 const w8_synth_shape *w8_synth_find_shape(const char *name);
+/* Parameter count of a shape (e.g. 494032768 for qwen2.5-0.5b, as the real model). */
+size_t w8_synth_numel(const w8_synth_shape *s);
 /* "qwen2.5-0.5b|qwen2.5-1.5b|qwen2-7b|tiny" (for usage lines). */
 const char *w8_synth_shape_names(void);
 
@@ -36,6 +39,9 @@ typedef struct {
     const char *tokenizer_json; /* copied as tokenizer.json (NULL: none) */
     const char *tokenizer_config; /* copied as tokenizer_config.json (NULL: none) */
     int quiet;                  /* no progress output */
+    /* If set, checked between blocks: nonzero stops the run with an error
+     * (the command points it at a flag its SIGINT/SIGTERM handler sets). */
+    const volatile int *cancel;
 } w8_synth_opts;
 
 /* Write the model into out_dir: built in "out_dir.tmp-XXXXXX" and renamed

@@ -30,7 +30,15 @@ static void test_normal(void) {
     w8_synth_normal(7, 4, 0, 1.0f, b, 1000);
     CHECK(memcmp(a, b, 1000 * 4) != 0, "another tensor gives other numbers");
     double m = 0, v = 0, k = 0;
-    for (size_t i = 0; i < n; i++) m += a[i];
+    size_t t3 = 0, t4 = 0;
+    for (size_t i = 0; i < n; i++) {
+        m += a[i];
+        t3 += fabsf(a[i]) > 3.0f;
+        t4 += fabsf(a[i]) > 4.0f;
+    }
+    /* P(|z| > 3) = 0.0027 (2831 of 2^20, sd 53); P(|z| > 4) = 6.3e-5 (66, sd 8) */
+    CHECK(t3 > 2600 && t3 < 3060 && t4 > 35 && t4 < 100, "normal tails: %zu beyond 3 sd, %zu beyond 4 sd",
+          t3, t4);
     m /= (double)n;
     for (size_t i = 0; i < n; i++) {
         double d = a[i] - m;
@@ -153,7 +161,24 @@ static void test_write(void) {
     w8_rm_rf(root);
 }
 
+/* Parameter counts of the real models (from their model cards / safetensors). */
+static void test_shapes(void) {
+    static const struct {
+        const char *name;
+        size_t params;
+    } real[] = {{"qwen2.5-0.5b", 494032768}, {"qwen2.5-1.5b", 1543714304}, {"qwen2-7b", 7615616512}};
+    for (int i = 0; i < 3; i++) {
+        const w8_synth_shape *s = w8_synth_find_shape(real[i].name);
+        CHECK(s && w8_synth_numel(s) == real[i].params, "%s has %zu parameters like the real model",
+              real[i].name, s ? w8_synth_numel(s) : 0);
+    }
+    const w8_synth_shape *s = w8_synth_find_shape("qwen2-7b");
+    CHECK(s && !s->tied && s->vocab == 152064 && s->hidden == 3584 && s->n_kv_heads == 4,
+          "qwen2-7b: untied, vocab 152064");
+}
+
 int main(void) {
+    test_shapes();
     test_normal();
     test_write();
     TEST_DONE();

@@ -1,0 +1,349 @@
+/*
+ * jinja.h - internals of the Jinja2 interpreter behind chat_template.h.
+ *
+ * The interpreter has four parts, one file each:
+ *   jinja_value.c    values with Python semantics (str(), repr(), ==, <, truth,
+ *                    json.dumps) and their conversion from jansson
+ *   jinja_lex.c      template text -> tokens, with Jinja2's whitespace rules
+ *                    (trim_blocks, lstrip_blocks, "-"/"+" modifiers) exactly as
+ *                    transformers configures them
+ *   jinja_parse.c    tokens -> syntax tree (Jinja2's grammar and precedence)
+ *   jinja_eval.c     tree walk: statements, expressions, scopes, limits
+ *   jinja_builtins.c filters, tests, str/dict/list methods, globals
+ *
+ * Values are small structs passed by value; strings, lists, dicts and the
+ * other heap parts are reference counted.  A render owns everything it
+ * creates: the syntax tree lives in one arena freed at the end, and every
+ * namespace() is also remembered by the render so that reference cycles
+ * through namespaces ({% set ns.self = ns %}) are broken before freeing.
+ *
+ * Errors: functions return -1 (or a NULL/false result) after calling
+ * jj_error(), which records "template:LINE:COL: message" via w8_seterr.
+ */
+#ifndef W8_JINJA_H
+#define W8_JINJA_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chat_template.h"
+
+/* ------------------------------------------------------------------ values */
+
+typedef enum {
+    JV_UNDEF, /* Jinja's Undefined: falsy, prints "", iterates as empty */
+    JV_NONE,
+    JV_BOOL,
+    JV_INT,
+    JV_FLOAT,
+    JV_STR,
+    JV_LIST, /* also tuples (jv_list.tuple) */
+    JV_DICT, /* insertion ordered */
+    JV_NS,   /* namespace(): a dict with reference semantics, attributes settable */
+    JV_MACRO,
+    JV_FUNC, /* a global function (range, namespace, ...) */
+    JV_LOOP, /* the `loop` object of a for loop */
+    JV_METHOD /* a bound method, e.g. the value of `d.items` without a call */
+} jv_type;
+
+typedef struct jv_str {
+    int rc;     /* reference count; immortal constants start huge */
+    int markup; /* Jinja's Markup ("x"|safe): `+` HTML-escapes plain strings joined to it */
+    size_t len; /* bytes, not counting the NUL */
+    char s[];   /* UTF-8, NUL-terminated */
+} jv_str;
+
+struct jv;
+typedef struct jv_list {
+    int rc;
+    int tuple; /* repr as (a, b) */
+    int depth; /* 1 + deepest element (see jv_depth) */
+    size_t n, cap;
+    struct jv *items;
+} jv_list;
+
+typedef struct jv_dict {
+    int rc;
+    int depth;
+    size_t n, cap;
+    struct jv *keys, *vals;
+} jv_dict;
+
+struct jnode;
+typedef struct jv_macro {
+    int rc;
+    const struct jnode *def; /* N_MACRO node, or the N_CALLBLOCK for `caller` */
+    struct jv_dict *caller_scope; /* variables visible to a caller() body (ref), or NULL */
+} jv_macro;
+
+typedef struct jv_loop {
+    int rc;
+    struct jv_list *items; /* the (filtered) sequence being iterated (ref) */
+    size_t i;              /* current index0 */
+    int depth0;
+} jv_loop;
+
+struct jv_method;
+
+typedef struct jv {
+    jv_type t;
+    union {
+        int b;
+        long long i;
+        double f;
+        jv_str *s;
+        jv_list *l;
+        jv_dict *d; /* JV_DICT and JV_NS */
+        jv_macro *m;
+        jv_loop *lp;
+        struct jv_method *me;
+        int fn; /* JV_FUNC: index into the globals table */
+        const struct jnode *why; /* JV_UNDEF: the expression that produced it, or NULL */
+    } u;
+} jv;
+
+typedef struct jv_method {
+    int rc;
+    jv self;          /* the object (reference) */
+    const char *name; /* static method name */
+} jv_method;
+
+#define JV_IMMORTAL (1 << 29)
+
+static inline jv jv_undef(const struct jnode *why) { jv v = {JV_UNDEF, {.why = why}}; return v; }
+static inline jv jv_none(void) { jv v = {JV_NONE, {.i = 0}}; return v; }
+static inline jv jv_bool(int b) { jv v = {JV_BOOL, {.b = !!b}}; return v; }
+static inline jv jv_int(long long i) { jv v = {JV_INT, {.i = i}}; return v; }
+static inline jv jv_float(double f) { jv v = {JV_FLOAT, {.f = f}}; return v; }
+
+jv jv_ref(jv v);     /* returns v with one more reference */
+void jv_free(jv v);  /* drops one reference */
+void jv_dict_clear(jv_dict *d); /* drops every entry, keeps the storage */
+
+/* Strings: the result owns one reference.  Sizes are checked by the caller
+ * (jj_check_size) where templates can make them grow. */
+jv jv_str_n(const char *s, size_t len);
+jv jv_str_c(const char *s);
+/* s as Markup (takes the reference); HTML escaping as markupsafe does it. */
+jv jv_markup(jv s);
+jv_list *jv_list_new(size_t cap);
+void jv_list_push(jv_list *l, jv v); /* takes the reference */
+jv jv_list_val(jv_list *l);          /* wraps (takes the reference) */
+jv_dict *jv_dict_new(void);
+/* Set key -> val, replacing an equal key; takes both references. */
+void jv_dict_set(jv_dict *d, jv key, jv val);
+/* Borrowed lookups, NULL when absent. */
+jv *jv_dict_get(const jv_dict *d, jv key);
+jv *jv_dict_get_c(const jv_dict *d, const char *key);
+jv jv_dict_val(jv_dict *d); /* wraps (takes the reference) */
+
+/* How deeply a value nests (0 for scalars and namespaces, which are the
+ * only mutable containers and never recursed into).  Recursive helpers
+ * (free, repr, ==, json) are safe because sets refuse values deeper than
+ * JJ_MAX_VALUE_DEPTH and one expression can add at most JJ_MAX_EVAL_DEPTH. */
+int jv_depth(jv v);
+#define JJ_MAX_VALUE_DEPTH 1000
+
+int jv_truthy(jv v);
+int jv_is_num(jv v); /* bool, int, float (Python numbers) */
+double jv_num(jv v);
+int jv_equal(jv a, jv b);
+/* Python ordering: -1/0/1, or -2 when the types cannot be ordered. */
+int jv_compare(jv a, jv b);
+const char *jv_type_name(jv v); /* Python's name: 'str', 'int', 'dict' ... */
+
+/* A growable byte buffer. */
+typedef struct {
+    char *p;
+    size_t n, cap;
+    size_t limit; /* 0: none; otherwise appends past it are dropped and `over` set */
+    int over;
+} jbuf;
+void jbuf_put(jbuf *b, const char *s, size_t n);
+void jbuf_puts(jbuf *b, const char *s);
+void jbuf_putc(jbuf *b, char c);
+void jbuf_free(jbuf *b);
+jv jbuf_to_str(jbuf *b); /* hands the bytes to a string value; b is reset */
+void jv_html_escape(jbuf *b, const char *s, size_t n);
+
+/* Python str(v) / repr(v) appended to b. */
+void jv_write_str(jbuf *b, jv v);
+void jv_write_repr(jbuf *b, jv v);
+/* Python repr of a float ("1.0", "1e+16", "0.30000000000000004"). */
+void jv_fmt_float(double f, char out[40]);
+/* json.dumps(v, ensure_ascii=False, indent=indent, separators=..., sort_keys=...):
+ * indent NULL for none; item_sep/key_sep NULL for Python's defaults.
+ * Returns -1 (with jj error text in *why) on a value JSON cannot hold. */
+int jv_write_json(jbuf *b, jv v, const char *indent, const char *item_sep, const char *key_sep,
+                  int sort_keys, int level, const char **why);
+
+/* jansson -> value (copies). */
+jv jv_from_json(const json_t *j);
+
+/* UTF-8 helpers. */
+size_t ju_len(const char *s, size_t n);                      /* code points */
+size_t ju_decode(const char *s, size_t n, uint32_t *cp);     /* bytes used (>=1) */
+void ju_encode(jbuf *b, uint32_t cp);
+int ju_isspace(uint32_t cp);                                 /* Python str.isspace */
+
+/* ------------------------------------------------------------- tokens/tree */
+
+typedef enum {
+    TK_EOF,
+    TK_DATA,        /* text outside tags (str, len) */
+    TK_VAR_BEGIN,   /* {{ */
+    TK_VAR_END,     /* }} */
+    TK_BLOCK_BEGIN, /* {% */
+    TK_BLOCK_END,   /* %} */
+    TK_NAME,
+    TK_STRING, /* decoded */
+    TK_INT,
+    TK_FLOAT,
+    TK_OP /* str holds the operator text, e.g. "//" */
+} jtok_type;
+
+typedef struct {
+    jtok_type t;
+    uint32_t pos; /* byte offset in the (newline-normalized) source */
+    const char *str; /* arena text for DATA/NAME/STRING/OP */
+    size_t len;
+    long long i;
+    double f;
+} jtok;
+
+/* Bump allocator for everything that lives as long as the parsed template. */
+typedef struct jarena_block jarena_block;
+typedef struct {
+    jarena_block *head;
+} jarena;
+void *jarena_alloc(jarena *a, size_t n); /* zeroed */
+char *jarena_strndup(jarena *a, const char *s, size_t n);
+void jarena_free(jarena *a);
+
+typedef enum {
+    /* expressions */
+    N_CONST, N_NAME, N_LIST, N_TUPLE, N_DICT, N_GETATTR, N_GETITEM, N_SLICE, N_CALL,
+    N_KWARG, N_FILTER, N_TEST, N_NOT, N_NEG, N_POS, N_BINOP, N_AND, N_OR, N_COMPARE,
+    N_COND,
+    /* statements */
+    N_BODY, N_TEXT, N_OUTPUT, N_IF, N_FOR, N_SET, N_NSATTR, N_MACRO, N_PARAM, N_CALLBLOCK,
+    N_FILTERBLOCK, N_BREAK, N_CONTINUE, N_WITH, N_GENERATION
+} jnode_kind;
+
+/* N_MACRO op bits: the body mentions varargs / kwargs. */
+#define MACRO_VARARGS 1
+#define MACRO_KWARGS 2
+
+typedef struct jnode {
+    jnode_kind kind;
+    int op;       /* operator token for BINOP/COMPARE ('+', '/', 'F' for //, ...) */
+    uint32_t pos; /* where it starts, for error messages */
+    struct jnode *a, *b, *c, *d; /* children; meaning per kind (see jinja_parse.c) */
+    struct jnode *kids;          /* first of a list linked through `next` */
+    struct jnode *next;
+    const char *name; /* names, attributes, filter/test names, text of N_TEXT */
+    size_t len;
+    jv val; /* N_CONST value; N_NAME/N_PARAM/N_KWARG: the name as an immortal string */
+} jnode;
+
+typedef struct {
+    const char *src; /* normalized source (owned by the arena) */
+    size_t len;
+    jarena arena;
+    jnode *root; /* N_BODY */
+} jtemplate;
+
+/* Record "template:LINE:COL: message" for position pos of src. Returns -1. */
+int jj_error(const char *src, uint32_t pos, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Tokenize (tokens in the arena, *ntok set); src is the normalized source. */
+int jj_lex(const char *src, size_t len, jarena *a, jtok **toks, size_t *ntok);
+/* Parse template text.  Returns 0 and fills t (free with jj_template_free). */
+int jj_parse(const char *text, size_t len, jtemplate *t);
+void jj_template_free(jtemplate *t);
+
+/* ------------------------------------------------------------- evaluation */
+
+typedef struct jscope {
+    struct jscope *parent;
+    jv_dict *vars;
+} jscope;
+
+typedef struct jctx {
+    const char *src;
+    jscope *root;     /* the context variables and top-level sets */
+    jscope *scope;    /* innermost scope now */
+    jbuf *out;        /* where output goes now (macro calls and block sets swap it) */
+    size_t iters;     /* loop iterations so far (W8_JINJA_MAX_ITERS) */
+    int depth;        /* evaluation nesting */
+    int macro_depth;  /* macro call nesting */
+    int loop_depth;
+    jv_dict **nss;    /* every namespace created, to break cycles at the end */
+    size_t nns, cap_nss;
+} jctx;
+
+/* Evaluation nesting allowed (expressions, statements and macro calls
+ * together); keeps the C stack small whatever the template. */
+#define JJ_MAX_EVAL_DEPTH (W8_JINJA_MAX_DEPTH * 10)
+/* range() longer than this is refused, like Jinja2's sandbox (MAX_RANGE). */
+#define JJ_MAX_RANGE 100000
+
+int jj_render(const jtemplate *t, const json_t *context, char **out, size_t *out_len);
+
+/* Evaluation entry points used by the builtins (jinja_eval.c). */
+int jj_eval(jctx *c, const jnode *n, jv *out);
+int jj_call_value(jctx *c, const jnode *at, jv fn, jv *args, int nargs, jv *kwv,
+                  const char **kwn, int nkw, jv *out);
+/* Write to the current output, with the size cap. */
+int jj_emit(jctx *c, const struct jnode *at, const char *s, size_t n);
+/* A buffer whose growth stops at W8_JINJA_MAX_OUTPUT; jj_buf_done() turns it
+ * into a string value or an error naming `at`. */
+jbuf jj_buf(void);
+int jj_buf_done(jctx *c, const struct jnode *at, jbuf *b, jv *out);
+/* Error for using an undefined value (names the variable when known). */
+int jj_undef_error(jctx *c, const struct jnode *at, jv u);
+/* The iteration limit in force: W8_JINJA_MAX_ITERS.  Only tests change it
+ * (to reach the limit quickly under sanitizers); not for concurrent use. */
+extern long jj_iter_limit;
+/* Count one unit of work against W8_JINJA_MAX_ITERS. */
+int jj_tick(jctx *c, const jnode *at);
+/* Refuse strings/lists beyond W8_JINJA_MAX_OUTPUT. */
+int jj_check_size(jctx *c, const jnode *at, size_t n);
+void jj_track_ns(jctx *c, jv_dict *ns);
+
+/* Builtins (jinja_builtins.c).  Arguments are borrowed; *out owns a reference. */
+typedef struct {
+    jv *args; /* positional */
+    int nargs;
+    jv *kwv;  /* keyword values */
+    const char **kwn;
+    int nkw;
+} jargs;
+int jj_filter(jctx *c, const jnode *at, const char *name, jv x, const jargs *a, jv *out);
+int jj_has_filter(const char *name);
+/* Returns 1 true / 0 false / -1 error. */
+int jj_test(jctx *c, const jnode *at, const char *name, jv x, const jargs *a);
+int jj_has_test(const char *name);
+/* obj.name(args) for str/dict/list/loop objects.  Returns 1 when handled,
+ * 0 when obj has no such method, -1 on error. */
+int jj_method(jctx *c, const jnode *at, jv obj, const char *name, const jargs *a, jv *out);
+/* Python's `fmt % args` (jinja_builtins.c). */
+int jj_percent_format(jctx *c, const struct jnode *at, const jv_str *fmt, jv args, jv *out);
+/* The static name of obj's method `name`, or NULL: Python's getattr finds
+ * methods before dict keys, so `schema.items` is the method, not the key. */
+const char *jj_method_name(jv obj, const char *name);
+/* Globals: index by name (-1 if none), and call. */
+int jj_global_find(const char *name);
+const char *jj_global_name(int fn);
+int jj_global_call(jctx *c, const jnode *at, int fn, const jargs *a, jv *out);
+/* Python-style slicing of str/list; missing bounds are JV_NONE. */
+int jj_slice(jctx *c, const jnode *at, jv obj, jv start, jv stop, jv step, jv *out);
+/* obj[key] / obj.attr: JV_UNDEF when missing (with a hint for messages). */
+int jj_getitem(jctx *c, const jnode *at, jv obj, jv key, jv *out);
+
+#endif
