@@ -3,6 +3,7 @@
  * with real shapes (see src/synth.h).  The tokenizer files come from the
  * shared data directory ($W8A8_SHARED, default ../shared).
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,14 @@
 #include "../src/util.h"
 #include "args.h"
 #include "commands.h"
+
+/* Ctrl-C stops between blocks so the library removes its temporary
+ * directory instead of leaving gigabytes behind. */
+static volatile int interrupted;
+static void on_signal(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
 
 int w8_cmd_synth(int argc, char **argv) {
     const char *shape = NULL, *dtype = "bf16", *out = NULL, *shared = getenv("W8A8_SHARED");
@@ -64,10 +73,24 @@ int w8_cmd_synth(int argc, char **argv) {
     }
     o.tokenizer_json = tj;
     o.tokenizer_config = tc;
-    if (w8_synth_write(&o, out) != 0) {
+    o.cancel = &interrupted;
+    double t0 = w8_now();
+    struct sigaction sa, old_int, old_term;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    int wrc = w8_synth_write(&o, out);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    if (wrc != 0) {
         fprintf(stderr, "w8a8: %s\n", w8_lasterr());
         goto out;
     }
+    size_t params = w8_synth_numel(o.shape);
+    fprintf(stderr, "synth: wrote %s: %s %s, %zu parameters (%.1f MB) in %.1f s, peak RSS %.0f MB\n",
+            out, o.shape->name, dtype, params, (double)(params * w8_dtype_size(o.dtype)) / 1e6,
+            w8_now() - t0, (double)w8_peak_rss_bytes() / 1e6);
     rc = 0;
 out:
     free(tj);

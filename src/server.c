@@ -5,9 +5,10 @@
  * GET /health.  Unknown path: 404; known path, wrong method: 405.
  *
  * Bodies are collected into a per-connection buffer.  Content-Length over
- * max_body is refused with 413 before any of the body is read, and a body
- * without a length (chunked) is refused as soon as it grows past the limit,
- * so an oversized upload never costs more than max_body bytes of memory.
+ * max_body is refused with 413 before any of the body is read; a body
+ * without a length (chunked) stops being stored once it passes the limit and
+ * gets 413 at its end (or a closed connection if it goes on and on), so an
+ * oversized upload never costs more than max_body bytes of memory.
  * Stalled clients are cut off by MHD's idle timeout, and the connection
  * limit bounds the number of threads.
  */
@@ -44,7 +45,8 @@ struct w8_server {
 typedef struct {
     char *body;
     size_t len, cap;
-    int too_big;
+    int too_big;    /* 1: refused from Content-Length; 2: grew past the limit */
+    size_t dropped; /* bytes read and dropped after the limit */
 } conn_state;
 
 /* A streamed answer: the request and the SSE chunk being sent. */
@@ -129,12 +131,14 @@ static int make_prompt(w8_server *s, const w8_api_req *q, int **ids, w8_api_err 
     return n;
 }
 
-/* Sampling parameters: the request's, else the model's generation_config, else OpenAI's. */
+/* Sampling parameters: the request's, else the model's generation_config
+ * (do_sample false there means greedy, as in transformers), else OpenAI's. */
 static void gen_params(w8_server *s, const w8_api_req *q, unsigned long long nr,
                        w8_gen_params *p) {
     const w8_config *cfg = &s->m->cfg;
     memset(p, 0, sizeof *p);
     p->temperature = q->has_temperature ? q->temperature
+                     : !cfg->do_sample      ? 0.0f
                      : cfg->temperature > 0 ? cfg->temperature
                                             : 1.0f;
     p->top_p = q->has_top_p ? q->top_p : cfg->top_p > 0 && cfg->top_p <= 1 ? cfg->top_p : 1.0f;
@@ -243,7 +247,11 @@ static enum MHD_Result complete(w8_server *s, struct MHD_Connection *c, w8_api_k
     if (w8_api_parse(kind, body, len, &q, &err)) return send_err(c, &err);
     int *ids = NULL;
     int n = make_prompt(s, &q, &ids, &err);
-    if (n < 0) {
+    if (n == 0)
+        w8_api_set_err(&err, 400, NULL, kind == W8_API_CHAT ? "messages" : "prompt",
+                       "the prompt is empty (0 tokens)");
+    if (n <= 0) {
+        free(ids);
         w8_api_req_free(&q);
         return send_err(c, &err);
     }
@@ -399,15 +407,25 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         }
         return MHD_YES;
     }
-    if (cs->too_big) { /* a response is already queued; drop the rest */
+    if (cs->too_big == 1) { /* 413 already queued from the headers: drop the rest */
         *upload_size = 0;
+        return MHD_YES;
+    }
+    if (cs->too_big == 2 && *upload_size) {
+        /* MHD cannot queue a response in the middle of a body, so the rest is
+         * read and dropped (no memory kept) and 413 is sent at its end; a body
+         * that goes on far past the limit just gets the connection closed. */
+        cs->dropped += *upload_size;
+        *upload_size = 0;
+        if (cs->dropped > 4 * s->max_body + (1u << 20)) return MHD_NO;
         return MHD_YES;
     }
     if (*upload_size) {
         if (cs->len + *upload_size > s->max_body) {
-            cs->too_big = 1;
+            cs->too_big = 2;
+            cs->dropped = *upload_size;
             *upload_size = 0;
-            return too_big(s, c);
+            return MHD_YES;
         }
         if (cs->len + *upload_size > cs->cap) {
             cs->cap = (cs->len + *upload_size) * 2;
@@ -419,6 +437,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         *upload_size = 0;
         return MHD_YES;
     }
+    if (cs->too_big) return too_big(s, c);
     return complete(s, c, rt == R_CHAT ? W8_API_CHAT : W8_API_COMPLETION,
                     cs->body ? cs->body : "", cs->len);
 }

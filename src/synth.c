@@ -219,6 +219,7 @@ static int write_tensor(synth_state *S, w8_stw *w, size_t ti) {
     const synth_tensor *t = &S->t[ti];
     size_t esz = w8_dtype_size(S->o->dtype);
     for (size_t first = 0; first < t->numel; first += SYNTH_BLOCK) {
+        if (S->o->cancel && *S->o->cancel) return w8_seterr("synth: interrupted");
         size_t n = t->numel - first < SYNTH_BLOCK ? t->numel - first : SYNTH_BLOCK;
         if (t->fill == FILL_NORMAL) w8_synth_normal(S->o->seed, ti, first, SYNTH_STD, S->f32, n);
         else

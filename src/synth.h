@@ -39,6 +39,9 @@ typedef struct {
     const char *tokenizer_json; /* copied as tokenizer.json (NULL: none) */
     const char *tokenizer_config; /* copied as tokenizer_config.json (NULL: none) */
     int quiet;                  /* no progress output */
+    /* If set, checked between blocks: nonzero stops the run with an error
+     * (the command points it at a flag its SIGINT/SIGTERM handler sets). */
+    const volatile int *cancel;
 } w8_synth_opts;
 
 /* Write the model into out_dir: built in "out_dir.tmp-XXXXXX" and renamed

@@ -56,4 +56,17 @@ refuse "refuses an unknown dtype" "--dtype 'f8'" $W synth --shape tiny --dtype f
 refuse "requires --out" "required" $W synth --shape tiny
 refuse "refuses a missing parent dir" "/nonexistent-dir/m" $W synth --shape tiny --out /nonexistent-dir/m
 check "nothing written for refused runs" test ! -e "$T/x"
+
+# Ctrl-C mid-run: exit 1, no output dir, no temporary left behind
+$W synth --shape qwen2.5-0.5b --out "$T/int" -t 1 2>"$T/int.err" &
+pid=$!
+sleep 1
+kill -INT $pid
+wait $pid
+rc=$?
+if [ $rc -eq 1 ] && grep -q "interrupted" "$T/int.err" && [ ! -e "$T/int" ] && ! ls -d "$T"/int.tmp-* >/dev/null 2>&1; then
+    ok "SIGINT stops synth and removes its temporary directory"
+else
+    fail "SIGINT: rc $rc, $(cat "$T/int.err"), $(ls -d "$T"/int* 2>&1)"
+fi
 check "--help" bash -c "$W synth --help | grep -q -- --shard_gb"

@@ -1,0 +1,330 @@
+#!/usr/bin/env bash
+# cli_serve.sh - end-to-end tests of `w8a8 serve` on stories260K, with curl.
+#
+# usage: bash tests/cli_serve.sh BUILD/w8a8 ASAN/w8a8   (from the repo root)
+#
+# The functional and abuse checks run against the ASan+UBSan server (so a
+# memory error, or a leak reported at its exit after SIGTERM, fails the
+# test); the RSS check runs against the optimized one (ASan's quarantine
+# grows memory on purpose).  Servers bind 127.0.0.1 on a port the kernel
+# picks (--port 0; the port is read from the startup line) and are killed at
+# exit whatever happens.  JSON is checked with grep on compact jansson
+# output, so no jq/python is needed.
+set -u
+B=${1:-build/w8a8}
+A=${2:-build/asan/w8a8}
+S=${W8A8_SHARED:-../shared}
+M=$S/models/stories260K-hf-f16
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+T=$(mktemp -d /tmp/w8serve.XXXXXX)
+PIDS=""
+cleanup() {
+    for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
+    jobs -p | xargs -r kill -9 2>/dev/null
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+ok() { echo "ok - $*"; }
+fail() { echo "FAIL - $*"; }
+check() { # what, command...
+    local what=$1
+    shift
+    if "$@"; then ok "$what"; else fail "$what"; fi
+}
+
+if [ ! -d "$M" ]; then
+    fail "model $M not found"
+    exit 1
+fi
+
+# start_server BIN LOGNAME ARGS... : sets SPID, URL
+start_server() {
+    local bin=$1 log=$T/$2
+    shift 2
+    "$bin" serve --port 0 "$@" >"$log" 2>&1 &
+    SPID=$!
+    PIDS="$PIDS $SPID"
+    for _ in $(seq 300); do
+        grep -q "listening on" "$log" && break
+        kill -0 "$SPID" 2>/dev/null || break
+        sleep 0.1
+    done
+    local port
+    port=$(sed -n 's/.*listening on http:\/\/[^:]*:\([0-9]*\).*/\1/p' "$log")
+    URL=http://127.0.0.1:${port:-1}
+    [ -n "$port" ]
+}
+
+# stop_server PID : SIGTERM, expect exit 0 within 20 s
+stop_server() {
+    local pid=$1
+    kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -9 "$pid"
+        wait "$pid" 2>/dev/null
+        return 1
+    fi
+    wait "$pid"
+}
+
+# post PATH JSON -> body in $T/out, status in $CODE
+post() {
+    CODE=$(curl -s -m 60 -o "$T/out" -w '%{http_code}' -H 'Content-Type: application/json' \
+        --data-binary "$2" "$URL$1")
+}
+# The JSON-escaped value of "KEY":"..." in a file (first match).
+jstr() { grep -oE "\"$1\":\"([^\"\\\\]|\\\\.)*\"" "$2" | head -1 | sed -E "s/^\"$1\":\"(.*)\"$/\\1/"; }
+# All such values concatenated (stream chunks).
+jcat() { grep -oE "\"$1\":\"([^\"\\\\]|\\\\.)*\"" "$2" | sed -E "s/^\"$1\":\"(.*)\"$/\\1/" | tr -d '\n'; }
+health_field() { curl -s -m 10 "$URL/health" | grep -oE "\"$1\":[0-9]+" | cut -d: -f2; }
+# Wait until the engine is idle with every block free (up to 10 s).
+wait_idle() {
+    for _ in $(seq 100); do
+        local run free total
+        run=$(health_field running)
+        free=$(health_field free_blocks)
+        total=$(health_field total_blocks)
+        [ "$run" = 0 ] && [ -n "$free" ] && [ "$free" = "$total" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# ---------------------------------------------------------------- server 1
+if ! start_server "$A" s1.log --model_path "$M" -t 1 --max_batch_size 8 --max_body 65536 \
+    --timeout 3 --prefill_chunk 16; then
+    fail "server starts"
+    sed 's/^/    /' "$T/s1.log" | head -20
+    exit 1
+fi
+S1=$SPID
+ok "server starts (port ${URL##*:})"
+check "startup line names the layers and KV capacity" \
+    grep -qE 'float, 0 int8 / [0-9]+ float|0 int8 / [0-9]+ float' "$T/s1.log"
+check "startup line shows KV blocks x block size" grep -qE 'KV cache [0-9]+ blocks x [0-9]+ tokens' "$T/s1.log"
+
+curl -s -m 10 "$URL/health" >"$T/h"
+check "GET /health" grep -q '"status":"ok"' "$T/h"
+curl -s -m 10 "$URL/v1/models" >"$T/m"
+check "GET /v1/models lists the directory name" grep -q '"id":"stories260K-hf-f16"' "$T/m"
+
+# Greedy from BOS only: the known TinyStories opening.
+post /v1/completions '{"prompt":"","max_tokens":30,"temperature":0}'
+check "completion: 200" [ "$CODE" = 200 ]
+TXT=$(jstr text "$T/out")
+check "completion: known greedy text ('${TXT:0:60}...')" \
+    grep -q "Once upon a time, there was a little girl named Lily" <<<"$TXT"
+check "completion: text_completion object, finish length, usage" \
+    grep -qE '"object":"text_completion".*"finish_reason":"length".*"completion_tokens":30' "$T/out"
+
+# Stop string: the text up to it, finish_reason stop.
+post /v1/completions '{"prompt":"","max_tokens":60,"temperature":0,"stop":["Lily","zzz"]}'
+STOPTXT=$(jstr text "$T/out")
+check "stop string cuts the text before it ('$STOPTXT')" \
+    bash -c '[[ "$1" == *"named " || "$1" == *"named" ]] && [[ "$1" != *Lily* ]]' _ "$STOPTXT"
+check "stop string: finish_reason stop" grep -q '"finish_reason":"stop"' "$T/out"
+
+# Streaming reassembles to the non-streamed text.
+post /v1/completions '{"prompt":"Once upon a time","max_tokens":40,"temperature":0}'
+REF=$(jstr text "$T/out")
+post /v1/completions '{"prompt":"Once upon a time","max_tokens":40,"temperature":0,"stream":true,"stream_options":{"include_usage":true}}'
+check "stream: 200 text/event-stream" [ "$CODE" = 200 ]
+GOT=$(jcat text "$T/out")
+check "stream: chunks reassemble to the non-streamed text" [ -n "$REF" ] && [ "$GOT" = "$REF" ]
+check "stream: ends with data: [DONE]" bash -c '[ "$(tail -c 14 "$1")" = "data: [DONE]" ] || tail -n 2 "$1" | grep -q "^data: \[DONE\]$"' _ "$T/out"
+check "stream: a final chunk with finish_reason and a usage chunk" \
+    bash -c 'grep -q "\"finish_reason\":\"length\"" "$1" && grep -q "\"choices\":\[\],\"usage\"\|\"usage\":{\"prompt_tokens\"" "$1"' _ "$T/out"
+
+# 8 concurrent streams give what each gives alone.
+PROMPTS=("Once upon a time" "The cat" "Lily and Tom" "One day" "There was a" "The sun was" "A little dog" "Mom said")
+for i in "${!PROMPTS[@]}"; do
+    post /v1/completions "{\"prompt\":\"${PROMPTS[$i]}\",\"max_tokens\":24,\"temperature\":0}"
+    jstr text "$T/out" >"$T/alone$i"
+done
+CPIDS=""
+for i in "${!PROMPTS[@]}"; do
+    curl -s -N -m 60 -H 'Content-Type: application/json' -o "$T/conc$i" \
+        --data-binary "{\"prompt\":\"${PROMPTS[$i]}\",\"max_tokens\":24,\"temperature\":0,\"stream\":true}" \
+        "$URL/v1/completions" &
+    CPIDS="$CPIDS $!"
+done
+wait $CPIDS
+same=0
+for i in "${!PROMPTS[@]}"; do
+    [ "$(jcat text "$T/conc$i")" = "$(cat "$T/alone$i")" ] && [ -s "$T/alone$i" ] && same=$((same + 1))
+done
+check "8 concurrent greedy streams equal their solo runs ($same/8)" [ "$same" = 8 ]
+
+# A prompt of ~100 tokens, prefilled here in chunks of 16 (compared with the
+# unchunked server 3 below).
+MID=$(printf 'Lily saw a big red ball in the park and she wanted to play. %.0s' 1 2 3 4 5 6 7)
+post /v1/completions "{\"prompt\":\"$MID\",\"max_tokens\":20,\"temperature\":0}"
+jstr text "$T/out" >"$T/chunked"
+check "chunked prefill of a long prompt: 200" bash -c '[ "$1" = 200 ] && [ -s "$2" ]' _ "$CODE" "$T/chunked"
+
+# ---- errors
+post /v1/completions '{"prompt": "abc", '
+check "400 malformed JSON" bash -c '[ "$1" = 400 ] && grep -q "\"type\":\"invalid_request_error\"" "$2"' _ "$CODE" "$T/out"
+post /v1/completions '{"prompt":"abc","max_tokens":"ten"}'
+check "400 wrong type names the param" bash -c '[ "$1" = 400 ] && grep -q "\"param\":\"max_tokens\"" "$2"' _ "$CODE" "$T/out"
+post /v1/chat/completions '{"messages":"hi"}'
+check "400 chat messages not an array" [ "$CODE" = 400 ]
+post /v1/chat/completions '{"messages":[{"role":"user","content":"hi"}]}'
+check "400 chat on a model without a template" [ "$CODE" = 400 ]
+post /v1/completions '{"prompt":"a","n":3}'
+check "400 n > 1" [ "$CODE" = 400 ]
+LONG=$(printf 'the cat sat on the mat %.0s' $(seq 200))
+post /v1/completions "{\"prompt\":\"$LONG\"}"
+check "400 prompt longer than the context" bash -c '[ "$1" = 400 ] && grep -q "context" "$2"' _ "$CODE" "$T/out"
+CODE=$(curl -s -m 10 -o "$T/out" -w '%{http_code}' "$URL/nope")
+check "404 unknown path" [ "$CODE" = 404 ]
+CODE=$(curl -s -m 10 -o "$T/out" -w '%{http_code}' "$URL/v1/completions")
+check "405 GET on a POST path" [ "$CODE" = 405 ]
+CODE=$(curl -s -m 10 -o "$T/out" -w '%{http_code}' -X DELETE "$URL/health")
+check "405 DELETE /health" [ "$CODE" = 405 ]
+head -c 100000 /dev/zero | tr '\0' a >"$T/big"
+CODE=$(curl -s -m 10 -o "$T/out" -w '%{http_code}' -H 'Content-Type: application/json' \
+    --data-binary @"$T/big" "$URL/v1/completions")
+check "413 body over --max_body (Content-Length)" [ "$CODE" = 413 ]
+CODE=$(curl -s -m 10 -o "$T/out" -w '%{http_code}' -H 'Content-Type: application/json' \
+    -H 'Transfer-Encoding: chunked' --data-binary @"$T/big" "$URL/v1/completions")
+check "413 chunked body over --max_body" [ "$CODE" = 413 ]
+
+# ---- abuse
+printf '{"prompt":"bad \xc3\x28 \xff utf8"}' >"$T/badutf"
+CODE=$(curl -s -m 10 -o "$T/out" -w '%{http_code}' --data-binary @"$T/badutf" "$URL/v1/completions")
+check "invalid UTF-8 in a prompt: 400" [ "$CODE" = 400 ]
+printf '{"messages":[{"role":"user","content":"\xed\xa0\x80"}]}' >"$T/badutf"
+CODE=$(curl -s -m 10 -o "$T/out" -w '%{http_code}' --data-binary @"$T/badutf" "$URL/v1/chat/completions")
+check "surrogate bytes in a message: 400" [ "$CODE" = 400 ]
+post /v1/completions '{"prompt":"The end","max_tokens":100000000,"temperature":0}'
+check "max_tokens far beyond the context: 200, finish length" \
+    bash -c '[ "$1" = 200 ] && grep -q "\"finish_reason\":\"length\"" "$2"' _ "$CODE" "$T/out"
+CT=$(grep -oE '"total_tokens":[0-9]+' "$T/out" | cut -d: -f2)
+check "... and stops at the context (total_tokens $CT <= 512)" [ "${CT:-999}" -le 512 ]
+
+# Mid-stream disconnect frees the sequence at once.
+curl -s -N -m 1 -o "$T/cut" -H 'Content-Type: application/json' \
+    --data-binary '{"prompt":"","max_tokens":2000,"temperature":0,"stream":true}' "$URL/v1/completions"
+check "disconnect: the client got part of a stream" grep -q '"text"' "$T/cut"
+check "disconnect: sequence dropped, all blocks free again" wait_idle
+post /v1/completions '{"prompt":"","max_tokens":5,"temperature":0}'
+check "disconnect: server still answers" [ "$CODE" = 200 ]
+
+# Clients that send headers byte by byte and stall: others are still served.
+# The server runs with --timeout 3: each stalled connection must be closed.
+SPIDS=""
+for i in 1 2 3 4; do
+    (
+        exec 3<>/dev/tcp/127.0.0.1/${URL##*:} || exit 0
+        for c in P O S T ' ' /; do printf '%s' "$c" >&3; sleep 0.2; done
+        t0=$SECONDS
+        read -r -t 15 -u 3 _
+        rc=$?
+        # EOF (status 1, not a >128 timeout) within the idle timeout + slack
+        if [ "$rc" = 1 ] && [ $((SECONDS - t0)) -le 8 ]; then echo closed >"$T/stall$i"; fi
+    ) 2>/dev/null &
+    SPIDS="$SPIDS $!"
+done
+sleep 0.5
+post /v1/completions '{"prompt":"Lily","max_tokens":5,"temperature":0}'
+check "stalled byte-by-byte clients do not block others" [ "$CODE" = 200 ]
+wait $SPIDS
+check "stalled clients are cut off by the idle timeout" \
+    bash -c '[ "$(cat "$1"/stall? 2>/dev/null | grep -c closed)" = 4 ]' _ "$T"
+
+# 64 concurrent streams, half of them hang up mid-stream.
+CPIDS=""
+for i in $(seq 64); do
+    if [ $((i % 2)) = 0 ]; then
+        curl -s -N -m 1 -o /dev/null -H 'Content-Type: application/json' \
+            --data-binary '{"prompt":"","max_tokens":2000,"stream":true,"seed":'$i'}' "$URL/v1/completions" &
+    else
+        curl -s -N -m 90 -o "$T/s64_$i" -H 'Content-Type: application/json' \
+            --data-binary '{"prompt":"Tom","max_tokens":8,"stream":true,"seed":'$i'}' "$URL/v1/completions" &
+    fi
+    CPIDS="$CPIDS $!"
+done
+sleep 0.3
+CODE=$(curl -s -m 30 -o "$T/out" -w '%{http_code}' "$URL/health")
+check "health answers while 64 streams run" [ "$CODE" = 200 ]
+wait $CPIDS
+done32=0
+for i in $(seq 1 2 63); do grep -q '^data: \[DONE\]' "$T/s64_$i" 2>/dev/null && done32=$((done32 + 1)); done
+check "64 streams: the 32 that stayed all completed ($done32/32)" [ "$done32" = 32 ]
+check "64 streams: afterwards all blocks are free" wait_idle
+check "server 1 is alive" kill -0 "$S1"
+
+# SIGTERM with a stream in flight: exit 0 (and no leak reported by ASan).
+curl -s -N -m 30 -o "$T/inflight" -H 'Content-Type: application/json' \
+    --data-binary '{"prompt":"","max_tokens":2000,"stream":true}' "$URL/v1/completions" &
+CPIDS=$!
+sleep 0.5
+check "SIGTERM with a stream in flight: exit status 0" stop_server "$S1"
+wait $CPIDS
+check "... and no sanitizer report" bash -c '! grep -qE "Sanitizer|runtime error|leak" "$1"' _ "$T/s1.log"
+
+# ---------------------------------------------------------------- chat model
+# The stories tokenizer has no chat template: give a copy one.
+mkdir -p "$T/chat"
+for f in config.json generation_config.json model.safetensors tokenizer.json; do
+    ln -s "$(cd "$M" && pwd)/$f" "$T/chat/$f"
+done
+sed '0,/{/s//{\n  "chat_template": "{% for m in messages %}{{ m['"'"'role'"'"'] }}: {{ m['"'"'content'"'"'] }}. {% endfor %}{% if add_generation_prompt %}assistant: {% endif %}",/' \
+    "$M/tokenizer_config.json" >"$T/chat/tokenizer_config.json"
+if start_server "$A" s2.log --model_path "$T/chat" -t 1; then
+    S2=$SPID
+    post /v1/chat/completions '{"model":"chat","messages":[{"role":"user","content":"Tell me a story"}],"max_tokens":16,"temperature":0}'
+    check "chat: 200 chat.completion" bash -c '[ "$1" = 200 ] && grep -q "\"object\":\"chat.completion\"" "$2"' _ "$CODE" "$T/out"
+    check "chat: assistant message with content" grep -qE '"role":"assistant","content":"[^"]+' "$T/out"
+    CREF=$(jstr content "$T/out")
+    post /v1/chat/completions '{"messages":[{"role":"user","content":[{"type":"text","text":"Tell me a story"}]}],"max_tokens":16,"temperature":0,"stream":true}'
+    check "chat stream: role delta first" bash -c 'grep -m1 "^data: {" "$1" | grep -q "\"delta\":{\"role\":\"assistant\""' _ "$T/out"
+    check "chat stream: content deltas reassemble to the message" [ "$(jcat content "$T/out")" = "$CREF" ]
+    check "chat stream: chat.completion.chunk objects" grep -q '"object":"chat.completion.chunk"' "$T/out"
+    check "chat server: SIGTERM exits 0" stop_server "$S2"
+else
+    fail "chat server starts"
+    sed 's/^/    /' "$T/s2.log" | head
+fi
+
+# ---------------------------------------------------------------- queue full
+if start_server "$B" s3.log --model_path "$M" -t 1 --max_batch_size 1 --max_queue 1; then
+    S3=$SPID
+    CPIDS=""
+    for i in $(seq 8); do
+        curl -s -m 60 -o /dev/null -w '%{http_code}\n' -H 'Content-Type: application/json' \
+            --data-binary '{"prompt":"","max_tokens":500,"temperature":0}' "$URL/v1/completions" >"$T/q$i" &
+        CPIDS="$CPIDS $!"
+    done
+    wait $CPIDS
+    n429=$(cat "$T"/q? | grep -c '^429$')
+    n200=$(cat "$T"/q? | grep -c '^200$')
+    check "queue full: 429s ($n429) and the admitted ones complete ($n200)" \
+        bash -c '[ "$1" -ge 1 ] && [ "$2" -ge 2 ] && [ $(($1 + $2)) = 8 ]' _ "$n429" "$n200"
+
+    post /v1/completions "{\"prompt\":\"$MID\",\"max_tokens\":20,\"temperature\":0}"
+    check "chunked (16) and whole (256) prefill give the same greedy text" \
+        [ "$(jstr text "$T/out")" = "$(cat "$T/chunked")" ]
+
+    # RSS after 1000 requests is within 5% of after the first 100.
+    printf '{"prompt":"Tom","max_tokens":2,"temperature":0}' >"$T/small"
+    burst() { # n requests, 1 at a time per curl (the queue holds one)
+        : >"$T/urls"
+        for _ in $(seq "$1"); do printf 'url = "%s/v1/completions"\noutput = "/dev/null"\n' "$URL" >>"$T/urls"; done
+        curl -s -m 300 -K "$T/urls" -H 'Content-Type: application/json' --data-binary @"$T/small" \
+            -w '%{http_code}\n' | grep -c '^200$'
+    }
+    n1=$(burst 100)
+    r1=$(awk '/VmRSS/{print $2}' /proc/$S3/status)
+    n2=$(burst 900)
+    r2=$(awk '/VmRSS/{print $2}' /proc/$S3/status)
+    check "1000 requests all answered 200 ($((n1 + n2)))" [ $((n1 + n2)) = 1000 ]
+    check "RSS after 1000 requests ${r2} kB within 5% of after 100 (${r1} kB)" \
+        [ "$((r2 * 100))" -le "$((r1 * 105))" ]
+    check "queue-full server: SIGTERM exits 0" stop_server "$S3"
+else
+    fail "third server starts"
+fi
