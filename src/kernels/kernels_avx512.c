@@ -311,28 +311,55 @@ static void f_gemv(const w8_fmat *w, int i0, int i1, const float *x, size_t ldx,
  * (scratch, per thread, 64 KB, stays in L2), then a 6-row x 64-column
  * register tile runs over it with one broadcast per row and 4 FMAs per
  * broadcast.  Partial sums live in y between k blocks. */
-enum { FKC = 256, FMR = 6 };
+#ifndef FKC_
+#define FKC_ 256
+#endif
+enum { FKC = FKC_, FMR = 6 };
 
+/* 16 x 16 transpose: r[i] holds row i; afterwards r[j] holds column j.
+ * Three rounds: pairs within 128-bit lanes, quads within lanes, lanes. */
+AI void transpose16(__m512 r[16]) {
+    __m512 t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int q = 0; q < 16; q += 4) { /* rows q..q+3: u[q + j] = column j of each lane */
+        u[q + 0] = _mm512_shuffle_ps(t[q], t[q + 2], 0x44);
+        u[q + 1] = _mm512_shuffle_ps(t[q], t[q + 2], 0xEE);
+        u[q + 2] = _mm512_shuffle_ps(t[q + 1], t[q + 3], 0x44);
+        u[q + 3] = _mm512_shuffle_ps(t[q + 1], t[q + 3], 0xEE);
+    }
+    for (int j = 0; j < 4; j++) {
+        __m512 v = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);
+        __m512 w = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
+        __m512 v2 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
+        __m512 w2 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
+        r[j] = _mm512_shuffle_f32x4(v, w, 0x88);
+        r[8 + j] = _mm512_shuffle_f32x4(v, w, 0xDD);
+        r[4 + j] = _mm512_shuffle_f32x4(v2, w2, 0x88);
+        r[12 + j] = _mm512_shuffle_f32x4(v2, w2, 0xDD);
+    }
+}
+
+/* Convert W[c0 .. c0 + ncols, k0 .. k0 + kc) to f32 panels [4][FKC][16]
+ * (channels past ncols are zero), 16 x 16 blocks at a time. */
 AI void f_pack_t(const w8_fmat *w, int c0, int ncols, int k0, int kc, float *pk,
                  const w8_dtype dt) {
     size_t k = (size_t)w->k;
-    for (int c = 0; c < 64; c++) {
-        float *dst = pk + (size_t)(c >> 4) * FKC * 16 + (c & 15);
-        if (c >= ncols) {
-            for (int kk = 0; kk < kc; kk++) dst[kk * 16] = 0.0f;
-            continue;
-        }
-        size_t base = (size_t)(c0 + c) * k + (size_t)k0;
-        int kk = 0;
-        for (; kk + 16 <= kc; kk += 16) {
-            float tmp[16];
-            _mm512_storeu_ps(tmp, f_load(w->w, dt, base + (size_t)kk, 0xffff));
-            for (int u = 0; u < 16; u++) dst[(kk + u) * 16] = tmp[u];
-        }
-        if (kk < kc) {
-            float tmp[16];
-            _mm512_storeu_ps(tmp, f_load(w->w, dt, base + (size_t)kk, tailmask16(kc - kk)));
-            for (int u = 0; kk + u < kc; u++) dst[(kk + u) * 16] = tmp[u];
+    for (int p = 0; p < 4; p++) {
+        float *dst = pk + (size_t)p * FKC * 16;
+        int cb = c0 + 16 * p, nc = ncols - 16 * p;
+        for (int kk = 0; kk < kc; kk += 16) {
+            __mmask16 mk = tailmask16(kc - kk);
+            __m512 r[16];
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++)
+                r[i] = i < nc ? f_load(w->w, dt, (size_t)(cb + i) * k + (size_t)(k0 + kk), mk)
+                              : _mm512_setzero_ps();
+            transpose16(r);
+            int nk = kc - kk < 16 ? kc - kk : 16;
+            for (int j = 0; j < nk; j++) _mm512_store_ps(dst + (size_t)(kk + j) * 16, r[j]);
         }
     }
 }
