@@ -204,11 +204,15 @@ static int arith(jctx *c, const jnode *at, int op, jv a, jv b, jv *out) {
         }
     }
     if (op == '+' && a.t == JV_STR && b.t == JV_STR) {
-        if (jj_check_size(c, at, a.u.s->len + b.u.s->len)) return -1;
-        jbuf t = {0};
-        jbuf_put(&t, a.u.s->s, a.u.s->len);
-        jbuf_put(&t, b.u.s->s, b.u.s->len);
-        *out = jbuf_to_str(&t);
+        /* Markup + str escapes the str (markupsafe), even with autoescape off */
+        int mk = a.u.s->markup || b.u.s->markup;
+        jbuf t = jj_buf();
+        if (mk && !a.u.s->markup) jv_html_escape(&t, a.u.s->s, a.u.s->len);
+        else jbuf_put(&t, a.u.s->s, a.u.s->len);
+        if (mk && !b.u.s->markup) jv_html_escape(&t, b.u.s->s, b.u.s->len);
+        else jbuf_put(&t, b.u.s->s, b.u.s->len);
+        if (jj_buf_done(c, at, &t, out)) return -1;
+        if (mk) *out = jv_markup(*out);
         return 0;
     }
     if (op == '+' && a.t == JV_LIST && b.t == JV_LIST && a.u.l->tuple == b.u.l->tuple) {
@@ -224,8 +228,7 @@ static int arith(jctx *c, const jnode *at, int op, jv a, jv b, jv *out) {
         return repeat(c, at, a, as_ll(b), out);
     if (op == '*' && (b.t == JV_STR || b.t == JV_LIST) && (a.t == JV_INT || a.t == JV_BOOL))
         return repeat(c, at, b, as_ll(a), out);
-    if (op == '%' && a.t == JV_STR)
-        return jj_error(c->src, at->pos, "printf-style '%%' string formatting is not supported");
+    if (op == '%' && a.t == JV_STR) return jj_percent_format(c, at, a.u.s, b, out);
     return type_error(c, at, names[op], a, b);
 overflow:
     return jj_error(c->src, at->pos, "integer overflow in '%s'", names[op]);
@@ -514,6 +517,10 @@ int jj_call_value(jctx *c, const jnode *at, jv fn, jv *args, int nargs, jv *kwv,
     switch (fn.t) {
     case JV_MACRO: return call_macro(c, at, fn.u.m, &a, jv_undef(NULL), out);
     case JV_FUNC: return jj_global_call(c, at, fn.u.fn, &a, out);
+    case JV_METHOD: {
+        int h = jj_method(c, at, fn.u.me->self, fn.u.me->name, &a, out);
+        return h < 0 ? -1 : h == 0 ? jj_error(c->src, at->pos, "'%s' is not callable here", fn.u.me->name) : 0;
+    }
     case JV_UNDEF: return jj_undef_error(c, at, fn);
     default: return jj_error(c->src, at->pos, "'%s' object is not callable", jv_type_name(fn));
     }
@@ -662,12 +669,23 @@ static int eval_inner(jctx *c, const jnode *n, jv *out) {
     case N_LIST:
     case N_TUPLE: return eval_seq(c, n, out);
     case N_DICT: return eval_dict(c, n, out);
-    case N_GETATTR:
+    case N_GETATTR: {
         if (jj_eval(c, n->a, &a)) return -1;
+        const char *m = jj_method_name(a, n->name);
+        if (m) {
+            jv_method *me = w8_xmalloc(sizeof *me);
+            me->rc = 1;
+            me->self = a;
+            me->name = m;
+            out->t = JV_METHOD;
+            out->u.me = me;
+            return 0;
+        }
         rc = jj_getitem(c, n, a, n->val, out);
         if (!rc && out->t == JV_UNDEF) out->u.why = n;
         jv_free(a);
         return rc;
+    }
     case N_GETITEM:
         if (jj_eval(c, n->a, &a)) return -1;
         if (n->b->kind == N_SLICE) {

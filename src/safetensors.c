@@ -472,8 +472,9 @@ static w8_st *open_index(const char *path) {
     qsort(names, ns, sizeof *names, strcmp_ptr);
     int bad = 0;
     for (size_t i = 0; i < ns && !bad; i++) {
-        char *fp = w8_path_join(dir[0] ? dir : ".", names[i]);
-        int fi = dir[0] ? map_file(st, fp) : map_file(st, names[i]);
+        /* shard names are relative to the index's directory */
+        char *fp = dir[0] ? w8_path_join(dir, names[i]) : w8_xstrdup(names[i]);
+        int fi = map_file(st, fp);
         if (fi < 0 || parse_file(st, fi) != 0) bad = 1;
         free(fp);
     }
@@ -489,7 +490,9 @@ static w8_st *open_index(const char *path) {
         const char *base = t ? strrchr(t->file, '/') : NULL;
         base = base ? base + 1 : t ? t->file : NULL;
         if (!t || strcmp(base, fn)) {
-            w8_seterr("%s: tensor '%s' is listed in %s but is not in that file", fn, name, path);
+            char *fp = dir[0] ? w8_path_join(dir, fn) : w8_xstrdup(fn);
+            w8_seterr("%s: tensor '%s' is listed in %s but is not in that file", fp, name, path);
+            free(fp);
             goto fail;
         }
     }

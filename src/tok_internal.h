@@ -158,7 +158,7 @@ typedef struct {
     struct w8_wcache *cache; /* words already merged (tok_bpe.c), shared by threads */
 } w8_bpe;
 
-#define W8_MAX_VOCAB_ID (1 << 24) /* refuse absurd ids before allocating for them */
+#define W8_MAX_VOCAB_ID (1 << 22) /* refuse absurd ids before allocating for them */
 
 /* Byte ranges of model.vocab and model.merges in the tokenizer.json text
  * (see tok_fastjson.c). */

@@ -58,32 +58,41 @@ static void q_prep(const int8_t *x, int k, uint8_t *dstv) {
     for (size_t p = (size_t)k; p < q_k4(k) * 4; p++) dst[p] = 0;
 }
 
+/* MR (<= 4) rows x one 8-channel panel; named accumulators (GCC keeps an
+ * array of vectors in memory). */
+#define Q2_DECL(r)                                                                       \
+    __m256i lo##r = _mm256_setzero_si256(), hi##r = lo##r;                                \
+    const int16_t *x##r = x + (size_t)(r < MR ? r : 0) * ldx;
+#define Q2_STEP(r)                                                                       \
+    if (r < MR) {                                                                         \
+        int64_t a64;                                                                      \
+        memcpy(&a64, x##r + g * 4, 8);                                                    \
+        __m256i a = _mm256_set1_epi64x(a64);                                              \
+        lo##r = _mm256_add_epi32(lo##r, _mm256_madd_epi16(wl, a));                        \
+        hi##r = _mm256_add_epi32(hi##r, _mm256_madd_epi16(wh, a));                        \
+    }
+/* hadd gives channels [0 1 4 5 | 2 3 6 7]; the permute restores the order */
+#define Q2_STORE(r)                                                                      \
+    if (r < MR) {                                                                         \
+        __m256i acc = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(lo##r, hi##r), perm); \
+        __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc, bv)), sv);      \
+        _mm256_maskstore_ps(y + (size_t)r * ldy, mk, v);                                  \
+    }
+
 AI void q_tile(const int16_t *x, size_t ldx, const int8_t *wp, size_t k4, float *y, size_t ldy,
                int ncols, const int32_t *bias, const float *scale, const int MR) {
-    __m256i lo[QMR], hi[QMR];
-    for (int r = 0; r < MR; r++) lo[r] = hi[r] = _mm256_setzero_si256();
+    Q2_DECL(0) Q2_DECL(1) Q2_DECL(2) Q2_DECL(3)
     for (size_t g = 0; g < k4; g++) {
         __m256i wb = _mm256_load_si256((const __m256i *)(wp + g * 32));
         __m256i wl = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(wb));
         __m256i wh = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(wb, 1));
-        for (int r = 0; r < MR; r++) {
-            int64_t a64;
-            memcpy(&a64, x + (size_t)r * ldx + g * 4, 8);
-            __m256i a = _mm256_set1_epi64x(a64);
-            lo[r] = _mm256_add_epi32(lo[r], _mm256_madd_epi16(wl, a));
-            hi[r] = _mm256_add_epi32(hi[r], _mm256_madd_epi16(wh, a));
-        }
+        Q2_STEP(0) Q2_STEP(1) Q2_STEP(2) Q2_STEP(3)
     }
     __m256i mk = tailmask8(ncols);
     __m256i bv = _mm256_maskload_epi32(bias, mk);
     __m256 sv = _mm256_maskload_ps(scale, mk);
     const __m256i perm = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
-    for (int r = 0; r < MR; r++) {
-        /* hadd gives channels [0 1 4 5 | 2 3 6 7]; the permute restores order */
-        __m256i acc = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(lo[r], hi[r]), perm);
-        __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc, bv)), sv);
-        _mm256_maskstore_ps(y + (size_t)r * ldy, mk, v);
-    }
+    Q2_STORE(0) Q2_STORE(1) Q2_STORE(2) Q2_STORE(3)
 }
 
 #define QT(MR)                                                                                 \
@@ -213,36 +222,64 @@ static inline float hsum8(__m256 v) {
     return _mm_cvtss_f32(_mm_add_ss(h2, _mm_movehdup_ps(h2)));
 }
 
-/* one channel at a time for up to 4 rows; W streamed once */
-AI void f_gemv_t(const w8_fmat *w, int i0, int i1, const float *x, size_t ldx, float *y,
-                 size_t ldy, const float *bias, int n0, int n1, const w8_dtype dt) {
-    int k = w->k, mr = i1 - i0, k8 = k & ~7;
-    const float *xr[4];
-    for (int r = 0; r < 4; r++) xr[r] = x + (size_t)(i0 + (r < mr ? r : 0)) * ldx;
+/* One channel at a time for MR (<= 4) rows, 2 vectors of k per step; W
+ * streamed once.  Named accumulators, as in the int8 kernel. */
+#define G2_STEP(r)                                                                       \
+    if (r < MR) {                                                                         \
+        a##r = _mm256_fmadd_ps(_mm256_loadu_ps(x##r + t), w0, a##r);                      \
+        b##r = _mm256_fmadd_ps(_mm256_loadu_ps(x##r + t + 8), w1, b##r);                  \
+    }
+#define G2_STEP1(r)                                                                      \
+    if (r < MR) a##r = _mm256_fmadd_ps(_mm256_loadu_ps(x##r + t), w0, a##r);
+#define G2_OUT(r)                                                                        \
+    if (r < MR) {                                                                         \
+        float s = hsum8(_mm256_add_ps(a##r, b##r));                                       \
+        for (int u = t; u < k; u++) s += x##r[u] * f_scalar(w->w, dt, base + (size_t)u);  \
+        y[(size_t)(i0 + r) * ldy + (size_t)j] = s + (bias ? bias[j] : 0.0f);              \
+    }
+
+AI void f_gemv_t(const w8_fmat *w, int i0, const float *x, size_t ldx, float *y, size_t ldy,
+                 const float *bias, int n0, int n1, const w8_dtype dt, const int MR) {
+    int k = w->k;
+    const float *x0 = x + (size_t)i0 * ldx, *x1 = x0 + ldx, *x2 = x1 + ldx, *x3 = x2 + ldx;
     for (int j = n0; j < n1; j++) {
         size_t base = (size_t)j * (size_t)k;
-        __m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                          _mm256_setzero_ps() };
-        for (int t = 0; t < k8; t += 8) {
-            __m256 wv = f_load(w->w, dt, base + (size_t)t);
-            for (int r = 0; r < 4; r++)
-                if (r < mr) acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(xr[r] + t), wv, acc[r]);
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0,
+               b3 = a0;
+        int t = 0;
+        for (; t + 16 <= k; t += 16) {
+            __m256 w0 = f_load(w->w, dt, base + (size_t)t), w1 = f_load(w->w, dt, base + (size_t)t + 8);
+            G2_STEP(0) G2_STEP(1) G2_STEP(2) G2_STEP(3)
         }
-        for (int r = 0; r < mr; r++) {
-            float s = hsum8(acc[r]);
-            for (int t = k8; t < k; t++) s += xr[r][t] * f_scalar(w->w, dt, base + (size_t)t);
-            y[(size_t)(i0 + r) * ldy + (size_t)j] = s + (bias ? bias[j] : 0.0f);
+        for (; t + 8 <= k; t += 8) {
+            __m256 w0 = f_load(w->w, dt, base + (size_t)t);
+            G2_STEP1(0) G2_STEP1(1) G2_STEP1(2) G2_STEP1(3)
         }
+        G2_OUT(0) G2_OUT(1) G2_OUT(2) G2_OUT(3)
     }
 }
 
+#define FGV(DT, MR)                                                                          \
+    static void f_gemv_##DT##_##MR(const w8_fmat *w, int i0, const float *x, size_t ldx,      \
+                                   float *y, size_t ldy, const float *bias, int n0, int n1) { \
+        f_gemv_t(w, i0, x, ldx, y, ldy, bias, n0, n1, W8_##DT, MR);                          \
+    }
+#define FGV_DT(DT) FGV(DT, 1) FGV(DT, 2) FGV(DT, 3) FGV(DT, 4)
+FGV_DT(F32)
+FGV_DT(F16)
+FGV_DT(BF16)
+typedef void (*f_gemv_fn)(const w8_fmat *, int, const float *, size_t, float *, size_t,
+                          const float *, int, int);
+static const f_gemv_fn f_gemvs[3][4] = {
+    { f_gemv_F32_1, f_gemv_F32_2, f_gemv_F32_3, f_gemv_F32_4 },
+    { f_gemv_F16_1, f_gemv_F16_2, f_gemv_F16_3, f_gemv_F16_4 },
+    { f_gemv_BF16_1, f_gemv_BF16_2, f_gemv_BF16_3, f_gemv_BF16_4 },
+};
+
 static void f_gemv(const w8_fmat *w, int i0, int i1, const float *x, size_t ldx, float *y,
                    size_t ldy, const float *bias, int n0, int n1) {
-    switch (w->dtype) {
-    case W8_BF16: f_gemv_t(w, i0, i1, x, ldx, y, ldy, bias, n0, n1, W8_BF16); break;
-    case W8_F16: f_gemv_t(w, i0, i1, x, ldx, y, ldy, bias, n0, n1, W8_F16); break;
-    default: f_gemv_t(w, i0, i1, x, ldx, y, ldy, bias, n0, n1, W8_F32); break;
-    }
+    int d = w->dtype == W8_F16 ? 1 : w->dtype == W8_BF16 ? 2 : 0;
+    f_gemvs[d][i1 - i0 - 1](w, i0, x, ldx, y, ldy, bias, n0, n1);
 }
 
 /* ------------------------------------------------------------- attention */
@@ -261,15 +298,38 @@ static void v_attn_scores(const float *q, const float *k, size_t ldk, int n, int
     }
 }
 
+/* out += sum_j p[j] V_j, 16 columns at a time with even and odd keys in
+ * separate accumulators: four independent FMA chains instead of one. */
 static void v_attn_accum(const float *p, const float *v, size_t ldv, int n, int d, float *out) {
-    int d8 = d & ~7;
-    for (int t = 0; t < d8; t += 8) {
+    int t = 0;
+    for (; t + 16 <= d; t += 16) {
+        __m256 o0 = _mm256_loadu_ps(out + t), o1 = _mm256_loadu_ps(out + t + 8);
+        __m256 e0 = _mm256_setzero_ps(), e1 = e0;
+        int j = 0;
+        for (; j + 2 <= n; j += 2) {
+            const float *va = v + (size_t)j * ldv + t, *vb = va + ldv;
+            __m256 pa = _mm256_set1_ps(p[j]), pb = _mm256_set1_ps(p[j + 1]);
+            o0 = _mm256_fmadd_ps(pa, _mm256_loadu_ps(va), o0);
+            o1 = _mm256_fmadd_ps(pa, _mm256_loadu_ps(va + 8), o1);
+            e0 = _mm256_fmadd_ps(pb, _mm256_loadu_ps(vb), e0);
+            e1 = _mm256_fmadd_ps(pb, _mm256_loadu_ps(vb + 8), e1);
+        }
+        if (j < n) {
+            const float *va = v + (size_t)j * ldv + t;
+            __m256 pa = _mm256_set1_ps(p[j]);
+            o0 = _mm256_fmadd_ps(pa, _mm256_loadu_ps(va), o0);
+            o1 = _mm256_fmadd_ps(pa, _mm256_loadu_ps(va + 8), o1);
+        }
+        _mm256_storeu_ps(out + t, _mm256_add_ps(o0, e0));
+        _mm256_storeu_ps(out + t + 8, _mm256_add_ps(o1, e1));
+    }
+    for (; t + 8 <= d; t += 8) {
         __m256 o = _mm256_loadu_ps(out + t);
         for (int j = 0; j < n; j++)
             o = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_loadu_ps(v + (size_t)j * ldv + t), o);
         _mm256_storeu_ps(out + t, o);
     }
-    for (int t = d8; t < d; t++)
+    for (; t < d; t++)
         for (int j = 0; j < n; j++) out[t] += p[j] * v[(size_t)j * ldv + (size_t)t];
 }
 
