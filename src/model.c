@@ -18,6 +18,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "util.h"
 
@@ -149,6 +151,18 @@ static void copy_epilogue(const qparts *q, int n, int32_t *qb, float *ds) {
     }
 }
 
+/* Drop this process's pages of a mapped tensor that was just copied (the
+ * mapping is read-only and file-backed, so a later touch re-reads it): the
+ * packed copy is what the kernels use, and keeping the mapped int8 weights
+ * resident too would nearly double a W8A8 model's RSS (7B: +4.6 GB). */
+static void release_mapped(const w8_tensor *t) {
+    long pg = sysconf(_SC_PAGESIZE);
+    if (pg <= 0 || t->nbytes < (size_t)pg) return;
+    uintptr_t a = ((uintptr_t)t->data + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
+    uintptr_t e = ((uintptr_t)t->data + t->nbytes) & ~((uintptr_t)pg - 1);
+    if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
+}
+
 /* Pack the int8 layers parts[0..np) stacked along n into one w8_qmat. */
 static void pack_stacked(w8_qmat *out, const qparts *parts, const int *pn, int np, int k) {
     int ntot = 0;
@@ -160,6 +174,7 @@ static void pack_stacked(w8_qmat *out, const qparts *parts, const int *pn, int n
     for (int i = 0; i < np; i++) {
         memcpy(w + (size_t)row * k, parts[i].w->data, (size_t)pn[i] * (size_t)k);
         copy_epilogue(&parts[i], pn[i], qb + row, ds + row);
+        release_mapped(parts[i].w);
         row += pn[i];
     }
     w8_qmat_pack(out, w, ntot, k, qb, ds);
