@@ -74,6 +74,7 @@ int w8_cmd_synth(int argc, char **argv) {
     o.tokenizer_json = tj;
     o.tokenizer_config = tc;
     o.cancel = &interrupted;
+    double t0 = w8_now();
     struct sigaction sa, old_int, old_term;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -86,6 +87,10 @@ int w8_cmd_synth(int argc, char **argv) {
         fprintf(stderr, "w8a8: %s\n", w8_lasterr());
         goto out;
     }
+    size_t params = w8_synth_numel(o.shape);
+    fprintf(stderr, "synth: wrote %s: %s %s, %zu parameters (%.1f MB) in %.1f s, peak RSS %.0f MB\n",
+            out, o.shape->name, dtype, params, (double)(params * w8_dtype_size(o.dtype)) / 1e6,
+            w8_now() - t0, (double)w8_peak_rss_bytes() / 1e6);
     rc = 0;
 out:
     free(tj);

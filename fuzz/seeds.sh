@@ -13,6 +13,14 @@ pre() { # byte-prefix FILE OUT
 }
 case "$T" in
 fuzz_safetensors)
+    # small valid files (libFuzzer caps input length), then the real models' headers
+    st_seed() { # OUT HEADER_JSON DATA_BYTES
+        local n=${#2}
+        { printf '\x00'; printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $((n & 255)) $((n >> 8 & 255)) 0 0)"
+          printf '\0\0\0\0%s' "$2"; head -c "$3" /dev/zero; } >"$1"
+    }
+    st_seed "$O/small" '{"__metadata__":{"format":"pt"},"a":{"dtype":"F16","shape":[2,3],"data_offsets":[0,12]},"b":{"dtype":"I8","shape":[4],"data_offsets":[12,16]}}' 16
+    st_seed "$O/scalar" '{"s":{"dtype":"BF16","shape":[],"data_offsets":[0,2]},"e":{"dtype":"I64","shape":[0,5],"data_offsets":[2,2]}}' 2
     for m in stories260K-hf-f16 stories260K-as-qwen2-bf16-zero-bias; do
         pre 0 "$S/models/$m/model.safetensors" "$O/st-$m"
     done
@@ -44,6 +52,15 @@ fuzz_jinja)
     printf '{%% for m in messages %%}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{%% endfor %%}{%% if add_generation_prompt %%}<|im_start|>assistant\n{%% endif %%}' >"$O/chatml"
     printf '{%%- set ns = namespace(x=0) -%%}{%% for m in messages[::-1] %%}{%% set ns.x = ns.x + 1 %%}{{ loop.index }}{{ m.content|length }}{%% endfor %%}{{ ns.x }}' >"$O/ns"
     printf '{%% macro f(a, b=2) %%}{{ a ~ b }}{%% endmacro %%}{{ f(1) }}{{ "x"|upper }}{{ [1,2]|tojson }}' >"$O/macro"
+    ;;
+fuzz_api)
+    printf '\x00{"model":"m","messages":[{"role":"user","content":"Hi"}],"temperature":0,"max_tokens":8,"stream":true}' >"$O/chat"
+    printf '\x00{"messages":[{"role":"user","content":[{"type":"text","text":"a"}]}],"stop":["x","y"],"seed":1,"top_p":0.9,"top_k":5,"n":1}' >"$O/chat-parts"
+    printf '\x01{"prompt":"Once upon a time","max_tokens":16,"stop":"\\n","stream_options":{"include_usage":true}}' >"$O/completion"
+    ;;
+fuzz_calib)
+    head -c 4000 "$S/corpus/tinystories-excerpt.txt" >"$O/plain"
+    printf '{"text":"hello"}\n{"inputs_pretokenized":"world"}\n\n' >"$O/jsonl"
     ;;
 *)
     ;;

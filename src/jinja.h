@@ -43,11 +43,13 @@ typedef enum {
     JV_NS,   /* namespace(): a dict with reference semantics, attributes settable */
     JV_MACRO,
     JV_FUNC, /* a global function (range, namespace, ...) */
-    JV_LOOP  /* the `loop` object of a for loop */
+    JV_LOOP, /* the `loop` object of a for loop */
+    JV_METHOD /* a bound method, e.g. the value of `d.items` without a call */
 } jv_type;
 
 typedef struct jv_str {
     int rc;     /* reference count; immortal constants start huge */
+    int markup; /* Jinja's Markup ("x"|safe): `+` HTML-escapes plain strings joined to it */
     size_t len; /* bytes, not counting the NUL */
     char s[];   /* UTF-8, NUL-terminated */
 } jv_str;
@@ -72,7 +74,12 @@ struct jnode;
 typedef struct jv_macro {
     int rc;
     const struct jnode *def; /* N_MACRO node, or the N_CALLBLOCK for `caller` */
-    struct jv_dict *caller_scope; /* variables visible to a caller() body (ref), or NULL */
+    /* Closure: the scopes (innermost first, the top level excluded) where the
+     * macro was defined, shared by reference so a call sees their values at
+     * call time, as Python closures do.  Scopes are emptied when they end,
+     * which also breaks the macro <-> scope reference cycle. */
+    struct jv_dict **closure;
+    int nclosure;
 } jv_macro;
 
 typedef struct jv_loop {
@@ -81,6 +88,8 @@ typedef struct jv_loop {
     size_t i;              /* current index0 */
     int depth0;
 } jv_loop;
+
+struct jv_method;
 
 typedef struct jv {
     jv_type t;
@@ -93,10 +102,17 @@ typedef struct jv {
         jv_dict *d; /* JV_DICT and JV_NS */
         jv_macro *m;
         jv_loop *lp;
+        struct jv_method *me;
         int fn; /* JV_FUNC: index into the globals table */
         const struct jnode *why; /* JV_UNDEF: the expression that produced it, or NULL */
     } u;
 } jv;
+
+typedef struct jv_method {
+    int rc;
+    jv self;          /* the object (reference) */
+    const char *name; /* static method name */
+} jv_method;
 
 #define JV_IMMORTAL (1 << 29)
 
@@ -114,6 +130,8 @@ void jv_dict_clear(jv_dict *d); /* drops every entry, keeps the storage */
  * (jj_check_size) where templates can make them grow. */
 jv jv_str_n(const char *s, size_t len);
 jv jv_str_c(const char *s);
+/* s as Markup (takes the reference); HTML escaping as markupsafe does it. */
+jv jv_markup(jv s);
 jv_list *jv_list_new(size_t cap);
 void jv_list_push(jv_list *l, jv v); /* takes the reference */
 jv jv_list_val(jv_list *l);          /* wraps (takes the reference) */
@@ -152,6 +170,7 @@ void jbuf_puts(jbuf *b, const char *s);
 void jbuf_putc(jbuf *b, char c);
 void jbuf_free(jbuf *b);
 jv jbuf_to_str(jbuf *b); /* hands the bytes to a string value; b is reset */
+void jv_html_escape(jbuf *b, const char *s, size_t n);
 
 /* Python str(v) / repr(v) appended to b. */
 void jv_write_str(jbuf *b, jv v);
@@ -318,6 +337,11 @@ int jj_has_test(const char *name);
 /* obj.name(args) for str/dict/list/loop objects.  Returns 1 when handled,
  * 0 when obj has no such method, -1 on error. */
 int jj_method(jctx *c, const jnode *at, jv obj, const char *name, const jargs *a, jv *out);
+/* Python's `fmt % args` (jinja_builtins.c). */
+int jj_percent_format(jctx *c, const struct jnode *at, const jv_str *fmt, jv args, jv *out);
+/* The static name of obj's method `name`, or NULL: Python's getattr finds
+ * methods before dict keys, so `schema.items` is the method, not the key. */
+const char *jj_method_name(jv obj, const char *name);
 /* Globals: index by name (-1 if none), and call. */
 int jj_global_find(const char *name);
 const char *jj_global_name(int fn);

@@ -22,6 +22,7 @@
  * Mutating methods (list.append, dict.update ...) are refused, as by
  * Jinja2's ImmutableSandboxedEnvironment that transformers uses.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -460,7 +461,7 @@ typedef struct {
     size_t idx;
 } keyed;
 
-static int sort_failed;
+static _Thread_local int sort_failed; /* set by the comparator; renders may run on several threads */
 static int cmp_keyed(const void *x, const void *y) {
     const keyed *a = x, *b = y;
     int r = jv_compare(a->key, b->key);
@@ -536,7 +537,7 @@ int jj_test(jctx *c, const jnode *at, const char *name, jv x, const jargs *a) {
     if (IS("boolean")) return x.t == JV_BOOL;
     if (IS("true")) return x.t == JV_BOOL && x.u.b;
     if (IS("false")) return x.t == JV_BOOL && !x.u.b;
-    if (IS("callable")) return x.t == JV_MACRO || x.t == JV_FUNC;
+    if (IS("callable")) return x.t == JV_MACRO || x.t == JV_FUNC || x.t == JV_METHOD;
     if (IS("escaped")) return 0;
     if (IS("filter")) return x.t == JV_STR && jj_has_filter(x.u.s->s);
     if (IS("test")) return x.t == JV_STR && jj_has_test(x.u.s->s);
@@ -720,10 +721,8 @@ static int f_int(jctx *c, const jnode *at, jv x, const jargs *a, jv *out) {
     return 0;
 }
 
-static int f_float(jctx *c, const jnode *at, jv x, const jargs *a, jv *out) {
+static int f_float(jv x, const jargs *a, jv *out) {
     const jv *d = arg(a, 0, "default");
-    (void)c;
-    (void)at;
     char *e;
     if (jv_is_num(x)) {
         *out = jv_float(jv_num(x));
@@ -784,6 +783,10 @@ static int f_map(jctx *c, const jnode *at, jv x, const jargs *a, jv *out) {
     if (attr && attr->t != JV_STR) return bad_arg(c, at, "map", "attribute must be a string");
     if (!attr && !jj_has_filter(a->args[0].u.s->s))
         return jj_error(c->src, at->pos, "map: no filter named '%s'", a->args[0].u.s->s);
+    if (!jv_truthy(x)) { /* as select: a falsy value maps to nothing */
+        *out = jv_list_val(jv_list_new(0));
+        return 0;
+    }
     if (items_of(c, at, x, &l)) return -1;
     jv_list *r = jv_list_new(l->n);
     jargs rest = {a->args + 1, a->nargs > 0 ? a->nargs - 1 : 0, a->kwv, a->kwn, a->nkw};
@@ -826,6 +829,10 @@ static int f_select(jctx *c, const jnode *at, jv x, const jargs *a, int by_attr,
     }
     jargs targs = {a->args + first + 1, a->nargs > first + 1 ? a->nargs - first - 1 : 0, a->kwv, a->kwn, a->nkw};
     jv_list *l;
+    if (!jv_truthy(x)) { /* Jinja2 tests `if value:` first: none|select is empty */
+        *out = jv_list_val(jv_list_new(0));
+        return 0;
+    }
     if (items_of(c, at, x, &l)) return -1;
     jv_list *r = jv_list_new(0);
     int rc = 0;
@@ -1036,13 +1043,14 @@ static int f_indent(jctx *c, const jnode *at, jv x, const jargs *a, jv *out) {
         return bad_arg(c, at, "indent", "width must be a string or a small integer");
     }
     jv s = to_str(x);
-    /* s + "\n" split into lines (Python splitlines); lines after the first
-     * get the indent, empty ones only when blank=True */
-    jbuf b = jj_buf();
-    const char *p = s.u.s->s, *end = p + s.u.s->len;
-    int line = 0;
+    /* Jinja: lines = (s + "\n").splitlines(); lines after the first get the
+     * indent (empty ones only with blank=True), joined by "\n" */
+    jbuf t = {0}, b = jj_buf();
+    jbuf_put(&t, s.u.s->s, s.u.s->len);
+    jbuf_putc(&t, '\n');
     if (first) jbuf_put(&b, ind.p ? ind.p : "", ind.n);
-    while (p < end || line == 0) {
+    const char *p = t.p, *end = t.p + t.n;
+    for (int line = 0; p < end; line++) {
         const char *e = p;
         while (e < end && *e != '\n' && *e != '\r') e++;
         if (line > 0) {
@@ -1050,32 +1058,28 @@ static int f_indent(jctx *c, const jnode *at, jv x, const jargs *a, jv *out) {
             if (e > p || blank) jbuf_put(&b, ind.p ? ind.p : "", ind.n);
         }
         jbuf_put(&b, p, (size_t)(e - p));
-        if (e < end && *e == '\r' && e + 1 < end && e[1] == '\n') e++;
-        p = e < end ? e + 1 : end;
-        line++;
-        if (e >= end) break;
+        if (e + 1 < end && e[0] == '\r' && e[1] == '\n') e++;
+        p = e + 1;
     }
+    jbuf_free(&t);
     jv_free(s);
     jbuf_free(&ind);
     return jj_buf_done(c, at, &b, out);
 }
 
-static int f_escape(jctx *c, const jnode *at, jv x, jv *out) {
+/* |e leaves Markup alone; |forceescape escapes it again. */
+static int f_escape(jctx *c, const jnode *at, jv x, int force, jv *out) {
+    if (x.t == JV_STR && x.u.s->markup && !force) {
+        *out = jv_ref(x);
+        return 0;
+    }
     jv s = to_str(x);
     jbuf b = jj_buf();
-    for (size_t i = 0; i < s.u.s->len; i++) {
-        char ch = s.u.s->s[i];
-        switch (ch) {
-        case '&': jbuf_puts(&b, "&amp;"); break;
-        case '<': jbuf_puts(&b, "&lt;"); break;
-        case '>': jbuf_puts(&b, "&gt;"); break;
-        case '"': jbuf_puts(&b, "&#34;"); break;
-        case '\'': jbuf_puts(&b, "&#39;"); break;
-        default: jbuf_putc(&b, ch);
-        }
-    }
+    jv_html_escape(&b, s.u.s->s, s.u.s->len);
     jv_free(s);
-    return jj_buf_done(c, at, &b, out);
+    if (jj_buf_done(c, at, &b, out)) return -1;
+    *out = jv_markup(*out);
+    return 0;
 }
 
 static int f_items(jctx *c, const jnode *at, jv x, jv *out) {
@@ -1132,7 +1136,7 @@ static const char *const filter_names[] = {
     "length", "count", "tojson", "trim", "upper", "lower", "capitalize", "title", "join", "default", "d", "first",
     "last", "list", "string", "int", "float", "abs", "replace", "round", "safe", "e", "escape", "items", "map",
     "select", "reject", "selectattr", "rejectattr", "unique", "sort", "dictsort", "batch", "indent", "wordcount",
-    "reverse", "sum", "min", "max", "attr", "center", "forceescape", NULL};
+    "reverse", "sum", "min", "max", "attr", "center", "forceescape", "format", NULL};
 
 int jj_has_filter(const char *name) {
     for (int i = 0; filter_names[i]; i++)
@@ -1150,7 +1154,7 @@ int jj_filter(jctx *c, const jnode *at, const char *name, jv x, const jargs *a, 
         return 0;
     }
     if (IS("safe")) {
-        *out = jv_ref(x);
+        *out = x.t == JV_STR ? jv_markup(jv_ref(x)) : jv_markup(to_str(x));
         return 0;
     }
     if (IS("string")) {
@@ -1162,7 +1166,7 @@ int jj_filter(jctx *c, const jnode *at, const char *name, jv x, const jargs *a, 
     if (IS("join")) return f_join(c, at, x, a, out);
     if (IS("first") || IS("last")) return f_first_last(c, at, x, IS("last"), out);
     if (IS("int")) return f_int(c, at, x, a, out);
-    if (IS("float")) return f_float(c, at, x, a, out);
+    if (IS("float")) return f_float(x, a, out);
     if (IS("round")) return f_round(c, at, x, a, out);
     if (IS("map")) return f_map(c, at, x, a, out);
     if (IS("select") || IS("reject")) return f_select(c, at, x, a, 0, IS("reject"), out);
@@ -1174,10 +1178,27 @@ int jj_filter(jctx *c, const jnode *at, const char *name, jv x, const jargs *a, 
     if (IS("sum")) return f_sum(c, at, x, a, out);
     if (IS("batch")) return f_batch(c, at, x, a, out);
     if (IS("indent")) return f_indent(c, at, x, a, out);
-    if (IS("e") || IS("escape") || IS("forceescape")) return f_escape(c, at, x, out);
+    if (IS("e") || IS("escape") || IS("forceescape")) return f_escape(c, at, x, IS("forceescape"), out);
     if (IS("items")) return f_items(c, at, x, out);
     if (IS("wordcount")) return f_wordcount(x, out);
     if (IS("center")) return f_center(c, at, x, a, out);
+    if (IS("format")) {
+        jv s = to_str(x);
+        jv_list *l = jv_list_new((size_t)a->nargs);
+        l->tuple = 1;
+        for (int i = 0; i < a->nargs; i++) jv_list_push(l, jv_ref(a->args[i]));
+        jv tup = jv_list_val(l);
+        if (a->nkw) { /* |format(name=...) uses %(name)s */
+            jv_dict *d = jv_dict_new();
+            for (int i = 0; i < a->nkw; i++) jv_dict_set(d, jv_str_c(a->kwn[i]), jv_ref(a->kwv[i]));
+            jv_free(tup);
+            tup = jv_dict_val(d);
+        }
+        int rc = jj_percent_format(c, at, s.u.s, tup, out);
+        jv_free(tup);
+        jv_free(s);
+        return rc;
+    }
     if (IS("list")) {
         jv_list *l;
         if (items_of(c, at, x, &l)) return -1;
@@ -1247,9 +1268,114 @@ int jj_filter(jctx *c, const jnode *at, const char *name, jv x, const jargs *a, 
     } else {
         rc = jj_error(c->src, at->pos, "no filter named '%s'", name);
     }
+    /* Markup stays Markup through the string filters (soft_str in Jinja) */
+    if (!rc && s.u.s->markup && out->t == JV_STR) *out = jv_markup(*out);
     jv_free(s);
     return rc ? -1 : 0;
 #undef IS
+}
+
+/* Python's printf-style `fmt % args` (|format and the % operator):
+ * %s %r %d %i %f %e %g %x %o %c %% with flags, width, precision and
+ * %(name)s keys.  `args` is a tuple/list of values or one value (or a dict
+ * for named keys). */
+int jj_percent_format(jctx *c, const jnode *at, const jv_str *fmt, jv args, jv *out) {
+    const jv *vals = &args;
+    size_t nv = 1, used = 0;
+    if (args.t == JV_LIST && args.u.l->tuple) {
+        vals = args.u.l->items;
+        nv = args.u.l->n;
+    }
+    jbuf b = jj_buf();
+    for (size_t i = 0; i < fmt->len; i++) {
+        if (fmt->s[i] != '%') {
+            jbuf_putc(&b, fmt->s[i]);
+            continue;
+        }
+        if (++i >= fmt->len) goto bad;
+        if (fmt->s[i] == '%') {
+            jbuf_putc(&b, '%');
+            continue;
+        }
+        const jv *v = NULL;
+        if (fmt->s[i] == '(') {
+            const char *close = memchr(fmt->s + i, ')', fmt->len - i);
+            if (!close || args.t != JV_DICT) goto bad;
+            jv key = jv_str_n(fmt->s + i + 1, (size_t)(close - fmt->s) - i - 1);
+            v = jv_dict_get(args.u.d, key);
+            jv_free(key);
+            if (!v) {
+                jbuf_free(&b);
+                return jj_error(c->src, at->pos, "format: missing key in %%(...) field");
+            }
+            i = (size_t)(close - fmt->s) + 1;
+        }
+        char spec[32] = "%";
+        size_t k = 1;
+        while (i < fmt->len && strchr("-+ 0#", fmt->s[i]) && k < 8) spec[k++] = fmt->s[i++];
+        while (i < fmt->len && isdigit((unsigned char)fmt->s[i]) && k < 16) spec[k++] = fmt->s[i++];
+        if (i < fmt->len && fmt->s[i] == '.') {
+            spec[k++] = fmt->s[i++];
+            while (i < fmt->len && isdigit((unsigned char)fmt->s[i]) && k < 24) spec[k++] = fmt->s[i++];
+        }
+        if (i >= fmt->len) goto bad;
+        char conv = fmt->s[i];
+        if (!v) {
+            if (used >= nv) {
+                jbuf_free(&b);
+                return jj_error(c->src, at->pos, "not enough arguments for format string");
+            }
+            v = &vals[used++];
+        }
+        char t[512];
+        if (conv == 's' || conv == 'r') {
+            jbuf tmp = jj_buf();
+            if (conv == 's') jv_write_str(&tmp, *v);
+            else jv_write_repr(&tmp, *v);
+            /* width / precision apply to code points; plain ASCII is the common case */
+            spec[k++] = 's';
+            spec[k] = 0;
+            if (k > 2 && tmp.n < 256) {
+                snprintf(t, sizeof t, spec, tmp.p ? tmp.p : "");
+                jbuf_puts(&b, t);
+            } else {
+                jbuf_put(&b, tmp.p ? tmp.p : "", tmp.n);
+            }
+            jbuf_free(&tmp);
+        } else if (strchr("dioxXc", conv)) {
+            if (!jv_is_num(*v)) goto type;
+            long long n = v->t == JV_FLOAT ? (long long)v->u.f : v->t == JV_INT ? v->u.i : v->u.b;
+            if (conv == 'c') {
+                ju_encode(&b, (uint32_t)n);
+                continue;
+            }
+            spec[k++] = 'l';
+            spec[k++] = 'l';
+            spec[k++] = conv == 'i' ? 'd' : conv;
+            spec[k] = 0;
+            snprintf(t, sizeof t, spec, n);
+            jbuf_puts(&b, t);
+        } else if (strchr("feEgG", conv)) {
+            if (!jv_is_num(*v)) goto type;
+            spec[k++] = conv;
+            spec[k] = 0;
+            snprintf(t, sizeof t, spec, jv_num(*v));
+            jbuf_puts(&b, t);
+        } else {
+            goto bad;
+        }
+    }
+    if (used < nv && args.t != JV_DICT && (args.t == JV_LIST && args.u.l->tuple)) {
+        jbuf_free(&b);
+        return jj_error(c->src, at->pos, "not all arguments converted during string formatting");
+    }
+    return jj_buf_done(c, at, &b, out);
+bad:
+    jbuf_free(&b);
+    return jj_error(c->src, at->pos, "unsupported format string");
+type:
+    jbuf_free(&b);
+    return jj_error(c->src, at->pos, "format: a number is required");
 }
 
 /* ------------------------------------------------------------ methods */
@@ -1434,6 +1560,20 @@ static int str_method(jctx *c, const jnode *at, const jv_str *s, const char *nam
 #undef IS
 }
 
+static const char *const str_methods[] = {
+    "startswith", "endswith", "split", "rsplit", "strip", "lstrip", "rstrip", "replace", "upper", "lower",
+    "title", "capitalize", "find", "rfind", "index", "rindex", "count", "join", "splitlines", "isdigit",
+    "isalpha", "isalnum", "isspace", "isupper", "islower", "format", "removeprefix", "removesuffix", NULL};
+static const char *const dict_methods[] = {"items", "keys", "values", "get", "copy", NULL};
+static const char *const list_methods[] = {"index", "count", NULL};
+
+const char *jj_method_name(jv obj, const char *name) {
+    const char *const *t = obj.t == JV_STR ? str_methods : obj.t == JV_DICT ? dict_methods : obj.t == JV_LIST ? list_methods : NULL;
+    for (int i = 0; t && t[i]; i++)
+        if (!strcmp(t[i], name)) return t[i];
+    return NULL;
+}
+
 static int unsafe(jctx *c, const jnode *at, const char *name, jv obj) {
     return jj_error(c->src, at->pos, "access to attribute '%s' of '%s' object is unsafe", name, jv_type_name(obj));
 }
@@ -1441,13 +1581,25 @@ static int unsafe(jctx *c, const jnode *at, const char *name, jv obj) {
 int jj_method(jctx *c, const jnode *at, jv obj, const char *name, const jargs *a, jv *out) {
 #define IS(x) (!strcmp(name, x))
     switch (obj.t) {
-    case JV_STR: return str_method(c, at, obj.u.s, name, a, out);
+    case JV_STR: {
+        int h = str_method(c, at, obj.u.s, name, a, out);
+        if (h == 1 && obj.u.s->markup && out->t == JV_STR &&
+            (IS("strip") || IS("lstrip") || IS("rstrip") || IS("upper") || IS("lower") || IS("title") || IS("capitalize")))
+            *out = jv_markup(*out);
+        return h;
+    }
     case JV_DICT:
         if (IS("items")) return f_items(c, at, obj, out) ? -1 : 1;
         if (IS("keys") || IS("values")) {
             jv_list *l = jv_list_new(obj.u.d->n);
             for (size_t i = 0; i < obj.u.d->n; i++) jv_list_push(l, jv_ref(IS("keys") ? obj.u.d->keys[i] : obj.u.d->vals[i]));
             *out = jv_list_val(l);
+            return 1;
+        }
+        if (IS("copy")) {
+            jv_dict *d = jv_dict_new();
+            for (size_t i = 0; i < obj.u.d->n; i++) jv_dict_set(d, jv_ref(obj.u.d->keys[i]), jv_ref(obj.u.d->vals[i]));
+            *out = jv_dict_val(d);
             return 1;
         }
         if (IS("get")) {

@@ -27,6 +27,7 @@ jv jv_ref(jv v) {
     case JV_NS: v.u.d->rc++; break;
     case JV_MACRO: v.u.m->rc++; break;
     case JV_LOOP: v.u.lp->rc++; break;
+    case JV_METHOD: v.u.me->rc++; break;
     default: break;
     }
     return v;
@@ -62,9 +63,16 @@ void jv_free(jv v) {
         break;
     case JV_MACRO:
         if (--v.u.m->rc == 0) {
-            if (v.u.m->caller_scope && --v.u.m->caller_scope->rc == 0)
-                dict_destroy(v.u.m->caller_scope);
+            for (int i = 0; i < v.u.m->nclosure; i++)
+                if (--v.u.m->closure[i]->rc == 0) dict_destroy(v.u.m->closure[i]);
+            free(v.u.m->closure);
             free(v.u.m);
+        }
+        break;
+    case JV_METHOD:
+        if (--v.u.me->rc == 0) {
+            jv_free(v.u.me->self);
+            free(v.u.me);
         }
         break;
     case JV_LOOP:
@@ -82,6 +90,7 @@ void jv_free(jv v) {
 jv jv_str_n(const char *s, size_t len) {
     jv_str *p = w8_xmalloc(sizeof *p + len + 1);
     p->rc = 1;
+    p->markup = 0;
     p->len = len;
     if (len) memcpy(p->s, s, len);
     p->s[len] = 0;
@@ -90,6 +99,30 @@ jv jv_str_n(const char *s, size_t len) {
 }
 
 jv jv_str_c(const char *s) { return jv_str_n(s, strlen(s)); }
+
+jv jv_markup(jv s) {
+    if (s.t != JV_STR || s.u.s->markup) return s;
+    if (s.u.s->rc == 1) { /* sole owner: mark in place */
+        s.u.s->markup = 1;
+        return s;
+    }
+    jv m = jv_str_n(s.u.s->s, s.u.s->len);
+    m.u.s->markup = 1;
+    jv_free(s);
+    return m;
+}
+
+void jv_html_escape(jbuf *b, const char *s, size_t n) {
+    size_t run = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *e = s[i] == '&' ? "&amp;" : s[i] == '<' ? "&lt;" : s[i] == '>' ? "&gt;" : s[i] == '"' ? "&#34;" : s[i] == '\'' ? "&#39;" : NULL;
+        if (!e) continue;
+        jbuf_put(b, s + run, i - run);
+        jbuf_puts(b, e);
+        run = i + 1;
+    }
+    jbuf_put(b, s + run, n - run);
+}
 
 jv_list *jv_list_new(size_t cap) {
     jv_list *l = w8_xcalloc(1, sizeof *l);
@@ -107,7 +140,7 @@ int jv_depth(jv v) {
     case JV_LIST: return v.u.l->depth;
     case JV_DICT: return v.u.d->depth;
     case JV_LOOP: return v.u.lp->items->depth + 1;
-    case JV_MACRO: return v.u.m->caller_scope ? v.u.m->caller_scope->depth + 1 : 0;
+    case JV_METHOD: return jv_depth(v.u.me->self) + 1;
     default: return 0;
     }
 }
@@ -327,6 +360,7 @@ int jv_equal(jv a, jv b) {
     case JV_NS: return a.u.d == b.u.d;
     case JV_MACRO: return a.u.m == b.u.m;
     case JV_LOOP: return a.u.lp == b.u.lp;
+    case JV_METHOD: return a.u.me->name == b.u.me->name && jv_equal(a.u.me->self, b.u.me->self);
     case JV_FUNC: return a.u.fn == b.u.fn;
     default: return 0;
     }
@@ -372,6 +406,7 @@ const char *jv_type_name(jv v) {
     case JV_MACRO: return "Macro";
     case JV_FUNC: return "function";
     case JV_LOOP: return "LoopContext";
+    case JV_METHOD: return "builtin_function_or_method";
     }
     return "object";
 }
@@ -514,6 +549,13 @@ void jv_write_repr(jbuf *b, jv v) {
     case JV_MACRO: jbuf_puts(b, "<Macro>"); return;
     case JV_FUNC: jbuf_puts(b, "<function>"); return;
     case JV_LOOP: jbuf_puts(b, "<LoopContext>"); return;
+    case JV_METHOD:
+        jbuf_puts(b, "<built-in method ");
+        jbuf_puts(b, v.u.me->name);
+        jbuf_puts(b, " of ");
+        jbuf_puts(b, jv_type_name(v.u.me->self));
+        jbuf_puts(b, " object>");
+        return;
     default: jv_write_str(b, v); return;
     }
 }

@@ -955,21 +955,70 @@ static int write_index(const olist *ol, const char *tmp) {
     return rc;
 }
 
-/* config.json: the source's keys in their order, plus "quantize": "w8a8"
- * (and torch_dtype bfloat16 when an f32 source was written as bf16). */
+/* The source config.json text with "quantize": "w8a8" added before the final
+ * '}' (and torch_dtype "float32" -> "bfloat16" for an f32 source), so every
+ * other byte, number formatting included, stays as the source wrote it.
+ * NULL when the text does not have the simple shape this needs. */
+static char *edit_config_text(const char *text, size_t len, int convert) {
+    const char *end = text + len;
+    while (end > text && end[-1] != '}') end--;
+    if (end == text) return NULL;
+    const char *close = end - 1, *prev = close;
+    while (prev > text && strchr(" \t\r\n", prev[-1])) prev--;
+    int empty = prev > text && prev[-1] == '{';
+    const char *add = empty ? "\n  \"quantize\": \"w8a8\"\n" : ",\n  \"quantize\": \"w8a8\"\n";
+    size_t head = (size_t)(prev - text), tail = len - (size_t)(close - text);
+    char *out = w8_xmalloc(len + strlen(add) + 16);
+    memcpy(out, text, head);
+    strcpy(out + head, add);
+    memcpy(out + head + strlen(add), close, tail);
+    out[head + strlen(add) + tail] = 0;
+    if (convert) {
+        char *k = strstr(out, "\"torch_dtype\"");
+        if (!k) return out; /* the json path adds the key */
+        char *v = k + 13;
+        while (*v == ' ' || *v == ':' || *v == '\t') v++;
+        if (strncmp(v, "\"float32\"", 9)) {
+            free(out);
+            return NULL;
+        }
+        memmove(v + 10, v + 9, strlen(v + 9) + 1);
+        memcpy(v, "\"bfloat16\"", 10);
+    }
+    return out;
+}
+
 static int write_config(const qstate *s, const char *tmp) {
     char *src = w8_path_join(s->o->model_path, "config.json");
-    json_t *cfg = w8_json_load_file(src);
+    size_t len;
+    char *text = w8_read_file(src, W8_JSON_MAX_FILE, &len);
     free(src);
-    if (!cfg) return -1;
-    if (!json_is_object(cfg)) {
+    if (!text) return -1;
+    json_t *cfg = w8_json_load_buf(text, len, "config.json");
+    if (!cfg || !json_is_object(cfg)) {
+        free(text);
         json_decref(cfg);
-        return w8_seterr("config.json: not a JSON object");
+        return cfg ? w8_seterr("config.json: not a JSON object") : -1;
     }
-    json_object_set_new(cfg, "quantize", json_string("w8a8"));
-    if (s->convert) json_object_set_new(cfg, "torch_dtype", json_string("bfloat16"));
-    int rc = write_json(tmp, "config.json", cfg);
+    int rc;
+    char *edited = json_object_get(cfg, "quantize") ? NULL : edit_config_text(text, len, s->convert);
+    json_t *check = edited ? json_loads(edited, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    const json_t *q = check ? json_object_get(check, "quantize") : NULL;
+    const json_t *td = check ? json_object_get(check, "torch_dtype") : NULL;
+    /* use the edited text only if it parses to exactly the intended object */
+    if (q && json_is_string(q) && !strcmp(json_string_value(q), "w8a8") &&
+        json_object_size(check) == json_object_size(cfg) + 1 &&
+        (!s->convert || (json_is_string(td) && !strcmp(json_string_value(td), "bfloat16")))) {
+        rc = write_text(tmp, "config.json", edited);
+    } else {
+        json_object_set_new(cfg, "quantize", json_string("w8a8"));
+        if (s->convert) json_object_set_new(cfg, "torch_dtype", json_string("bfloat16"));
+        rc = write_json(tmp, "config.json", cfg);
+    }
+    json_decref(check);
+    free(edited);
     json_decref(cfg);
+    free(text);
     return rc;
 }
 

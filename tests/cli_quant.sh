@@ -149,6 +149,21 @@ check "f32 source quantized with a note (exit $rc)" \
 "$W" inspect "$T/f32" >"$T/insp" 2>&1
 check "f32 source gives a valid bf16 W8A8 directory" \
     test $? -eq 0 -a -n "$(grep 'W8A8 model, bf16' "$T/insp")"
+check "f32 source: config.json torch_dtype becomes bfloat16" \
+    grep -q '"torch_dtype": "bfloat16"' "$T/f32/config.json"
+# a sharded source (model.safetensors.index.json) with Qwen's byte-level tokenizer
+if W8A8_SHARED=$S "$W" synth --shape tiny --dtype f16 --shard_gb 0.0002 --out "$T/syn" >/dev/null 2>&1; then
+    "$W" quant --model_path "$T/syn" --save_path "$T/synq" --quant_type w8a8 --calib_samples 4 \
+        --calib_seq_len 32 >"$T/out" 2>&1
+    rc=$?
+    check "sharded synthetic Qwen2 source quantized with the built-in set (exit $rc)" test $rc -eq 0
+    "$W" inspect "$T/synq" >"$T/insp" 2>&1
+    check "... and inspect accepts it" test $? -eq 0
+    check "... index of the source not copied" \
+        test ! -e "$T/synq/model.safetensors.index.json"
+else
+    fail "w8a8 synth --shape tiny failed"
+fi
 "$W" quant --model_path "$S/models/stories260K-as-qwen2-bf16-zero-bias" --save_path "$T/qw" \
     --quant_type w8a8 --disable_names model.layers.0.self_attn.k_proj,model.layers.1.self_attn.o_proj \
     --anti_outlier smoothquant --alpha 0.5 --part_file_size 0.0001 "${SMALL[@]}" >"$T/out" 2>&1

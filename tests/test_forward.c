@@ -254,6 +254,55 @@ static void test_greedy_from_bos(const char *name, const int *want) {
     w8_model_free(m);
 }
 
+
+/* One decode row's logits are bitwise the same whatever the number of rows
+ * decoded with it (m = 1 .. 9 crosses the kernels' GEMV/GEMM switch). */
+static void test_decode_rows_invariant(const w8_model *m) {
+    enum { NS = 9, L = 6 };
+    int V = m->cfg.vocab, bad = 0;
+    float *ref = malloc(V * sizeof(float)), *lg = malloc((size_t)NS * V * sizeof(float));
+    for (int rows = 1; rows <= NS; rows++) {
+        w8_ctx *c = w8_ctx_new(m, NS * L);
+        w8_kv *kv = w8_kv_new(&m->cfg, 8, NS);
+        w8_seq s[NS];
+        int tok[NS * L], pos[NS * L];
+        w8_seq *sq[NS * L];
+        char want[NS * L];
+        /* prefill L - 1 tokens of each sequence, then one decode row each */
+        int n = 0;
+        for (int i = 0; i < rows; i++) {
+            w8_seq_init(&s[i]);
+            w8_kv_seq_reserve(kv, &s[i], L);
+            for (int p = 0; p < L - 1; p++, n++) {
+                tok[n] = p ? STORIES_IDS[(p * 3 + i) % 40] : 1;
+                pos[n] = p;
+                sq[n] = &s[i];
+                want[n] = 0;
+            }
+        }
+        want[n - 1] = 1;
+        w8_batch b = {n, tok, pos, sq, want};
+        w8_forward(c, m, kv, &b, lg);
+        for (int i = 0; i < rows; i++) {
+            tok[i] = STORIES_IDS[i];
+            pos[i] = L - 1;
+            sq[i] = &s[i];
+            want[i] = 1;
+        }
+        w8_batch d = {rows, tok, pos, sq, want};
+        int nl = w8_forward(c, m, kv, &d, lg);
+        if (rows == 1) memcpy(ref, lg, V * sizeof(float));
+        bad += nl != rows || memcmp(lg, ref, V * sizeof(float)) != 0;
+        for (int i = 0; i < rows; i++) w8_kv_seq_release(kv, &s[i]);
+        w8_kv_free(kv);
+        w8_ctx_free(c);
+    }
+    CHECK(bad == 0, "%s: a decode row's logits are bitwise equal for 1..%d rows per step (%d differ)",
+          m->quantized ? "W8A8" : "float", NS, bad);
+    free(ref);
+    free(lg);
+}
+
 static void test_batching(void) {
     w8_model *m = w8_model_load(model_path("stories260K-hf-f32"));
     if (!m) {
@@ -332,6 +381,7 @@ static void test_batching(void) {
     w8_ctx_free(c);
     free(a);
     free(b);
+    test_decode_rows_invariant(m);
 
     /* exhaustion: 2 blocks of 4 tokens cannot hold 1 + 24 tokens */
     c = w8_ctx_new(m, 8);
@@ -600,6 +650,7 @@ static void test_w8a8(void) {
               "layer 2: float k_proj next to int8 q/v");
         CHECK(!q->layers[0].down.quantized, "down_proj stays float");
         check_int8_layer(q);
+        test_decode_rows_invariant(q);
         int bos = 1, len = 1, *fi = NULL, *qi = NULL, nf = 0, nq = 0;
         const int *pr = &bos;
         gen(m, 1, &pr, &len, 40, 16, 8, &fi, &nf);
