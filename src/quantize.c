@@ -446,9 +446,9 @@ static int calibrate(qstate *s, w8_quant_report *rep) {
         if (n > T) n = T;
         for (int j = 0; j < n; j++)
             if (ids[j] < 0 || ids[j] >= m->cfg.vocab) {
-                free(ids);
                 w8_seterr("calibration sample %d: token id %d outside the model's vocabulary "
                           "(%d)", i + 1, ids[j], m->cfg.vocab);
+                free(ids);
                 goto out;
             }
         if (n > 0) {
