@@ -44,6 +44,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1304,5 +1305,9 @@ out:
     free(save);
     rep->seconds = w8_now() - t0;
     rep->peak_rss = w8_peak_rss_bytes();
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        rep->cpu_seconds = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 +
+                           (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
     return rc;
 }
