@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../src/chat_template.h"
 #include "../src/generate.h"
 #include "../src/tokenizer.h"
 #include "../src/util.h"
@@ -48,12 +49,39 @@ static void sampling_opts(const run_opts *r, const w8_config *cfg, w8_gen_opts *
     o->seed = (uint64_t)(unsigned)r->seed;
 }
 
+/* The text as one user turn through the tokenizer's chat template, with the
+ * assistant prompt opened (as HF's apply_chat_template(add_generation_prompt=True)). */
+static char *chat_text(const w8_tok *tok, const char *text) {
+    const char *tmpl = w8_tok_chat_template(tok);
+    if (!tmpl) {
+        w8_seterr("--chat: the model's tokenizer_config.json has no chat_template");
+        return NULL;
+    }
+    json_t *msgs = json_pack("[{s:s, s:s}]", "role", "user", "content", text);
+    if (!msgs) {
+        w8_seterr("--chat: the input text is not valid UTF-8");
+        return NULL;
+    }
+    char *r = w8_chat_render(tmpl, msgs, NULL, 1, NULL, w8_tok_bos_token(tok),
+                             w8_tok_eos_token(tok));
+    json_decref(msgs);
+    return r;
+}
+
 /* Prompt ids of one text (chat template applied when asked).  An empty
  * prompt becomes [BOS]. Returns the count, or -1. */
 static int encode_prompt(const w8_tok *tok, const w8_config *cfg, const char *text, int chat,
                          int **ids) {
-    if (chat) return w8_seterr("--chat: the chat template engine is not built yet");
-    int n = w8_tok_encode(tok, text, strlen(text), 1, ids);
+    int n;
+    if (chat) {
+        /* the rendered template carries its own special tokens */
+        char *r = chat_text(tok, text);
+        if (!r) return -1;
+        n = w8_tok_encode(tok, r, strlen(r), 0, ids);
+        free(r);
+    } else {
+        n = w8_tok_encode(tok, text, strlen(text), 1, ids);
+    }
     if (n < 0) return -1;
     if (n == 0) {
         int bos = cfg->bos_id >= 0 ? cfg->bos_id : w8_tok_bos_id(tok);

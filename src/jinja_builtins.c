@@ -461,7 +461,7 @@ typedef struct {
     size_t idx;
 } keyed;
 
-static int sort_failed;
+static _Thread_local int sort_failed; /* set by the comparator; renders may run on several threads */
 static int cmp_keyed(const void *x, const void *y) {
     const keyed *a = x, *b = y;
     int r = jv_compare(a->key, b->key);

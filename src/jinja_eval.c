@@ -135,9 +135,8 @@ static int repeat(jctx *c, const jnode *at, jv seq, long long k, jv *out) {
 }
 
 static int arith(jctx *c, const jnode *at, int op, jv a, jv b, jv *out) {
-    static const char *names[128];
-    names['+'] = "+", names['-'] = "-", names['*'] = "*", names['/'] = "/", names['F'] = "//",
-    names['%'] = "%", names['P'] = "**";
+    const char *name = op == 'F' ? "//" : op == 'P' ? "**" : op == '+' ? "+" : op == '-' ? "-" : op == '*' ? "*"
+                     : op == '/' ? "/" : "%";
     int ints = (a.t == JV_INT || a.t == JV_BOOL) && (b.t == JV_INT || b.t == JV_BOOL);
     if (jv_is_num(a) && jv_is_num(b)) {
         double x = jv_num(a), y = jv_num(b);
@@ -229,9 +228,9 @@ static int arith(jctx *c, const jnode *at, int op, jv a, jv b, jv *out) {
     if (op == '*' && (b.t == JV_STR || b.t == JV_LIST) && (a.t == JV_INT || a.t == JV_BOOL))
         return repeat(c, at, b, as_ll(a), out);
     if (op == '%' && a.t == JV_STR) return jj_percent_format(c, at, a.u.s, b, out);
-    return type_error(c, at, names[op], a, b);
+    return type_error(c, at, name, a, b);
 overflow:
-    return jj_error(c->src, at->pos, "integer overflow in '%s'", names[op]);
+    return jj_error(c->src, at->pos, "integer overflow in '%s'", name);
 }
 
 static int contains(jctx *c, const jnode *at, jv hay, jv needle, int *res) {
@@ -438,6 +437,29 @@ static int eval_args(jctx *c, const jnode *kids, argv_t *v) {
     return 0;
 }
 
+/* Drops a scope's variables.  Emptying first matters: a macro defined in
+ * the scope holds the scope's dict (its closure) and sits in it. */
+static void scope_end(jv_dict *vars) {
+    jv_dict_clear(vars);
+    jv_free(jv_dict_val(vars));
+}
+
+/* A macro value for `def` closing over the current scopes. */
+static jv make_macro(jctx *c, const jnode *def) {
+    jv_macro *m = w8_xcalloc(1, sizeof *m);
+    m->rc = 1;
+    m->def = def;
+    for (jscope *s = c->scope; s && s != c->root; s = s->parent) m->nclosure++;
+    if (m->nclosure) m->closure = w8_xmalloc((size_t)m->nclosure * sizeof *m->closure);
+    int i = 0;
+    for (jscope *s = c->scope; s && s != c->root; s = s->parent) {
+        s->vars->rc++;
+        m->closure[i++] = s->vars;
+    }
+    jv v = {JV_MACRO, {.m = m}};
+    return v;
+}
+
 static int call_macro(jctx *c, const jnode *at, jv_macro *m, const jargs *a, jv caller, jv *out) {
     const jnode *def = m->def;
     int is_caller = def->kind == N_CALLBLOCK;
@@ -445,10 +467,14 @@ static int call_macro(jctx *c, const jnode *at, jv_macro *m, const jargs *a, jv 
     if (c->macro_depth >= W8_JINJA_MAX_DEPTH)
         return jj_error(c->src, at->pos, "macro calls nested too deeply (limit %d): '%s'", W8_JINJA_MAX_DEPTH, name);
     if (jj_tick(c, at)) return -1;
-    /* the macro's scope sits on the top-level variables (or, for caller(),
-     * on a snapshot of the variables where the call block was) */
-    jscope outer = {c->root, m->caller_scope};
-    jscope sc = {m->caller_scope ? &outer : c->root, jv_dict_new()};
+    /* the macro's scope sits on its closure, then the top-level variables */
+    jscope *chain = m->nclosure ? w8_xmalloc((size_t)m->nclosure * sizeof *chain) : NULL, *parent = c->root;
+    for (int i = m->nclosure - 1; i >= 0; i--) {
+        chain[i].parent = parent;
+        chain[i].vars = m->closure[i];
+        parent = &chain[i];
+    }
+    jscope sc = {parent, jv_dict_new()};
     jscope *saved_scope = c->scope;
     jbuf *saved_out = c->out;
     jbuf buf = jj_buf();
@@ -503,7 +529,8 @@ static int call_macro(jctx *c, const jnode *at, jv_macro *m, const jargs *a, jv 
 done:
     c->scope = saved_scope;
     c->out = saved_out;
-    jv_free(jv_dict_val(sc.vars));
+    scope_end(sc.vars);
+    free(chain);
     if (rc) {
         jbuf_free(&buf);
         return -1;
@@ -900,7 +927,7 @@ static int exec_for(jctx *c, const jnode *n) {
     int ran = items->n > 0;
     jv_free(loopname);
     jv_free(loopv);
-    jv_free(jv_dict_val(sc.vars));
+    scope_end(sc.vars);
     if (!rc && !ran && n->d) rc = exec_body(c, n->d);
     return rc;
 }
@@ -952,18 +979,8 @@ static int exec_set(jctx *c, const jnode *n) {
 /* {% call(args) m(x) %}body{% endcall %}: m runs with `caller` bound to a
  * macro made of the body, which sees the variables visible here. */
 static int exec_callblock(jctx *c, const jnode *n) {
-    jv_dict *snap = jv_dict_new();
-    for (jscope *s = c->scope; s && s != c->root; s = s->parent)
-        for (size_t i = 0; i < s->vars->n; i++)
-            if (!jv_dict_get(snap, s->vars->keys[i]))
-                jv_dict_set(snap, jv_ref(s->vars->keys[i]), jv_ref(s->vars->vals[i]));
-    jv_macro *m = w8_xcalloc(1, sizeof *m);
-    m->rc = 1;
-    m->def = n;
-    m->caller_scope = snap;
-    jv caller = {JV_MACRO, {.m = m}}, out;
-    int rc = check_depth(c, n, caller);
-    if (!rc) rc = eval_call(c, n->a, caller, &out);
+    jv caller = make_macro(c, n), out;
+    int rc = eval_call(c, n->a, caller, &out);
     jv_free(caller);
     if (rc) return -1;
     rc = jj_emit(c, n, out.u.s->s, out.u.s->len);
@@ -1003,14 +1020,7 @@ static int exec_stmt(jctx *c, const jnode *n) {
         return n->c->kind == N_IF ? exec_stmt(c, n->c) : exec_body(c, n->c);
     case N_FOR: return exec_for(c, n);
     case N_SET: return exec_set(c, n);
-    case N_MACRO: {
-        jv_macro *m = w8_xcalloc(1, sizeof *m);
-        m->rc = 1;
-        m->def = n;
-        jv mv = {JV_MACRO, {.m = m}};
-        assign(c, n->val, mv);
-        return 0;
-    }
+    case N_MACRO: assign(c, n->val, make_macro(c, n)); return 0;
     case N_CALLBLOCK: return exec_callblock(c, n);
     case N_FILTERBLOCK: {
         jv text, res;
@@ -1039,7 +1049,7 @@ static int exec_stmt(jctx *c, const jnode *n) {
         c->scope = &sc;
         if (!rc) rc = exec_body(c, n->b);
         c->scope = saved;
-        jv_free(jv_dict_val(sc.vars));
+        scope_end(sc.vars);
         return rc;
     }
     case N_GENERATION: return exec_body(c, n->b);

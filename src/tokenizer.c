@@ -25,7 +25,7 @@
 #include "unicode.h"
 #include "util.h"
 
-#define MAX_ADDED_ID (1 << 24)
+#define MAX_ADDED_ID W8_MAX_VOCAB_ID
 
 /* ---- growable buffers (declared in tok_internal.h) */
 
@@ -177,8 +177,13 @@ static char *special_name(const json_t *cfg, const char *key) {
 }
 
 static int parse_config(w8_tok *t, const char *cfg_json, size_t cfg_len, const char *label) {
+    /* name the config file: DIR/tokenizer.json -> DIR/tokenizer_config.json */
     char *cl = NULL;
-    if (asprintf(&cl, "%s (tokenizer_config.json)", label) < 0) return w8_seterr("out of memory");
+    size_t ll = strlen(label), sl = strlen("tokenizer.json");
+    int r = ll >= sl && !strcmp(label + ll - sl, "tokenizer.json")
+                ? asprintf(&cl, "%.*stokenizer_config.json", (int)(ll - sl), label)
+                : asprintf(&cl, "%s (tokenizer_config.json)", label);
+    if (r < 0) return w8_seterr("out of memory");
     json_t *cfg = w8_json_load_buf(cfg_json, cfg_len, cl);
     int rc = 0;
     if (!cfg) {
@@ -321,6 +326,10 @@ w8_tok *w8_tok_from_json(const char *tok_json, size_t len, const char *cfg_json,
 
 w8_tok *w8_tok_load(const char *dir) {
     /* DIR holding tokenizer.json, or the tokenizer.json file itself */
+    if (!w8_is_dir(dir) && !w8_file_exists(dir)) {
+        w8_seterr("%s: no such directory (want a model directory holding tokenizer.json)", dir);
+        return NULL;
+    }
     char *path = w8_is_dir(dir) ? w8_path_join(dir, "tokenizer.json") : w8_xstrdup(dir);
     char *cdir = w8_is_dir(dir) ? w8_xstrdup(dir) : NULL;
     if (!cdir) {
@@ -456,26 +465,16 @@ static int encode_piece(const w8_tok *t, const char *s, size_t n, int at_start, 
     return 0;
 }
 
+/* One segment between raw added tokens: normalize it, cut it on the
+ * normalized added tokens, and encode the pieces. */
 static int encode_segment(const w8_tok *t, const char *s, size_t n, int at_start, w8_strs *words,
                           w8_ivec *ids) {
-    if (!t->norm) {
-        /* no normalizer: normalized tokens match the raw text */
-        w8_ivec cut = {0};
-        split_added(t, s, n, 1, &cut);
-        int rc = 0;
-        for (size_t k = 0; k < cut.n && rc == 0; k += 3) {
-            int b = cut.v[k], e = cut.v[k + 1], a = cut.v[k + 2];
-            if (a >= 0) w8_ivec_push(ids, t->added[a].id);
-            else rc = encode_piece(t, s + b, (size_t)(e - b), at_start && b == 0, words, ids);
-        }
-        free(cut.v);
-        return rc;
-    }
     w8_buf nb = {0};
-    if (w8_norm_apply(t->norm, s, n, &nb) < 0) return -1;
-    const char *ns = nb.s ? nb.s : "";
+    if (t->norm && w8_norm_apply(t->norm, s, n, &nb) < 0) return -1;
+    const char *ns = t->norm ? (nb.s ? nb.s : "") : s;
+    size_t nn = t->norm ? nb.len : n;
     w8_ivec cut = {0};
-    split_added(t, ns, nb.len, 1, &cut);
+    split_added(t, ns, nn, 1, &cut);
     int rc = 0;
     for (size_t k = 0; k < cut.n && rc == 0; k += 3) {
         int b = cut.v[k], e = cut.v[k + 1], a = cut.v[k + 2];

@@ -7,6 +7,15 @@
  * Mistral, stories: Prepend/Replace or Metaspace, byte_fallback <0xNN>,
  * Fuse/Strip decoders).  Added tokens are matched before the model runs.
  * WordPiece, Unigram and other models are refused.
+ *
+ * Notes on behaviour:
+ *  - add_special uses the file's TemplateProcessing post-processor when it
+ *    has one; only without one do tokenizer_config.json's add_bos_token /
+ *    add_eos_token add the BOS/EOS ids.
+ *  - A loaded tokenizer may be used from several threads at once (encode
+ *    shares a mutex-guarded word cache; everything else is read-only).
+ *  - Lowercase normalization uses the simple 1:1 case mapping (HF uses
+ *    Rust's full mapping; they differ for a handful of characters).
  */
 #ifndef W8_TOKENIZER_H
 #define W8_TOKENIZER_H
@@ -15,7 +24,9 @@
 
 typedef struct w8_tok w8_tok;
 
-/* Load DIR/tokenizer.json and DIR/tokenizer_config.json (optional). */
+/* Load DIR/tokenizer.json and DIR/tokenizer_config.json (optional).  DIR may
+ * also be the tokenizer.json file itself (its config is then looked for
+ * next to it).  Loading Qwen's 11 MB file takes ~0.1-0.3 s. */
 w8_tok *w8_tok_load(const char *dir);
 /* From in-memory tokenizer.json (and optional tokenizer_config.json text, may be NULL). */
 w8_tok *w8_tok_from_json(const char *tok_json, size_t len, const char *cfg_json, size_t cfg_len,

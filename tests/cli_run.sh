@@ -116,3 +116,34 @@ expect_err "missing --model_path" "model_path" "$BIN"
     --block_size 4 --print_ids >"$TMP/asan" 2>&1
 check "ASan binary: batched paged run clean, reference ids" \
     grep -q "^\[0\] ids: $(echo $IDS | cut -d' ' -f1-12)\$" "$TMP/asan"
+
+# ---- --chat: the template's rendering, tokenized without adding BOS again
+CH=$TMP/chat
+mkdir -p "$CH"
+for f in "$F32"/*; do ln -s "$(cd "$(dirname "$f")" && pwd)/$(basename "$f")" "$CH/"; done
+rm "$CH/tokenizer_config.json"
+cat >"$CH/tokenizer_config.json" <<'JSON'
+{"bos_token": "<s>", "eos_token": "</s>", "add_bos_token": true,
+ "chat_template": "{{ bos_token }}{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant:{% endif %}"}
+JSON
+"$BIN" run --model_path "$CH" --chat --input_texts "Lily" --max_output_length 12 --print_ids -t 1 \
+    >"$TMP/chat1" 2>/dev/null
+"$BIN" run --model_path "$CH" --input_texts "$(printf 'user: Lily\nassistant:')" --max_output_length 12 \
+    --print_ids -t 1 >"$TMP/chat2" 2>/dev/null
+check "--chat equals the rendered prompt run plainly" \
+    cmp -s <(grep -oE 'ids.*|^prompt tokens 15, generated tokens 12' "$TMP/chat1") \
+        <(grep -oE 'ids.*|^prompt tokens 15, generated tokens 12' "$TMP/chat2")
+check "--chat output present" grep -q '^\[0\] ids: [0-9]' "$TMP/chat1"
+expect_err "--chat without a template" "chat_template" "$BIN" --model_path "$F32" --chat
+
+# ---- a W8A8 directory written by `w8a8 quant` runs and starts like float
+if "$BIN" quant --model_path "$F32" --save_path "$TMP/w8a8" --quant_type w8a8 \
+    --calib_file "$S/corpus/tinystories-excerpt.txt" --calib_samples 8 -t 1 >/dev/null 2>&1; then
+    "$BIN" run --model_path "$TMP/w8a8" --input_texts "" --max_output_length 40 --print_ids -t 1 \
+        >"$TMP/q" 2>&1
+    check "W8A8 stories260K: greedy from BOS runs" grep -q '^\[0\] ids: [0-9]' "$TMP/q"
+    check "W8A8 stories260K: first 10 ids equal float's" \
+        grep -q "^\[0\] ids: $(echo $IDS | cut -d' ' -f1-10)" "$TMP/q"
+else
+    bad "w8a8 quant of stories260K failed"
+fi
