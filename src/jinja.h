@@ -74,7 +74,12 @@ struct jnode;
 typedef struct jv_macro {
     int rc;
     const struct jnode *def; /* N_MACRO node, or the N_CALLBLOCK for `caller` */
-    struct jv_dict *caller_scope; /* variables visible to a caller() body (ref), or NULL */
+    /* Closure: the scopes (innermost first, the top level excluded) where the
+     * macro was defined, shared by reference so a call sees their values at
+     * call time, as Python closures do.  Scopes are emptied when they end,
+     * which also breaks the macro <-> scope reference cycle. */
+    struct jv_dict **closure;
+    int nclosure;
 } jv_macro;
 
 typedef struct jv_loop {

@@ -63,8 +63,9 @@ void jv_free(jv v) {
         break;
     case JV_MACRO:
         if (--v.u.m->rc == 0) {
-            if (v.u.m->caller_scope && --v.u.m->caller_scope->rc == 0)
-                dict_destroy(v.u.m->caller_scope);
+            for (int i = 0; i < v.u.m->nclosure; i++)
+                if (--v.u.m->closure[i]->rc == 0) dict_destroy(v.u.m->closure[i]);
+            free(v.u.m->closure);
             free(v.u.m);
         }
         break;
@@ -140,7 +141,6 @@ int jv_depth(jv v) {
     case JV_DICT: return v.u.d->depth;
     case JV_LOOP: return v.u.lp->items->depth + 1;
     case JV_METHOD: return jv_depth(v.u.me->self) + 1;
-    case JV_MACRO: return v.u.m->caller_scope ? v.u.m->caller_scope->depth + 1 : 0;
     default: return 0;
     }
 }

@@ -44,20 +44,24 @@ static size_t pow2_at_least(size_t n) {
     return c;
 }
 
-/* A vocab slot keeps the upper hash bits next to the id, so a probe only
- * touches the token string when the hashes agree (load time is dominated by
- * these lookups: cache misses on the strings). */
+/* A vocab slot keeps the upper hash bits, the length and the arena offset
+ * next to the id, so a probe touches nothing but the slot until the hashes
+ * agree, and a hit costs one more cache line (the string).  Load time is
+ * dominated by these lookups (three per merge), i.e. by cache misses. */
+struct w8_vslot {
+    uint32_t id; /* UINT32_MAX: empty */
+    uint32_t tag, off, len;
+};
+
 int w8_bpe_lookup(const w8_bpe *m, const char *s, size_t n) {
     if (!m->vcap) return -1;
     size_t mask = m->vcap - 1;
     uint64_t h = hash_bytes(s, n);
     uint32_t tag = (uint32_t)(h >> 32);
     for (size_t i = h & mask;; i = (i + 1) & mask) {
-        uint64_t v = m->vslot[i];
-        if (v == UINT64_MAX) return -1;
-        int id = (int)(uint32_t)v;
-        if ((uint32_t)(v >> 32) == tag && m->piece_len[id] == n && !memcmp(m->piece[id], s, n))
-            return id;
+        const struct w8_vslot *v = &m->vslot[i];
+        if (v->id == UINT32_MAX) return -1;
+        if (v->tag == tag && v->len == n && !memcmp(m->arena + v->off, s, n)) return (int)v->id;
     }
 }
 
@@ -65,8 +69,11 @@ static void vocab_insert(w8_bpe *m, int id) {
     size_t mask = m->vcap - 1;
     uint64_t h = hash_bytes(m->piece[id], m->piece_len[id]);
     size_t i = h & mask;
-    while (m->vslot[i] != UINT64_MAX) i = (i + 1) & mask;
-    m->vslot[i] = ((h >> 32) << 32) | (uint32_t)id;
+    while (m->vslot[i].id != UINT32_MAX) i = (i + 1) & mask;
+    m->vslot[i].id = (uint32_t)id;
+    m->vslot[i].tag = (uint32_t)(h >> 32);
+    m->vslot[i].off = (uint32_t)(m->piece[id] - m->arena);
+    m->vslot[i].len = m->piece_len[id];
 }
 
 static const w8_merge_slot *merge_find(const w8_bpe *m, int a, int b) {
@@ -99,13 +106,14 @@ void w8_bpe_vocab_begin(w8_bpe *m, int npiece, size_t count, size_t total_bytes)
     m->arena_cap = total_bytes + count + 1;
     m->arena = w8_xmalloc(m->arena_cap);
     m->arena_len = 0;
-    m->vcap = pow2_at_least(2 * count + 1);
-    m->vslot = w8_xmalloc(m->vcap * sizeof(uint64_t));
-    memset(m->vslot, 0xff, m->vcap * sizeof(uint64_t));
+    m->vcap = pow2_at_least(count + count / 2 + 1);
+    m->vslot = w8_xmalloc(m->vcap * sizeof(struct w8_vslot));
+    memset(m->vslot, 0xff, m->vcap * sizeof(struct w8_vslot));
 }
 
 int w8_bpe_vocab_add(w8_bpe *m, int id, const char *key, size_t klen) {
     if (id < 0 || id >= m->npiece || m->piece[id] || m->arena_len + klen + 1 > m->arena_cap ||
+        klen > UINT32_MAX / 2 ||
         w8_bpe_lookup(m, key, klen) >= 0)
         return -1;
     char *p = m->arena + m->arena_len;

@@ -36,6 +36,9 @@ static const char *skip_string(const char *p, const char *e) {
     return NULL;
 }
 
+/* Characters that matter while skipping a container. */
+static const unsigned char special[256] = {['"'] = 1, ['['] = 1, ['{'] = 1, [']'] = 1, ['}'] = 1};
+
 /* Skip any JSON value (not validated in detail: jansson validates the rest). */
 static const char *skip_value(const char *p, const char *e) {
     p = ws(p, e);
@@ -44,6 +47,8 @@ static const char *skip_value(const char *p, const char *e) {
     if (*p == '{' || *p == '[') {
         int depth = 0;
         while (p < e) {
+            while (p < e && !special[(unsigned char)*p]) p++;
+            if (p >= e) break;
             char c = *p;
             if (c == '"') {
                 if (!(p = skip_string(p, e))) return NULL;
@@ -51,8 +56,8 @@ static const char *skip_value(const char *p, const char *e) {
             }
             if (c == '{' || c == '[') {
                 if (++depth > MAX_DEPTH) return NULL;
-            } else if (c == '}' || c == ']') {
-                if (--depth == 0) return p + 1;
+            } else if (--depth == 0) {
+                return p + 1;
             }
             p++;
         }
@@ -65,9 +70,17 @@ static const char *skip_value(const char *p, const char *e) {
 }
 
 /* Walk an object's members; for each key equal to one of names[], store the
- * value's [start, end).  Returns the end of the object or NULL. */
-static const char *members(const char *p, const char *e, const char **names, int nn,
-                           const char **vb, const char **ve) {
+ * value's [start, end).  A member named `sub` is walked in turn for
+ * subnames[] (instead of being skipped, so the text is scanned once).
+ * Returns the end of the object or NULL. */
+typedef struct {
+    const char *names[2];
+    int nn;
+    const char *vb[2], *ve[2];
+    int sub_seen;
+} wanted;
+
+static const char *members(const char *p, const char *e, wanted *w, const char *sub, wanted *subw) {
     p = ws(p, e);
     if (p >= e || *p != '{') return NULL;
     p = ws(p + 1, e);
@@ -79,12 +92,20 @@ static const char *members(const char *p, const char *e, const char **names, int
         size_t klen = (size_t)(kend - 1 - k);
         p = ws(kend, e);
         if (p >= e || *p != ':') return NULL;
-        const char *v = ws(p + 1, e), *vend = skip_value(v, e);
+        const char *v = ws(p + 1, e), *vend;
+        int is_sub = sub && strlen(sub) == klen && !memcmp(sub, k, klen);
+        if (is_sub && !w->sub_seen && *v == '{') {
+            vend = members(v, e, subw, NULL, NULL);
+            w->sub_seen = 1;
+        } else {
+            if (is_sub) return NULL; /* duplicate or not an object: let jansson decide */
+            vend = skip_value(v, e);
+        }
         if (!vend) return NULL;
-        for (int i = 0; i < nn; i++)
-            if (strlen(names[i]) == klen && !memcmp(names[i], k, klen)) {
-                if (vb[i]) return NULL; /* duplicate key: let jansson refuse it */
-                vb[i] = v, ve[i] = vend;
+        for (int i = 0; i < w->nn; i++)
+            if (strlen(w->names[i]) == klen && !memcmp(w->names[i], k, klen)) {
+                if (w->vb[i]) return NULL; /* duplicate key: let jansson refuse it */
+                w->vb[i] = v, w->ve[i] = vend;
             }
         p = ws(vend, e);
         if (p < e && *p == ',') {
@@ -100,14 +121,12 @@ static const char *members(const char *p, const char *e, const char **names, int
 int w8_fast_skim(const char *buf, size_t len, w8_fast_ranges *r) {
     memset(r, 0, sizeof *r);
     const char *e = buf + len;
-    const char *top[1] = {"model"}, *mb[1] = {0}, *me[1] = {0};
-    const char *end = members(buf, e, top, 1, mb, me);
-    if (!end || ws(end, e) != e || !mb[0]) return -1;
-    const char *inner[2] = {"vocab", "merges"}, *ib[2] = {0}, *ie[2] = {0};
-    if (!members(mb[0], me[0], inner, 2, ib, ie) || !ib[0] || !ib[1]) return -1;
-    if (*ib[0] != '{' || *ib[1] != '[') return -1;
-    r->vocab = ib[0], r->vocab_end = ie[0];
-    r->merges = ib[1], r->merges_end = ie[1];
+    wanted top = {.nn = 0}, model = {.names = {"vocab", "merges"}, .nn = 2};
+    const char *end = members(buf, e, &top, "model", &model);
+    if (!end || ws(end, e) != e || !top.sub_seen || !model.vb[0] || !model.vb[1]) return -1;
+    if (*model.vb[0] != '{' || *model.vb[1] != '[') return -1;
+    r->vocab = model.vb[0], r->vocab_end = model.ve[0];
+    r->merges = model.vb[1], r->merges_end = model.ve[1];
     return 0;
 }
 

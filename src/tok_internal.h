@@ -147,7 +147,7 @@ typedef struct {
     int npiece;        /* largest model id + 1 */
     char *arena;       /* all token strings, NUL-terminated, back to back */
     size_t arena_len, arena_cap;
-    uint64_t *vslot;   /* vocab hash: (hash tag << 32) | id, UINT64_MAX empty; vcap a power of two */
+    struct w8_vslot *vslot; /* vocab hash table (tok_bpe.c); vcap a power of two */
     size_t vcap;
     w8_merge_slot *mslot; /* merge hash; mcap a power of two */
     size_t mcap;

@@ -498,8 +498,9 @@ static void split_by(const char *s, size_t n, const w8_ivec *m, int nm, int beha
     if (blk != st) free(blk);
 }
 
-/* Digits: every numeric character is a match (individual) or runs of them. */
-static void digit_matches(const char *s, size_t n, int individual, w8_ivec *m, int *nm) {
+/* Digits: every numeric character is a match; the caller isolates them
+ * (individual_digits) or joins runs (Contiguous). */
+static void digit_matches(const char *s, size_t n, w8_ivec *m, int *nm) {
     size_t i = 0;
     *nm = 0;
     while (i < n) {
@@ -515,7 +516,6 @@ static void digit_matches(const char *s, size_t n, int individual, w8_ivec *m, i
         }
         i += (size_t)l;
     }
-    (void)individual;
 }
 
 /* Each byte becomes its printable stand-in character (1 or 2 bytes). */
@@ -546,7 +546,7 @@ static int pretok_piece(const w8_pretok *p, const char *s, size_t n, int at0, w8
     }
     case W8_PT_DIGITS: {
         int nm;
-        digit_matches(s, n, p->individual_digits, &m, &nm);
+        digit_matches(s, n, &m, &nm);
         split_by(s, n, &m, nm, p->individual_digits ? W8_SPLIT_ISOLATED : W8_SPLIT_CONTIGUOUS, 0,
                  at0, out);
         break;

@@ -177,8 +177,13 @@ static char *special_name(const json_t *cfg, const char *key) {
 }
 
 static int parse_config(w8_tok *t, const char *cfg_json, size_t cfg_len, const char *label) {
+    /* name the config file: DIR/tokenizer.json -> DIR/tokenizer_config.json */
     char *cl = NULL;
-    if (asprintf(&cl, "%s (tokenizer_config.json)", label) < 0) return w8_seterr("out of memory");
+    size_t ll = strlen(label), sl = strlen("tokenizer.json");
+    int r = ll >= sl && !strcmp(label + ll - sl, "tokenizer.json")
+                ? asprintf(&cl, "%.*stokenizer_config.json", (int)(ll - sl), label)
+                : asprintf(&cl, "%s (tokenizer_config.json)", label);
+    if (r < 0) return w8_seterr("out of memory");
     json_t *cfg = w8_json_load_buf(cfg_json, cfg_len, cl);
     int rc = 0;
     if (!cfg) {

@@ -42,6 +42,11 @@ check "synth tiny bf16 sharded" $W synth --shape tiny --dtype bf16 --shard_gb 0.
 check "sharded: index + 2 shards" test -s "$T/s/model.safetensors.index.json" -a -s "$T/s/model-00001-of-00002.safetensors" -a -s "$T/s/model-00002-of-00002.safetensors"
 check "sharded: config bfloat16" grep -q '"torch_dtype": "bfloat16"' "$T/s/config.json"
 
+mkdir "$T/empty"
+check "an existing empty dir is filled" $W synth --shape tiny --dtype f16 --out "$T/empty" --seed 1
+check "filled dir matches the seed-1 model" cmp -s "$T/a/model.safetensors" "$T/empty/model.safetensors"
+rm -rf "$T/empty"
+
 refuse() { # description, expected message part, command...
     local d=$1 want=$2
     shift 2

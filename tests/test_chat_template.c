@@ -388,6 +388,18 @@ static const struct {
     {"{{ '%s and %s' % ('a', 1) }} {{ '%d%%' % 50 }} {{ '%5.2f|%-4s|%03d' % (3.14159, 'ab', 7) }} {{ '%(x)s!' % {'x': 'hi'} }} {{ '%r' % 'q' }} {{ '%s'|format([1]) }} {{ '%x' % 255 }}",
      "{}",
      "a and 1 50%  3.14|ab  |007 hi! 'q' [1] ff"},
+    {"{% for i in [1,2] %}{% macro m() %}{{ i }}{% endmacro %}{{ m() }}{% endfor %}",
+     "{}",
+     "12"},
+    {"{% macro outer(a) %}{% macro inner() %}{{ a }}{% endmacro %}{{ inner() }}{% endmacro %}{{ outer(5) }}",
+     "{}",
+     "5"},
+    {"{% for i in [1] %}{% set x = 1 %}{% macro m() %}{{ x }}{% endmacro %}{% set x = 2 %}{{ m() }}{% endfor %}",
+     "{}",
+     "2"},
+    {"{% set x = 0 %}{% macro m() %}[{{ x }}]{% set x = 1 %}[{{ x }}]{% endmacro %}{{ m() }}{{ x }}",
+     "{}",
+     "[0][1]0"},
 };
 
 /* Where two strings first differ, for failure messages. */
@@ -479,7 +491,7 @@ static const struct {
 } errors[] = {
     {"{{ x ", "template:1:1: unexpected end of template"},
     {"ab\n{% if x %}", "template:2:4: 'if' is never closed (expected 'endif')"},
-    {"{% for x in y %}{% endif %}", "template:1:20: unexpected 'endif'"},
+    {"{% for x in y %}\n  {% endif %}", "template:2:6: unexpected 'endif': expected 'endfor' to close the 'for' at 1:4"},
     {"{% endfor %}", "template:1:4: unexpected 'endfor'"},
     {"{{ 1 + }}", "template:1:8: unexpected '}}'"},
     {"{{ x | nosuch }}", "template:1:8: no filter named 'nosuch'"},
@@ -557,6 +569,12 @@ static void test_limits(void) {
     const char *cyc = "{% set ns = namespace() %}{% set ns.me = ns %}{% set ns.l = [ns] %}ok";
     char *r = w8_jinja_render(cyc, strlen(cyc), NULL);
     CHECK(r && !strcmp(r, "ok"), "namespace holding itself renders and is freed");
+    free(r);
+    /* a macro closing over a loop scope, kept past the loop in a namespace */
+    const char *esc = "{% set ns = namespace() %}{% for i in [1, 2] %}{% macro m() %}{{ i }}{% endmacro %}"
+                      "{% set ns.m = m %}{% endfor %}[{{ ns.m() }}]";
+    r = w8_jinja_render(esc, strlen(esc), NULL);
+    CHECK(r != NULL, "macro outliving its loop renders without leaks (%s)", r ? r : w8_lasterr());
     free(r);
 
     char *deep = repeat_str("{% if true %}", 5000);

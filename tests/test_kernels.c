@@ -265,11 +265,11 @@ static void test_gemm_f(const char *isa) {
 /* ------------------------------------------------------------- attention */
 
 static void test_attn(const char *isa) {
-    static const int ds[] = { 8, 13, 64, 128 };
-    static const int ns[] = { 1, 5, 33 };
+    static const int ds[] = { 8, 13, 64, 128, 200 };
+    static const int ns[] = { 1, 5, 16, 33 };
     int bad = 0;
-    for (size_t a = 0; a < 4; a++)
-        for (size_t b = 0; b < 3; b++) {
+    for (size_t a = 0; a < 5; a++)
+        for (size_t b = 0; b < 4; b++) {
             int d = ds[a], n = ns[b];
             size_t ld = (size_t)d + 3;
             float *q = malloc((size_t)d * 4), *kv = malloc((size_t)n * ld * 4), *s = malloc((size_t)n * 4);
@@ -292,7 +292,7 @@ static void test_attn(const char *isa) {
             }
             free(q), free(kv), free(s), free(out), free(o0);
         }
-    CHECK(bad == 0, "%s attn_scores/attn_accum within 1e-6 (d in 8,13,64,128; n in 1,5,33)", isa);
+    CHECK(bad == 0, "%s attn_scores/attn_accum within 1e-6 (d in 8,13,64,128,200; n in 1,5,16,33)", isa);
 }
 
 /* ------------------------------------------------------------ elementwise */

@@ -126,10 +126,12 @@ static void test_write(void) {
     o.dtype = W8_F16;
     o.seed = 5;
     o.quiet = 1;
-    CHECK(o.shape && w8_synth_write(&o, one) == 0, "tiny model written (%s)", w8_lasterr());
+    int rc = o.shape ? w8_synth_write(&o, one) : -1;
+    CHECK(rc == 0, "tiny model written %s", rc ? w8_lasterr() : "");
     check_model(one, "single file");
     o.shard_gb = 0.004; /* the 9.7 MB embedding alone, then the rest */
-    CHECK(w8_synth_write(&o, sh) == 0, "tiny model written sharded (%s)", w8_lasterr());
+    rc = w8_synth_write(&o, sh);
+    CHECK(rc == 0, "tiny model written sharded %s", rc ? w8_lasterr() : "");
     char *ix = w8_path_join(sh, "model.safetensors.index.json");
     char *s1 = w8_path_join(sh, "model-00001-of-00002.safetensors");
     CHECK(w8_file_exists(ix) && w8_file_exists(s1), "sharded: index and model-00001-of-00002");
@@ -151,6 +153,26 @@ static void test_write(void) {
     CHECK(w8_synth_write(&o, bad) != 0 && strstr(w8_lasterr(), "/nonexistent/tokenizer.json") &&
               !w8_file_exists(bad) && count_entries(root, "bad.tmp-") == 0,
           "a failure leaves neither the dir nor its temporary: %s", w8_lasterr());
+    /* the untied path (qwen2-7b writes lm_head.weight) on a custom small shape */
+    static const w8_synth_shape untied = {"untied", 16, 1, 2, 1, 32, 1000, 0, 4096, 1, 4096, 10000.0};
+    char *ud = w8_path_join(root, "untied");
+    w8_synth_opts u = {.shape = &untied, .dtype = W8_BF16, .seed = 1, .quiet = 1};
+    rc = w8_synth_write(&u, ud);
+    CHECK(rc == 0, "untied model written %s", rc ? w8_lasterr() : "");
+    w8_config c;
+    w8_st *st = w8_st_open_dir(ud);
+    int64_t lm[2] = {1000, 16}, kv[2] = {8, 16};
+    CHECK(w8_config_load(ud, &c) == 0 && !c.tie_embeddings && c.vocab == 1000 && c.n_kv_heads == 1 &&
+              c.torch_dtype == W8_BF16 && c.rope_theta == 10000.0f,
+          "untied: config");
+    CHECK(st && w8_st_need(st, "lm_head.weight", W8_BF16, 2, lm) &&
+              w8_st_need(st, "model.layers.0.self_attn.v_proj.weight", W8_BF16, 2, kv) &&
+              w8_st_count(st) == 2 + 12 + 1 &&
+              memcmp(w8_st_find(st, "lm_head.weight")->data,
+                     w8_st_find(st, "model.embed_tokens.weight")->data, 32) != 0,
+          "untied: lm_head.weight [1000, 16], its own numbers");
+    w8_st_close(st);
+    free(ud);
     CHECK(w8_synth_find_shape("qwen9") == NULL && strstr(w8_lasterr(), "qwen2.5-0.5b"),
           "unknown shape lists the known ones: %s", w8_lasterr());
     free(one);

@@ -309,6 +309,65 @@ static void test_added_options(void) {
     w8_tok_free(t);
 }
 
+/* GPT-2 style: ByteLevel pre-tokenizer with its own regex (use_regex) and
+ * add_prefix_space.  The merge "o \u0120" may only apply inside a word, so
+ * it must not fire across the regex split of "Hello world". */
+static void test_gpt2_bytelevel(void) {
+    char j[1024];
+    const char *fmt =
+        "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"H\": 0, \"e\": 1, \"l\": 2, \"o\": 3, \"\u0120\": 4,"
+        " \"w\": 5, \"r\": 6, \"d\": 7, \"o\u0120\": 8}, \"merges\": [[\"o\", \"\u0120\"]]},"
+        " \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": %s, \"use_regex\": %s},"
+        " \"decoder\": {\"type\": \"ByteLevel\"}}";
+    snprintf(j, sizeof j, fmt, "false", "true");
+    w8_tok *t = w8_tok_from_json(j, strlen(j), NULL, 0, "gpt2.json");
+    CHECK(t != NULL, "GPT-2 style tokenizer loads%s%s", t ? "" : ": ", t ? "" : w8_lasterr());
+    if (!t) return;
+    CHECK(ids_are(t, "Hello world", (int[]){0, 1, 2, 2, 3, 4, 5, 3, 6, 2, 7}, 11),
+          "ByteLevel use_regex splits before the space");
+    int ids[3] = {3, 8, 5};
+    char *d = w8_tok_decode(t, ids, 3, 0);
+    CHECK(d && !strcmp(d, "oo w"), "ByteLevel decoder maps U+0120 back to a space");
+    free(d);
+    w8_tok_free(t);
+    snprintf(j, sizeof j, fmt, "true", "false");
+    t = w8_tok_from_json(j, strlen(j), NULL, 0, "gpt2.json");
+    CHECK(t && ids_are(t, "Hello world", (int[]){4, 0, 1, 2, 2, 8, 5, 3, 6, 2, 7}, 11),
+          "ByteLevel add_prefix_space, no regex: one word, merge across the space");
+    w8_tok_free(t);
+}
+
+/* tokenizer_config.json: object-form tokens, the template list, and
+ * add_bos_token/add_eos_token when the file has no TemplateProcessing. */
+static void test_config(void) {
+    const char *j =
+        "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"<s>\": 1, \"</s>\": 2}, \"merges\": []},"
+        " \"added_tokens\": [{\"id\": 1, \"content\": \"<s>\", \"special\": true},"
+        " {\"id\": 2, \"content\": \"</s>\", \"special\": true}]}";
+    const char *c =
+        "{\"bos_token\": {\"content\": \"<s>\", \"lstrip\": false}, \"eos_token\": \"</s>\","
+        " \"add_bos_token\": true, \"add_eos_token\": true,"
+        " \"chat_template\": [{\"name\": \"tool_use\", \"template\": \"U\"},"
+        " {\"name\": \"default\", \"template\": \"D\"}]}";
+    w8_tok *t = w8_tok_from_json(j, strlen(j), c, strlen(c), "cfg/tokenizer.json");
+    CHECK(t != NULL, "tokenizer with config loads%s%s", t ? "" : ": ", t ? "" : w8_lasterr());
+    if (!t) return;
+    CHECK(w8_tok_bos_id(t) == 1 && w8_tok_eos_id(t) == 2 && !strcmp(w8_tok_bos_token(t), "<s>"),
+          "bos {\"content\"} form and eos string form");
+    CHECK(w8_tok_chat_template(t) && !strcmp(w8_tok_chat_template(t), "D"),
+          "chat_template list: the 'default' one");
+    int *ids = NULL;
+    int n = w8_tok_encode(t, "aa", 2, 1, &ids);
+    CHECK(n == 4 && ids[0] == 1 && ids[1] == 0 && ids[2] == 0 && ids[3] == 2,
+          "add_bos_token/add_eos_token without a template: <s> a a </s>");
+    free(ids);
+    w8_tok_free(t);
+    t = w8_tok_from_json(j, strlen(j), "{\"bos_token\": ", 14, "cfg/tokenizer.json");
+    CHECK(!t && strstr(w8_lasterr(), "cfg/tokenizer_config.json"), "malformed config named: %s",
+          w8_lasterr());
+    w8_tok_free(t);
+}
+
 /* Metaspace pre-tokenizer and decoder (newer LLaMA/Mistral files):
  * prepend_scheme "first" adds the replacement only at the start of the text. */
 static void test_metaspace(void) {
@@ -433,6 +492,8 @@ int main(void) {
     test_fast_and_slow_load();
     test_added_options();
     test_metaspace();
+    test_config();
+    test_gpt2_bytelevel();
     w8_tok_free(q3);
     w8_tok_free(q25);
     w8_tok_free(st);

@@ -187,6 +187,31 @@ static void bench_swiglu(int m, int n) {
     free(b.gu), free(b.out);
 }
 
+typedef struct {
+    int n, d;
+    float *q, *kv, *s, *out;
+} a_ctx;
+
+static void a_run(void *c, int it) {
+    a_ctx *b = c;
+    (void)it;
+    w8_attn_scores(b->q, b->kv, (size_t)b->d, b->n, b->d, 0.125f, b->s);
+    w8_softmax(b->s, b->n);
+    w8_attn_accum(b->s, b->kv, (size_t)b->d, b->n, b->d, b->out);
+}
+
+/* one head of one query over n cached keys: scores, softmax, accumulate */
+static void bench_attn(int n, int d) {
+    a_ctx b = { n, d, malloc((size_t)d * 4), malloc((size_t)n * d * 4), malloc((size_t)n * 4),
+                calloc((size_t)d, 4) };
+    for (int i = 0; i < d; i++) b.q[i] = 0.01f * (float)(i % 7);
+    for (size_t i = 0; i < (size_t)n * d; i++) b.kv[i] = 0.001f * (float)(i % 13);
+    double cpu, t = time_median(a_run, &b, 0.3, &cpu);
+    printf("%-10s attention n=%-5d d=%-4d %9.2f us  %6.1f ns/key  (cpu-time: %6.1f ns/key)\n",
+           "attn", n, d, t * 1e6, t * 1e9 / n, cpu * 1e9 / n);
+    free(b.q), free(b.kv), free(b.s), free(b.out);
+}
+
 /* ------------------------------------------------------------------ main */
 
 static const char *g_filter;
@@ -219,6 +244,7 @@ static void run_isa(void) {
     if (want("fdown")) bench_f("fdown", 1, 896, 4864, W8_BF16);
     if (want("norm")) bench_rms(512, 896), bench_rms(1, 896);
     if (want("swiglu")) bench_swiglu(512, 4864), bench_swiglu(1, 4864);
+    if (want("attn")) bench_attn(512, 64), bench_attn(512, 128);
 }
 
 int main(int argc, char **argv) {

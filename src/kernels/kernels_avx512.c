@@ -11,10 +11,16 @@
  *   vpdpbusd multiplies unsigned by signed bytes, so activations are fed as
  *   u8 = xq ^ 0x80 = xq + 128 and the bias absorbs -128 * rowsum(W).
  *
- * The int8 micro-kernel holds an MR x NP tile (up to 6 rows x 4 panels = 24
- * zmm accumulators): per k group it loads NP weight vectors and broadcasts
+ *   The panel count is rounded up to whole groups of 4 (zero panels), so
+ *   the micro-kernel always reads 4 panels and only masks its stores.
+ *
+ * The int8 micro-kernel holds an MR x 4 tile (up to 6 rows x 4 panels = 24
+ * zmm accumulators): per k group it loads 4 weight vectors and broadcasts
  * MR activation dwords, 24 vpdpbusd for 10 loads.  The weights of a 64
- * column group (64 * k bytes) stay in L2 while the rows are walked.
+ * column group (64 * k bytes) stay in L2 while the rows are walked.  On the
+ * development host (Zen 5) one core runs it at ~650-740 GOPS of CPU time,
+ * against ~780 for a bare vpdpbusd loop and oneDNN's 660-745 measured in the
+ * same sitting (tools/bench_kernels -t 1).
  */
 #include <immintrin.h>
 #include <string.h>
@@ -311,10 +317,7 @@ static void f_gemv(const w8_fmat *w, int i0, int i1, const float *x, size_t ldx,
  * (scratch, per thread, 64 KB, stays in L2), then a 6-row x 64-column
  * register tile runs over it with one broadcast per row and 4 FMAs per
  * broadcast.  Partial sums live in y between k blocks. */
-#ifndef FKC_
-#define FKC_ 256
-#endif
-enum { FKC = FKC_, FMR = 6 };
+enum { FKC = 256, FMR = 6 }; /* 96 and 128 measured no better */
 
 /* 16 x 16 transpose: r[i] holds row i; afterwards r[j] holds column j.
  * Three rounds: pairs within 128-bit lanes, quads within lanes, lanes. */
@@ -462,9 +465,47 @@ static void f_gemm(const w8_fmat *w, int m, const float *x, size_t ldx, float *y
 
 /* ------------------------------------------------------------- attention */
 
+/* Element i of the result = horizontal sum of a[i] (16 vectors in, one out):
+ * a halving tree over 128-bit lanes, then within lanes, then one permute;
+ * ~3 operations per key instead of a full reduction each. */
+AI __m512 hsum16x16(__m512 a[16]) {
+    __m512 x[8], z[4], v[2];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) /* key 2i in lanes 0-1, key 2i+1 in lanes 2-3 */
+        x[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44),
+                             _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xEE));
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) /* keys 4i .. 4i+3 in lanes 0..3 */
+        z[i] = _mm512_add_ps(_mm512_shuffle_f32x4(x[2 * i], x[2 * i + 1], 0x88),
+                             _mm512_shuffle_f32x4(x[2 * i], x[2 * i + 1], 0xDD));
+#pragma GCC unroll 2
+    for (int i = 0; i < 2; i++) /* lane l: keys 8i+l (elements 0-1), 8i+4+l (2-3) */
+        v[i] = _mm512_add_ps(_mm512_shuffle_ps(z[2 * i], z[2 * i + 1], 0x44),
+                             _mm512_shuffle_ps(z[2 * i], z[2 * i + 1], 0xEE));
+    /* lane l: keys l, l+4, l+8, l+12 */
+    __m512 r = _mm512_add_ps(_mm512_shuffle_ps(v[0], v[1], 0x88), _mm512_shuffle_ps(v[0], v[1], 0xDD));
+    const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    return _mm512_permutexvar_ps(idx, r);
+}
+
 static void x_attn_scores(const float *q, const float *k, size_t ldk, int n, int d, float scale,
                           float *s) {
-    for (int j = 0; j < n; j++) {
+    __m512 sc = _mm512_set1_ps(scale);
+    int j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m512 acc[16];
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++) acc[i] = _mm512_setzero_ps();
+        for (int t = 0; t < d; t += 16) {
+            __mmask16 mk = tailmask16(d - t);
+            __m512 qv = _mm512_maskz_loadu_ps(mk, q + t);
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++)
+                acc[i] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(mk, k + (size_t)(j + i) * ldk + t), acc[i]);
+        }
+        _mm512_storeu_ps(s + j, _mm512_mul_ps(sc, hsum16x16(acc)));
+    }
+    for (; j < n; j++) {
         const float *kj = k + (size_t)j * ldk;
         __m512 acc = _mm512_setzero_ps();
         for (int t = 0; t < d; t += 16) {
@@ -475,14 +516,47 @@ static void x_attn_scores(const float *q, const float *k, size_t ldk, int n, int
     }
 }
 
-static void x_attn_accum(const float *p, const float *v, size_t ldv, int n, int d, float *out) {
-    for (int t = 0; t < d; t += 16) {
-        __mmask16 mk = tailmask16(d - t);
-        __m512 o = _mm512_maskz_loadu_ps(mk, out + t);
-        for (int j = 0; j < n; j++)
-            o = _mm512_fmadd_ps(_mm512_set1_ps(p[j]), _mm512_maskz_loadu_ps(mk, v + (size_t)j * ldv + t), o);
-        _mm512_mask_storeu_ps(out + t, mk, o);
+/* out += sum_j p[j] V_j.  For d <= 128 the output row stays in registers
+ * and even/odd keys go to separate accumulators, so consecutive keys do not
+ * wait on each other's FMA latency. */
+#define AC_STEP(c)                                                                       \
+    if (c < nch) {                                                                        \
+        o##c = _mm512_fmadd_ps(pa, _mm512_maskz_loadu_ps(mk##c, va + 16 * c), o##c);      \
+        e##c = _mm512_fmadd_ps(pb, _mm512_maskz_loadu_ps(mk##c, vb + 16 * c), e##c);      \
     }
+#define AC_STEP1(c)                                                                      \
+    if (c < nch) o##c = _mm512_fmadd_ps(pa, _mm512_maskz_loadu_ps(mk##c, va + 16 * c), o##c);
+#define AC_INIT(c)                                                                       \
+    __mmask16 mk##c = c < nch ? tailmask16(d - 16 * c) : 0;                               \
+    __m512 o##c = _mm512_maskz_loadu_ps(mk##c, out + 16 * c), e##c = _mm512_setzero_ps();
+#define AC_OUT(c)                                                                        \
+    if (c < nch) _mm512_mask_storeu_ps(out + 16 * c, mk##c, _mm512_add_ps(o##c, e##c));
+
+static void x_attn_accum(const float *p, const float *v, size_t ldv, int n, int d, float *out) {
+    if (d > 128) {
+        for (int t = 0; t < d; t += 16) {
+            __mmask16 mk = tailmask16(d - t);
+            __m512 o = _mm512_maskz_loadu_ps(mk, out + t);
+            for (int j = 0; j < n; j++)
+                o = _mm512_fmadd_ps(_mm512_set1_ps(p[j]), _mm512_maskz_loadu_ps(mk, v + (size_t)j * ldv + t), o);
+            _mm512_mask_storeu_ps(out + t, mk, o);
+        }
+        return;
+    }
+    int nch = (d + 15) / 16;
+    AC_INIT(0) AC_INIT(1) AC_INIT(2) AC_INIT(3) AC_INIT(4) AC_INIT(5) AC_INIT(6) AC_INIT(7)
+    int j = 0;
+    for (; j + 2 <= n; j += 2) {
+        __m512 pa = _mm512_set1_ps(p[j]), pb = _mm512_set1_ps(p[j + 1]);
+        const float *va = v + (size_t)j * ldv, *vb = va + ldv;
+        AC_STEP(0) AC_STEP(1) AC_STEP(2) AC_STEP(3) AC_STEP(4) AC_STEP(5) AC_STEP(6) AC_STEP(7)
+    }
+    if (j < n) { /* the odd key out */
+        __m512 pa = _mm512_set1_ps(p[j]);
+        const float *va = v + (size_t)j * ldv;
+        AC_STEP1(0) AC_STEP1(1) AC_STEP1(2) AC_STEP1(3) AC_STEP1(4) AC_STEP1(5) AC_STEP1(6) AC_STEP1(7)
+    }
+    AC_OUT(0) AC_OUT(1) AC_OUT(2) AC_OUT(3) AC_OUT(4) AC_OUT(5) AC_OUT(6) AC_OUT(7)
 }
 
 /* ------------------------------------------------------------ elementwise */
