@@ -69,16 +69,22 @@ void jarena_free(jarena *a) {
 
 /* ------------------------------------------------------------ errors */
 
-int jj_error(const char *src, uint32_t pos, const char *fmt, ...) {
-    int line = 1, col = 1;
+/* Line and column (in code points, 1-based) of byte offset pos. */
+static void linecol(const char *src, uint32_t pos, int *line, int *col) {
+    *line = *col = 1;
     for (uint32_t i = 0; i < pos && src[i]; i++) {
         if (src[i] == '\n') {
-            line++;
-            col = 1;
+            ++*line;
+            *col = 1;
         } else if (((unsigned char)src[i] & 0xC0) != 0x80) {
-            col++;
+            ++*col;
         }
     }
+}
+
+int jj_error(const char *src, uint32_t pos, const char *fmt, ...) {
+    int line, col;
+    linecol(src, pos, &line, &col);
     char msg[W8_ERRMAX];
     va_list ap;
     va_start(ap, fmt);
@@ -410,7 +416,6 @@ static const char *dotted_name(parser *p, jnode *n) {
 }
 
 static jnode *parse_filter(parser *p, jnode *operand) {
-    uint32_t pos = cur(p)->pos;
     advance(p); /* '|' */
     jnode *f = node(p, N_FILTER, cur(p)->pos);
     f->a = operand;
@@ -420,7 +425,6 @@ static jnode *parse_filter(parser *p, jnode *operand) {
         return NULL;
     }
     if (is_op(cur(p), "(") && parse_call_args(p, &f->kids)) return NULL;
-    (void)pos;
     return f;
 }
 
@@ -955,9 +959,13 @@ static jnode *parse_body(parser *p, const char *const *ends, const char *opener,
                 if (is_name(name, ends[i])) return body;
             if (name->t == TK_NAME && name->len > 3 && !memcmp(name->str, "end", 3)) {
                 if (ends) {
-                    jj_error(p->src, name->pos, "unexpected '%.*s' (expected '%s' to close the '%s' at %s)",
-                             (int)name->len, name->str, ends[0], opener, "its start");
-                    (void)open_pos;
+                    const char *end = ends[0];
+                    for (int i = 0; ends[i]; i++)
+                        if (!strncmp(ends[i], "end", 3)) end = ends[i];
+                    int l, c;
+                    linecol(p->src, open_pos, &l, &c);
+                    jj_error(p->src, name->pos, "unexpected '%.*s': expected '%s' to close the '%s' at %d:%d",
+                             (int)name->len, name->str, end, opener, l, c);
                 } else {
                     jj_error(p->src, name->pos, "unexpected '%.*s' (no block is open)", (int)name->len, name->str);
                 }

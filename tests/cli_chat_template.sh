@@ -42,7 +42,19 @@ echo '{"input": {"messages": [{"role": "user", "content": "hi"}]}}' |
     "$ASAN" chat-template --model_path "$MODEL" --template "$TMP/t.jinja" >"$TMP/t.out"
 check "--template with the model's special tokens" grep -qxF '{"rendered":"|<|im_end|>|HI"}' "$TMP/t.out"
 
-# 3. errors: a message with line:col, exit status 1, nothing on stdout
+# 3. tokenizer_config.json forms: a list of named templates ("default" is
+#    used), special tokens as {"content": ...} objects
+mkdir -p "$TMP/m"
+cat >"$TMP/m/tokenizer_config.json" <<'JSON'
+{"bos_token": {"content": "<s>", "lstrip": false}, "eos_token": "</s>",
+ "chat_template": [{"name": "tool_use", "template": "TOOLS"},
+                   {"name": "default", "template": "{{ bos_token }}{% for m in messages %}[{{ m.role }}]{{ m.content }}{{ eos_token }}{% endfor %}{% if add_generation_prompt %}[assistant]{% endif %}"}]}
+JSON
+echo '{"input": {"messages": [{"role": "user", "content": "hi"}], "add_generation_prompt": true}}' |
+    "$ASAN" chat-template --model_path "$TMP/m" >"$TMP/m.out"
+check "named templates and token objects" grep -qxF '{"rendered":"<s>[user]hi</s>[assistant]"}' "$TMP/m.out"
+
+# 4. errors: a message with line:col, exit status 1, nothing on stdout
 expect_error() { # description, expected stderr text, input, args...
     local what=$1 want=$2 input=$3
     shift 3

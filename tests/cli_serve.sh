@@ -126,6 +126,14 @@ check "stop string cuts the text before it ('$STOPTXT')" \
     bash -c '[[ "$1" == *"named " || "$1" == *"named" ]] && [[ "$1" != *Lily* ]]' _ "$STOPTXT"
 check "stop string: finish_reason stop" grep -q '"finish_reason":"stop"' "$T/out"
 
+# A stop string spanning several tokens, streamed: nothing of it leaks into
+# the chunks (the text that might start it is held back until known).
+post /v1/completions '{"prompt":"","max_tokens":60,"temperature":0,"stop":"a little girl"}'
+NS=$(jstr text "$T/out")
+post /v1/completions '{"prompt":"","max_tokens":60,"temperature":0,"stop":"a little girl","stream":true}'
+check "multi-token stop string, streamed: same text, stop excluded ('$NS')" \
+    bash -c '[ "$1" = "$2" ] && [[ "$1" == *"there was " ]]' _ "$(jcat text "$T/out")" "$NS"
+
 # Streaming reassembles to the non-streamed text.
 post /v1/completions '{"prompt":"Once upon a time","max_tokens":40,"temperature":0}'
 REF=$(jstr text "$T/out")
@@ -327,4 +335,30 @@ if start_server "$B" s3.log --model_path "$M" -t 1 --max_batch_size 1 --max_queu
     check "queue-full server: SIGTERM exits 0" stop_server "$S3"
 else
     fail "third server starts"
+fi
+
+# ---------------------------------------------------------------- KV pool full
+# 1 MiB of KV in 16-token blocks holds one 400-token sequence at a time: the
+# others wait for blocks (no error) and each still gets its solo greedy text.
+if start_server "$B" s4.log --model_path "$M" -t 1 --kv_cache_gb 0.001 --block_size 16; then
+    S4=$SPID
+    post /v1/completions '{"prompt":"Lily","max_tokens":400,"temperature":0}'
+    jstr text "$T/out" >"$T/kvalone"
+    CPIDS=""
+    for i in 1 2 3; do
+        curl -s -m 120 -o "$T/kv$i" -H 'Content-Type: application/json' \
+            --data-binary '{"prompt":"Lily","max_tokens":400,"temperature":0}' "$URL/v1/completions" &
+        CPIDS="$CPIDS $!"
+    done
+    sleep 0.3
+    WAITING=$(health_field waiting)
+    wait $CPIDS
+    same=0
+    for i in 1 2 3; do [ "$(jstr text "$T/kv$i")" = "$(cat "$T/kvalone")" ] && same=$((same + 1)); done
+    check "KV pool full: requests wait for blocks (waiting=$WAITING) and all complete alike ($same/3)" \
+        [ "$same" = 3 ]
+    check "KV-limited server: SIGTERM exits 0" stop_server "$S4"
+else
+    fail "fourth server starts"
+    sed 's/^/    /' "$T/s4.log" | head
 fi

@@ -491,7 +491,7 @@ static const struct {
 } errors[] = {
     {"{{ x ", "template:1:1: unexpected end of template"},
     {"ab\n{% if x %}", "template:2:4: 'if' is never closed (expected 'endif')"},
-    {"{% for x in y %}{% endif %}", "template:1:20: unexpected 'endif'"},
+    {"{% for x in y %}\n  {% endif %}", "template:2:6: unexpected 'endif': expected 'endfor' to close the 'for' at 1:4"},
     {"{% endfor %}", "template:1:4: unexpected 'endfor'"},
     {"{{ 1 + }}", "template:1:8: unexpected '}}'"},
     {"{{ x | nosuch }}", "template:1:8: no filter named 'nosuch'"},

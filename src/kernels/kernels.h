@@ -20,7 +20,7 @@
 
 typedef enum { W8_ISA_SCALAR = 0, W8_ISA_AVX2 = 1, W8_ISA_AVX512 = 2 } w8_isa;
 
-/* What this CPU supports (AVX512 means F+BW+VL+VNNI), capped by W8A8_CPU. */
+/* What this CPU supports (AVX512 means F+BW+VL+DQ+VNNI), capped by W8A8_CPU. */
 w8_isa w8_isa_detect(void);
 /* The ISA every kernel call uses; fixed at the first call (= w8_isa_detect()). */
 w8_isa w8_isa_active(void);

@@ -11,10 +11,16 @@
  *   vpdpbusd multiplies unsigned by signed bytes, so activations are fed as
  *   u8 = xq ^ 0x80 = xq + 128 and the bias absorbs -128 * rowsum(W).
  *
- * The int8 micro-kernel holds an MR x NP tile (up to 6 rows x 4 panels = 24
- * zmm accumulators): per k group it loads NP weight vectors and broadcasts
+ *   The panel count is rounded up to whole groups of 4 (zero panels), so
+ *   the micro-kernel always reads 4 panels and only masks its stores.
+ *
+ * The int8 micro-kernel holds an MR x 4 tile (up to 6 rows x 4 panels = 24
+ * zmm accumulators): per k group it loads 4 weight vectors and broadcasts
  * MR activation dwords, 24 vpdpbusd for 10 loads.  The weights of a 64
- * column group (64 * k bytes) stay in L2 while the rows are walked.
+ * column group (64 * k bytes) stay in L2 while the rows are walked.  On the
+ * development host (Zen 5) one core runs it at ~650-740 GOPS of CPU time,
+ * against ~780 for a bare vpdpbusd loop and oneDNN's 660-745 measured in the
+ * same sitting (tools/bench_kernels -t 1).
  */
 #include <immintrin.h>
 #include <string.h>
@@ -311,10 +317,7 @@ static void f_gemv(const w8_fmat *w, int i0, int i1, const float *x, size_t ldx,
  * (scratch, per thread, 64 KB, stays in L2), then a 6-row x 64-column
  * register tile runs over it with one broadcast per row and 4 FMAs per
  * broadcast.  Partial sums live in y between k blocks. */
-#ifndef FKC_
-#define FKC_ 256
-#endif
-enum { FKC = FKC_, FMR = 6 };
+enum { FKC = 256, FMR = 6 }; /* 96 and 128 measured no better */
 
 /* 16 x 16 transpose: r[i] holds row i; afterwards r[j] holds column j.
  * Three rounds: pairs within 128-bit lanes, quads within lanes, lanes. */
