@@ -305,9 +305,7 @@ static json_t *usage_obj(const w8_api_usage *u) {
                      u->prompt_tokens + u->completion_tokens);
 }
 
-static json_t *head(w8_api_kind kind, const char *object, const char *id, long long created,
-                    const char *model) {
-    (void)kind;
+static json_t *head(const char *object, const char *id, long long created, const char *model) {
     return json_pack("{s:s, s:s, s:I, s:s}", "id", id, "object", object, "created",
                      (json_int_t)created, "model", model ? model : "");
 }
@@ -328,7 +326,7 @@ char *w8_api_response_json(w8_api_kind kind, const char *id, long long created,
                            const char *model, const char *text, size_t text_len,
                            const char *finish_reason, const w8_api_usage *usage) {
     int chat = kind == W8_API_CHAT;
-    json_t *o = head(kind, chat ? "chat.completion" : "text_completion", id, created, model);
+    json_t *o = head(chat ? "chat.completion" : "text_completion", id, created, model);
     json_t *choice = json_pack("{s:i}", "index", 0);
     if (chat) {
         json_object_set_new(choice, "message", json_pack("{s:s, s:o}", "role", "assistant",
@@ -351,8 +349,7 @@ char *w8_api_chunk(w8_api_kind kind, const char *id, long long created, const ch
                    const char *role, const char *text, size_t text_len,
                    const char *finish_reason, const w8_api_usage *usage, size_t *out_len) {
     int chat = kind == W8_API_CHAT;
-    json_t *o = head(kind, chat ? "chat.completion.chunk" : "text_completion", id, created,
-                     model);
+    json_t *o = head(chat ? "chat.completion.chunk" : "text_completion", id, created, model);
     if (usage) {
         json_object_set_new(o, "choices", json_array());
         json_object_set_new(o, "usage", usage_obj(usage));

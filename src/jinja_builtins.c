@@ -721,10 +721,8 @@ static int f_int(jctx *c, const jnode *at, jv x, const jargs *a, jv *out) {
     return 0;
 }
 
-static int f_float(jctx *c, const jnode *at, jv x, const jargs *a, jv *out) {
+static int f_float(jv x, const jargs *a, jv *out) {
     const jv *d = arg(a, 0, "default");
-    (void)c;
-    (void)at;
     char *e;
     if (jv_is_num(x)) {
         *out = jv_float(jv_num(x));
@@ -1168,7 +1166,7 @@ int jj_filter(jctx *c, const jnode *at, const char *name, jv x, const jargs *a, 
     if (IS("join")) return f_join(c, at, x, a, out);
     if (IS("first") || IS("last")) return f_first_last(c, at, x, IS("last"), out);
     if (IS("int")) return f_int(c, at, x, a, out);
-    if (IS("float")) return f_float(c, at, x, a, out);
+    if (IS("float")) return f_float(x, a, out);
     if (IS("round")) return f_round(c, at, x, a, out);
     if (IS("map")) return f_map(c, at, x, a, out);
     if (IS("select") || IS("reject")) return f_select(c, at, x, a, 0, IS("reject"), out);

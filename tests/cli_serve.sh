@@ -126,6 +126,14 @@ check "stop string cuts the text before it ('$STOPTXT')" \
     bash -c '[[ "$1" == *"named " || "$1" == *"named" ]] && [[ "$1" != *Lily* ]]' _ "$STOPTXT"
 check "stop string: finish_reason stop" grep -q '"finish_reason":"stop"' "$T/out"
 
+# A stop string spanning several tokens, streamed: nothing of it leaks into
+# the chunks (the text that might start it is held back until known).
+post /v1/completions '{"prompt":"","max_tokens":60,"temperature":0,"stop":"a little girl"}'
+NS=$(jstr text "$T/out")
+post /v1/completions '{"prompt":"","max_tokens":60,"temperature":0,"stop":"a little girl","stream":true}'
+check "multi-token stop string, streamed: same text, stop excluded ('$NS')" \
+    bash -c '[ "$1" = "$2" ] && [[ "$1" == *"there was " ]]' _ "$(jcat text "$T/out")" "$NS"
+
 # Streaming reassembles to the non-streamed text.
 post /v1/completions '{"prompt":"Once upon a time","max_tokens":40,"temperature":0}'
 REF=$(jstr text "$T/out")
