@@ -44,6 +44,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -446,9 +447,9 @@ static int calibrate(qstate *s, w8_quant_report *rep) {
         if (n > T) n = T;
         for (int j = 0; j < n; j++)
             if (ids[j] < 0 || ids[j] >= m->cfg.vocab) {
-                free(ids);
                 w8_seterr("calibration sample %d: token id %d outside the model's vocabulary "
                           "(%d)", i + 1, ids[j], m->cfg.vocab);
+                free(ids);
                 goto out;
             }
         if (n > 0) {
@@ -1304,5 +1305,9 @@ out:
     free(save);
     rep->seconds = w8_now() - t0;
     rep->peak_rss = w8_peak_rss_bytes();
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        rep->cpu_seconds = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 +
+                           (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
     return rc;
 }
