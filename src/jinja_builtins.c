@@ -1042,7 +1042,12 @@ static int f_indent(jctx *c, const jnode *at, jv x, const jargs *a, jv *out) {
         jbuf_free(&ind);
         return bad_arg(c, at, "indent", "width must be a string or a small integer");
     }
-    jv s = to_str(x);
+    if (x.t != JV_STR) { /* Jinja does s += "\n", a TypeError for non-strings */
+        jbuf_free(&ind);
+        if (x.t == JV_UNDEF) return jj_undef_error(c, at, x);
+        return jj_error(c->src, at->pos, "indent: expected a string, got %s", jv_type_name(x));
+    }
+    jv s = jv_ref(x);
     /* Jinja: lines = (s + "\n").splitlines(); lines after the first get the
      * indent (empty ones only with blank=True), joined by "\n" */
     jbuf t = {0}, b = jj_buf();
@@ -1365,7 +1370,7 @@ int jj_percent_format(jctx *c, const jnode *at, const jv_str *fmt, jv args, jv *
             goto bad;
         }
     }
-    if (used < nv && args.t != JV_DICT && (args.t == JV_LIST && args.u.l->tuple)) {
+    if (used < nv && args.t != JV_DICT) {
         jbuf_free(&b);
         return jj_error(c->src, at->pos, "not all arguments converted during string formatting");
     }

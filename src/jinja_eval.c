@@ -355,6 +355,7 @@ static long long clamp_index(long long i, long long n, int step_neg) {
 
 int jj_slice(jctx *c, const jnode *at, jv obj, jv start, jv stop, jv step, jv *out) {
     if (obj.t == JV_UNDEF) return jj_undef_error(c, at, obj);
+    /* slices bypass Jinja2's forgiving getitem: a bad one is a TypeError */
     if (obj.t != JV_STR && obj.t != JV_LIST)
         return jj_error(c->src, at->pos, "'%s' object is not subscriptable", jv_type_name(obj));
     for (int k = 0; k < 3; k++) {
