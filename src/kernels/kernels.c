@@ -12,7 +12,9 @@
  *     together into a buffer owned by the calling thread.
  *   - float GEMM: column groups handed out dynamically; with m <= 4 each
  *     group streams W in place (lm_head decode), otherwise each thread
- *     repacks blocks of W into its own scratch for a register-blocked kernel.
+ *     widens L2-sized blocks of W into its own scratch.  Both keep every
+ *     output's summation order (row invariance); w8_gemm_f_packed trades
+ *     that for a faster broadcast kernel over repacked panels.
  *   - small problems run on the calling thread: a parallel region costs
  *     microseconds, more than a tiny matmul.
  */
