@@ -245,7 +245,7 @@ static void attention(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b
      * the thread team: run it on the calling thread. */
     long work = 0;
     for (int r = 0; r < b->n; r++) work += (long)(b->pos[r] + 1) * nh * hd;
-    if (work < 16384) nt = 1;
+    if (work < (1L << 17)) nt = 1;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 4) if (nt > 1)
     for (int t = 0; t < tasks; t++) {
         int r = t / nh, h = t % nh;
