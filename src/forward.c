@@ -227,15 +227,7 @@ static void attend(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_seq *s, int
         const float *kb = w8_kv_block_k(kv, layer, s->blocks[bi]) + (size_t)kvh * hd;
         w8_attn_scores(q, kb, ld, nb, hd, scale, att + j0);
     }
-    float mx = att[0], sum = 0;
-    for (int j = 1; j < len; j++)
-        if (att[j] > mx) mx = att[j];
-    for (int j = 0; j < len; j++) {
-        att[j] = expf(att[j] - mx);
-        sum += att[j];
-    }
-    float inv = 1.0f / sum;
-    for (int j = 0; j < len; j++) att[j] *= inv;
+    w8_softmax(att, len);
     memset(out, 0, (size_t)hd * sizeof(float));
     for (int j0 = 0, bi = 0; j0 < len; j0 += bs, bi++) {
         int nb = len - j0 < bs ? len - j0 : bs;
@@ -253,7 +245,7 @@ static void attention(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b
      * the thread team: run it on the calling thread. */
     long work = 0;
     for (int r = 0; r < b->n; r++) work += (long)(b->pos[r] + 1) * nh * hd;
-    if (work < 16384) nt = 1;
+    if (work < (1L << 17)) nt = 1;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 4) if (nt > 1)
     for (int t = 0; t < tasks; t++) {
         int r = t / nh, h = t % nh;
@@ -268,14 +260,20 @@ static void add_rows(float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 
-/* act = silu(gate) * up, row by row from gu = [gate | up]. */
-static void swiglu(w8_ctx *c, int n) {
-    int I = c->inter;
-    for (int r = 0; r < n; r++) {
-        const float *g = c->gu + (size_t)r * 2 * I, *u = g + I;
-        float *a = c->act + (size_t)r * I;
-        for (int i = 0; i < I; i++) a[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+/* act = silu(gate) * up from gu = [gate | up], then down_proj.  An int8
+ * down_proj gets its input quantized in the same pass. */
+static void swiglu_down(w8_ctx *c, const w8_linear *down, int n, int layer) {
+    size_t I = (size_t)c->inter;
+    if (down->quantized) {
+        w8_swiglu_rows(n, c->inter, c->gu, c->gu + I, 2 * I, c->act, I, c->xq, I,
+                       down->in_scale, down->in_offset);
+        observe(c, layer, W8_OBS_DOWN_IN, c->act, n, c->inter);
+        w8_gemm_i8(&down->q, n, c->xq, I, c->tmp, (size_t)c->hidden);
+        return;
     }
+    w8_swiglu_rows(n, c->inter, c->gu, c->gu + I, 2 * I, c->act, I, NULL, 0, 1.0f, 0);
+    observe(c, layer, W8_OBS_DOWN_IN, c->act, n, c->inter);
+    w8_linear_apply(down, n, c->act, I, c->tmp, (size_t)c->hidden, c->xq);
 }
 
 int w8_forward(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b, float *logits) {
@@ -299,9 +297,7 @@ int w8_forward(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b, float
         /* MLP block: rmsnorm -> gate/up -> SwiGLU -> down */
         run_group(c, &L->gate_up, c->x, n, L->ffn_norm, L->ffn_norm_b, cfg->rms_eps, c->gu,
                   2 * (size_t)c->inter, l, W8_OBS_GATEUP_IN);
-        swiglu(c, n);
-        observe(c, l, W8_OBS_DOWN_IN, c->act, n, c->inter);
-        w8_linear_apply(&L->down, n, c->act, (size_t)c->inter, c->tmp, H, c->xq);
+        swiglu_down(c, &L->down, n, l);
         add_rows(c->x, c->tmp, (size_t)n * H);
         observe(c, l, W8_OBS_LAYER_OUT, c->x, n, c->hidden);
     }

@@ -721,10 +721,8 @@ static int f_int(jctx *c, const jnode *at, jv x, const jargs *a, jv *out) {
     return 0;
 }
 
-static int f_float(jctx *c, const jnode *at, jv x, const jargs *a, jv *out) {
+static int f_float(jv x, const jargs *a, jv *out) {
     const jv *d = arg(a, 0, "default");
-    (void)c;
-    (void)at;
     char *e;
     if (jv_is_num(x)) {
         *out = jv_float(jv_num(x));
@@ -1044,7 +1042,12 @@ static int f_indent(jctx *c, const jnode *at, jv x, const jargs *a, jv *out) {
         jbuf_free(&ind);
         return bad_arg(c, at, "indent", "width must be a string or a small integer");
     }
-    jv s = to_str(x);
+    if (x.t != JV_STR) { /* Jinja does s += "\n", a TypeError for non-strings */
+        jbuf_free(&ind);
+        if (x.t == JV_UNDEF) return jj_undef_error(c, at, x);
+        return jj_error(c->src, at->pos, "indent: expected a string, got %s", jv_type_name(x));
+    }
+    jv s = jv_ref(x);
     /* Jinja: lines = (s + "\n").splitlines(); lines after the first get the
      * indent (empty ones only with blank=True), joined by "\n" */
     jbuf t = {0}, b = jj_buf();
@@ -1168,7 +1171,7 @@ int jj_filter(jctx *c, const jnode *at, const char *name, jv x, const jargs *a, 
     if (IS("join")) return f_join(c, at, x, a, out);
     if (IS("first") || IS("last")) return f_first_last(c, at, x, IS("last"), out);
     if (IS("int")) return f_int(c, at, x, a, out);
-    if (IS("float")) return f_float(c, at, x, a, out);
+    if (IS("float")) return f_float(x, a, out);
     if (IS("round")) return f_round(c, at, x, a, out);
     if (IS("map")) return f_map(c, at, x, a, out);
     if (IS("select") || IS("reject")) return f_select(c, at, x, a, 0, IS("reject"), out);
@@ -1367,7 +1370,7 @@ int jj_percent_format(jctx *c, const jnode *at, const jv_str *fmt, jv args, jv *
             goto bad;
         }
     }
-    if (used < nv && args.t != JV_DICT && (args.t == JV_LIST && args.u.l->tuple)) {
+    if (used < nv && args.t != JV_DICT) {
         jbuf_free(&b);
         return jj_error(c->src, at->pos, "not all arguments converted during string formatting");
     }

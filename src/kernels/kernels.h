@@ -71,7 +71,9 @@ typedef struct {
     const void *w; /* not owned */
 } w8_fmat;
 
-/* y[i, j] = sum_k x[i, k] * W[j, k] (+ bias[j] when bias != NULL) */
+/* y[i, j] = sum_k x[i, k] * W[j, k] (+ bias[j] when bias != NULL)
+ * Row-invariant: each output is summed in one fixed order whatever m and the
+ * other rows are, so a row gives the same bits alone or in a batch. */
 void w8_gemm_f(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, size_t ldy,
                const float *bias);
 

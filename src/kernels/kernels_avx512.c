@@ -232,16 +232,23 @@ AI __m512 f_load(const void *w, w8_dtype dt, size_t idx, __mmask16 mk) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-/* Rows [i0, i0 + MR) (MR <= 4) x channels [n0, n1), W streamed once: 4
- * channels (4 sequential streams) at a time, each weight vector used for
- * every row.  Named accumulators, as in the int8 kernel. */
+/* The float kernels compute every output y[i, j] in one fixed order, the
+ * same for every m and every tiling: 16 lane partial sums (lane l gets
+ * x[t] * w[t] for t = l mod 16, by FMA in increasing t, the last partial
+ * vector masked), then _mm512_reduce_add_ps, then + bias.  So a row's result
+ * never depends on the other rows of the call (batched decoding equals
+ * single decoding bit for bit).  Only the tiling changes with m.
+ *
+ * Tile: MR (<= 4) rows x 6 channels = up to 24 accumulators; per 16 k it
+ * loads MR activation vectors and 6 weight vectors (widened to f32 on the
+ * fly), the channels being 6 sequential streams. */
 #define FV_DECL(c)                                                                       \
     __m512 e##c##0 = _mm512_setzero_ps(), e##c##1 = e##c##0, e##c##2 = e##c##0,          \
            e##c##3 = e##c##0;                                                             \
     const size_t o##c = (size_t)(j + (c < nc ? c : 0)) * (size_t)k;
 #define FV_STEP(c, mk)                                                                   \
     {                                                                                     \
-        _mm_prefetch((const char *)w->w + (o##c + (size_t)t) * esz + FPF, _MM_HINT_T0);  \
+        if (PF) _mm_prefetch((const char *)w->w + (o##c + (size_t)t) * esz + FPF, _MM_HINT_T0); \
         __m512 wv = f_load(w->w, dt, o##c + (size_t)t, mk);                               \
         e##c##0 = _mm512_fmadd_ps(xv0, wv, e##c##0);                                      \
         if (MR > 1) e##c##1 = _mm512_fmadd_ps(xv1, wv, e##c##1);                          \
@@ -261,38 +268,42 @@ AI __m512 f_load(const void *w, w8_dtype dt, size_t idx, __mmask16 mk) {
         if (MR > 2) y2[j + c] = _mm512_reduce_add_ps(e##c##2) + bj;                       \
         if (MR > 3) y3[j + c] = _mm512_reduce_add_ps(e##c##3) + bj;                       \
     }
+#define FV_ALL(m) m(0) m(1) m(2) m(3) m(4) m(5)
+#define FV_STEPS(mk) FV_STEP(0, mk) FV_STEP(1, mk) FV_STEP(2, mk) FV_STEP(3, mk) FV_STEP(4, mk) FV_STEP(5, mk)
 
-/* Software prefetch distance (bytes) of the float GEMV: measured on the
- * development host, bf16 m = 1 went from ~14 to ~18 GB/s on one core
- * (the int8 GEMV showed no gain, so it has none). */
+/* Software prefetch distance (bytes) for weights streamed from DRAM: on the
+ * development host bf16 m = 1 went from ~14 to ~18 GB/s on one core.  Off
+ * (PF = 0) when the weights were just converted into L2. */
 #define FPF 2048
+
 AI void f_gemv_t(const w8_fmat *w, int i0, const float *x, size_t ldx, float *y, size_t ldy,
-                 const float *bias, int n0, int n1, const w8_dtype dt, const int MR) {
+                 const float *bias, int n0, int n1, const w8_dtype dt, const int MR,
+                 const int PF) {
     int k = w->k, kfull = k & ~15;
     const size_t esz = dt == W8_F32 ? 4 : 2;
     const float *x0 = x + (size_t)i0 * ldx, *x1 = x0 + ldx, *x2 = x1 + ldx, *x3 = x2 + ldx;
     float *y0 = y + (size_t)i0 * ldy, *y1 = y0 + ldy, *y2 = y1 + ldy, *y3 = y2 + ldy;
     __mmask16 tail = tailmask16(k - kfull);
-    for (int j = n0; j < n1; j += 4) {
-        int nc = n1 - j < 4 ? n1 - j : 4;
-        FV_DECL(0) FV_DECL(1) FV_DECL(2) FV_DECL(3)
+    for (int j = n0; j < n1; j += 6) {
+        int nc = n1 - j < 6 ? n1 - j : 6;
+        FV_ALL(FV_DECL)
         int t = 0;
         for (; t < kfull; t += 16) {
             FV_XLOAD(0xffff)
-            FV_STEP(0, 0xffff) FV_STEP(1, 0xffff) FV_STEP(2, 0xffff) FV_STEP(3, 0xffff)
+            FV_STEPS(0xffff)
         }
         if (t < k) {
             FV_XLOAD(tail)
-            FV_STEP(0, tail) FV_STEP(1, tail) FV_STEP(2, tail) FV_STEP(3, tail)
+            FV_STEPS(tail)
         }
-        FV_OUT(0) FV_OUT(1) FV_OUT(2) FV_OUT(3)
+        FV_ALL(FV_OUT)
     }
 }
 
 #define FGV(DT, MR)                                                                          \
     static void f_gemv_##DT##_##MR(const w8_fmat *w, int i0, const float *x, size_t ldx,      \
                                    float *y, size_t ldy, const float *bias, int n0, int n1) { \
-        f_gemv_t(w, i0, x, ldx, y, ldy, bias, n0, n1, W8_##DT, MR);                          \
+        f_gemv_t(w, i0, x, ldx, y, ldy, bias, n0, n1, W8_##DT, MR, 1);                       \
     }
 #define FGV_DT(DT) FGV(DT, 1) FGV(DT, 2) FGV(DT, 3) FGV(DT, 4)
 FGV_DT(F32)
@@ -312,154 +323,46 @@ static void f_gemv(const w8_fmat *w, int i0, int i1, const float *x, size_t ldx,
     f_gemvs[d][i1 - i0 - 1](w, i0, x, ldx, y, ldy, bias, n0, n1);
 }
 
-/* Prefill (m > 4): a 64-column group at a time, k in blocks of FKC.  Each
- * block of W is converted to f32 and transposed into 4 panels of [FKC][16]
- * (scratch, per thread, 64 KB, stays in L2), then a 6-row x 64-column
- * register tile runs over it with one broadcast per row and 4 FMAs per
- * broadcast.  Partial sums live in y between k blocks. */
-enum { FKC = 256, FMR = 6 }; /* 96 and 128 measured no better */
-
-/* 16 x 16 transpose: r[i] holds row i; afterwards r[j] holds column j.
- * Three rounds: pairs within 128-bit lanes, quads within lanes, lanes. */
-AI void transpose16(__m512 r[16]) {
-    __m512 t[16], u[16];
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int q = 0; q < 16; q += 4) { /* rows q..q+3: u[q + j] = column j of each lane */
-        u[q + 0] = _mm512_shuffle_ps(t[q], t[q + 2], 0x44);
-        u[q + 1] = _mm512_shuffle_ps(t[q], t[q + 2], 0xEE);
-        u[q + 2] = _mm512_shuffle_ps(t[q + 1], t[q + 3], 0x44);
-        u[q + 3] = _mm512_shuffle_ps(t[q + 1], t[q + 3], 0xEE);
-    }
-    for (int j = 0; j < 4; j++) {
-        __m512 v = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);
-        __m512 w = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
-        __m512 v2 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
-        __m512 w2 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
-        r[j] = _mm512_shuffle_f32x4(v, w, 0x88);
-        r[8 + j] = _mm512_shuffle_f32x4(v, w, 0xDD);
-        r[4 + j] = _mm512_shuffle_f32x4(v2, w2, 0x88);
-        r[12 + j] = _mm512_shuffle_f32x4(v2, w2, 0xDD);
-    }
+/* The 4-row tile over f32 weights already in cache (no prefetch). */
+static void f_tile4_l2(const w8_fmat *w, int i0, const float *x, size_t ldx, float *y,
+                       size_t ldy, const float *bias, int n0, int n1) {
+    f_gemv_t(w, i0, x, ldx, y, ldy, bias, n0, n1, W8_F32, 4, 0);
 }
 
-/* Convert W[c0 .. c0 + ncols, k0 .. k0 + kc) to f32 panels [4][FKC][16]
- * (channels past ncols are zero), 16 x 16 blocks at a time. */
-AI void f_pack_t(const w8_fmat *w, int c0, int ncols, int k0, int kc, float *pk,
-                 const w8_dtype dt) {
-    size_t k = (size_t)w->k;
-    for (int p = 0; p < 4; p++) {
-        float *dst = pk + (size_t)p * FKC * 16;
-        int cb = c0 + 16 * p, nc = ncols - 16 * p;
-        for (int kk = 0; kk < kc; kk += 16) {
-            __mmask16 mk = tailmask16(kc - kk);
-            __m512 r[16];
-#pragma GCC unroll 16
-            for (int i = 0; i < 16; i++)
-                r[i] = i < nc ? f_load(w->w, dt, (size_t)(cb + i) * k + (size_t)(k0 + kk), mk)
-                              : _mm512_setzero_ps();
-            transpose16(r);
-            int nk = kc - kk < 16 ? kc - kk : 16;
-            for (int j = 0; j < nk; j++) _mm512_store_ps(dst + (size_t)(kk + j) * 16, r[j]);
-        }
-    }
-}
-
-#define FROW_DECL(r)                                                                     \
-    __m512 d##r##0, d##r##1, d##r##2, d##r##3;                                            \
-    const float *x##r = x + (size_t)(r < MR ? r : 0) * ldx;                               \
-    float *y##r = y + (size_t)(r < MR ? r : 0) * ldy;                                     \
-    if (r < MR) {                                                                         \
-        if (first) {                                                                      \
-            d##r##0 = d##r##1 = d##r##2 = d##r##3 = _mm512_setzero_ps();                  \
-        } else {                                                                          \
-            d##r##0 = _mm512_maskz_loadu_ps(m0, y##r);                                    \
-            d##r##1 = _mm512_maskz_loadu_ps(m1, y##r + 16);                               \
-            d##r##2 = _mm512_maskz_loadu_ps(m2, y##r + 32);                               \
-            d##r##3 = _mm512_maskz_loadu_ps(m3, y##r + 48);                               \
-        }                                                                                 \
-    } else {                                                                              \
-        d##r##0 = d##r##1 = d##r##2 = d##r##3 = _mm512_setzero_ps();                      \
-    }
-#define FROW_STEP(r)                                                                     \
-    if (r < MR) {                                                                         \
-        __m512 a = _mm512_set1_ps(x##r[kk]);                                              \
-        d##r##0 = _mm512_fmadd_ps(a, b0, d##r##0);                                        \
-        d##r##1 = _mm512_fmadd_ps(a, b1, d##r##1);                                        \
-        d##r##2 = _mm512_fmadd_ps(a, b2, d##r##2);                                        \
-        d##r##3 = _mm512_fmadd_ps(a, b3, d##r##3);                                        \
-    }
-#define FROW_STORE(r)                                                                    \
-    if (r < MR) {                                                                         \
-        _mm512_mask_storeu_ps(y##r, m0, _mm512_add_ps(d##r##0, bb0));                     \
-        _mm512_mask_storeu_ps(y##r + 16, m1, _mm512_add_ps(d##r##1, bb1));                \
-        _mm512_mask_storeu_ps(y##r + 32, m2, _mm512_add_ps(d##r##2, bb2));                \
-        _mm512_mask_storeu_ps(y##r + 48, m3, _mm512_add_ps(d##r##3, bb3));                \
-    }
-
-static inline __mmask16 colmask(int ncols, int p) {
-    int cnt = ncols - 16 * p;
-    return cnt <= 0 ? 0 : tailmask16(cnt);
-}
-
-/* x: MR rows from column k0 of the block; y: MR rows from the group's column */
-AI void f_tile(const float *x, size_t ldx, const float *pk, int kc, float *y, size_t ldy,
-               int ncols, int first, const float *bias, const int MR) {
-    __mmask16 m0 = colmask(ncols, 0), m1 = colmask(ncols, 1), m2 = colmask(ncols, 2),
-              m3 = colmask(ncols, 3);
-    FROW_DECL(0) FROW_DECL(1) FROW_DECL(2) FROW_DECL(3) FROW_DECL(4) FROW_DECL(5)
-    for (int kk = 0; kk < kc; kk++) {
-        const float *pb = pk + (size_t)kk * 16;
-        __m512 b0 = _mm512_load_ps(pb), b1 = _mm512_load_ps(pb + FKC * 16);
-        __m512 b2 = _mm512_load_ps(pb + 2 * FKC * 16), b3 = _mm512_load_ps(pb + 3 * FKC * 16);
-        FROW_STEP(0) FROW_STEP(1) FROW_STEP(2) FROW_STEP(3) FROW_STEP(4) FROW_STEP(5)
-    }
-    __m512 bb0 = _mm512_setzero_ps(), bb1 = bb0, bb2 = bb0, bb3 = bb0;
-    if (bias) {
-        bb0 = _mm512_maskz_loadu_ps(m0, bias);
-        bb1 = _mm512_maskz_loadu_ps(m1, bias + 16);
-        bb2 = _mm512_maskz_loadu_ps(m2, bias + 32);
-        bb3 = _mm512_maskz_loadu_ps(m3, bias + 48);
-    }
-    FROW_STORE(0) FROW_STORE(1) FROW_STORE(2) FROW_STORE(3) FROW_STORE(4) FROW_STORE(5)
-}
-
-#define FT(MR)                                                                              \
-    static void f_tile_##MR(const float *x, size_t ldx, const float *pk, int kc, float *y,   \
-                            size_t ldy, int ncols, int first, const float *bias) {          \
-        f_tile(x, ldx, pk, kc, y, ldy, ncols, first, bias, MR);                             \
-    }
-FT(1)
-FT(2)
-FT(3)
-FT(4)
-FT(5)
-FT(6)
-typedef void (*f_tile_fn)(const float *, size_t, const float *, int, float *, size_t, int, int,
-                          const float *);
-static const f_tile_fn f_tiles[FMR] = { f_tile_1, f_tile_2, f_tile_3, f_tile_4, f_tile_5, f_tile_6 };
+/* Prefill (m > 4) in the same per-output order as the GEMV: a block of
+ * channels small enough for L2 (FBLK_BYTES as f32) is widened to f32 once
+ * into scratch, then every 4-row group of x passes over it.  Row tails use
+ * the GEMV tile on the same f32 block. */
+enum { FBLK_BYTES = 384 << 10, FNB = 48 };
 
 static void f_gemm(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, size_t ldy,
-                   const float *bias, int n0, int n1, float *pk) {
-    int k = w->k;
-    for (int c0 = n0; c0 < n1; c0 += 64) {
-        int ncols = n1 - c0 < 64 ? n1 - c0 : 64;
-        for (int k0 = 0; k0 < k; k0 += FKC) {
-            int kc = k - k0 < FKC ? k - k0 : FKC, last = k0 + kc == k;
-            switch (w->dtype) {
-            case W8_BF16: f_pack_t(w, c0, ncols, k0, kc, pk, W8_BF16); break;
-            case W8_F16: f_pack_t(w, c0, ncols, k0, kc, pk, W8_F16); break;
-            default: f_pack_t(w, c0, ncols, k0, kc, pk, W8_F32); break;
+                   const float *bias, int n0, int n1, float *scratch) {
+    size_t k = (size_t)w->k;
+    int cb = (int)(FBLK_BYTES / 4 / (k ? k : 1)) / 6 * 6;
+    if (cb < 6) cb = 6; /* k > 16K: the block outgrows L2 but stays correct */
+    if (cb > FNB) cb = FNB;
+    for (int c0 = n0; c0 < n1; c0 += cb) {
+        int nb = n1 - c0 < cb ? n1 - c0 : cb;
+        w8_fmat blk = { nb, w->k, W8_F32, NULL };
+        if (w->dtype == W8_F32) {
+            blk.w = (const float *)w->w + (size_t)c0 * k;
+        } else {
+            size_t cnt = (size_t)nb * k, base = (size_t)c0 * k, i = 0;
+            for (; i + 16 <= cnt; i += 16)
+                _mm512_storeu_ps(scratch + i, w->dtype == W8_F16 ? f_load(w->w, W8_F16, base + i, 0xffff)
+                                                                 : f_load(w->w, W8_BF16, base + i, 0xffff));
+            if (i < cnt) {
+                __mmask16 mk = tailmask16((int)(cnt - i));
+                _mm512_mask_storeu_ps(scratch + i, mk, w->dtype == W8_F16 ? f_load(w->w, W8_F16, base + i, mk)
+                                                                          : f_load(w->w, W8_BF16, base + i, mk));
             }
-            for (int i = 0; i < m; i += FMR) {
-                int mr = m - i < FMR ? m - i : FMR;
-                f_tiles[mr - 1](x + (size_t)i * ldx + (size_t)k0, ldx, pk, kc,
-                                y + (size_t)i * ldy + (size_t)c0, ldy, ncols, k0 == 0,
-                                last && bias ? bias + c0 : NULL);
-            }
+            blk.w = scratch;
         }
+        float *yb = y + c0;
+        const float *bb = bias ? bias + c0 : NULL;
+        int i = 0;
+        for (; i + 4 <= m; i += 4) f_tile4_l2(&blk, i, x, ldx, yb, ldy, bb, 0, nb);
+        if (i < m) f_gemvs[0][m - i - 1](&blk, i, x, ldx, yb, ldy, bb, 0, nb);
     }
 }
 
@@ -624,8 +527,8 @@ const w8_kern_table w8_kern_avx512 = {
     .rmsnorm_rows = x_rmsnorm_rows,
     .fgemv = f_gemv,
     .fgemm = f_gemm,
-    .fnblock = 64,
-    .fscratch = 4 * FKC * 16,
+    .fnblock = FNB,
+    .fscratch = FBLK_BYTES / 4 + 16,
     .attn_scores = x_attn_scores,
     .attn_accum = x_attn_accum,
     .swiglu = x_swiglu,
