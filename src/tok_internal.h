@@ -39,21 +39,17 @@ typedef struct {
 void w8_ivec_push(w8_ivec *v, int x);
 
 /* A list of strings stored back to back in one buffer: piece i is
- * buf.s[off[2i] .. off[2i+1]).  Used for pre-tokenized words and for the
- * token strings that decoders transform. */
+ * buf.s[off[2i] .. off[2i+1]).  Decoders transform lists of token strings. */
 typedef struct {
     w8_buf buf;
     size_t *off;
-    uint8_t *flag; /* per piece: starts at offset 0 of the original text */
     size_t n, cap;
 } w8_strs;
-void w8_strs_add_f(w8_strs *l, const char *s, size_t n, int flag);
-static inline void w8_strs_add(w8_strs *l, const char *s, size_t n) { w8_strs_add_f(l, s, n, 0); }
+void w8_strs_add(w8_strs *l, const char *s, size_t n);
 static inline const char *w8_strs_at(const w8_strs *l, size_t i, size_t *len) {
     *len = l->off[2 * i + 1] - l->off[2 * i];
     return l->buf.s + l->off[2 * i];
 }
-void w8_strs_clear(w8_strs *l);
 void w8_strs_free(w8_strs *l);
 
 /* ---- patterns: a literal string or an Oniguruma regex */

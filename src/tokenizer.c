@@ -49,27 +49,20 @@ void w8_ivec_push(w8_ivec *v, int x) {
     v->v[v->n++] = x;
 }
 
-void w8_strs_add_f(w8_strs *l, const char *s, size_t n, int flag) {
+void w8_strs_add(w8_strs *l, const char *s, size_t n) {
     if (l->n == l->cap) {
         l->cap = l->cap ? l->cap * 2 : 16;
         l->off = w8_xrealloc(l->off, 2 * l->cap * sizeof(size_t));
-        l->flag = w8_xrealloc(l->flag, l->cap);
     }
     l->off[2 * l->n] = l->buf.len;
     w8_buf_put(&l->buf, s, n);
     l->off[2 * l->n + 1] = l->buf.len;
-    l->flag[l->n++] = (uint8_t)(flag != 0);
-}
-
-void w8_strs_clear(w8_strs *l) {
-    l->n = 0;
-    l->buf.len = 0;
+    l->n++;
 }
 
 void w8_strs_free(w8_strs *l) {
     free(l->buf.s);
     free(l->off);
-    free(l->flag);
     memset(l, 0, sizeof *l);
 }
 

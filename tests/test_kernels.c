@@ -207,6 +207,8 @@ static float wval(const void *w, w8_dtype dt, size_t i) {
     return ((const float *)w)[i];
 }
 
+static int g_packed; /* check_f calls w8_gemm_f_packed instead of w8_gemm_f */
+
 /* Relative to sum |x * w| (what summation order can change), tolerance 1e-5. */
 static int check_f(int m, int n, int k, w8_dtype dt) {
     size_t ldx = (size_t)k + 2, ldy = (size_t)n + 1;
@@ -223,7 +225,8 @@ static int check_f(int m, int n, int k, w8_dtype dt) {
     }
     w8_fmat fm = { n, k, dt, w };
     int usebias = (n & 1);
-    w8_gemm_f(&fm, m, x, ldx, y, ldy, usebias ? bias : NULL);
+    if (g_packed) w8_gemm_f_packed(&fm, m, x, ldx, y, ldy, usebias ? bias : NULL);
+    else w8_gemm_f(&fm, m, x, ldx, y, ldy, usebias ? bias : NULL);
     int bad = 0;
     for (int i = 0; i < m && bad < 3; i++)
         for (int j = 0; j < n && bad < 3; j++) {
@@ -289,6 +292,16 @@ static void test_gemm_f(const char *isa) {
         bad += check_f(1, 4864, 172, dts[d]) + check_f(6, 4864, 65, dts[d]);
         if (!SLOW) bad += check_f(3, 300, 4864, dts[d]) + check_f(40, 200, 1100, dts[d]);
         CHECK(bad == 0, "%s gemm_f %s within 1e-5 on %d shapes", isa, dtname(dts[d]), cases + 4);
+        /* the broadcast-form prefill kernel: m > 4, k blocks, column tails */
+        static const int pm[] = { 5, 33 };
+        g_packed = 1;
+        bad = 0;
+        for (size_t a = 0; a < sizeof ks / sizeof *ks; a++)
+            for (size_t b = 0; b < sizeof ns / sizeof *ns; b++)
+                for (size_t c = 0; c < 2; c++) bad += check_f(pm[c], ns[b], ks[a], dts[d]);
+        if (!SLOW) bad += check_f(40, 200, 1100, dts[d]) + check_f(7, 300, 4864, dts[d]);
+        g_packed = 0;
+        CHECK(bad == 0, "%s gemm_f_packed %s within 1e-5", isa, dtname(dts[d]));
     }
 }
 
