@@ -316,6 +316,13 @@ int jj_undef_error(jctx *c, const struct jnode *at, jv u);
 extern long jj_iter_limit;
 /* Count one unit of work against W8_JINJA_MAX_ITERS. */
 int jj_tick(jctx *c, const jnode *at);
+/* Count `units` of work at once.  Operations that are linear in a value's
+ * size (copying, searching, comparing) charge one unit per JJ_WORK_UNIT
+ * bytes or elements (jj_cost), so a loop that repeats them on big values
+ * stops at the same limit instead of running for hours. */
+int jj_charge(jctx *c, const jnode *at, size_t units);
+#define JJ_WORK_UNIT 1024
+size_t jj_cost(jv v);
 /* Refuse strings/lists beyond W8_JINJA_MAX_OUTPUT. */
 int jj_check_size(jctx *c, const jnode *at, size_t n);
 void jj_track_ns(jctx *c, jv_dict *ns);

@@ -396,6 +396,7 @@ static int items_of(jctx *c, const jnode *at, jv x, jv_list **out) {
         return 0;
     }
     case JV_STR: {
+        if (jj_charge(c, at, ju_len(x.u.s->s, x.u.s->len))) return -1;
         jv_list *l = jv_list_new(0);
         for (size_t i = 0; i < x.u.s->len;) {
             uint32_t cp;
@@ -527,6 +528,7 @@ static int str_all(const jv_str *s, int upper) {
 
 int jj_test(jctx *c, const jnode *at, const char *name, jv x, const jargs *a) {
     const jv *y = arg(a, 0, NULL);
+    if (jj_charge(c, at, jj_cost(x) + (y ? jj_cost(*y) : 0))) return -1;
     int r;
 #define IS(s) (!strcmp(name, s))
     if (IS("defined")) return x.t != JV_UNDEF;
@@ -921,6 +923,10 @@ static int f_unique(jctx *c, const jnode *at, jv x, const jargs *a, jv *out) {
         jv k;
         if ((rc = jj_tick(c, at)) || (rc = sort_key(c, at, l->items[i], attr, cs, &k))) break;
         int dup = 0;
+        if ((rc = jj_charge(c, at, seen->n / (JJ_WORK_UNIT / 8)))) {
+            jv_free(k);
+            break;
+        }
         for (size_t j = 0; j < seen->n && !dup; j++) dup = jv_equal(seen->items[j], k);
         if (dup) {
             jv_free(k);
@@ -1155,6 +1161,7 @@ int jj_has_filter(const char *name) {
 }
 
 int jj_filter(jctx *c, const jnode *at, const char *name, jv x, const jargs *a, jv *out) {
+    if (jj_charge(c, at, jj_cost(x))) return -1;
 #define IS(s) (!strcmp(name, s))
     if (IS("default") || IS("d")) {
         const jv *d = arg(a, 0, "default_value");
@@ -1589,6 +1596,9 @@ static int unsafe(jctx *c, const jnode *at, const char *name, jv obj) {
 }
 
 int jj_method(jctx *c, const jnode *at, jv obj, const char *name, const jargs *a, jv *out) {
+    size_t cost = jj_cost(obj);
+    for (int i = 0; i < a->nargs; i++) cost += jj_cost(a->args[i]);
+    if (jj_charge(c, at, cost)) return -1;
 #define IS(x) (!strcmp(name, x))
     switch (obj.t) {
     case JV_STR: {

@@ -44,6 +44,10 @@ int jj_buf_done(jctx *c, const jnode *at, jbuf *b, jv *out) {
         jbuf_free(b);
         return jj_error(c->src, at->pos, "value larger than %zu bytes", (size_t)W8_JINJA_MAX_OUTPUT);
     }
+    if (jj_charge(c, at, b->n / JJ_WORK_UNIT)) {
+        jbuf_free(b);
+        return -1;
+    }
     *out = jbuf_to_str(b);
     return 0;
 }
@@ -57,10 +61,23 @@ int jj_emit(jctx *c, const jnode *at, const char *s, size_t n) {
 
 long jj_iter_limit = W8_JINJA_MAX_ITERS;
 
-int jj_tick(jctx *c, const jnode *at) {
-    if (++c->iters > (size_t)jj_iter_limit)
+int jj_tick(jctx *c, const jnode *at) { return jj_charge(c, at, 1); }
+
+int jj_charge(jctx *c, const jnode *at, size_t units) {
+    c->iters += units;
+    if (c->iters > (size_t)jj_iter_limit)
         return jj_error(c->src, at->pos, "too many loop iterations (limit %ld per render)", jj_iter_limit);
     return 0;
+}
+
+size_t jj_cost(jv v) {
+    switch (v.t) {
+    /* an element (compare, reference) costs about what 8 bytes of copying do */
+    case JV_STR: return v.u.s->len / JJ_WORK_UNIT;
+    case JV_LIST: return v.u.l->n / (JJ_WORK_UNIT / 8);
+    case JV_DICT: return v.u.d->n / (JJ_WORK_UNIT / 8);
+    default: return 0;
+    }
 }
 
 int jj_check_size(jctx *c, const jnode *at, size_t n) {
@@ -122,8 +139,17 @@ static int repeat(jctx *c, const jnode *at, jv seq, long long k, jv *out) {
     if (seq.t == JV_STR) {
         size_t len = seq.u.s->len;
         if (len && (unsigned long long)k > W8_JINJA_MAX_OUTPUT / len) return jj_check_size(c, at, (size_t)-1);
-        jbuf b = jj_buf();
-        for (long long i = 0; i < k; i++) jbuf_put(&b, seq.u.s->s, len);
+        /* copy by doubling: 'x' * 8000000 is a few memcpy calls, not millions */
+        size_t total = len * (size_t)k, have = len < total ? len : total;
+        char *p = w8_xmalloc(total + 1);
+        if (have) memcpy(p, seq.u.s->s, have);
+        while (have < total) {
+            size_t n = have < total - have ? have : total - have;
+            memcpy(p + have, p, n);
+            have += n;
+        }
+        jbuf b = {p, total, total + 1, 0, 0};
+        p[total] = 0;
         return jj_buf_done(c, at, &b, out);
     }
     size_t n = seq.u.l->n;
@@ -137,6 +163,7 @@ static int repeat(jctx *c, const jnode *at, jv seq, long long k, jv *out) {
 }
 
 static NOINLINE int arith(jctx *c, const jnode *at, int op, jv a, jv b, jv *out) {
+    if (jj_charge(c, at, jj_cost(a) + jj_cost(b))) return -1;
     const char *name = op == 'F' ? "//" : op == 'P' ? "**" : op == '+' ? "+" : op == '-' ? "-" : op == '*' ? "*"
                      : op == '/' ? "/" : "%";
     int ints = (a.t == JV_INT || a.t == JV_BOOL) && (b.t == JV_INT || b.t == JV_BOOL);
@@ -255,6 +282,7 @@ static int contains(jctx *c, const jnode *at, jv hay, jv needle, int *res) {
 }
 
 static NOINLINE int compare(jctx *c, const jnode *at, int op, jv a, jv b, int *res) {
+    if (jj_charge(c, at, jj_cost(a) + jj_cost(b))) return -1;
     if (op == 'E' || op == 'N') {
         *res = jv_equal(a, b) == (op == 'E');
         return 0;
@@ -323,6 +351,7 @@ int jj_getitem(jctx *c, const jnode *at, jv obj, jv key, jv *out) {
     case JV_STR: {
         if (key.t != JV_INT && key.t != JV_BOOL) return 0;
         long long i = as_ll(key);
+        if (obj.t == JV_STR && jj_charge(c, at, jj_cost(obj))) return -1;
         size_t n = obj.t == JV_LIST ? obj.u.l->n : ju_len(obj.u.s->s, obj.u.s->len);
         if (i < 0) i += (long long)n;
         if (i < 0 || (unsigned long long)i >= n) return 0;
@@ -354,6 +383,7 @@ static long long clamp_index(long long i, long long n, int step_neg) {
 }
 
 int jj_slice(jctx *c, const jnode *at, jv obj, jv start, jv stop, jv step, jv *out) {
+    if (jj_charge(c, at, jj_cost(obj))) return -1;
     if (obj.t == JV_UNDEF) return jj_undef_error(c, at, obj);
     /* slices bypass Jinja2's forgiving getitem: a bad one is a TypeError */
     if (obj.t != JV_STR && obj.t != JV_LIST)
@@ -469,7 +499,8 @@ static NOINLINE int call_macro(jctx *c, const jnode *at, jv_macro *m, const jarg
     const char *name = is_caller ? "caller" : def->name;
     if (c->macro_depth >= W8_JINJA_MAX_DEPTH)
         return jj_error(c->src, at->pos, "macro calls nested too deeply (limit %d): '%s'", W8_JINJA_MAX_DEPTH, name);
-    if (jj_tick(c, at)) return -1;
+    /* a call (scope, arguments, output buffer) weighs like ten iterations */
+    if (jj_charge(c, at, 10)) return -1;
     /* the macro's scope sits on its closure, then the top-level variables */
     jscope *chain = m->nclosure ? w8_xmalloc((size_t)m->nclosure * sizeof *chain) : NULL, *parent = c->root;
     for (int i = m->nclosure - 1; i >= 0; i--) {
@@ -859,6 +890,8 @@ static int iterate(jctx *c, const jnode *at, jv v, jv_list **out) {
         return 0;
     }
     case JV_STR: {
+        /* one string per character: as costly as a loop iteration each */
+        if (jj_charge(c, at, ju_len(v.u.s->s, v.u.s->len))) return -1;
         jv_list *l = jv_list_new(0);
         for (size_t i = 0; i < v.u.s->len;) {
             uint32_t cp;
