@@ -69,8 +69,8 @@ void w8_model_free(w8_model *m);
 /* y[m, n] = x[m, k] W^T + b.  For an int8 layer the rows are quantized
  * with the layer's input scale/offset first (scratch: m*k int8, may be NULL
  * to allocate).  Each row's result is bitwise independent of m and of the
- * other rows (float layers run every row through the kernels' GEMV path),
- * so batching never changes a sequence's output. */
+ * other rows (int8 sums are exact; float layers use the row-invariant
+ * w8_gemm_f), so batching never changes a sequence's output. */
 void w8_linear_apply(const w8_linear *l, int m, const float *x, size_t ldx, float *y,
                      size_t ldy, int8_t *scratch);
 
