@@ -76,14 +76,7 @@ static int get_int(json_t *o, const char *key, long long lo, long long hi, long 
     json_t *v = opt(o, key);
     if (!v) return 0;
     long long x;
-    if (json_is_integer(v)) {
-        x = json_integer_value(v);
-    } else if (json_is_real(v) && json_real_value(v) == (double)(long long)json_real_value(v) &&
-               json_real_value(v) > -9e18 && json_real_value(v) < 9e18) {
-        x = (long long)json_real_value(v);
-    } else {
-        return wrong_type(err, key, "an integer", v);
-    }
+    if (!w8_json_as_int(v, &x)) return wrong_type(err, key, "an integer", v);
     if (x < lo || x > hi)
         return bad(err, key, "'%s' must be between %lld and %lld, got %lld", key, lo, hi, x);
     *out = x;

@@ -37,7 +37,8 @@ struct w8_ctx {
     float *cosb;     /* [R, head_dim / 2] */
     float *sinb;
     int n_threads;   /* attention scratch slots */
-    float *att;      /* [n_threads, max_pos] scores / probabilities */
+    float *att;      /* [n_threads, att_cap] scores / probabilities */
+    int att_cap;     /* positions att holds per thread (grows up to max_pos) */
     int *rows;       /* [R] indices of the rows that want logits */
     w8_observer obs;
     void *obs_ud;
@@ -76,7 +77,11 @@ w8_ctx *w8_ctx_new(const w8_model *m, int max_rows) {
     x->sinb = falloc(R * (x->head_dim / 2));
     x->n_threads = omp_get_max_threads();
     if (w8_get_threads() > x->n_threads) x->n_threads = w8_get_threads();
-    x->att = falloc((size_t)x->n_threads * (size_t)x->max_pos);
+    /* Sized for 4096 positions and grown on demand (rarely, outside the
+     * token loop's steady state): a config's max_position_embeddings may be
+     * huge or hostile, and most runs never get near it. */
+    x->att_cap = x->max_pos < 4096 ? x->max_pos : 4096;
+    x->att = falloc((size_t)x->n_threads * (size_t)x->att_cap);
     x->rows = w8_xmalloc(R * sizeof(int));
     return x;
 }
@@ -249,7 +254,7 @@ static void attention(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 4) if (nt > 1)
     for (int t = 0; t < tasks; t++) {
         int r = t / nh, h = t % nh;
-        float *att = c->att + (size_t)omp_get_thread_num() * c->max_pos;
+        float *att = c->att + (size_t)omp_get_thread_num() * c->att_cap;
         const float *q = c->qkv + (size_t)r * c->qkvdim + (size_t)h * hd;
         float *out = c->att_out + (size_t)r * c->qdim + (size_t)h * hd;
         attend(c, m, kv, b->seq[r], b->pos[r], q, h / group, layer, att, out);
@@ -276,8 +281,22 @@ static void swiglu_down(w8_ctx *c, const w8_linear *down, int n, int layer) {
     w8_linear_apply(down, n, c->act, I, c->tmp, (size_t)c->hidden, c->xq);
 }
 
+/* Make the attention scratch hold positions 0..max_pos_in_batch. */
+static void grow_att(w8_ctx *c, const w8_batch *b) {
+    int need = 0;
+    for (int r = 0; r < b->n; r++)
+        if (b->pos[r] + 1 > need) need = b->pos[r] + 1;
+    if (need <= c->att_cap) return;
+    int cap = c->att_cap * 2 > need ? c->att_cap * 2 : need;
+    if (cap > c->max_pos) cap = c->max_pos;
+    free(c->att);
+    c->att = falloc((size_t)c->n_threads * (size_t)cap);
+    c->att_cap = cap;
+}
+
 int w8_forward(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b, float *logits) {
     if (check_batch(c, m, kv, b)) return -1;
+    grow_att(c, b);
     const w8_config *cfg = &m->cfg;
     int n = b->n;
     size_t H = (size_t)c->hidden;

@@ -138,9 +138,8 @@ jv jv_list_val(jv_list *l);          /* wraps (takes the reference) */
 jv_dict *jv_dict_new(void);
 /* Set key -> val, replacing an equal key; takes both references. */
 void jv_dict_set(jv_dict *d, jv key, jv val);
-/* Borrowed lookups, NULL when absent. */
+/* Borrowed lookup, NULL when absent. */
 jv *jv_dict_get(const jv_dict *d, jv key);
-jv *jv_dict_get_c(const jv_dict *d, const char *key);
 jv jv_dict_val(jv_dict *d); /* wraps (takes the reference) */
 
 /* How deeply a value nests (0 for scalars and namespaces, which are the
@@ -344,7 +343,6 @@ int jj_percent_format(jctx *c, const struct jnode *at, const jv_str *fmt, jv arg
 const char *jj_method_name(jv obj, const char *name);
 /* Globals: index by name (-1 if none), and call. */
 int jj_global_find(const char *name);
-const char *jj_global_name(int fn);
 int jj_global_call(jctx *c, const jnode *at, int fn, const jargs *a, jv *out);
 /* Python-style slicing of str/list; missing bounds are JV_NONE. */
 int jj_slice(jctx *c, const jnode *at, jv obj, jv start, jv stop, jv step, jv *out);

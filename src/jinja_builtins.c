@@ -6,7 +6,9 @@
  *            default d first last list string int float abs replace round
  *            safe e escape items map select reject selectattr rejectattr
  *            unique sort dictsort batch indent wordcount reverse sum min max
- *            attr center
+ *            attr center format forceescape
+ *            (|safe makes Markup: `markup + str` HTML-escapes the str, as
+ *            markupsafe does even with autoescape off)
  *   tests    defined undefined none string number integer float mapping
  *            iterable sequence boolean true false odd even divisibleby
  *            eq equalto == ne != lt < le <= gt > ge >= in sameas callable
@@ -15,7 +17,10 @@
  *            replace upper lower title capitalize find rfind index count
  *            join splitlines isdigit isalpha isalnum isspace isupper islower
  *            format removeprefix removesuffix
- *            dict: items keys values get;  list: index count;  loop: cycle
+ *            dict: items keys values get copy;  list: index count;
+ *            loop: cycle
+ *            (`obj.method` without a call is a bound method value, so
+ *            `schema.items` is the dict method, as Python's getattr finds)
  *   globals  range namespace dict raise_exception strftime_now
  * tojson is transformers' override: json.dumps(x, ensure_ascii=False,
  * indent=indent, separators=separators, sort_keys=sort_keys).
@@ -1656,7 +1661,6 @@ int jj_global_find(const char *name) {
     return -1;
 }
 
-const char *jj_global_name(int fn) { return fn >= 0 && fn < 5 ? global_names[fn] : "?"; }
 
 /* dict(mapping_or_pairs?, **kw) into d. */
 static int fill_dict(jctx *c, const jnode *at, jv_dict *d, const jargs *a, const char *fn) {

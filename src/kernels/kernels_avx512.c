@@ -366,6 +366,161 @@ static void f_gemm(const w8_fmat *w, int m, const float *x, size_t ldx, float *y
     }
 }
 
+/* w8_gemm_f_packed (m > 4, not row-invariant): a 64-column group at a time,
+ * k in blocks of FKC.  Each
+ * block of W is converted to f32 and transposed into 4 panels of [FKC][16]
+ * (scratch, per thread, 64 KB, stays in L2), then a 6-row x 64-column
+ * register tile runs over it with one broadcast per row and 4 FMAs per
+ * broadcast.  Partial sums live in y between k blocks. */
+#ifndef FKC_
+#define FKC_ 256
+#endif
+enum { FKC = FKC_, FMR = 6 };
+
+/* 16 x 16 transpose: r[i] holds row i; afterwards r[j] holds column j.
+ * Three rounds: pairs within 128-bit lanes, quads within lanes, lanes. */
+AI void transpose16(__m512 r[16]) {
+    __m512 t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int q = 0; q < 16; q += 4) { /* rows q..q+3: u[q + j] = column j of each lane */
+        u[q + 0] = _mm512_shuffle_ps(t[q], t[q + 2], 0x44);
+        u[q + 1] = _mm512_shuffle_ps(t[q], t[q + 2], 0xEE);
+        u[q + 2] = _mm512_shuffle_ps(t[q + 1], t[q + 3], 0x44);
+        u[q + 3] = _mm512_shuffle_ps(t[q + 1], t[q + 3], 0xEE);
+    }
+    for (int j = 0; j < 4; j++) {
+        __m512 v = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);
+        __m512 w = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
+        __m512 v2 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
+        __m512 w2 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
+        r[j] = _mm512_shuffle_f32x4(v, w, 0x88);
+        r[8 + j] = _mm512_shuffle_f32x4(v, w, 0xDD);
+        r[4 + j] = _mm512_shuffle_f32x4(v2, w2, 0x88);
+        r[12 + j] = _mm512_shuffle_f32x4(v2, w2, 0xDD);
+    }
+}
+
+/* Convert W[c0 .. c0 + ncols, k0 .. k0 + kc) to f32 panels [4][FKC][16]
+ * (channels past ncols are zero), 16 x 16 blocks at a time. */
+AI void f_pack_t(const w8_fmat *w, int c0, int ncols, int k0, int kc, float *pk,
+                 const w8_dtype dt) {
+    size_t k = (size_t)w->k;
+    for (int p = 0; p < 4; p++) {
+        float *dst = pk + (size_t)p * FKC * 16;
+        int cb = c0 + 16 * p, nc = ncols - 16 * p;
+        for (int kk = 0; kk < kc; kk += 16) {
+            __mmask16 mk = tailmask16(kc - kk);
+            __m512 r[16];
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++)
+                r[i] = i < nc ? f_load(w->w, dt, (size_t)(cb + i) * k + (size_t)(k0 + kk), mk)
+                              : _mm512_setzero_ps();
+            transpose16(r);
+            int nk = kc - kk < 16 ? kc - kk : 16;
+            for (int j = 0; j < nk; j++) _mm512_store_ps(dst + (size_t)(kk + j) * 16, r[j]);
+        }
+    }
+}
+
+#define FROW_DECL(r)                                                                     \
+    __m512 d##r##0, d##r##1, d##r##2, d##r##3;                                            \
+    const float *x##r = x + (size_t)(r < MR ? r : 0) * ldx;                               \
+    float *y##r = y + (size_t)(r < MR ? r : 0) * ldy;                                     \
+    if (r < MR) {                                                                         \
+        if (first) {                                                                      \
+            d##r##0 = d##r##1 = d##r##2 = d##r##3 = _mm512_setzero_ps();                  \
+        } else {                                                                          \
+            d##r##0 = _mm512_maskz_loadu_ps(m0, y##r);                                    \
+            d##r##1 = _mm512_maskz_loadu_ps(m1, y##r + 16);                               \
+            d##r##2 = _mm512_maskz_loadu_ps(m2, y##r + 32);                               \
+            d##r##3 = _mm512_maskz_loadu_ps(m3, y##r + 48);                               \
+        }                                                                                 \
+    } else {                                                                              \
+        d##r##0 = d##r##1 = d##r##2 = d##r##3 = _mm512_setzero_ps();                      \
+    }
+#define FROW_STEP(r)                                                                     \
+    if (r < MR) {                                                                         \
+        __m512 a = _mm512_set1_ps(x##r[kk]);                                              \
+        d##r##0 = _mm512_fmadd_ps(a, b0, d##r##0);                                        \
+        d##r##1 = _mm512_fmadd_ps(a, b1, d##r##1);                                        \
+        d##r##2 = _mm512_fmadd_ps(a, b2, d##r##2);                                        \
+        d##r##3 = _mm512_fmadd_ps(a, b3, d##r##3);                                        \
+    }
+#define FROW_STORE(r)                                                                    \
+    if (r < MR) {                                                                         \
+        _mm512_mask_storeu_ps(y##r, m0, _mm512_add_ps(d##r##0, bb0));                     \
+        _mm512_mask_storeu_ps(y##r + 16, m1, _mm512_add_ps(d##r##1, bb1));                \
+        _mm512_mask_storeu_ps(y##r + 32, m2, _mm512_add_ps(d##r##2, bb2));                \
+        _mm512_mask_storeu_ps(y##r + 48, m3, _mm512_add_ps(d##r##3, bb3));                \
+    }
+
+static inline __mmask16 colmask(int ncols, int p) {
+    int cnt = ncols - 16 * p;
+    return cnt <= 0 ? 0 : tailmask16(cnt);
+}
+
+/* x: MR rows from column k0 of the block; y: MR rows from the group's column */
+AI void f_tile(const float *x, size_t ldx, const float *pk, int kc, float *y, size_t ldy,
+               int ncols, int first, const float *bias, const int MR) {
+    __mmask16 m0 = colmask(ncols, 0), m1 = colmask(ncols, 1), m2 = colmask(ncols, 2),
+              m3 = colmask(ncols, 3);
+    FROW_DECL(0) FROW_DECL(1) FROW_DECL(2) FROW_DECL(3) FROW_DECL(4) FROW_DECL(5)
+    for (int kk = 0; kk < kc; kk++) {
+        const float *pb = pk + (size_t)kk * 16;
+        __m512 b0 = _mm512_load_ps(pb), b1 = _mm512_load_ps(pb + FKC * 16);
+        __m512 b2 = _mm512_load_ps(pb + 2 * FKC * 16), b3 = _mm512_load_ps(pb + 3 * FKC * 16);
+        FROW_STEP(0) FROW_STEP(1) FROW_STEP(2) FROW_STEP(3) FROW_STEP(4) FROW_STEP(5)
+    }
+    __m512 bb0 = _mm512_setzero_ps(), bb1 = bb0, bb2 = bb0, bb3 = bb0;
+    if (bias) {
+        bb0 = _mm512_maskz_loadu_ps(m0, bias);
+        bb1 = _mm512_maskz_loadu_ps(m1, bias + 16);
+        bb2 = _mm512_maskz_loadu_ps(m2, bias + 32);
+        bb3 = _mm512_maskz_loadu_ps(m3, bias + 48);
+    }
+    FROW_STORE(0) FROW_STORE(1) FROW_STORE(2) FROW_STORE(3) FROW_STORE(4) FROW_STORE(5)
+}
+
+#define FT(MR)                                                                              \
+    static void f_tile_##MR(const float *x, size_t ldx, const float *pk, int kc, float *y,   \
+                            size_t ldy, int ncols, int first, const float *bias) {          \
+        f_tile(x, ldx, pk, kc, y, ldy, ncols, first, bias, MR);                             \
+    }
+FT(1)
+FT(2)
+FT(3)
+FT(4)
+FT(5)
+FT(6)
+typedef void (*f_tile_fn)(const float *, size_t, const float *, int, float *, size_t, int, int,
+                          const float *);
+static const f_tile_fn f_tiles[FMR] = { f_tile_1, f_tile_2, f_tile_3, f_tile_4, f_tile_5, f_tile_6 };
+
+static void fp_gemm(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, size_t ldy,
+                   const float *bias, int n0, int n1, float *pk) {
+    int k = w->k;
+    for (int c0 = n0; c0 < n1; c0 += 64) {
+        int ncols = n1 - c0 < 64 ? n1 - c0 : 64;
+        for (int k0 = 0; k0 < k; k0 += FKC) {
+            int kc = k - k0 < FKC ? k - k0 : FKC, last = k0 + kc == k;
+            switch (w->dtype) {
+            case W8_BF16: f_pack_t(w, c0, ncols, k0, kc, pk, W8_BF16); break;
+            case W8_F16: f_pack_t(w, c0, ncols, k0, kc, pk, W8_F16); break;
+            default: f_pack_t(w, c0, ncols, k0, kc, pk, W8_F32); break;
+            }
+            for (int i = 0; i < m; i += FMR) {
+                int mr = m - i < FMR ? m - i : FMR;
+                f_tiles[mr - 1](x + (size_t)i * ldx + (size_t)k0, ldx, pk, kc,
+                                y + (size_t)i * ldy + (size_t)c0, ldy, ncols, k0 == 0,
+                                last && bias ? bias + c0 : NULL);
+            }
+        }
+    }
+}
+
 /* ------------------------------------------------------------- attention */
 
 /* Element i of the result = horizontal sum of a[i] (16 vectors in, one out):
@@ -419,21 +574,16 @@ static void x_attn_scores(const float *q, const float *k, size_t ldk, int n, int
     }
 }
 
-/* out += sum_j p[j] V_j.  For d <= 128 the output row stays in registers
- * and even/odd keys go to separate accumulators, so consecutive keys do not
- * wait on each other's FMA latency. */
+/* out += sum_j p[j] V_j.  Each output element is one FMA chain over j in
+ * order, whatever d, n or how the caller splits the keys into blocks (so
+ * the result does not depend on the KV block size).  For d <= 128 the row
+ * stays in registers and its d/16 chains interleave. */
 #define AC_STEP(c)                                                                       \
-    if (c < nch) {                                                                        \
-        o##c = _mm512_fmadd_ps(pa, _mm512_maskz_loadu_ps(mk##c, va + 16 * c), o##c);      \
-        e##c = _mm512_fmadd_ps(pb, _mm512_maskz_loadu_ps(mk##c, vb + 16 * c), e##c);      \
-    }
-#define AC_STEP1(c)                                                                      \
     if (c < nch) o##c = _mm512_fmadd_ps(pa, _mm512_maskz_loadu_ps(mk##c, va + 16 * c), o##c);
 #define AC_INIT(c)                                                                       \
     __mmask16 mk##c = c < nch ? tailmask16(d - 16 * c) : 0;                               \
-    __m512 o##c = _mm512_maskz_loadu_ps(mk##c, out + 16 * c), e##c = _mm512_setzero_ps();
-#define AC_OUT(c)                                                                        \
-    if (c < nch) _mm512_mask_storeu_ps(out + 16 * c, mk##c, _mm512_add_ps(o##c, e##c));
+    __m512 o##c = _mm512_maskz_loadu_ps(mk##c, out + 16 * c);
+#define AC_OUT(c) if (c < nch) _mm512_mask_storeu_ps(out + 16 * c, mk##c, o##c);
 
 static void x_attn_accum(const float *p, const float *v, size_t ldv, int n, int d, float *out) {
     if (d > 128) {
@@ -448,16 +598,10 @@ static void x_attn_accum(const float *p, const float *v, size_t ldv, int n, int 
     }
     int nch = (d + 15) / 16;
     AC_INIT(0) AC_INIT(1) AC_INIT(2) AC_INIT(3) AC_INIT(4) AC_INIT(5) AC_INIT(6) AC_INIT(7)
-    int j = 0;
-    for (; j + 2 <= n; j += 2) {
-        __m512 pa = _mm512_set1_ps(p[j]), pb = _mm512_set1_ps(p[j + 1]);
-        const float *va = v + (size_t)j * ldv, *vb = va + ldv;
-        AC_STEP(0) AC_STEP(1) AC_STEP(2) AC_STEP(3) AC_STEP(4) AC_STEP(5) AC_STEP(6) AC_STEP(7)
-    }
-    if (j < n) { /* the odd key out */
+    for (int j = 0; j < n; j++) {
         __m512 pa = _mm512_set1_ps(p[j]);
         const float *va = v + (size_t)j * ldv;
-        AC_STEP1(0) AC_STEP1(1) AC_STEP1(2) AC_STEP1(3) AC_STEP1(4) AC_STEP1(5) AC_STEP1(6) AC_STEP1(7)
+        AC_STEP(0) AC_STEP(1) AC_STEP(2) AC_STEP(3) AC_STEP(4) AC_STEP(5) AC_STEP(6) AC_STEP(7)
     }
     AC_OUT(0) AC_OUT(1) AC_OUT(2) AC_OUT(3) AC_OUT(4) AC_OUT(5) AC_OUT(6) AC_OUT(7)
 }
@@ -529,6 +673,9 @@ const w8_kern_table w8_kern_avx512 = {
     .fgemm = f_gemm,
     .fnblock = FNB,
     .fscratch = FBLK_BYTES / 4 + 16,
+    .fgemm_packed = fp_gemm,
+    .fpnblock = 64,
+    .fpscratch = 4 * FKC * 16,
     .attn_scores = x_attn_scores,
     .attn_accum = x_attn_accum,
     .swiglu = x_swiglu,
