@@ -336,6 +336,28 @@ static void test_attn(const char *isa) {
             free(q), free(kv), free(s), free(out), free(o0);
         }
     CHECK(bad == 0, "%s attn_scores/attn_accum within 1e-6 (d in 8,13,64,128,200; n in 1,5,16,33)", isa);
+
+    /* Splitting the keys into blocks (the KV block size) must not change a
+     * single bit: 37 keys in one call vs blocks of 16 + 16 + 5. */
+    bad = 0;
+    for (size_t a = 0; a < 5; a++) {
+        int d = ds[a], n = 37;
+        size_t ld = (size_t)d + 1;
+        float *q = malloc((size_t)d * 4), *kv = malloc((size_t)n * ld * 4);
+        float *s1 = malloc((size_t)n * 4), *s2 = malloc((size_t)n * 4);
+        float *o1 = calloc((size_t)d, 4), *o2 = calloc((size_t)d, 4);
+        fill_f(q, (size_t)d, 1.0f);
+        fill_f(kv, (size_t)n * ld, 1.0f);
+        w8_attn_scores(q, kv, ld, n, d, 0.3f, s1);
+        for (int j0 = 0; j0 < n; j0 += 16)
+            w8_attn_scores(q, kv + (size_t)j0 * ld, ld, n - j0 < 16 ? n - j0 : 16, d, 0.3f, s2 + j0);
+        w8_attn_accum(s1, kv, ld, n, d, o1);
+        for (int j0 = 0; j0 < n; j0 += 16)
+            w8_attn_accum(s1 + j0, kv + (size_t)j0 * ld, ld, n - j0 < 16 ? n - j0 : 16, d, o2);
+        if (memcmp(s1, s2, (size_t)n * 4) || memcmp(o1, o2, (size_t)d * 4)) bad++;
+        free(q), free(kv), free(s1), free(s2), free(o1), free(o2);
+    }
+    CHECK(bad == 0, "%s attention bit-identical whatever the key blocking (37 = 16+16+5)", isa);
 }
 
 /* ------------------------------------------------------------ elementwise */

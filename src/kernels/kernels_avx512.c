@@ -574,21 +574,16 @@ static void x_attn_scores(const float *q, const float *k, size_t ldk, int n, int
     }
 }
 
-/* out += sum_j p[j] V_j.  For d <= 128 the output row stays in registers
- * and even/odd keys go to separate accumulators, so consecutive keys do not
- * wait on each other's FMA latency. */
+/* out += sum_j p[j] V_j.  Each output element is one FMA chain over j in
+ * order, whatever d, n or how the caller splits the keys into blocks (so
+ * the result does not depend on the KV block size).  For d <= 128 the row
+ * stays in registers and its d/16 chains interleave. */
 #define AC_STEP(c)                                                                       \
-    if (c < nch) {                                                                        \
-        o##c = _mm512_fmadd_ps(pa, _mm512_maskz_loadu_ps(mk##c, va + 16 * c), o##c);      \
-        e##c = _mm512_fmadd_ps(pb, _mm512_maskz_loadu_ps(mk##c, vb + 16 * c), e##c);      \
-    }
-#define AC_STEP1(c)                                                                      \
     if (c < nch) o##c = _mm512_fmadd_ps(pa, _mm512_maskz_loadu_ps(mk##c, va + 16 * c), o##c);
 #define AC_INIT(c)                                                                       \
     __mmask16 mk##c = c < nch ? tailmask16(d - 16 * c) : 0;                               \
-    __m512 o##c = _mm512_maskz_loadu_ps(mk##c, out + 16 * c), e##c = _mm512_setzero_ps();
-#define AC_OUT(c)                                                                        \
-    if (c < nch) _mm512_mask_storeu_ps(out + 16 * c, mk##c, _mm512_add_ps(o##c, e##c));
+    __m512 o##c = _mm512_maskz_loadu_ps(mk##c, out + 16 * c);
+#define AC_OUT(c) if (c < nch) _mm512_mask_storeu_ps(out + 16 * c, mk##c, o##c);
 
 static void x_attn_accum(const float *p, const float *v, size_t ldv, int n, int d, float *out) {
     if (d > 128) {
@@ -603,16 +598,10 @@ static void x_attn_accum(const float *p, const float *v, size_t ldv, int n, int 
     }
     int nch = (d + 15) / 16;
     AC_INIT(0) AC_INIT(1) AC_INIT(2) AC_INIT(3) AC_INIT(4) AC_INIT(5) AC_INIT(6) AC_INIT(7)
-    int j = 0;
-    for (; j + 2 <= n; j += 2) {
-        __m512 pa = _mm512_set1_ps(p[j]), pb = _mm512_set1_ps(p[j + 1]);
-        const float *va = v + (size_t)j * ldv, *vb = va + ldv;
-        AC_STEP(0) AC_STEP(1) AC_STEP(2) AC_STEP(3) AC_STEP(4) AC_STEP(5) AC_STEP(6) AC_STEP(7)
-    }
-    if (j < n) { /* the odd key out */
+    for (int j = 0; j < n; j++) {
         __m512 pa = _mm512_set1_ps(p[j]);
         const float *va = v + (size_t)j * ldv;
-        AC_STEP1(0) AC_STEP1(1) AC_STEP1(2) AC_STEP1(3) AC_STEP1(4) AC_STEP1(5) AC_STEP1(6) AC_STEP1(7)
+        AC_STEP(0) AC_STEP(1) AC_STEP(2) AC_STEP(3) AC_STEP(4) AC_STEP(5) AC_STEP(6) AC_STEP(7)
     }
     AC_OUT(0) AC_OUT(1) AC_OUT(2) AC_OUT(3) AC_OUT(4) AC_OUT(5) AC_OUT(6) AC_OUT(7)
 }
