@@ -3,8 +3,8 @@
  *
  *   ppN  one batch of N random (seeded) token ids through w8_forward into a
  *        fresh sequence; only the last row's logits, as llama-bench asks.
- *   tgN  N tokens decoded one at a time (greedy: each step feeds the argmax
- *        of the previous logits) after a short untimed prompt.
+ *   tgN  N tokens decoded one at a time (fixed random ids, as llama-bench
+ *        feeds) after a short untimed prompt; logits of every step.
  *
  * Each test runs once untimed (warm-up: page faults, caches, thread pool),
  * then `reps` timed repetitions; the result is tokens/s, mean and standard

@@ -221,12 +221,11 @@ static void rope_and_store(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_bat
 
 /* Causal attention of one row and head over its sequence's positions 0..pos,
  * block by block.  att: scratch of at least pos + 1 floats. */
-static void attend(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_seq *s, int pos,
-                   const float *q, int kvh, int layer, float *att, float *out) {
+static void attend(const w8_ctx *c, w8_kv *kv, const w8_seq *s, int pos, const float *q,
+                   int kvh, int layer, float *att, float *out) {
     int bs = w8_kv_block_size(kv), hd = c->head_dim, len = pos + 1;
     size_t ld = w8_kv_row_stride(kv);
     float scale = 1.0f / sqrtf((float)hd);
-    (void)m;
     for (int j0 = 0, bi = 0; j0 < len; j0 += bs, bi++) {
         int nb = len - j0 < bs ? len - j0 : bs;
         const float *kb = w8_kv_block_k(kv, layer, s->blocks[bi]) + (size_t)kvh * hd;
@@ -257,7 +256,7 @@ static void attention(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b
         float *att = c->att + (size_t)omp_get_thread_num() * c->att_cap;
         const float *q = c->qkv + (size_t)r * c->qkvdim + (size_t)h * hd;
         float *out = c->att_out + (size_t)r * c->qdim + (size_t)h * hd;
-        attend(c, m, kv, b->seq[r], b->pos[r], q, h / group, layer, att, out);
+        attend(c, kv, b->seq[r], b->pos[r], q, h / group, layer, att, out);
     }
 }
 

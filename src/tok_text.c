@@ -21,7 +21,12 @@
 
 /* ---- patterns */
 
+/* Oniguruma's rule for threads: searching one compiled regex from several
+ * threads is fine, but compiling or freeing regexes must not happen in two
+ * threads at once, even for different regexes (its API doc; rust-onig,
+ * which HF uses, takes a global lock the same way).  Initialization once. */
 static pthread_once_t onig_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t onig_lock = PTHREAD_MUTEX_INITIALIZER;
 static void onig_init_once(void) {
     OnigEncoding enc = ONIG_ENCODING_UTF8;
     onig_initialize(&enc, 1);
@@ -31,8 +36,10 @@ int w8_pat_compile_regex(w8_pat *p, const char *re, size_t len, const char *labe
     pthread_once(&onig_once, onig_init_once);
     regex_t *reg = NULL;
     OnigErrorInfo einfo;
+    pthread_mutex_lock(&onig_lock);
     int r = onig_new(&reg, (const UChar *)re, (const UChar *)re + len, ONIG_OPTION_NONE,
                      ONIG_ENCODING_UTF8, ONIG_SYNTAX_RUBY, &einfo);
+    pthread_mutex_unlock(&onig_lock);
     if (r != ONIG_NORMAL) {
         UChar msg[ONIG_MAX_ERROR_MESSAGE_LEN];
         onig_error_code_to_str(msg, r, &einfo);
@@ -57,7 +64,11 @@ int w8_pat_parse(w8_pat *p, const json_t *j, const char *label, const char *what
 
 void w8_pat_free(w8_pat *p) {
     free(p->lit);
-    if (p->re) onig_free((regex_t *)p->re);
+    if (p->re) {
+        pthread_mutex_lock(&onig_lock);
+        onig_free((regex_t *)p->re);
+        pthread_mutex_unlock(&onig_lock);
+    }
     memset(p, 0, sizeof *p);
 }
 

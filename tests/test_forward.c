@@ -347,6 +347,8 @@ static void test_batching(void) {
     int T = 12;
     float *a = malloc(m->cfg.vocab * 4), *b = malloc(m->cfg.vocab * 4 * 2);
     engine_logits(m, p2, T, 128, a);
+    engine_logits(m, p2, T, 4, b);
+    CHECK(!memcmp(a, b, m->cfg.vocab * 4), "logits bitwise equal with KV blocks of 4 and 128");
     w8_ctx *c = w8_ctx_new(m, 32);
     w8_kv *kv = w8_kv_new(&m->cfg, 16, 4);
     w8_seq s1, s2;
