@@ -112,11 +112,12 @@ int w8_cmd_quant(int argc, char **argv) {
     }
     fprintf(stderr,
             "quant: wrote %s: %d tensors in %d file%s (%.1f MB), %d layers W8A8, %d float; "
-            "calibration %d samples / %d tokens in %.1f s, writing %.1f s, total %.1f s, "
-            "peak RSS %.0f MB\n",
+            "calibration %d samples / %d tokens in %.1f s (CPU %.1f s), writing %.1f s, "
+            "total %.1f s (CPU %.1f s), peak RSS %.0f MB\n",
             o.save_path, rep.n_tensors, rep.n_shards, rep.n_shards == 1 ? "" : "s",
             (double)rep.bytes / 1e6, rep.n_quant, rep.n_float, rep.n_samples, rep.n_tokens,
-            rep.calib_seconds, rep.write_seconds, rep.seconds, (double)rep.peak_rss / 1e6);
+            rep.calib_seconds, rep.calib_cpu_seconds, rep.write_seconds, rep.seconds, rep.cpu_seconds,
+            (double)rep.peak_rss / 1e6);
     rc = 0;
 out:
     free(names);

@@ -34,12 +34,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
-    w8_tok *t = toks[data[0] & 1];
+    const uint8_t mode = data[0];
+    w8_tok *t = toks[mode & 1];
     data++;
     size--;
-    if (((data[-1] >> 1) & 1) == 0) {
+    if (((mode >> 1) & 1) == 0) {
         int *ids = NULL;
-        int n = w8_tok_encode(t, (const char *)data, size, (data[-1] >> 2) & 1, &ids);
+        int n = w8_tok_encode(t, (const char *)data, size, (mode >> 2) & 1, &ids);
         if (n > 0) {
             for (int i = 0; i < n; i++)
                 if (ids[i] < 0 || ids[i] >= w8_tok_vocab_size(t)) abort();
@@ -55,7 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int vs = w8_tok_vocab_size(t);
         for (size_t i = 0; i < n; i++)
             if ((ids[i] & 0x40000000) == 0) ids[i] = (int)((unsigned)ids[i] % (unsigned)vs);
-        char *s = w8_tok_decode(t, ids, n, data[0] & 1);
+        char *s = w8_tok_decode(t, ids, n, (mode >> 2) & 1);
         free(s);
         w8_tok_stream *st = w8_tok_stream_new(t, 0);
         for (size_t i = 0; i < n; i++) {

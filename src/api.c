@@ -76,14 +76,7 @@ static int get_int(json_t *o, const char *key, long long lo, long long hi, long 
     json_t *v = opt(o, key);
     if (!v) return 0;
     long long x;
-    if (json_is_integer(v)) {
-        x = json_integer_value(v);
-    } else if (json_is_real(v) && json_real_value(v) == (double)(long long)json_real_value(v) &&
-               json_real_value(v) > -9e18 && json_real_value(v) < 9e18) {
-        x = (long long)json_real_value(v);
-    } else {
-        return wrong_type(err, key, "an integer", v);
-    }
+    if (!w8_json_as_int(v, &x)) return wrong_type(err, key, "an integer", v);
     if (x < lo || x > hi)
         return bad(err, key, "'%s' must be between %lld and %lld, got %lld", key, lo, hi, x);
     *out = x;
@@ -305,9 +298,7 @@ static json_t *usage_obj(const w8_api_usage *u) {
                      u->prompt_tokens + u->completion_tokens);
 }
 
-static json_t *head(w8_api_kind kind, const char *object, const char *id, long long created,
-                    const char *model) {
-    (void)kind;
+static json_t *head(const char *object, const char *id, long long created, const char *model) {
     return json_pack("{s:s, s:s, s:I, s:s}", "id", id, "object", object, "created",
                      (json_int_t)created, "model", model ? model : "");
 }
@@ -328,7 +319,7 @@ char *w8_api_response_json(w8_api_kind kind, const char *id, long long created,
                            const char *model, const char *text, size_t text_len,
                            const char *finish_reason, const w8_api_usage *usage) {
     int chat = kind == W8_API_CHAT;
-    json_t *o = head(kind, chat ? "chat.completion" : "text_completion", id, created, model);
+    json_t *o = head(chat ? "chat.completion" : "text_completion", id, created, model);
     json_t *choice = json_pack("{s:i}", "index", 0);
     if (chat) {
         json_object_set_new(choice, "message", json_pack("{s:s, s:o}", "role", "assistant",
@@ -351,8 +342,7 @@ char *w8_api_chunk(w8_api_kind kind, const char *id, long long created, const ch
                    const char *role, const char *text, size_t text_len,
                    const char *finish_reason, const w8_api_usage *usage, size_t *out_len) {
     int chat = kind == W8_API_CHAT;
-    json_t *o = head(kind, chat ? "chat.completion.chunk" : "text_completion", id, created,
-                     model);
+    json_t *o = head(chat ? "chat.completion.chunk" : "text_completion", id, created, model);
     if (usage) {
         json_object_set_new(o, "choices", json_array());
         json_object_set_new(o, "usage", usage_obj(usage));

@@ -3,8 +3,8 @@
  *
  *   ppN  one batch of N random (seeded) token ids through w8_forward into a
  *        fresh sequence; only the last row's logits, as llama-bench asks.
- *   tgN  N tokens decoded one at a time (greedy: each step feeds the argmax
- *        of the previous logits) after a short untimed prompt.
+ *   tgN  N tokens decoded one at a time (fixed random ids, as llama-bench
+ *        feeds) after a short untimed prompt; logits of every step.
  *
  * Each test runs once untimed (warm-up: page faults, caches, thread pool),
  * then `reps` timed repetitions; the result is tokens/s, mean and standard
@@ -21,6 +21,7 @@
 
 #define W8_BENCH_MAX_REPS 1000
 #define W8_BENCH_TG_PROMPT 8 /* untimed prompt before the timed decode steps */
+#define W8_BENCH_BLOCK 128   /* KV block size, the default of run and serve */
 
 typedef struct {
     int n_prompt;   /* pp test size; 0 skips it */
@@ -36,6 +37,10 @@ typedef struct {
     double *ts;       /* [reps] tokens/s of each repetition (owned) */
     double mean_ts, sd_ts;
     double mean_s;    /* mean seconds per repetition */
+    double cpu_s;     /* mean process CPU seconds per repetition (all threads) */
+    double cpu_ts;    /* tokens / (cpu_s / threads): the speed the test would have with
+                       * its threads on otherwise idle cores; on a shared machine the
+                       * honest companion of mean_ts (OpenMP spin-waiting counts as CPU) */
 } w8_bench_test;
 
 typedef struct {
@@ -47,6 +52,8 @@ typedef struct {
     int n_tests;
     w8_bench_test tests[2];
     size_t peak_rss;      /* bytes, after the runs */
+    double load_avg;      /* 1-minute load average before the runs (-1 if unknown) */
+    int n_cpus;           /* online CPUs */
 } w8_bench_result;
 
 /* Describe the model (name, size, params, backend, threads) without running. */
@@ -58,8 +65,9 @@ int w8_bench_run(const w8_model *m, const w8_bench_opts *o, w8_bench_result *r, 
                  void *ud);
 void w8_bench_free(w8_bench_result *r);
 
-/* Formatting (caller frees): the llama-bench markdown table, and JSON (an
- * array of one object per test, llama-bench's field names where they exist). */
+/* Formatting (caller frees): the llama-bench markdown table (followed by a
+ * line with the machine load and the CPU-time speeds), and JSON (an array of
+ * one object per test, llama-bench's field names where they exist). */
 char *w8_bench_markdown(const w8_bench_result *r);
 char *w8_bench_json(const w8_bench_result *r);
 

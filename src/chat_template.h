@@ -25,7 +25,10 @@ char *w8_jinja_render(const char *tmpl, size_t len, const json_t *context);
 
 /* Convenience for chat: render with messages (array), tools (array or NULL),
  * add_generation_prompt, and extra variables (object or NULL, e.g.
- * enable_thinking) plus bos_token / eos_token (may be NULL). */
+ * enable_thinking) plus bos_token / eos_token (may be NULL).
+ * As transformers' apply_chat_template: `tools` and `documents` are None
+ * when not given (so `tools is none` holds), and the standard variables
+ * override same-named keys of `extra`. */
 char *w8_chat_render(const char *tmpl, const json_t *messages, const json_t *tools,
                      int add_generation_prompt, const json_t *extra, const char *bos_token,
                      const char *eos_token);

@@ -4,8 +4,8 @@
  * Locking: one engine mutex `mu` guards the queue, the request fields marked
  * "shared" below, reference counts, the KV pool's block accounting (blocks
  * are reserved and released only under mu) and the statistics.  The
- * scheduler drops mu only while w8_forward runs; during the forward it reads
- * nothing that other threads write.  Each request has its own condition
+ * scheduler drops mu only while w8_forward and the sampling run; then it
+ * touches only scheduler-owned state (KV contents, samplers, token lists).  Each request has its own condition
  * variable on which its HTTP thread waits for text.
  *
  * Lifetime: a request is referenced by its submitter and by the engine until
@@ -78,6 +78,7 @@ struct w8_engine {
     w8_seq **b_seq;
     char *b_want;
     w8_req **b_owner;          /* request of each wanted row, in row order */
+    int *b_ids;                /* token sampled for each wanted row */
     float *logits;             /* [max_batch_size, vocab] */
     long long n_done, n_generated;
 };
@@ -273,13 +274,25 @@ static int build_batch(w8_engine *e, int *n_want) {
     return n;
 }
 
-/* Sample every wanted row and publish; finished requests leave `running`. */
+/* Sample every wanted row.  Runs without mu: samplers and token histories
+ * belong to the scheduler thread, and each row has its own sampler, so the
+ * rows can be sampled in parallel (a 152k-vocab softmax per row adds up at
+ * batch 32). */
+static void sample_rows(w8_engine *e, int n_want) {
+    int nt = w8_get_threads();
+#pragma omp parallel for num_threads(nt) schedule(static) if (n_want > 1 && nt > 1)
+    for (int i = 0; i < n_want; i++) {
+        w8_req *r = e->b_owner[i];
+        e->b_ids[i] = w8_sample(&r->sampler, e->logits + (size_t)i * e->vocab, r->tokens,
+                                r->n_tokens);
+    }
+}
+
+/* Publish the sampled tokens; finished requests leave `running`.  Holds mu. */
 static void after_forward(w8_engine *e, int n_want) {
     for (int i = 0; i < n_want; i++) {
         w8_req *r = e->b_owner[i];
-        float *lg = e->logits + (size_t)i * e->vocab;
-        int id = w8_sample(&r->sampler, lg, r->tokens, r->n_tokens);
-        r->finish = accept_token(e, r, id); /* non-NULL: finished, swept below */
+        r->finish = accept_token(e, r, e->b_ids[i]); /* non-NULL: finished, swept below */
     }
     int k = 0;
     for (int i = 0; i < e->n_running; i++) {
@@ -320,6 +333,7 @@ static void *engine_main(void *arg) {
         w8_batch b = {n, e->b_tok, e->b_pos, e->b_seq, e->b_want};
         pthread_mutex_unlock(&e->mu);
         int got = w8_forward(e->ctx, e->m, e->kv, &b, e->logits);
+        if (got == n_want) sample_rows(e, n_want);
         pthread_mutex_lock(&e->mu);
         if (got != n_want)
             fail_running(e);
@@ -375,6 +389,7 @@ w8_engine *w8_engine_new(const w8_model *m, const w8_tok *tok, const w8_engine_o
     e->b_seq = w8_xcalloc((size_t)rows, sizeof *e->b_seq);
     e->b_want = w8_xcalloc((size_t)rows, 1);
     e->b_owner = w8_xcalloc((size_t)o->max_batch_size, sizeof *e->b_owner);
+    e->b_ids = w8_xcalloc((size_t)o->max_batch_size, sizeof *e->b_ids);
     e->logits = w8_xcalloc((size_t)o->max_batch_size * (size_t)e->vocab, sizeof(float));
     pthread_mutex_init(&e->mu, NULL);
     pthread_cond_init(&e->work, NULL);
@@ -409,6 +424,7 @@ void w8_engine_free(w8_engine *e) {
     free(e->b_seq);
     free(e->b_want);
     free(e->b_owner);
+    free(e->b_ids);
     free(e->logits);
     pthread_mutex_destroy(&e->mu);
     pthread_cond_destroy(&e->work);

@@ -37,7 +37,8 @@ struct w8_ctx {
     float *cosb;     /* [R, head_dim / 2] */
     float *sinb;
     int n_threads;   /* attention scratch slots */
-    float *att;      /* [n_threads, max_pos] scores / probabilities */
+    float *att;      /* [n_threads, att_cap] scores / probabilities */
+    int att_cap;     /* positions att holds per thread (grows up to max_pos) */
     int *rows;       /* [R] indices of the rows that want logits */
     w8_observer obs;
     void *obs_ud;
@@ -76,7 +77,11 @@ w8_ctx *w8_ctx_new(const w8_model *m, int max_rows) {
     x->sinb = falloc(R * (x->head_dim / 2));
     x->n_threads = omp_get_max_threads();
     if (w8_get_threads() > x->n_threads) x->n_threads = w8_get_threads();
-    x->att = falloc((size_t)x->n_threads * (size_t)x->max_pos);
+    /* Sized for 4096 positions and grown on demand (rarely, outside the
+     * token loop's steady state): a config's max_position_embeddings may be
+     * huge or hostile, and most runs never get near it. */
+    x->att_cap = x->max_pos < 4096 ? x->max_pos : 4096;
+    x->att = falloc((size_t)x->n_threads * (size_t)x->att_cap);
     x->rows = w8_xmalloc(R * sizeof(int));
     return x;
 }
@@ -216,26 +221,17 @@ static void rope_and_store(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_bat
 
 /* Causal attention of one row and head over its sequence's positions 0..pos,
  * block by block.  att: scratch of at least pos + 1 floats. */
-static void attend(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_seq *s, int pos,
-                   const float *q, int kvh, int layer, float *att, float *out) {
+static void attend(const w8_ctx *c, w8_kv *kv, const w8_seq *s, int pos, const float *q,
+                   int kvh, int layer, float *att, float *out) {
     int bs = w8_kv_block_size(kv), hd = c->head_dim, len = pos + 1;
     size_t ld = w8_kv_row_stride(kv);
     float scale = 1.0f / sqrtf((float)hd);
-    (void)m;
     for (int j0 = 0, bi = 0; j0 < len; j0 += bs, bi++) {
         int nb = len - j0 < bs ? len - j0 : bs;
         const float *kb = w8_kv_block_k(kv, layer, s->blocks[bi]) + (size_t)kvh * hd;
         w8_attn_scores(q, kb, ld, nb, hd, scale, att + j0);
     }
-    float mx = att[0], sum = 0;
-    for (int j = 1; j < len; j++)
-        if (att[j] > mx) mx = att[j];
-    for (int j = 0; j < len; j++) {
-        att[j] = expf(att[j] - mx);
-        sum += att[j];
-    }
-    float inv = 1.0f / sum;
-    for (int j = 0; j < len; j++) att[j] *= inv;
+    w8_softmax(att, len);
     memset(out, 0, (size_t)hd * sizeof(float));
     for (int j0 = 0, bi = 0; j0 < len; j0 += bs, bi++) {
         int nb = len - j0 < bs ? len - j0 : bs;
@@ -253,14 +249,14 @@ static void attention(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b
      * the thread team: run it on the calling thread. */
     long work = 0;
     for (int r = 0; r < b->n; r++) work += (long)(b->pos[r] + 1) * nh * hd;
-    if (work < 16384) nt = 1;
+    if (work < (1L << 17)) nt = 1;
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 4) if (nt > 1)
     for (int t = 0; t < tasks; t++) {
         int r = t / nh, h = t % nh;
-        float *att = c->att + (size_t)omp_get_thread_num() * c->max_pos;
+        float *att = c->att + (size_t)omp_get_thread_num() * c->att_cap;
         const float *q = c->qkv + (size_t)r * c->qkvdim + (size_t)h * hd;
         float *out = c->att_out + (size_t)r * c->qdim + (size_t)h * hd;
-        attend(c, m, kv, b->seq[r], b->pos[r], q, h / group, layer, att, out);
+        attend(c, kv, b->seq[r], b->pos[r], q, h / group, layer, att, out);
     }
 }
 
@@ -268,18 +264,38 @@ static void add_rows(float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 
-/* act = silu(gate) * up, row by row from gu = [gate | up]. */
-static void swiglu(w8_ctx *c, int n) {
-    int I = c->inter;
-    for (int r = 0; r < n; r++) {
-        const float *g = c->gu + (size_t)r * 2 * I, *u = g + I;
-        float *a = c->act + (size_t)r * I;
-        for (int i = 0; i < I; i++) a[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+/* act = silu(gate) * up from gu = [gate | up], then down_proj.  An int8
+ * down_proj gets its input quantized in the same pass. */
+static void swiglu_down(w8_ctx *c, const w8_linear *down, int n, int layer) {
+    size_t I = (size_t)c->inter;
+    if (down->quantized) {
+        w8_swiglu_rows(n, c->inter, c->gu, c->gu + I, 2 * I, c->act, I, c->xq, I,
+                       down->in_scale, down->in_offset);
+        observe(c, layer, W8_OBS_DOWN_IN, c->act, n, c->inter);
+        w8_gemm_i8(&down->q, n, c->xq, I, c->tmp, (size_t)c->hidden);
+        return;
     }
+    w8_swiglu_rows(n, c->inter, c->gu, c->gu + I, 2 * I, c->act, I, NULL, 0, 1.0f, 0);
+    observe(c, layer, W8_OBS_DOWN_IN, c->act, n, c->inter);
+    w8_linear_apply(down, n, c->act, I, c->tmp, (size_t)c->hidden, c->xq);
+}
+
+/* Make the attention scratch hold positions 0..max_pos_in_batch. */
+static void grow_att(w8_ctx *c, const w8_batch *b) {
+    int need = 0;
+    for (int r = 0; r < b->n; r++)
+        if (b->pos[r] + 1 > need) need = b->pos[r] + 1;
+    if (need <= c->att_cap) return;
+    int cap = c->att_cap * 2 > need ? c->att_cap * 2 : need;
+    if (cap > c->max_pos) cap = c->max_pos;
+    free(c->att);
+    c->att = falloc((size_t)c->n_threads * (size_t)cap);
+    c->att_cap = cap;
 }
 
 int w8_forward(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b, float *logits) {
     if (check_batch(c, m, kv, b)) return -1;
+    grow_att(c, b);
     const w8_config *cfg = &m->cfg;
     int n = b->n;
     size_t H = (size_t)c->hidden;
@@ -299,9 +315,7 @@ int w8_forward(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b, float
         /* MLP block: rmsnorm -> gate/up -> SwiGLU -> down */
         run_group(c, &L->gate_up, c->x, n, L->ffn_norm, L->ffn_norm_b, cfg->rms_eps, c->gu,
                   2 * (size_t)c->inter, l, W8_OBS_GATEUP_IN);
-        swiglu(c, n);
-        observe(c, l, W8_OBS_DOWN_IN, c->act, n, c->inter);
-        w8_linear_apply(&L->down, n, c->act, (size_t)c->inter, c->tmp, H, c->xq);
+        swiglu_down(c, &L->down, n, l);
         add_rows(c->x, c->tmp, (size_t)n * H);
         observe(c, l, W8_OBS_LAYER_OUT, c->x, n, c->hidden);
     }

@@ -138,9 +138,8 @@ jv jv_list_val(jv_list *l);          /* wraps (takes the reference) */
 jv_dict *jv_dict_new(void);
 /* Set key -> val, replacing an equal key; takes both references. */
 void jv_dict_set(jv_dict *d, jv key, jv val);
-/* Borrowed lookups, NULL when absent. */
+/* Borrowed lookup, NULL when absent. */
 jv *jv_dict_get(const jv_dict *d, jv key);
-jv *jv_dict_get_c(const jv_dict *d, const char *key);
 jv jv_dict_val(jv_dict *d); /* wraps (takes the reference) */
 
 /* How deeply a value nests (0 for scalars and namespaces, which are the
@@ -317,6 +316,13 @@ int jj_undef_error(jctx *c, const struct jnode *at, jv u);
 extern long jj_iter_limit;
 /* Count one unit of work against W8_JINJA_MAX_ITERS. */
 int jj_tick(jctx *c, const jnode *at);
+/* Count `units` of work at once.  Operations that are linear in a value's
+ * size (copying, searching, comparing) charge one unit per JJ_WORK_UNIT
+ * bytes or elements (jj_cost), so a loop that repeats them on big values
+ * stops at the same limit instead of running for hours. */
+int jj_charge(jctx *c, const jnode *at, size_t units);
+#define JJ_WORK_UNIT 1024
+size_t jj_cost(jv v);
 /* Refuse strings/lists beyond W8_JINJA_MAX_OUTPUT. */
 int jj_check_size(jctx *c, const jnode *at, size_t n);
 void jj_track_ns(jctx *c, jv_dict *ns);
@@ -344,7 +350,6 @@ int jj_percent_format(jctx *c, const struct jnode *at, const jv_str *fmt, jv arg
 const char *jj_method_name(jv obj, const char *name);
 /* Globals: index by name (-1 if none), and call. */
 int jj_global_find(const char *name);
-const char *jj_global_name(int fn);
 int jj_global_call(jctx *c, const jnode *at, int fn, const jargs *a, jv *out);
 /* Python-style slicing of str/list; missing bounds are JV_NONE. */
 int jj_slice(jctx *c, const jnode *at, jv obj, jv start, jv stop, jv step, jv *out);

@@ -6,7 +6,9 @@
  *            default d first last list string int float abs replace round
  *            safe e escape items map select reject selectattr rejectattr
  *            unique sort dictsort batch indent wordcount reverse sum min max
- *            attr center
+ *            attr center format forceescape
+ *            (|safe makes Markup: `markup + str` HTML-escapes the str, as
+ *            markupsafe does even with autoescape off)
  *   tests    defined undefined none string number integer float mapping
  *            iterable sequence boolean true false odd even divisibleby
  *            eq equalto == ne != lt < le <= gt > ge >= in sameas callable
@@ -15,7 +17,10 @@
  *            replace upper lower title capitalize find rfind index count
  *            join splitlines isdigit isalpha isalnum isspace isupper islower
  *            format removeprefix removesuffix
- *            dict: items keys values get;  list: index count;  loop: cycle
+ *            dict: items keys values get copy;  list: index count;
+ *            loop: cycle
+ *            (`obj.method` without a call is a bound method value, so
+ *            `schema.items` is the dict method, as Python's getattr finds)
  *   globals  range namespace dict raise_exception strftime_now
  * tojson is transformers' override: json.dumps(x, ensure_ascii=False,
  * indent=indent, separators=separators, sort_keys=sort_keys).
@@ -391,6 +396,7 @@ static int items_of(jctx *c, const jnode *at, jv x, jv_list **out) {
         return 0;
     }
     case JV_STR: {
+        if (jj_charge(c, at, ju_len(x.u.s->s, x.u.s->len))) return -1;
         jv_list *l = jv_list_new(0);
         for (size_t i = 0; i < x.u.s->len;) {
             uint32_t cp;
@@ -522,6 +528,7 @@ static int str_all(const jv_str *s, int upper) {
 
 int jj_test(jctx *c, const jnode *at, const char *name, jv x, const jargs *a) {
     const jv *y = arg(a, 0, NULL);
+    if (jj_charge(c, at, jj_cost(x) + (y ? jj_cost(*y) : 0))) return -1;
     int r;
 #define IS(s) (!strcmp(name, s))
     if (IS("defined")) return x.t != JV_UNDEF;
@@ -721,10 +728,8 @@ static int f_int(jctx *c, const jnode *at, jv x, const jargs *a, jv *out) {
     return 0;
 }
 
-static int f_float(jctx *c, const jnode *at, jv x, const jargs *a, jv *out) {
+static int f_float(jv x, const jargs *a, jv *out) {
     const jv *d = arg(a, 0, "default");
-    (void)c;
-    (void)at;
     char *e;
     if (jv_is_num(x)) {
         *out = jv_float(jv_num(x));
@@ -918,6 +923,10 @@ static int f_unique(jctx *c, const jnode *at, jv x, const jargs *a, jv *out) {
         jv k;
         if ((rc = jj_tick(c, at)) || (rc = sort_key(c, at, l->items[i], attr, cs, &k))) break;
         int dup = 0;
+        if ((rc = jj_charge(c, at, seen->n / (JJ_WORK_UNIT / 8)))) {
+            jv_free(k);
+            break;
+        }
         for (size_t j = 0; j < seen->n && !dup; j++) dup = jv_equal(seen->items[j], k);
         if (dup) {
             jv_free(k);
@@ -1044,7 +1053,12 @@ static int f_indent(jctx *c, const jnode *at, jv x, const jargs *a, jv *out) {
         jbuf_free(&ind);
         return bad_arg(c, at, "indent", "width must be a string or a small integer");
     }
-    jv s = to_str(x);
+    if (x.t != JV_STR) { /* Jinja does s += "\n", a TypeError for non-strings */
+        jbuf_free(&ind);
+        if (x.t == JV_UNDEF) return jj_undef_error(c, at, x);
+        return jj_error(c->src, at->pos, "indent: expected a string, got %s", jv_type_name(x));
+    }
+    jv s = jv_ref(x);
     /* Jinja: lines = (s + "\n").splitlines(); lines after the first get the
      * indent (empty ones only with blank=True), joined by "\n" */
     jbuf t = {0}, b = jj_buf();
@@ -1147,6 +1161,7 @@ int jj_has_filter(const char *name) {
 }
 
 int jj_filter(jctx *c, const jnode *at, const char *name, jv x, const jargs *a, jv *out) {
+    if (jj_charge(c, at, jj_cost(x))) return -1;
 #define IS(s) (!strcmp(name, s))
     if (IS("default") || IS("d")) {
         const jv *d = arg(a, 0, "default_value");
@@ -1168,7 +1183,7 @@ int jj_filter(jctx *c, const jnode *at, const char *name, jv x, const jargs *a, 
     if (IS("join")) return f_join(c, at, x, a, out);
     if (IS("first") || IS("last")) return f_first_last(c, at, x, IS("last"), out);
     if (IS("int")) return f_int(c, at, x, a, out);
-    if (IS("float")) return f_float(c, at, x, a, out);
+    if (IS("float")) return f_float(x, a, out);
     if (IS("round")) return f_round(c, at, x, a, out);
     if (IS("map")) return f_map(c, at, x, a, out);
     if (IS("select") || IS("reject")) return f_select(c, at, x, a, 0, IS("reject"), out);
@@ -1367,7 +1382,7 @@ int jj_percent_format(jctx *c, const jnode *at, const jv_str *fmt, jv args, jv *
             goto bad;
         }
     }
-    if (used < nv && args.t != JV_DICT && (args.t == JV_LIST && args.u.l->tuple)) {
+    if (used < nv && args.t != JV_DICT) {
         jbuf_free(&b);
         return jj_error(c->src, at->pos, "not all arguments converted during string formatting");
     }
@@ -1581,6 +1596,9 @@ static int unsafe(jctx *c, const jnode *at, const char *name, jv obj) {
 }
 
 int jj_method(jctx *c, const jnode *at, jv obj, const char *name, const jargs *a, jv *out) {
+    size_t cost = jj_cost(obj);
+    for (int i = 0; i < a->nargs; i++) cost += jj_cost(a->args[i]);
+    if (jj_charge(c, at, cost)) return -1;
 #define IS(x) (!strcmp(name, x))
     switch (obj.t) {
     case JV_STR: {
@@ -1653,7 +1671,6 @@ int jj_global_find(const char *name) {
     return -1;
 }
 
-const char *jj_global_name(int fn) { return fn >= 0 && fn < 5 ? global_names[fn] : "?"; }
 
 /* dict(mapping_or_pairs?, **kw) into d. */
 static int fill_dict(jctx *c, const jnode *at, jv_dict *d, const jargs *a, const char *fn) {

@@ -29,6 +29,8 @@
 
 enum { BRK = 1, CONT = 2 };
 
+#define NOINLINE __attribute__((noinline))
+
 /* ------------------------------------------------------------ helpers */
 
 jbuf jj_buf(void) {
@@ -41,6 +43,10 @@ int jj_buf_done(jctx *c, const jnode *at, jbuf *b, jv *out) {
     if (b->over) {
         jbuf_free(b);
         return jj_error(c->src, at->pos, "value larger than %zu bytes", (size_t)W8_JINJA_MAX_OUTPUT);
+    }
+    if (jj_charge(c, at, b->n / JJ_WORK_UNIT)) {
+        jbuf_free(b);
+        return -1;
     }
     *out = jbuf_to_str(b);
     return 0;
@@ -55,10 +61,23 @@ int jj_emit(jctx *c, const jnode *at, const char *s, size_t n) {
 
 long jj_iter_limit = W8_JINJA_MAX_ITERS;
 
-int jj_tick(jctx *c, const jnode *at) {
-    if (++c->iters > (size_t)jj_iter_limit)
+int jj_tick(jctx *c, const jnode *at) { return jj_charge(c, at, 1); }
+
+int jj_charge(jctx *c, const jnode *at, size_t units) {
+    c->iters += units;
+    if (c->iters > (size_t)jj_iter_limit)
         return jj_error(c->src, at->pos, "too many loop iterations (limit %ld per render)", jj_iter_limit);
     return 0;
+}
+
+size_t jj_cost(jv v) {
+    switch (v.t) {
+    /* an element (compare, reference) costs about what 8 bytes of copying do */
+    case JV_STR: return v.u.s->len / JJ_WORK_UNIT;
+    case JV_LIST: return v.u.l->n / (JJ_WORK_UNIT / 8);
+    case JV_DICT: return v.u.d->n / (JJ_WORK_UNIT / 8);
+    default: return 0;
+    }
 }
 
 int jj_check_size(jctx *c, const jnode *at, size_t n) {
@@ -120,8 +139,17 @@ static int repeat(jctx *c, const jnode *at, jv seq, long long k, jv *out) {
     if (seq.t == JV_STR) {
         size_t len = seq.u.s->len;
         if (len && (unsigned long long)k > W8_JINJA_MAX_OUTPUT / len) return jj_check_size(c, at, (size_t)-1);
-        jbuf b = jj_buf();
-        for (long long i = 0; i < k; i++) jbuf_put(&b, seq.u.s->s, len);
+        /* copy by doubling: 'x' * 8000000 is a few memcpy calls, not millions */
+        size_t total = len * (size_t)k, have = len < total ? len : total;
+        char *p = w8_xmalloc(total + 1);
+        if (have) memcpy(p, seq.u.s->s, have);
+        while (have < total) {
+            size_t n = have < total - have ? have : total - have;
+            memcpy(p + have, p, n);
+            have += n;
+        }
+        jbuf b = {p, total, total + 1, 0, 0};
+        p[total] = 0;
         return jj_buf_done(c, at, &b, out);
     }
     size_t n = seq.u.l->n;
@@ -134,7 +162,8 @@ static int repeat(jctx *c, const jnode *at, jv seq, long long k, jv *out) {
     return 0;
 }
 
-static int arith(jctx *c, const jnode *at, int op, jv a, jv b, jv *out) {
+static NOINLINE int arith(jctx *c, const jnode *at, int op, jv a, jv b, jv *out) {
+    if (jj_charge(c, at, jj_cost(a) + jj_cost(b))) return -1;
     const char *name = op == 'F' ? "//" : op == 'P' ? "**" : op == '+' ? "+" : op == '-' ? "-" : op == '*' ? "*"
                      : op == '/' ? "/" : "%";
     int ints = (a.t == JV_INT || a.t == JV_BOOL) && (b.t == JV_INT || b.t == JV_BOOL);
@@ -252,7 +281,8 @@ static int contains(jctx *c, const jnode *at, jv hay, jv needle, int *res) {
     }
 }
 
-static int compare(jctx *c, const jnode *at, int op, jv a, jv b, int *res) {
+static NOINLINE int compare(jctx *c, const jnode *at, int op, jv a, jv b, int *res) {
+    if (jj_charge(c, at, jj_cost(a) + jj_cost(b))) return -1;
     if (op == 'E' || op == 'N') {
         *res = jv_equal(a, b) == (op == 'E');
         return 0;
@@ -321,6 +351,7 @@ int jj_getitem(jctx *c, const jnode *at, jv obj, jv key, jv *out) {
     case JV_STR: {
         if (key.t != JV_INT && key.t != JV_BOOL) return 0;
         long long i = as_ll(key);
+        if (obj.t == JV_STR && jj_charge(c, at, jj_cost(obj))) return -1;
         size_t n = obj.t == JV_LIST ? obj.u.l->n : ju_len(obj.u.s->s, obj.u.s->len);
         if (i < 0) i += (long long)n;
         if (i < 0 || (unsigned long long)i >= n) return 0;
@@ -340,8 +371,8 @@ int jj_getitem(jctx *c, const jnode *at, jv obj, jv key, jv *out) {
     }
 }
 
-static long long clamp_index(long long i, long long n, int step_neg, int is_stop) {
-    (void)is_stop;
+/* A slice bound clamped as CPython does (PySlice_AdjustIndices). */
+static long long clamp_index(long long i, long long n, int step_neg) {
     if (i < 0) {
         i += n;
         if (i < 0) i = step_neg ? -1 : 0;
@@ -352,7 +383,9 @@ static long long clamp_index(long long i, long long n, int step_neg, int is_stop
 }
 
 int jj_slice(jctx *c, const jnode *at, jv obj, jv start, jv stop, jv step, jv *out) {
+    if (jj_charge(c, at, jj_cost(obj))) return -1;
     if (obj.t == JV_UNDEF) return jj_undef_error(c, at, obj);
+    /* slices bypass Jinja2's forgiving getitem: a bad one is a TypeError */
     if (obj.t != JV_STR && obj.t != JV_LIST)
         return jj_error(c->src, at->pos, "'%s' object is not subscriptable", jv_type_name(obj));
     for (int k = 0; k < 3; k++) {
@@ -375,8 +408,8 @@ int jj_slice(jctx *c, const jnode *at, jv obj, jv start, jv stop, jv step, jv *o
     long long N = (long long)n, lo, hi;
     int neg = st < 0;
     int has_lo = start.t == JV_INT || start.t == JV_BOOL, has_hi = stop.t == JV_INT || stop.t == JV_BOOL;
-    lo = has_lo ? clamp_index(as_ll(start), N, neg, 0) : (neg ? N - 1 : 0);
-    hi = has_hi ? clamp_index(as_ll(stop), N, neg, 1) : (neg ? -1 : N);
+    lo = has_lo ? clamp_index(as_ll(start), N, neg) : (neg ? N - 1 : 0);
+    hi = has_hi ? clamp_index(as_ll(stop), N, neg) : (neg ? -1 : N);
     jbuf b = {0};
     jv_list *l = obj.t == JV_LIST ? jv_list_new(0) : NULL;
     if (l) l->tuple = obj.u.l->tuple;
@@ -460,13 +493,14 @@ static jv make_macro(jctx *c, const jnode *def) {
     return v;
 }
 
-static int call_macro(jctx *c, const jnode *at, jv_macro *m, const jargs *a, jv caller, jv *out) {
+static NOINLINE int call_macro(jctx *c, const jnode *at, jv_macro *m, const jargs *a, jv caller, jv *out) {
     const jnode *def = m->def;
     int is_caller = def->kind == N_CALLBLOCK;
     const char *name = is_caller ? "caller" : def->name;
     if (c->macro_depth >= W8_JINJA_MAX_DEPTH)
         return jj_error(c->src, at->pos, "macro calls nested too deeply (limit %d): '%s'", W8_JINJA_MAX_DEPTH, name);
-    if (jj_tick(c, at)) return -1;
+    /* a call (scope, arguments, output buffer) weighs like ten iterations */
+    if (jj_charge(c, at, 10)) return -1;
     /* the macro's scope sits on its closure, then the top-level variables */
     jscope *chain = m->nclosure ? w8_xmalloc((size_t)m->nclosure * sizeof *chain) : NULL, *parent = c->root;
     for (int i = m->nclosure - 1; i >= 0; i--) {
@@ -553,7 +587,7 @@ int jj_call_value(jctx *c, const jnode *at, jv fn, jv *args, int nargs, jv *kwv,
     }
 }
 
-static int eval_call(jctx *c, const jnode *n, jv caller, jv *out) {
+static NOINLINE int eval_call(jctx *c, const jnode *n, jv caller, jv *out) {
     argv_t av;
     jv fn = jv_undef(NULL), obj = jv_undef(NULL);
     const jnode *callee = n->a;
@@ -600,7 +634,7 @@ out:
 
 /* ------------------------------------------------------------ expressions */
 
-static int eval_filter(jctx *c, const jnode *n, jv *input, jv *out) {
+static NOINLINE int eval_filter(jctx *c, const jnode *n, jv *input, jv *out) {
     jv x;
     if (!n->a) x = jv_ref(*input);
     else if (n->a->kind == N_FILTER && input) {
@@ -617,7 +651,7 @@ static int eval_filter(jctx *c, const jnode *n, jv *input, jv *out) {
     return rc;
 }
 
-static int eval_seq(jctx *c, const jnode *n, jv *out) {
+static NOINLINE int eval_seq(jctx *c, const jnode *n, jv *out) {
     jv_list *l = jv_list_new(0);
     l->tuple = n->kind == N_TUPLE;
     for (const jnode *k = n->kids; k; k = k->next) {
@@ -632,7 +666,7 @@ static int eval_seq(jctx *c, const jnode *n, jv *out) {
     return 0;
 }
 
-static int eval_dict(jctx *c, const jnode *n, jv *out) {
+static NOINLINE int eval_dict(jctx *c, const jnode *n, jv *out) {
     jv_dict *d = jv_dict_new();
     for (const jnode *k = n->kids; k; k = k->next->next) {
         jv key, val;
@@ -650,7 +684,7 @@ fail:
     return -1;
 }
 
-static int eval_compare(jctx *c, const jnode *n, jv *out) {
+static NOINLINE int eval_compare(jctx *c, const jnode *n, jv *out) {
     jv left;
     if (jj_eval(c, n->a, &left)) return -1;
     int res = 1;
@@ -673,8 +707,109 @@ static int eval_compare(jctx *c, const jnode *n, jv *out) {
     return 0;
 }
 
-static int eval_inner(jctx *c, const jnode *n, jv *out) {
+/* The cases of eval_inner() that need locals live in their own functions
+ * (never inlined) so that the recursive path keeps small stack frames: a
+ * template can nest JJ_MAX_EVAL_DEPTH deep. */
+static NOINLINE int eval_getattr(jctx *c, const jnode *n, jv *out) {
+    jv a;
+    if (jj_eval(c, n->a, &a)) return -1;
+    /* Python's getattr finds methods first: `d.items` is the method */
+    const char *m = jj_method_name(a, n->name);
+    if (m) {
+        jv_method *me = w8_xmalloc(sizeof *me);
+        me->rc = 1;
+        me->self = a;
+        me->name = m;
+        out->t = JV_METHOD;
+        out->u.me = me;
+        return 0;
+    }
+    int rc = jj_getitem(c, n, a, n->val, out);
+    if (!rc && out->t == JV_UNDEF) out->u.why = n;
+    jv_free(a);
+    return rc;
+}
+
+static NOINLINE int eval_getitem(jctx *c, const jnode *n, jv *out) {
     jv a, b;
+    int rc = 0;
+    if (jj_eval(c, n->a, &a)) return -1;
+    if (n->b->kind == N_SLICE) {
+        jv s[3] = {jv_none(), jv_none(), jv_none()};
+        const jnode *parts[3] = {n->b->a, n->b->b, n->b->c};
+        for (int k = 0; k < 3 && !rc; k++)
+            if (parts[k]) rc = jj_eval(c, parts[k], &s[k]);
+        if (!rc) rc = jj_slice(c, n, a, s[0], s[1], s[2], out);
+        for (int k = 0; k < 3; k++) jv_free(s[k]);
+        jv_free(a);
+        return rc;
+    }
+    if (jj_eval(c, n->b, &b)) {
+        jv_free(a);
+        return -1;
+    }
+    rc = jj_getitem(c, n, a, b, out);
+    jv_free(a);
+    jv_free(b);
+    return rc;
+}
+
+static NOINLINE int eval_test(jctx *c, const jnode *n, jv *out) {
+    jv a;
+    if (jj_eval(c, n->a, &a)) return -1;
+    argv_t av;
+    if (eval_args(c, n->kids, &av)) {
+        jv_free(a);
+        return -1;
+    }
+    int r = jj_test(c, n, n->name, a, &av.a);
+    args_free(&av);
+    jv_free(a);
+    if (r < 0) return -1;
+    *out = jv_bool(r);
+    return 0;
+}
+
+static NOINLINE int eval_unary(jctx *c, const jnode *n, jv *out) {
+    jv a;
+    if (jj_eval(c, n->a, &a)) return -1;
+    if (!jv_is_num(a)) {
+        int rc = a.t == JV_UNDEF ? jj_undef_error(c, n, a)
+                                 : jj_error(c->src, n->pos, "bad operand type for unary %c: '%s'",
+                                            n->kind == N_NEG ? '-' : '+', jv_type_name(a));
+        jv_free(a);
+        return rc;
+    }
+    if (n->kind == N_POS) *out = a.t == JV_BOOL ? jv_int(a.u.b) : a;
+    else if (a.t == JV_FLOAT) *out = jv_float(-a.u.f);
+    else if (as_ll(a) == INT64_MIN) return jj_error(c->src, n->pos, "integer overflow in '-'");
+    else *out = jv_int(-as_ll(a));
+    return 0;
+}
+
+static NOINLINE int eval_binop(jctx *c, const jnode *n, jv *out) {
+    jv a, b;
+    int rc;
+    if (jj_eval(c, n->a, &a)) return -1;
+    if (jj_eval(c, n->b, &b)) {
+        jv_free(a);
+        return -1;
+    }
+    if (n->op == '~') {
+        jbuf t = jj_buf();
+        jv_write_str(&t, a);
+        jv_write_str(&t, b);
+        rc = jj_buf_done(c, n, &t, out);
+    } else {
+        rc = arith(c, n, n->op, a, b, out);
+    }
+    jv_free(a);
+    jv_free(b);
+    return rc;
+}
+
+static int eval_inner(jctx *c, const jnode *n, jv *out) {
+    jv a;
     int rc;
     switch (n->kind) {
     case N_CONST: *out = jv_ref(n->val); return 0;
@@ -696,97 +831,19 @@ static int eval_inner(jctx *c, const jnode *n, jv *out) {
     case N_LIST:
     case N_TUPLE: return eval_seq(c, n, out);
     case N_DICT: return eval_dict(c, n, out);
-    case N_GETATTR: {
-        if (jj_eval(c, n->a, &a)) return -1;
-        const char *m = jj_method_name(a, n->name);
-        if (m) {
-            jv_method *me = w8_xmalloc(sizeof *me);
-            me->rc = 1;
-            me->self = a;
-            me->name = m;
-            out->t = JV_METHOD;
-            out->u.me = me;
-            return 0;
-        }
-        rc = jj_getitem(c, n, a, n->val, out);
-        if (!rc && out->t == JV_UNDEF) out->u.why = n;
-        jv_free(a);
-        return rc;
-    }
-    case N_GETITEM:
-        if (jj_eval(c, n->a, &a)) return -1;
-        if (n->b->kind == N_SLICE) {
-            jv s[3] = {jv_none(), jv_none(), jv_none()};
-            const jnode *parts[3] = {n->b->a, n->b->b, n->b->c};
-            rc = 0;
-            for (int k = 0; k < 3 && !rc; k++)
-                if (parts[k]) rc = jj_eval(c, parts[k], &s[k]);
-            if (!rc) rc = jj_slice(c, n, a, s[0], s[1], s[2], out);
-            for (int k = 0; k < 3; k++) jv_free(s[k]);
-            jv_free(a);
-            return rc;
-        }
-        if (jj_eval(c, n->b, &b)) {
-            jv_free(a);
-            return -1;
-        }
-        rc = jj_getitem(c, n, a, b, out);
-        jv_free(a);
-        jv_free(b);
-        return rc;
+    case N_GETATTR: return eval_getattr(c, n, out);
+    case N_GETITEM: return eval_getitem(c, n, out);
     case N_CALL: return eval_call(c, n, jv_undef(NULL), out);
     case N_FILTER: return eval_filter(c, n, NULL, out);
-    case N_TEST: {
-        if (jj_eval(c, n->a, &a)) return -1;
-        argv_t av;
-        if (eval_args(c, n->kids, &av)) {
-            jv_free(a);
-            return -1;
-        }
-        int r = jj_test(c, n, n->name, a, &av.a);
-        args_free(&av);
-        jv_free(a);
-        if (r < 0) return -1;
-        *out = jv_bool(r);
-        return 0;
-    }
+    case N_TEST: return eval_test(c, n, out);
     case N_NOT:
         if (jj_eval(c, n->a, &a)) return -1;
         *out = jv_bool(!jv_truthy(a));
         jv_free(a);
         return 0;
     case N_NEG:
-    case N_POS:
-        if (jj_eval(c, n->a, &a)) return -1;
-        if (!jv_is_num(a)) {
-            rc = a.t == JV_UNDEF ? jj_undef_error(c, n, a)
-                                 : jj_error(c->src, n->pos, "bad operand type for unary %c: '%s'",
-                                            n->kind == N_NEG ? '-' : '+', jv_type_name(a));
-            jv_free(a);
-            return rc;
-        }
-        if (n->kind == N_POS) *out = a.t == JV_BOOL ? jv_int(a.u.b) : a;
-        else if (a.t == JV_FLOAT) *out = jv_float(-a.u.f);
-        else if (as_ll(a) == INT64_MIN) return jj_error(c->src, n->pos, "integer overflow in '-'");
-        else *out = jv_int(-as_ll(a));
-        return 0;
-    case N_BINOP:
-        if (jj_eval(c, n->a, &a)) return -1;
-        if (jj_eval(c, n->b, &b)) {
-            jv_free(a);
-            return -1;
-        }
-        if (n->op == '~') {
-            jbuf t = jj_buf();
-            jv_write_str(&t, a);
-            jv_write_str(&t, b);
-            rc = jj_buf_done(c, n, &t, out);
-        } else {
-            rc = arith(c, n, n->op, a, b, out);
-        }
-        jv_free(a);
-        jv_free(b);
-        return rc;
+    case N_POS: return eval_unary(c, n, out);
+    case N_BINOP: return eval_binop(c, n, out);
     case N_AND:
     case N_OR:
         /* Python returns the deciding operand, not a bool */
@@ -833,6 +890,8 @@ static int iterate(jctx *c, const jnode *at, jv v, jv_list **out) {
         return 0;
     }
     case JV_STR: {
+        /* one string per character: as costly as a loop iteration each */
+        if (jj_charge(c, at, ju_len(v.u.s->s, v.u.s->len))) return -1;
         jv_list *l = jv_list_new(0);
         for (size_t i = 0; i < v.u.s->len;) {
             uint32_t cp;
@@ -881,7 +940,7 @@ static int bind(jctx *c, const jnode *target, jv v) {
     return rc;
 }
 
-static int exec_for(jctx *c, const jnode *n) {
+static NOINLINE int exec_for(jctx *c, const jnode *n) {
     jv seq;
     jv_list *items, *kept;
     if (jj_eval(c, n->b, &seq)) return -1;
@@ -945,7 +1004,7 @@ static int capture(jctx *c, const jnode *body, const jnode *at, jv *out) {
     return jj_buf_done(c, at, &buf, out);
 }
 
-static int exec_set(jctx *c, const jnode *n) {
+static NOINLINE int exec_set(jctx *c, const jnode *n) {
     jv v;
     if (n->b) {
         if (jj_eval(c, n->b, &v)) return -1;
@@ -978,7 +1037,7 @@ static int exec_set(jctx *c, const jnode *n) {
 
 /* {% call(args) m(x) %}body{% endcall %}: m runs with `caller` bound to a
  * macro made of the body, which sees the variables visible here. */
-static int exec_callblock(jctx *c, const jnode *n) {
+static NOINLINE int exec_callblock(jctx *c, const jnode *n) {
     jv caller = make_macro(c, n), out;
     int rc = eval_call(c, n->a, caller, &out);
     jv_free(caller);
@@ -988,7 +1047,7 @@ static int exec_callblock(jctx *c, const jnode *n) {
     return rc;
 }
 
-static int exec_output(jctx *c, const jnode *n) {
+static NOINLINE int exec_output(jctx *c, const jnode *n) {
     jv v;
     if (jj_eval(c, n->a, &v)) return -1;
     int rc;

@@ -217,8 +217,18 @@ static int lex_number(lexer *L, size_t p, size_t *end) {
     return 0;
 }
 
-static const char *const ops[] = {"//", "**", "==", "!=", ">=", "<=", "+", "-", "/", "*", "%", "~", "[",
-                                  "]", "(", ")", "{", "}", ">", "<", "=", ".", ":", "|", ",", ";"};
+/* Jinja2's operators, longest first; returns a static string or NULL. */
+static const char *match_op(const char *s, size_t rem) {
+    static const char *const two[] = {"//", "**", "==", "!=", ">=", "<="};
+    static const char one[] = "+-/*%~[](){}><=.:|,;";
+    static const char *const ones[] = {"+", "-", "/", "*", "%", "~", "[", "]", "(", ")",
+                                       "{", "}", ">", "<", "=", ".", ":", "|", ",", ";"};
+    if (rem >= 2)
+        for (size_t i = 0; i < sizeof two / sizeof two[0]; i++)
+            if (s[0] == two[i][0] && s[1] == two[i][1]) return two[i];
+    const char *p = s[0] ? memchr(one, s[0], sizeof one - 1) : NULL;
+    return p ? ones[p - one] : NULL;
+}
 
 /* Tokens of one {{ }} or {% %} tag starting after its opening delimiter. */
 static int lex_tag(lexer *L, size_t tagpos, size_t p, int block, size_t *end) {
@@ -266,12 +276,7 @@ static int lex_tag(lexer *L, size_t tagpos, size_t p, int block, size_t *end) {
             jbuf_free(&b);
             p = q + 1;
         } else {
-            const char *op = NULL;
-            for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
-                if (!strncmp(s + p, ops[i], strlen(ops[i]))) {
-                    op = ops[i];
-                    break;
-                }
+            const char *op = match_op(s + p, L->n - p);
             if (!op) return jj_error(s, (uint32_t)p, "unexpected char '%c'", c);
             if (strchr("([{", op[0])) {
                 if (depth == W8_JINJA_MAX_DEPTH) return jj_error(s, (uint32_t)p, "brackets nested too deeply");

@@ -416,7 +416,6 @@ static const char *dotted_name(parser *p, jnode *n) {
 }
 
 static jnode *parse_filter(parser *p, jnode *operand) {
-    uint32_t pos = cur(p)->pos;
     advance(p); /* '|' */
     jnode *f = node(p, N_FILTER, cur(p)->pos);
     f->a = operand;
@@ -426,7 +425,6 @@ static jnode *parse_filter(parser *p, jnode *operand) {
         return NULL;
     }
     if (is_op(cur(p), "(") && parse_call_args(p, &f->kids)) return NULL;
-    (void)pos;
     return f;
 }
 

@@ -181,14 +181,6 @@ jv *jv_dict_get(const jv_dict *d, jv key) {
     return NULL;
 }
 
-jv *jv_dict_get_c(const jv_dict *d, const char *key) {
-    size_t n = strlen(key);
-    for (size_t i = 0; i < d->n; i++)
-        if (d->keys[i].t == JV_STR && d->keys[i].u.s->len == n && !memcmp(d->keys[i].u.s->s, key, n))
-            return &d->vals[i];
-    return NULL;
-}
-
 void jv_dict_set(jv_dict *d, jv key, jv val) {
     int dep = jv_depth(val) + 1;
     if (jv_depth(key) + 1 > dep) dep = jv_depth(key) + 1;

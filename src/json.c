@@ -47,12 +47,10 @@ static int wrong(const char *label, const char *key, const char *want, const jso
     return w8_seterr("%s: key '%s': expected %s, got %s", label, key, want, w8_json_type_name(v));
 }
 
-int w8_json_get_int(const json_t *obj, const char *key, const char *label, long long *out) {
-    const json_t *v = lookup(obj, key);
-    if (!v) return 1;
+int w8_json_as_int(const json_t *v, long long *out) {
     if (json_is_integer(v)) {
         *out = json_integer_value(v);
-        return 0;
+        return 1;
     }
     /* 4096.0 is an integer written as a float: accept it, reject 1.5 */
     if (json_is_real(v)) {
@@ -60,9 +58,16 @@ int w8_json_get_int(const json_t *obj, const char *key, const char *label, long 
         /* range first: converting an out-of-range double is undefined */
         if (d > -9e18 && d < 9e18 && d == (double)(long long)d) {
             *out = (long long)d;
-            return 0;
+            return 1;
         }
     }
+    return 0;
+}
+
+int w8_json_get_int(const json_t *obj, const char *key, const char *label, long long *out) {
+    const json_t *v = lookup(obj, key);
+    if (!v) return 1;
+    if (w8_json_as_int(v, out)) return 0;
     return wrong(label, key, "integer", v);
 }
 

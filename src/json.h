@@ -28,6 +28,10 @@ int w8_json_get_num(const json_t *obj, const char *key, const char *label, doubl
 int w8_json_get_bool(const json_t *obj, const char *key, const char *label, int *out);
 int w8_json_get_str(const json_t *obj, const char *key, const char *label, const char **out);
 
+/* 1 and *out set when v is an integer, or a real with an integral value
+ * inside the long long range (4096.0); 0 otherwise. */
+int w8_json_as_int(const json_t *v, long long *out);
+
 /* Name of a json_t's type ("object", "string", ...), for messages. */
 const char *w8_json_type_name(const json_t *v);
 

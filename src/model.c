@@ -430,44 +430,11 @@ void w8_model_free(w8_model *m) {
     free(m);
 }
 
-/* Rows per w8_gemm_f call: the kernels take their GEMV path for m <= 4
- * and a packed GEMM (another summation order) above. */
-#define GEMV_ROWS 4
-
-/* Float y = x W^T + b computed so that a row's result never depends on the
- * other rows of the call: every row goes through the kernels' GEMV path
- * (row groups of at most GEMV_ROWS), with the output channels split in
- * blocks that stay in L2 while all row groups pass over them.  Batched
- * greedy decoding then equals single-sequence decoding bit for bit, which
- * the packed GEMM (faster by about a third for m > 4) would not give. */
-static void float_linear(const w8_linear *l, int m, const float *x, size_t ldx, float *y,
-                         size_t ldy) {
-    if (m <= GEMV_ROWS) {
-        w8_gemm_f(&l->f, m, x, ldx, y, ldy, l->bias);
-        return;
-    }
-    size_t row_bytes = (size_t)l->k * w8_dtype_size(l->f.dtype);
-    int cb = (int)((256u << 10) / (row_bytes ? row_bytes : 1)) & ~15;
-    if (cb < 16) cb = 16;
-    int nblk = (l->n + cb - 1) / cb, nt = w8_get_threads();
-    if (nt > nblk) nt = nblk;
-    /* Inside this region the kernel's own OpenMP team is inactive (no nesting). */
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
-    for (int b = 0; b < nblk; b++) {
-        int j0 = b * cb, nb = l->n - j0 < cb ? l->n - j0 : cb;
-        w8_fmat s = l->f;
-        s.n = nb;
-        s.w = (const char *)l->f.w + (size_t)j0 * row_bytes;
-        for (int i = 0; i < m; i += GEMV_ROWS)
-            w8_gemm_f(&s, m - i < GEMV_ROWS ? m - i : GEMV_ROWS, x + (size_t)i * ldx, ldx,
-                      y + (size_t)i * ldy + j0, ldy, l->bias ? l->bias + j0 : NULL);
-    }
-}
-
 void w8_linear_apply(const w8_linear *l, int m, const float *x, size_t ldx, float *y,
                      size_t ldy, int8_t *scratch) {
     if (!l->quantized) {
-        float_linear(l, m, x, ldx, y, ldy);
+        /* w8_gemm_f is row-invariant by contract (not w8_gemm_f_packed) */
+        w8_gemm_f(&l->f, m, x, ldx, y, ldy, l->bias);
         return;
     }
     int8_t *xq = scratch ? scratch : w8_xmalloc((size_t)m * (size_t)l->k);

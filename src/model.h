@@ -29,7 +29,9 @@ typedef struct {
 } w8_linear;
 
 /* Linear layers that read the same input: q/k/v or gate/up.  parts[] are the
- * logical layers (n of each); when fused, `fused` holds them stacked along n. */
+ * logical layers (n of each); when fused (all int8 with one input scale and
+ * offset), fused_lin holds them stacked along n and parts[] keep only their
+ * shape and quantization parameters (no packed weights). */
 typedef struct {
     int n_parts;
     int part_n[3];
@@ -66,7 +68,9 @@ void w8_model_free(w8_model *m);
 
 /* y[m, n] = x[m, k] W^T + b.  For an int8 layer the rows are quantized
  * with the layer's input scale/offset first (scratch: m*k int8, may be NULL
- * to allocate). */
+ * to allocate).  Each row's result is bitwise independent of m and of the
+ * other rows (int8 sums are exact; float layers use the row-invariant
+ * w8_gemm_f), so batching never changes a sequence's output. */
 void w8_linear_apply(const w8_linear *l, int m, const float *x, size_t ldx, float *y,
                      size_t ldy, int8_t *scratch);
 

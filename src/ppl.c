@@ -14,7 +14,7 @@
 
 #include "util.h"
 
-#define PPL_BLOCK 16          /* KV block size: small, a window fills whole blocks */
+#define PPL_BLOCK 128         /* KV block size: the default of run and serve */
 #define PPL_MAX_FILE (1u << 30)
 
 /* ------------------------------------------------------------ scoring */

@@ -44,6 +44,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -446,9 +447,9 @@ static int calibrate(qstate *s, w8_quant_report *rep) {
         if (n > T) n = T;
         for (int j = 0; j < n; j++)
             if (ids[j] < 0 || ids[j] >= m->cfg.vocab) {
-                free(ids);
                 w8_seterr("calibration sample %d: token id %d outside the model's vocabulary "
                           "(%d)", i + 1, ids[j], m->cfg.vocab);
+                free(ids);
                 goto out;
             }
         if (n > 0) {
@@ -1194,6 +1195,13 @@ static int install(const char *tmp, const char *save) {
 
 /* ------------------------------------------------------------------ main */
 
+static double cpu_now(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 +
+           (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec * 1e-6;
+}
+
 void w8_quant_opts_init(w8_quant_opts *o) {
     memset(o, 0, sizeof *o);
     o->calib_samples = 50;
@@ -1258,9 +1266,10 @@ int w8_quantize(const w8_quant_opts *o, w8_quant_report *rep) {
              "converted to bf16)");
     print_plan(&s);
 
-    double tc = w8_now();
+    double tc = w8_now(), cc = cpu_now();
     if (calibrate(&s, rep) != 0) goto out;
     rep->calib_seconds = w8_now() - tc;
+    rep->calib_cpu_seconds = cpu_now() - cc;
     if (params(&s) != 0) goto out;
 
     s.qbias = w8_xcalloc((size_t)s.n_lin, sizeof(int32_t *));
@@ -1304,5 +1313,6 @@ out:
     free(save);
     rep->seconds = w8_now() - t0;
     rep->peak_rss = w8_peak_rss_bytes();
+    rep->cpu_seconds = cpu_now();
     return rc;
 }

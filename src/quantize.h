@@ -50,7 +50,9 @@ typedef struct {
     int n_samples, n_tokens;  /* calibration */
     int n_shards;
     double seconds, calib_seconds, write_seconds;
-    size_t peak_rss;
+    double cpu_seconds;       /* user + system CPU time of the process */
+    double calib_cpu_seconds; /* ... of which calibration */
+    size_t peak_rss;          /* VmHWM: includes the source's mmap'ed pages */
     size_t bytes;             /* bytes of weights written */
 } w8_quant_report;
 

@@ -364,18 +364,23 @@ static void heap_push(cand *h, int *n, cand c) {
     h[i] = c;
 }
 
-static cand heap_pop(cand *h, int *n) {
-    cand top = h[0], last = h[--(*n)];
-    int i = 0;
+static void sift_down(cand *h, int n, int i) {
+    cand x = h[i];
     for (;;) {
         int c = 2 * i + 1;
-        if (c >= *n) break;
-        if (c + 1 < *n && cand_less(&h[c + 1], &h[c])) c++;
-        if (!cand_less(&h[c], &last)) break;
+        if (c >= n) break;
+        if (c + 1 < n && cand_less(&h[c + 1], &h[c])) c++;
+        if (!cand_less(&h[c], &x)) break;
         h[i] = h[c];
         i = c;
     }
-    if (*n > 0) h[i] = last;
+    h[i] = x;
+}
+
+static cand heap_pop(cand *h, int *n) {
+    cand top = h[0];
+    h[0] = h[--(*n)];
+    if (*n > 0) sift_down(h, *n, 0);
     return top;
 }
 
@@ -474,8 +479,13 @@ static void merge_word(const w8_bpe *m, const char *s, size_t n, w8_ivec *out) {
     w8_buf tmp = {0};
     int ns = initial_symbols(m, s, n, w, &tmp);
     free(tmp.s);
+    /* the initial pairs go in unordered and are heapified at once (O(n)) */
     int nh = 0;
-    for (int i = 0; i + 1 < ns; i++) try_pair(m, w, i, h, &nh);
+    for (int i = 0; i + 1 < ns; i++) {
+        const w8_merge_slot *ms = merge_find(m, w[i].id, w[i + 1].id);
+        if (ms) h[nh++] = (cand){ms->rank, i, ms->id};
+    }
+    for (int i = nh / 2 - 1; i >= 0; i--) sift_down(h, nh, i);
     while (nh > 0) {
         cand c = heap_pop(h, &nh);
         /* skip candidates made stale by earlier merges */

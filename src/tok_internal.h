@@ -39,21 +39,17 @@ typedef struct {
 void w8_ivec_push(w8_ivec *v, int x);
 
 /* A list of strings stored back to back in one buffer: piece i is
- * buf.s[off[2i] .. off[2i+1]).  Used for pre-tokenized words and for the
- * token strings that decoders transform. */
+ * buf.s[off[2i] .. off[2i+1]).  Decoders transform lists of token strings. */
 typedef struct {
     w8_buf buf;
     size_t *off;
-    uint8_t *flag; /* per piece: starts at offset 0 of the original text */
     size_t n, cap;
 } w8_strs;
-void w8_strs_add_f(w8_strs *l, const char *s, size_t n, int flag);
-static inline void w8_strs_add(w8_strs *l, const char *s, size_t n) { w8_strs_add_f(l, s, n, 0); }
+void w8_strs_add(w8_strs *l, const char *s, size_t n);
 static inline const char *w8_strs_at(const w8_strs *l, size_t i, size_t *len) {
     *len = l->off[2 * i + 1] - l->off[2 * i];
     return l->buf.s + l->off[2 * i];
 }
-void w8_strs_clear(w8_strs *l);
 void w8_strs_free(w8_strs *l);
 
 /* ---- patterns: a literal string or an Oniguruma regex */
@@ -71,6 +67,10 @@ void w8_pat_free(w8_pat *p);
 /* All non-overlapping matches, leftmost first, as (start, end) pairs appended
  * to m (byte offsets into s).  Returns the number of pairs or -1. */
 int w8_pat_find(const w8_pat *p, const char *s, size_t n, w8_ivec *m);
+/* The same matches one by one; a non-zero return of fn stops and is returned
+ * (-1 also on a regex failure, error set). */
+typedef int (*w8_match_fn)(void *ctx, size_t start, size_t end);
+int w8_pat_each(const w8_pat *p, const char *s, size_t n, w8_match_fn fn, void *ctx);
 
 /* ---- normalizers */
 
@@ -109,9 +109,11 @@ typedef struct w8_pretok {
 } w8_pretok;
 w8_pretok *w8_pretok_parse(const json_t *j, const char *label);
 void w8_pretok_free(w8_pretok *p);
-/* Split one normalized segment into words (appended to out).  `at_start`:
- * the segment begins at offset 0 of the original text (Metaspace "first"). */
-int w8_pretok_apply(const w8_pretok *p, const char *s, size_t n, int at_start, w8_strs *out);
+/* Split one normalized segment into words, handing each to fn in order
+ * (at0: the word starts at offset 0 of the original text).  `at_start`: the
+ * segment does (Metaspace "first").  A non-zero return of fn stops: -1. */
+typedef int (*w8_word_fn)(void *ctx, const char *s, size_t n, int at0);
+int w8_pretok_run(const w8_pretok *p, const char *s, size_t n, int at_start, w8_word_fn fn, void *ctx);
 
 /* ---- decoders */
 

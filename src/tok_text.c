@@ -21,7 +21,12 @@
 
 /* ---- patterns */
 
+/* Oniguruma's rule for threads: searching one compiled regex from several
+ * threads is fine, but compiling or freeing regexes must not happen in two
+ * threads at once, even for different regexes (its API doc; rust-onig,
+ * which HF uses, takes a global lock the same way).  Initialization once. */
 static pthread_once_t onig_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t onig_lock = PTHREAD_MUTEX_INITIALIZER;
 static void onig_init_once(void) {
     OnigEncoding enc = ONIG_ENCODING_UTF8;
     onig_initialize(&enc, 1);
@@ -31,8 +36,10 @@ int w8_pat_compile_regex(w8_pat *p, const char *re, size_t len, const char *labe
     pthread_once(&onig_once, onig_init_once);
     regex_t *reg = NULL;
     OnigErrorInfo einfo;
+    pthread_mutex_lock(&onig_lock);
     int r = onig_new(&reg, (const UChar *)re, (const UChar *)re + len, ONIG_OPTION_NONE,
                      ONIG_ENCODING_UTF8, ONIG_SYNTAX_RUBY, &einfo);
+    pthread_mutex_unlock(&onig_lock);
     if (r != ONIG_NORMAL) {
         UChar msg[ONIG_MAX_ERROR_MESSAGE_LEN];
         onig_error_code_to_str(msg, r, &einfo);
@@ -57,14 +64,18 @@ int w8_pat_parse(w8_pat *p, const json_t *j, const char *label, const char *what
 
 void w8_pat_free(w8_pat *p) {
     free(p->lit);
-    if (p->re) onig_free((regex_t *)p->re);
+    if (p->re) {
+        pthread_mutex_lock(&onig_lock);
+        onig_free((regex_t *)p->re);
+        pthread_mutex_unlock(&onig_lock);
+    }
     memset(p, 0, sizeof *p);
 }
 
 /* Non-overlapping matches like the onig crate's find_iter: an empty match
- * right where the previous match ended is skipped by stepping one char. */
-int w8_pat_find(const w8_pat *p, const char *s, size_t n, w8_ivec *m) {
-    int count = 0;
+ * right where the previous match ended is skipped by stepping one char.
+ * fn gets each match; a non-zero return stops the walk and is returned. */
+int w8_pat_each(const w8_pat *p, const char *s, size_t n, w8_match_fn fn, void *ctx) {
     if (p->lit) {
         if (p->litlen == 0) return 0;
         size_t i = 0;
@@ -72,23 +83,23 @@ int w8_pat_find(const w8_pat *p, const char *s, size_t n, w8_ivec *m) {
             const char *f = memmem(s + i, n - i, p->lit, p->litlen);
             if (!f) break;
             size_t st = (size_t)(f - s);
-            w8_ivec_push(m, (int)st);
-            w8_ivec_push(m, (int)(st + p->litlen));
-            count++;
+            int r = fn(ctx, st, st + p->litlen);
+            if (r) return r;
             i = st + p->litlen;
         }
-        return count;
+        return 0;
     }
     const UChar *str = (const UChar *)s, *end = str + n;
     OnigRegion *rg = onig_region_new();
     size_t pos = 0;
     long last_end = -1;
-    while (pos <= n) {
+    int rc = 0;
+    while (pos <= n && rc == 0) {
         int r = onig_search((regex_t *)p->re, str, end, str + pos, end, rg, ONIG_OPTION_NONE);
         if (r == ONIG_MISMATCH) break;
         if (r < 0) {
-            onig_region_free(rg, 1);
-            return w8_seterr("tokenizer: regex search failed (code %d)", r);
+            rc = w8_seterr("tokenizer: regex search failed (code %d)", r);
+            break;
         }
         long b = rg->beg[0], e = rg->end[0];
         if (b == e && last_end == e) {
@@ -96,14 +107,25 @@ int w8_pat_find(const w8_pat *p, const char *s, size_t n, w8_ivec *m) {
             pos += pos < n ? w8_utf8_unit(str + pos, n - pos, &valid) : 1;
             continue;
         }
-        w8_ivec_push(m, (int)b);
-        w8_ivec_push(m, (int)e);
-        count++;
         pos = (size_t)e;
         last_end = e;
+        rc = fn(ctx, (size_t)b, (size_t)e);
     }
     onig_region_free(rg, 1);
-    return count;
+    return rc;
+}
+
+static int collect_match(void *ctx, size_t b, size_t e) {
+    w8_ivec *m = ctx;
+    w8_ivec_push(m, (int)b);
+    w8_ivec_push(m, (int)e);
+    return 0;
+}
+
+int w8_pat_find(const w8_pat *p, const char *s, size_t n, w8_ivec *m) {
+    size_t before = m->n;
+    if (w8_pat_each(p, s, n, collect_match, m)) return -1;
+    return (int)((m->n - before) / 2);
 }
 
 /* Replace every match of p in s[0..n) by rep, into out (appended). */
@@ -433,94 +455,119 @@ void w8_pretok_free(w8_pretok *p) {
     free(p);
 }
 
-/* Cut s[0..n) by the matches m (pairs) with one of HF's
- * SplitDelimiterBehavior rules; non-empty pieces go to out.  at0: the piece
- * starts at offset 0 of the original text, inherited by the first cut. */
-static void split_by(const char *s, size_t n, const w8_ivec *m, int nm, int behavior, int invert,
-                     int at0, w8_strs *out) {
-    /* the (start, end, is_match) runs covering s, as HF's find_matches;
-     * one block holds the five arrays (on the stack for the usual few) */
-    size_t cap = 2 * (size_t)nm + 2, k = 0;
-    size_t st[5 * 34];
-    size_t *blk = cap <= 34 ? st : w8_xmalloc(5 * cap * sizeof(size_t));
-    size_t *rb = blk, *re = blk + cap, *rm = blk + 2 * cap, *ob = blk + 3 * cap, *oe = blk + 4 * cap;
-    size_t prev = 0;
-    for (int i = 0; i < nm; i++) {
-        size_t b = (size_t)m->v[2 * i], e = (size_t)m->v[2 * i + 1];
-        if (b > prev) rb[k] = prev, re[k] = b, rm[k++] = 0;
-        rb[k] = b, re[k] = e, rm[k++] = 1;
-        prev = e;
-    }
-    if (prev < n || k == 0) rb[k] = prev, re[k] = n, rm[k++] = 0;
-    if (invert)
-        for (size_t i = 0; i < k; i++) rm[i] = !rm[i];
-    /* merge runs per the behavior into [ob, oe) pieces */
-    size_t no = 0;
-    int prev_match = 0;
-    switch (behavior) {
-    case W8_SPLIT_REMOVED:
-        for (size_t i = 0; i < k; i++)
-            if (!rm[i]) ob[no] = rb[i], oe[no++] = re[i];
-        break;
-    case W8_SPLIT_ISOLATED:
-        for (size_t i = 0; i < k; i++) ob[no] = rb[i], oe[no++] = re[i];
-        break;
-    case W8_SPLIT_MERGED_PREV:
-        for (size_t i = 0; i < k; i++) {
-            if (rm[i] && !prev_match && no > 0) oe[no - 1] = re[i];
-            else ob[no] = rb[i], oe[no++] = re[i];
-            prev_match = (int)rm[i];
-        }
-        break;
-    case W8_SPLIT_MERGED_NEXT: /* walk backwards, then reverse */
-        for (size_t i = k; i-- > 0;) {
-            if (rm[i] && !prev_match && no > 0) ob[no - 1] = rb[i];
-            else ob[no] = rb[i], oe[no++] = re[i];
-            prev_match = (int)rm[i];
-        }
-        for (size_t i = 0; i < no / 2; i++) {
-            size_t t = ob[i];
-            ob[i] = ob[no - 1 - i], ob[no - 1 - i] = t;
-            t = oe[i];
-            oe[i] = oe[no - 1 - i], oe[no - 1 - i] = t;
-        }
-        break;
-    case W8_SPLIT_CONTIGUOUS:
-        for (size_t i = 0; i < k; i++) {
-            if (rm[i] == (size_t)prev_match && no > 0) oe[no - 1] = re[i];
-            else ob[no] = rb[i], oe[no++] = re[i];
-            prev_match = (int)rm[i];
-        }
-        break;
-    }
-    for (size_t i = 0; i < no; i++)
-        if (oe[i] > ob[i]) w8_strs_add_f(out, s + ob[i], oe[i] - ob[i], at0 && ob[i] == 0);
-    if (blk != st) free(blk);
+/* Pre-tokenizers run depth-first: each piece a stage cuts off goes at once
+ * through the following stages and on to the sink (BPE), so no list of the
+ * whole text's pieces is ever built (the text may be megabytes).
+ *
+ * The splitter turns a stream of matches into HF's (start, end, is_match)
+ * runs and merges them by a SplitDelimiterBehavior as they come: only the
+ * last, still growing piece is held back.  HF's rules, stated forwards:
+ *   Removed: drop the matches.  Isolated: every run is a piece.
+ *   MergedWithPrevious: a match after a non-match joins the piece before it.
+ *   MergedWithNext: a match followed by a non-match joins the piece after it.
+ *   Contiguous: runs of the same kind join.
+ * Empty pieces are dropped, as HF drops them. */
+typedef struct {
+    const char *s;
+    size_t n, prev;          /* end of the last match */
+    int behavior, invert, at0, any;
+    size_t pb, pe;           /* the piece held back */
+    int have, prev_match;
+    w8_word_fn fn;
+    void *ctx;
+    int rc;
+} splitter;
+
+static void sp_emit(splitter *sp, size_t b, size_t e) {
+    if (sp->rc == 0 && e > b) sp->rc = sp->fn(sp->ctx, sp->s + b, e - b, sp->at0 && b == 0);
 }
 
-/* Digits: every numeric character is a match; the caller isolates them
- * (individual_digits) or joins runs (Contiguous). */
-static void digit_matches(const char *s, size_t n, w8_ivec *m, int *nm) {
+static void sp_hold(splitter *sp, size_t b, size_t e) {
+    if (sp->have) sp_emit(sp, sp->pb, sp->pe);
+    sp->pb = b, sp->pe = e, sp->have = 1;
+}
+
+static void sp_run(splitter *sp, size_t b, size_t e, int m) {
+    if (sp->invert) m = !m;
+    switch (sp->behavior) {
+    case W8_SPLIT_REMOVED:
+        if (!m) sp_emit(sp, b, e);
+        break;
+    case W8_SPLIT_ISOLATED: sp_emit(sp, b, e); break;
+    case W8_SPLIT_MERGED_PREV:
+        if (m && !sp->prev_match && sp->have) sp->pe = e;
+        else sp_hold(sp, b, e);
+        break;
+    case W8_SPLIT_CONTIGUOUS:
+        if (m == sp->prev_match && sp->have) sp->pe = e;
+        else sp_hold(sp, b, e);
+        break;
+    case W8_SPLIT_MERGED_NEXT:
+        if (m) {
+            sp_hold(sp, b, e);
+        } else if (sp->have) {
+            sp->have = 0;
+            sp_emit(sp, sp->pb, e);
+        } else {
+            sp_emit(sp, b, e);
+        }
+        break;
+    }
+    sp->prev_match = m;
+}
+
+static int sp_match(void *ctx, size_t b, size_t e) {
+    splitter *sp = ctx;
+    if (b > sp->prev) sp_run(sp, sp->prev, b, 0);
+    sp_run(sp, b, e, 1);
+    sp->prev = e;
+    sp->any = 1;
+    return sp->rc;
+}
+
+static void sp_init(splitter *sp, const char *s, size_t n, int behavior, int invert, int at0,
+                    w8_word_fn fn, void *ctx) {
+    memset(sp, 0, sizeof *sp);
+    sp->s = s, sp->n = n, sp->behavior = behavior, sp->invert = invert, sp->at0 = at0;
+    sp->fn = fn, sp->ctx = ctx;
+}
+
+static int sp_finish(splitter *sp) {
+    if (sp->prev < sp->n || !sp->any) sp_run(sp, sp->prev, sp->n, 0);
+    if (sp->have) sp_emit(sp, sp->pb, sp->pe);
+    return sp->rc;
+}
+
+static int split_pattern(const w8_pat *pat, const char *s, size_t n, int behavior, int invert,
+                         int at0, w8_word_fn fn, void *ctx) {
+    splitter sp;
+    sp_init(&sp, s, n, behavior, invert, at0, fn, ctx);
+    int r = w8_pat_each(pat, s, n, sp_match, &sp);
+    if (r) return r < 0 ? -1 : r;
+    return sp_finish(&sp);
+}
+
+/* Digits: every numeric character is a match, isolated (individual_digits)
+ * or joined into runs (Contiguous). */
+static int split_digits(const char *s, size_t n, int individual, int at0, w8_word_fn fn, void *ctx) {
+    splitter sp;
+    sp_init(&sp, s, n, individual ? W8_SPLIT_ISOLATED : W8_SPLIT_CONTIGUOUS, 0, at0, fn, ctx);
     size_t i = 0;
-    *nm = 0;
-    while (i < n) {
+    while (i < n && sp.rc == 0) {
         uint32_t cp = 0;
         int l = w8_utf8_decode((const unsigned char *)s + i, n - i, &cp);
         if (l <= 0) l = 1;
         utf8proc_category_t c = utf8proc_category((utf8proc_int32_t)cp);
-        int num = c == UTF8PROC_CATEGORY_ND || c == UTF8PROC_CATEGORY_NL || c == UTF8PROC_CATEGORY_NO;
-        if (num) {
-            w8_ivec_push(m, (int)i);
-            w8_ivec_push(m, (int)(i + (size_t)l));
-            (*nm)++;
-        }
+        if (c == UTF8PROC_CATEGORY_ND || c == UTF8PROC_CATEGORY_NL || c == UTF8PROC_CATEGORY_NO)
+            sp_match(&sp, i, i + (size_t)l);
         i += (size_t)l;
     }
+    return sp.rc ? sp.rc : sp_finish(&sp);
 }
 
 /* Each byte becomes its printable stand-in character (1 or 2 bytes). */
-static void bytelevel_map(const char *s, size_t n, int prefix_space, int at0, w8_strs *out) {
-    char st[256];
+static int bytelevel_map(const char *s, size_t n, int prefix_space, int at0, w8_word_fn fn, void *ctx) {
+    char st[512];
     size_t cap = 2 * n + 2;
     char *buf = cap <= sizeof st ? st : w8_xmalloc(cap);
     size_t o = 0;
@@ -529,113 +576,88 @@ static void bytelevel_map(const char *s, size_t n, int prefix_space, int at0, w8
         buf[o++] = c[0];
         if (c[1]) buf[o++] = c[1];
     }
-    if (o) w8_strs_add_f(out, buf, o, at0);
+    int rc = o ? fn(ctx, buf, o, at0) : 0;
     if (buf != st) free(buf);
+    return rc;
 }
 
-/* One pre-tokenizer over one piece. */
-static int pretok_piece(const w8_pretok *p, const char *s, size_t n, int at0, w8_strs *out) {
-    w8_ivec m = {0};
+typedef struct {
+    w8_word_fn fn;
+    void *ctx;
+} bl_sink;
+
+static int bytelevel_piece(void *c, const char *s, size_t n, int at0) {
+    bl_sink *k = c;
+    return bytelevel_map(s, n, 0, at0, k->fn, k->ctx);
+}
+
+/* Metaspace: spaces become the replacement, which is prepended per the
+ * scheme, then (split) each replacement starts a new piece. */
+static int metaspace(const w8_pretok *p, const char *s, size_t n, int at0, w8_word_fn fn, void *ctx) {
+    w8_buf t = {0};
+    int starts = (size_t)p->repl_len <= n && !memcmp(s, p->repl, (size_t)p->repl_len);
+    if (!starts && n > 0 && s[0] == ' ') starts = 1; /* the space becomes the replacement */
+    if (!starts && (p->prepend_scheme == W8_PREPEND_ALWAYS || (p->prepend_scheme == W8_PREPEND_FIRST && at0)))
+        w8_buf_put(&t, p->repl, (size_t)p->repl_len);
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == ' ') w8_buf_put(&t, p->repl, (size_t)p->repl_len);
+        else w8_buf_putc(&t, s[i]);
+    }
     int rc = 0;
+    if (p->split) {
+        w8_pat lit = {.lit = (char *)p->repl, .litlen = (size_t)p->repl_len};
+        rc = split_pattern(&lit, t.s ? t.s : "", t.len, W8_SPLIT_MERGED_NEXT, 0, at0, fn, ctx);
+    } else if (t.len) {
+        rc = fn(ctx, t.s, t.len, at0);
+    }
+    free(t.s);
+    return rc;
+}
+
+typedef struct {
+    const w8_pretok *seq;
+    int k; /* the next stage */
+    w8_word_fn fn;
+    void *ctx;
+} chain;
+
+static int run_stage(const w8_pretok *p, const char *s, size_t n, int at0, w8_word_fn fn, void *ctx);
+
+static int chain_piece(void *c, const char *s, size_t n, int at0) {
+    chain *ch = c;
+    if (ch->k == ch->seq->nsub) return ch->fn(ch->ctx, s, n, at0);
+    chain next = {ch->seq, ch->k + 1, ch->fn, ch->ctx};
+    return run_stage(&ch->seq->sub[ch->k], s, n, at0, chain_piece, &next);
+}
+
+/* One pre-tokenizer over one piece; its pieces go to fn. */
+static int run_stage(const w8_pretok *p, const char *s, size_t n, int at0, w8_word_fn fn, void *ctx) {
     switch (p->kind) {
-    case W8_PT_SPLIT: {
-        int nm = w8_pat_find(&p->pat, s, n, &m);
-        if (nm < 0) rc = -1;
-        else split_by(s, n, &m, nm, p->behavior, p->invert, at0, out);
-        break;
+    case W8_PT_SEQ: {
+        chain c = {p, 0, fn, ctx};
+        return chain_piece(&c, s, n, at0);
     }
-    case W8_PT_DIGITS: {
-        int nm;
-        digit_matches(s, n, &m, &nm);
-        split_by(s, n, &m, nm, p->individual_digits ? W8_SPLIT_ISOLATED : W8_SPLIT_CONTIGUOUS, 0,
-                 at0, out);
-        break;
-    }
+    case W8_PT_SPLIT: return split_pattern(&p->pat, s, n, p->behavior, p->invert, at0, fn, ctx);
+    case W8_PT_DIGITS: return split_digits(s, n, p->individual_digits, at0, fn, ctx);
+    case W8_PT_METASPACE: return metaspace(p, s, n, at0, fn, ctx);
     case W8_PT_BYTELEVEL: {
-        if (!p->use_regex) { /* the common case (Qwen, Llama 3): map straight into out */
-            bytelevel_map(s, n, p->add_prefix_space && (n == 0 || s[0] != ' '), at0, out);
-            break;
-        }
+        int prefix = p->add_prefix_space && (n == 0 || s[0] != ' ');
+        if (!p->use_regex) return bytelevel_map(s, n, prefix, at0, fn, ctx);
+        /* GPT-2 regex over the (prefixed) piece, then the byte mapping */
         w8_buf pre = {0};
-        if (p->add_prefix_space && (n == 0 || s[0] != ' ')) w8_buf_putc(&pre, ' ');
+        if (prefix) w8_buf_putc(&pre, ' ');
         w8_buf_put(&pre, s, n);
-        w8_strs parts = {0};
-        if (p->use_regex) {
-            int nm = w8_pat_find(&p->pat, pre.s, pre.len, &m);
-            if (nm < 0) rc = -1;
-            else split_by(pre.s, pre.len, &m, nm, W8_SPLIT_ISOLATED, 0, at0, &parts);
-        } else if (pre.len) {
-            w8_strs_add_f(&parts, pre.s, pre.len, at0);
-        }
-        /* each byte becomes its printable stand-in character */
-        w8_buf mapped = {0};
-        for (size_t i = 0; rc == 0 && i < parts.n; i++) {
-            size_t l;
-            const char *q = w8_strs_at(&parts, i, &l);
-            mapped.len = 0;
-            for (size_t k = 0; k < l; k++) {
-                const char *c = w8_bytelevel_char((unsigned char)q[k]);
-                w8_buf_put(&mapped, c, c[1] ? 2 : 1);
-            }
-            w8_strs_add_f(out, mapped.s, mapped.len, parts.flag[i]);
-        }
-        free(mapped.s);
+        bl_sink k = {fn, ctx};
+        int rc = split_pattern(&p->pat, pre.s, pre.len, W8_SPLIT_ISOLATED, 0, at0, bytelevel_piece, &k);
         free(pre.s);
-        w8_strs_free(&parts);
-        break;
+        return rc;
     }
-    case W8_PT_METASPACE: {
-        w8_buf t = {0};
-        int starts = (size_t)p->repl_len <= n && !memcmp(s, p->repl, (size_t)p->repl_len);
-        if (!starts && n > 0 && s[0] == ' ') starts = 1; /* the space becomes the replacement */
-        if (!starts && (p->prepend_scheme == W8_PREPEND_ALWAYS ||
-                        (p->prepend_scheme == W8_PREPEND_FIRST && at0)))
-            w8_buf_put(&t, p->repl, (size_t)p->repl_len);
-        for (size_t i = 0; i < n; i++) {
-            if (s[i] == ' ') w8_buf_put(&t, p->repl, (size_t)p->repl_len);
-            else w8_buf_putc(&t, s[i]);
-        }
-        if (p->split) {
-            w8_pat lit = {.lit = (char *)p->repl, .litlen = (size_t)p->repl_len};
-            int nm = w8_pat_find(&lit, t.s, t.len, &m);
-            split_by(t.s, t.len, &m, nm, W8_SPLIT_MERGED_NEXT, 0, at0, out);
-        } else if (t.len) {
-            w8_strs_add_f(out, t.s, t.len, at0);
-        }
-        free(t.s);
-        break;
     }
-    default: break;
-    }
-    free(m.v);
-    return rc;
+    return 0;
 }
 
-int w8_pretok_apply(const w8_pretok *p, const char *s, size_t n, int at_start, w8_strs *out) {
-    if (p->kind != W8_PT_SEQ) return pretok_piece(p, s, n, at_start, out);
-    /* each stage cuts every piece of the previous stage */
-    w8_strs cur = {0}, nxt = {0};
-    w8_strs_add_f(&cur, s, n, at_start);
-    int rc = 0;
-    for (int k = 0; k < p->nsub && rc == 0; k++) {
-        w8_strs_clear(&nxt);
-        for (size_t i = 0; i < cur.n && rc == 0; i++) {
-            size_t l;
-            const char *q = w8_strs_at(&cur, i, &l);
-            rc = w8_pretok_apply(&p->sub[k], q, l, cur.flag[i], &nxt);
-        }
-        w8_strs t = cur;
-        cur = nxt;
-        nxt = t;
-    }
-    for (size_t i = 0; rc == 0 && i < cur.n; i++) {
-        size_t l;
-        const char *q = w8_strs_at(&cur, i, &l);
-        w8_strs_add_f(out, q, l, cur.flag[i]);
-    }
-    w8_strs_free(&cur);
-    w8_strs_free(&nxt);
-    return rc;
+int w8_pretok_run(const w8_pretok *p, const char *s, size_t n, int at_start, w8_word_fn fn, void *ctx) {
+    return run_stage(p, s, n, at_start, fn, ctx) ? -1 : 0;
 }
 
 /* ---- decoders */

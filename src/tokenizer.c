@@ -49,27 +49,20 @@ void w8_ivec_push(w8_ivec *v, int x) {
     v->v[v->n++] = x;
 }
 
-void w8_strs_add_f(w8_strs *l, const char *s, size_t n, int flag) {
+void w8_strs_add(w8_strs *l, const char *s, size_t n) {
     if (l->n == l->cap) {
         l->cap = l->cap ? l->cap * 2 : 16;
         l->off = w8_xrealloc(l->off, 2 * l->cap * sizeof(size_t));
-        l->flag = w8_xrealloc(l->flag, l->cap);
     }
     l->off[2 * l->n] = l->buf.len;
     w8_buf_put(&l->buf, s, n);
     l->off[2 * l->n + 1] = l->buf.len;
-    l->flag[l->n++] = (uint8_t)(flag != 0);
-}
-
-void w8_strs_clear(w8_strs *l) {
-    l->n = 0;
-    l->buf.len = 0;
+    l->n++;
 }
 
 void w8_strs_free(w8_strs *l) {
     free(l->buf.s);
     free(l->off);
-    free(l->flag);
     memset(l, 0, sizeof *l);
 }
 
@@ -448,27 +441,31 @@ static void split_added(const w8_tok *t, const char *s, size_t n, int normalized
 
 /* ---- encoding */
 
+typedef struct {
+    const w8_tok *t;
+    w8_ivec *ids;
+} word_sink;
+
+static int bpe_sink(void *c, const char *s, size_t n, int at0) {
+    word_sink *k = c;
+    (void)at0;
+    w8_bpe_word(&k->t->bpe, s, n, k->ids);
+    return 0;
+}
+
 /* Pre-tokenize one normalized piece and run BPE on every word. */
-static int encode_piece(const w8_tok *t, const char *s, size_t n, int at_start, w8_strs *words,
-                        w8_ivec *ids) {
+static int encode_piece(const w8_tok *t, const char *s, size_t n, int at_start, w8_ivec *ids) {
     if (!t->pretok) {
         w8_bpe_word(&t->bpe, s, n, ids);
         return 0;
     }
-    w8_strs_clear(words);
-    if (w8_pretok_apply(t->pretok, s, n, at_start, words) < 0) return -1;
-    for (size_t i = 0; i < words->n; i++) {
-        size_t l;
-        const char *w = w8_strs_at(words, i, &l);
-        w8_bpe_word(&t->bpe, w, l, ids);
-    }
-    return 0;
+    word_sink k = {t, ids};
+    return w8_pretok_run(t->pretok, s, n, at_start, bpe_sink, &k);
 }
 
 /* One segment between raw added tokens: normalize it, cut it on the
  * normalized added tokens, and encode the pieces. */
-static int encode_segment(const w8_tok *t, const char *s, size_t n, int at_start, w8_strs *words,
-                          w8_ivec *ids) {
+static int encode_segment(const w8_tok *t, const char *s, size_t n, int at_start, w8_ivec *ids) {
     w8_buf nb = {0};
     if (t->norm && w8_norm_apply(t->norm, s, n, &nb) < 0) return -1;
     const char *ns = t->norm ? (nb.s ? nb.s : "") : s;
@@ -479,7 +476,7 @@ static int encode_segment(const w8_tok *t, const char *s, size_t n, int at_start
     for (size_t k = 0; k < cut.n && rc == 0; k += 3) {
         int b = cut.v[k], e = cut.v[k + 1], a = cut.v[k + 2];
         if (a >= 0) w8_ivec_push(ids, t->added[a].id);
-        else rc = encode_piece(t, ns + b, (size_t)(e - b), at_start && b == 0, words, ids);
+        else rc = encode_piece(t, ns + b, (size_t)(e - b), at_start && b == 0, ids);
     }
     free(cut.v);
     free(nb.s);
@@ -513,17 +510,15 @@ int w8_tok_encode(const w8_tok *t, const char *text, size_t len, int add_special
         text = fixed;
     }
     w8_ivec ids = {0}, cut = {0};
-    w8_strs words = {0};
     split_added(t, text, len, 0, &cut);
     int rc = 0;
     for (size_t k = 0; k < cut.n && rc == 0; k += 3) {
         int b = cut.v[k], e = cut.v[k + 1], a = cut.v[k + 2];
         if (a >= 0) w8_ivec_push(&ids, t->added[a].id);
-        else rc = encode_segment(t, text + b, (size_t)(e - b), b == 0, &words, &ids);
+        else rc = encode_segment(t, text + b, (size_t)(e - b), b == 0, &ids);
     }
     free(cut.v);
     free(fixed);
-    w8_strs_free(&words);
     if (rc < 0) {
         free(ids.v);
         return -1;

@@ -26,7 +26,7 @@ typedef struct w8_tok w8_tok;
 
 /* Load DIR/tokenizer.json and DIR/tokenizer_config.json (optional).  DIR may
  * also be the tokenizer.json file itself (its config is then looked for
- * next to it).  Loading Qwen's 11 MB file takes ~0.1-0.3 s. */
+ * next to it).  Loading Qwen's 11 MB file takes about 0.2-0.3 s of CPU. */
 w8_tok *w8_tok_load(const char *dir);
 /* From in-memory tokenizer.json (and optional tokenizer_config.json text, may be NULL). */
 w8_tok *w8_tok_from_json(const char *tok_json, size_t len, const char *cfg_json, size_t cfg_len,

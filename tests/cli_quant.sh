@@ -89,10 +89,10 @@ check "refused run left the existing output untouched" \
 check "--force replaces it" test $? -eq 0
 
 # ---- SIGKILL in the middle of writing
-W8A8_TEST_QUANT_SLEEP=30 "$W" quant --model_path "$F16" --save_path "$T/k" --quant_type w8a8 \
+W8A8_TEST_QUANT_SLEEP=60 "$W" quant --model_path "$F16" --save_path "$T/k" --quant_type w8a8 \
     "${SMALL[@]}" >"$T/kout" 2>&1 &
 pid=$!
-for _ in $(seq 1 200); do
+for _ in $(seq 1 600); do
     ls "$T"/k.w8a8-tmp-*/quant_model_weight_w8a8.safetensors >/dev/null 2>&1 && break
     sleep 0.1
 done

@@ -126,6 +126,14 @@ check "stop string cuts the text before it ('$STOPTXT')" \
     bash -c '[[ "$1" == *"named " || "$1" == *"named" ]] && [[ "$1" != *Lily* ]]' _ "$STOPTXT"
 check "stop string: finish_reason stop" grep -q '"finish_reason":"stop"' "$T/out"
 
+# A stop string spanning several tokens, streamed: nothing of it leaks into
+# the chunks (the text that might start it is held back until known).
+post /v1/completions '{"prompt":"","max_tokens":60,"temperature":0,"stop":"a little girl"}'
+NS=$(jstr text "$T/out")
+post /v1/completions '{"prompt":"","max_tokens":60,"temperature":0,"stop":"a little girl","stream":true}'
+check "multi-token stop string, streamed: same text, stop excluded ('$NS')" \
+    bash -c '[ "$1" = "$2" ] && [[ "$1" == *"there was " ]]' _ "$(jcat text "$T/out")" "$NS"
+
 # Streaming reassembles to the non-streamed text.
 post /v1/completions '{"prompt":"Once upon a time","max_tokens":40,"temperature":0}'
 REF=$(jstr text "$T/out")
@@ -206,12 +214,24 @@ CT=$(grep -oE '"total_tokens":[0-9]+' "$T/out" | cut -d: -f2)
 check "... and stops at the context (total_tokens $CT <= 512)" [ "${CT:-999}" -le 512 ]
 
 # Mid-stream disconnect frees the sequence at once.
-curl -s -N -m 1 -o "$T/cut" -H 'Content-Type: application/json' \
+G0=$(health_field tokens_generated)
+curl -s -N -m 0.5 -o "$T/cut" -H 'Content-Type: application/json' \
     --data-binary '{"prompt":"","max_tokens":2000,"temperature":0,"stream":true}' "$URL/v1/completions"
 check "disconnect: the client got part of a stream" grep -q '"text"' "$T/cut"
 check "disconnect: sequence dropped, all blocks free again" wait_idle
+G1=$(health_field tokens_generated)
+check "disconnect: it stopped early ($((G1 - G0)) of 511 tokens)" [ $((G1 - G0)) -lt 511 ]
 post /v1/completions '{"prompt":"","max_tokens":5,"temperature":0}'
 check "disconnect: server still answers" [ "$CODE" = 200 ]
+# The same for a client that leaves while waiting for a non-streamed answer:
+# the sequence stops early (fewer than the 511 tokens the context allows).
+G0=$(health_field tokens_generated)
+curl -s -m 0.3 -o /dev/null -H 'Content-Type: application/json' \
+    --data-binary '{"prompt":"","max_tokens":2000,"temperature":0}' "$URL/v1/completions"
+wait_idle
+G1=$(health_field tokens_generated)
+check "disconnect while waiting for a whole answer: dropped after $((G1 - G0)) tokens" \
+    [ $((G1 - G0)) -lt 511 ]
 
 # Clients that send headers byte by byte and stall: others are still served.
 # The server runs with --timeout 3: each stalled connection must be closed.

@@ -562,6 +562,19 @@ static void test_limits(void) {
     expect_error("exponential macro calls",
                  "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(60) }}",
                  "too many loop iterations (limit 100000");
+    /* work linear in a value's size counts too: big values in a loop stop */
+    jj_iter_limit = 20000;
+    expect_error("big strings built in a loop",
+                 "{% for i in range(100000) %}{% set s = 'x' * 8000000 %}{% endfor %}", "too many loop iterations");
+    jj_iter_limit = 100000;
+    expect_error("searching a big list in a loop",
+                 "{% set big = range(100000) | list %}{% for i in range(100000) %}{% if -1 in big %}{% endif %}{% endfor %}",
+                 "too many loop iterations");
+    expect_error("unique over a big list",
+                 "{{ (range(100000) | list + range(100000) | list) | unique | length }}", "too many loop iterations");
+    expect_error("a big string split into characters",
+                 "{% set ns = namespace(n=0) %}{% for i in range(1000) %}{% set ns.n = ns.n + ('y' * 4000000) | list | length %}{% endfor %}",
+                 "too many loop iterations");
     jj_iter_limit = W8_JINJA_MAX_ITERS;
     expect_error("deep value", "{% set ns = namespace(v=[]) %}{% for i in range(5000) %}{% set ns.v = [ns.v] %}{% endfor %}",
                  "nested too deeply");

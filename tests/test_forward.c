@@ -347,6 +347,8 @@ static void test_batching(void) {
     int T = 12;
     float *a = malloc(m->cfg.vocab * 4), *b = malloc(m->cfg.vocab * 4 * 2);
     engine_logits(m, p2, T, 128, a);
+    engine_logits(m, p2, T, 4, b);
+    CHECK(!memcmp(a, b, m->cfg.vocab * 4), "logits bitwise equal with KV blocks of 4 and 128");
     w8_ctx *c = w8_ctx_new(m, 32);
     w8_kv *kv = w8_kv_new(&m->cfg, 16, 4);
     w8_seq s1, s2;
@@ -382,6 +384,29 @@ static void test_batching(void) {
     free(a);
     free(b);
     test_decode_rows_invariant(m);
+
+    /* a position past the scratch's first size (4096) grows it */
+    {
+        int saved = m->cfg.max_pos;
+        ((w8_model *)m)->cfg.max_pos = 100000;
+        w8_ctx *cg = w8_ctx_new(m, 4);
+        w8_kv *kg = w8_kv_new(&m->cfg, 512, 10);
+        w8_seq sg;
+        w8_seq_init(&sg);
+        w8_kv_seq_reserve(kg, &sg, 4501);
+        int gt = 1, gp = 4500;
+        w8_seq *gs = &sg;
+        w8_batch gb = {1, &gt, &gp, &gs, NULL};
+        float *gl = malloc(m->cfg.vocab * sizeof(float));
+        int fin = w8_forward(cg, m, kg, &gb, gl) == 1;
+        for (int i = 0; i < m->cfg.vocab && fin; i++) fin = isfinite(gl[i]);
+        CHECK(fin, "position 4500 (past the first attention scratch size) runs, finite logits");
+        free(gl);
+        w8_kv_seq_release(kg, &sg);
+        w8_kv_free(kg);
+        w8_ctx_free(cg);
+        ((w8_model *)m)->cfg.max_pos = saved;
+    }
 
     /* exhaustion: 2 blocks of 4 tokens cannot hold 1 + 24 tokens */
     c = w8_ctx_new(m, 8);

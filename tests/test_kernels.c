@@ -207,6 +207,8 @@ static float wval(const void *w, w8_dtype dt, size_t i) {
     return ((const float *)w)[i];
 }
 
+static int g_packed; /* check_f calls w8_gemm_f_packed instead of w8_gemm_f */
+
 /* Relative to sum |x * w| (what summation order can change), tolerance 1e-5. */
 static int check_f(int m, int n, int k, w8_dtype dt) {
     size_t ldx = (size_t)k + 2, ldy = (size_t)n + 1;
@@ -223,7 +225,8 @@ static int check_f(int m, int n, int k, w8_dtype dt) {
     }
     w8_fmat fm = { n, k, dt, w };
     int usebias = (n & 1);
-    w8_gemm_f(&fm, m, x, ldx, y, ldy, usebias ? bias : NULL);
+    if (g_packed) w8_gemm_f_packed(&fm, m, x, ldx, y, ldy, usebias ? bias : NULL);
+    else w8_gemm_f(&fm, m, x, ldx, y, ldy, usebias ? bias : NULL);
     int bad = 0;
     for (int i = 0; i < m && bad < 3; i++)
         for (int j = 0; j < n && bad < 3; j++) {
@@ -243,6 +246,36 @@ static int check_f(int m, int n, int k, w8_dtype dt) {
     return bad;
 }
 
+/* Row invariance: a row's result is the same bits whatever the other rows
+ * of the call (batched decoding must equal single decoding). */
+static void test_gemm_f_rows(const char *isa) {
+    static const int shapes[][2] = { { 37, 300 }, { 200, 896 }, { 13, 4864 } };
+    int bad = 0;
+    for (int d = 0; d < 3; d++) {
+        w8_dtype dt = d == 0 ? W8_F32 : d == 1 ? W8_F16 : W8_BF16;
+        for (int s = 0; s < 3; s++) {
+            int n = shapes[s][0], k = shapes[s][1], m = 11;
+            float *x = malloc((size_t)m * k * 4), *ya = malloc((size_t)m * n * 4), *y1 = malloc((size_t)n * 4);
+            float *bias = malloc((size_t)n * 4);
+            uint16_t *w = malloc((size_t)n * k * 4);
+            fill_f(x, (size_t)m * k, 1.0f);
+            fill_f(bias, (size_t)n, 1.0f);
+            for (size_t i = 0; i < (size_t)n * k * 2; i++) w[i] = (uint16_t)(w8_f32_to_bf16(0.05f * w8_rng_normal(&rng)) & 0xbfff);
+            w8_fmat fm = { n, k, dt, w };
+            w8_gemm_f(&fm, m, x, k, ya, n, bias);
+            for (int i = 0; i < m; i++) {
+                w8_gemm_f(&fm, 1, x + (size_t)i * k, k, y1, n, bias);
+                if (memcmp(y1, ya + (size_t)i * n, (size_t)n * 4)) bad++;
+            }
+            w8_gemm_f(&fm, 5, x + 3 * (size_t)k, k, ya, n, bias); /* rows 3..7 as a 5-row call */
+            w8_gemm_f(&fm, 1, x + 7 * (size_t)k, k, y1, n, bias);
+            if (memcmp(y1, ya + 4 * (size_t)n, (size_t)n * 4)) bad++;
+            free(x), free(ya), free(y1), free(bias), free(w);
+        }
+    }
+    CHECK(bad == 0, "%s gemm_f row-invariant: m=11 and m=5 calls give each row's m=1 bits", isa);
+}
+
 static void test_gemm_f(const char *isa) {
     static const int ks[] = { 1, 3, 4, 63, 64, 65, 172, 896 };
     static const int ns[] = { 1, 3, 17, 64 };
@@ -259,6 +292,16 @@ static void test_gemm_f(const char *isa) {
         bad += check_f(1, 4864, 172, dts[d]) + check_f(6, 4864, 65, dts[d]);
         if (!SLOW) bad += check_f(3, 300, 4864, dts[d]) + check_f(40, 200, 1100, dts[d]);
         CHECK(bad == 0, "%s gemm_f %s within 1e-5 on %d shapes", isa, dtname(dts[d]), cases + 4);
+        /* the broadcast-form prefill kernel: m > 4, k blocks, column tails */
+        static const int pm[] = { 5, 33 };
+        g_packed = 1;
+        bad = 0;
+        for (size_t a = 0; a < sizeof ks / sizeof *ks; a++)
+            for (size_t b = 0; b < sizeof ns / sizeof *ns; b++)
+                for (size_t c = 0; c < 2; c++) bad += check_f(pm[c], ns[b], ks[a], dts[d]);
+        if (!SLOW) bad += check_f(40, 200, 1100, dts[d]) + check_f(7, 300, 4864, dts[d]);
+        g_packed = 0;
+        CHECK(bad == 0, "%s gemm_f_packed %s within 1e-5", isa, dtname(dts[d]));
     }
 }
 
@@ -293,6 +336,28 @@ static void test_attn(const char *isa) {
             free(q), free(kv), free(s), free(out), free(o0);
         }
     CHECK(bad == 0, "%s attn_scores/attn_accum within 1e-6 (d in 8,13,64,128,200; n in 1,5,16,33)", isa);
+
+    /* Splitting the keys into blocks (the KV block size) must not change a
+     * single bit: 37 keys in one call vs blocks of 16 + 16 + 5. */
+    bad = 0;
+    for (size_t a = 0; a < 5; a++) {
+        int d = ds[a], n = 37;
+        size_t ld = (size_t)d + 1;
+        float *q = malloc((size_t)d * 4), *kv = malloc((size_t)n * ld * 4);
+        float *s1 = malloc((size_t)n * 4), *s2 = malloc((size_t)n * 4);
+        float *o1 = calloc((size_t)d, 4), *o2 = calloc((size_t)d, 4);
+        fill_f(q, (size_t)d, 1.0f);
+        fill_f(kv, (size_t)n * ld, 1.0f);
+        w8_attn_scores(q, kv, ld, n, d, 0.3f, s1);
+        for (int j0 = 0; j0 < n; j0 += 16)
+            w8_attn_scores(q, kv + (size_t)j0 * ld, ld, n - j0 < 16 ? n - j0 : 16, d, 0.3f, s2 + j0);
+        w8_attn_accum(s1, kv, ld, n, d, o1);
+        for (int j0 = 0; j0 < n; j0 += 16)
+            w8_attn_accum(s1 + j0, kv + (size_t)j0 * ld, ld, n - j0 < 16 ? n - j0 : 16, d, o2);
+        if (memcmp(s1, s2, (size_t)n * 4) || memcmp(o1, o2, (size_t)d * 4)) bad++;
+        free(q), free(kv), free(s1), free(s2), free(o1), free(o2);
+    }
+    CHECK(bad == 0, "%s attention bit-identical whatever the key blocking (37 = 16+16+5)", isa);
 }
 
 /* ------------------------------------------------------------ elementwise */
@@ -386,6 +451,7 @@ int main(void) {
         test_quant(name);
         test_rmsnorm(name);
         test_gemm_f(name);
+        test_gemm_f_rows(name);
         test_attn(name);
         test_elementwise(name);
     }

@@ -714,6 +714,33 @@ static void test_inspect_rejects(void) {
     free(bf16);
 }
 
+static void test_calib_file(void) {
+    char *p = tmp_path("cal.txt");
+    FILE *f = fopen(p, "wb");
+    fputs("first line\r\n\n   \n{\"text\": \"json \\u4e2d\"}\n{\"inputs_pretokenized\": \"b\"}\n"
+          "{\"text\": \"\"}\n{ not json }\nlast", f);
+    fclose(f);
+    w8_calib_set cs;
+    int rc = w8_calib_load(p, &cs);
+    CHECK(rc == 0 && cs.n == 5 && !strcmp(cs.text[0], "first line") &&
+              !strcmp(cs.text[1], "json \xe4\xb8\xad") && !strcmp(cs.text[2], "b") &&
+              !strcmp(cs.text[3], "{ not json }") && !strcmp(cs.text[4], "last"),
+          "calibration file: plain, CRLF, JSON text/inputs_pretokenized, empty skipped (%d)",
+          rc == 0 ? cs.n : -1);
+    if (rc == 0) w8_calib_free(&cs);
+    f = fopen(p, "wb");
+    fputs("ok\n{\"text\": 5}\n", f);
+    fclose(f);
+    CHECK(w8_calib_load(p, &cs) == -1 && strstr(w8_lasterr(), "cal.txt:2:"),
+          "JSON line with a non-string text refused naming the line: %s", w8_lasterr());
+    f = fopen(p, "wb");
+    fputs("\n\n", f);
+    fclose(f);
+    CHECK(w8_calib_load(p, &cs) == -1 && strstr(w8_lasterr(), "no calibration text"),
+          "empty calibration file refused: %s", w8_lasterr());
+    free(p);
+}
+
 int main(void) {
     snprintf(tmp_root, sizeof tmp_root, "/tmp/w8a8-test-quantize-%ld", (long)getpid());
     w8_rm_rf(tmp_root);
@@ -721,6 +748,7 @@ int main(void) {
     snprintf(calib_path, sizeof calib_path, "%s/corpus/tinystories-excerpt.txt", shared_dir());
     test_act_params();
     test_quant_linear();
+    test_calib_file();
     w8_calib_set cs;
     w8_calib_builtin(&cs);
     CHECK(cs.n >= 45 && cs.n <= 60, "built-in calibration set has %d samples", cs.n);

@@ -8,6 +8,7 @@
  * tokenizer_config.json accessors must report the right tokens.  Under
  * AddressSanitizer only the first cases of the big files run (speed).
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -152,6 +153,45 @@ static void bench_corpus(const w8_tok *t, const char *label) {
 #else
     (void)t, (void)label;
 #endif
+}
+
+/* Several threads encoding with one tokenizer (the server does) agree with
+ * one thread: the shared word cache is the only mutable state. */
+typedef struct {
+    const w8_tok *t;
+    const char **texts;
+    int ntexts, ok;
+    int **want, *nwant;
+} enc_job;
+
+static void *enc_thread(void *arg) {
+    enc_job *j = arg;
+    j->ok = 1;
+    for (int rep = 0; rep < 20; rep++)
+        for (int i = 0; i < j->ntexts; i++) {
+            int *ids = NULL;
+            int n = w8_tok_encode(j->t, j->texts[i], strlen(j->texts[i]), 0, &ids);
+            if (n != j->nwant[i] || memcmp(ids, j->want[i], (size_t)n * sizeof(int))) j->ok = 0;
+            free(ids);
+        }
+    return NULL;
+}
+
+static void test_threads(const w8_tok *t) {
+    const char *texts[] = {"Hello world, how are you today?", "The quick brown fox jumps over the lazy dog.",
+                           "\xE4\xB8\xAD\xE6\x96\x87 and more text", "<|im_start|>user\nhi<|im_end|>",
+                           "numbers 12345 and symbols !@#$%"};
+    int nt = (int)(sizeof texts / sizeof texts[0]), *want[5], nwant[5];
+    for (int i = 0; i < nt; i++) nwant[i] = w8_tok_encode(t, texts[i], strlen(texts[i]), 0, &want[i]);
+    enc_job jobs[3];
+    pthread_t th[3];
+    for (int k = 0; k < 3; k++) {
+        jobs[k] = (enc_job){t, texts, nt, 0, want, nwant};
+        pthread_create(&th[k], NULL, enc_thread, &jobs[k]);
+    }
+    for (int k = 0; k < 3; k++) pthread_join(th[k], NULL);
+    CHECK(jobs[0].ok && jobs[1].ok && jobs[2].ok, "three threads encoding at once agree with one");
+    for (int i = 0; i < nt; i++) free(want[i]);
 }
 
 /* ---- malformed inputs */
@@ -479,6 +519,7 @@ int main(void) {
         run_file(q3, "testdata/tokenizer/qwen3_tricky_public.jsonl", 0, 0);
         run_file(q3, "testdata/tokenizer/qwen3_wikitext_public.jsonl", 0, 0);
         test_qwen_extras(q3);
+        test_threads(q3);
         bench_corpus(q3, "qwen3");
     }
     if (q25) run_file(q25, "testdata/tokenizer/qwen25_wikitext_public.jsonl", 0, 0);

@@ -104,7 +104,7 @@ static void bench_i8(const char *label, int m, int n, int k) {
 /* ----------------------------------------------------------------- float */
 
 typedef struct {
-    int m, copies;
+    int m, copies, packed;
     w8_fmat *f;
     float *x, *y;
 } f_ctx;
@@ -112,10 +112,12 @@ typedef struct {
 static void f_run(void *c, int it) {
     f_ctx *b = c;
     const w8_fmat *f = &b->f[it % b->copies];
-    w8_gemm_f(f, b->m, b->x, (size_t)f->k, b->y, (size_t)f->n, NULL);
+    if (b->packed) w8_gemm_f_packed(f, b->m, b->x, (size_t)f->k, b->y, (size_t)f->n, NULL);
+    else w8_gemm_f(f, b->m, b->x, (size_t)f->k, b->y, (size_t)f->n, NULL);
 }
 
-static void bench_f(const char *label, int m, int n, int k, w8_dtype dt) {
+/* packed: time w8_gemm_f_packed (not row-invariant) instead of w8_gemm_f */
+static void bench_f(const char *label, int m, int n, int k, w8_dtype dt, int packed) {
     size_t esz = dt == W8_F32 ? 4 : 2, wbytes = (size_t)n * k * esz;
     int copies = m <= 16 ? (int)((96u << 20) / wbytes) + 1 : 1;
     if (copies > 64) copies = 64;
@@ -125,7 +127,7 @@ static void bench_f(const char *label, int m, int n, int k, w8_dtype dt) {
     for (size_t i = 0; i < wbytes * (size_t)copies / 2; i++)
         w[i] = dt == W8_F32 ? (uint16_t)w8_rng_u64(&r) & 0x3fff
                             : w8_f32_to_bf16(0.05f * (w8_rng_f32(&r) - 0.5f));
-    f_ctx b = { m, copies, malloc(sizeof(w8_fmat) * (size_t)copies), malloc((size_t)m * k * 4),
+    f_ctx b = { m, copies, packed, malloc(sizeof(w8_fmat) * (size_t)copies), malloc((size_t)m * k * 4),
                 malloc((size_t)m * n * 4) };
     for (int c = 0; c < copies; c++) {
         w8_fmat f = { n, k, dt, (const char *)w + (size_t)c * wbytes };
@@ -134,8 +136,8 @@ static void bench_f(const char *label, int m, int n, int k, w8_dtype dt) {
     for (size_t i = 0; i < (size_t)m * k; i++) b.x[i] = w8_rng_f32(&r) - 0.5f;
     double cpu, t = time_median(f_run, &b, m <= 16 ? 0.4 : 1.0, &cpu);
     const char *dn = dt == W8_F32 ? "f32" : dt == W8_F16 ? "f16" : "bf16";
-    printf("%-10s %-4s m=%-3d k=%-5d n=%-6d %9.1f us  %7.1f GFLOPS  %6.1f GB/s weights"
-           "  (cpu-time: %6.1f GFLOPS)\n", label, dn, m, k, n, t * 1e6, 2.0 * m * n * k / t / 1e9,
+    printf("%-10s %-4s%s m=%-3d k=%-5d n=%-6d %9.1f us  %7.1f GFLOPS  %6.1f GB/s weights"
+           "  (cpu-time: %6.1f GFLOPS)\n", label, dn, packed ? " packed" : "", m, k, n, t * 1e6, 2.0 * m * n * k / t / 1e9,
            wbytes / t / 1e9, 2.0 * m * n * k / cpu / 1e9);
     fflush(stdout);
     free(b.f), free(b.x), free(b.y), free(w);
@@ -237,11 +239,12 @@ static void run_isa(void) {
     static const int ms[] = { 2, 4, 8, 16 };
     for (size_t i = 0; i < 4; i++)
         if (want("batch")) bench_i8("batch-gu", ms[i], 9728, 896);
-    if (want("lm_head")) bench_f("lm_head", 1, 151936, 896, W8_BF16);
-    if (want("lm_head") && !g_quick) bench_f("lm_head", 4, 151936, 896, W8_BF16);
-    if (want("fdown") && !scalar) bench_f("fdown", 512, 896, 4864, W8_BF16);
-    if (want("fdown") && !scalar) bench_f("fdown", 64, 896, 4864, W8_BF16);
-    if (want("fdown")) bench_f("fdown", 1, 896, 4864, W8_BF16);
+    if (want("lm_head")) bench_f("lm_head", 1, 151936, 896, W8_BF16, 0);
+    if (want("lm_head") && !g_quick) bench_f("lm_head", 4, 151936, 896, W8_BF16, 0);
+    if (want("fdown") && !scalar) bench_f("fdown", 512, 896, 4864, W8_BF16, 0);
+    if (want("fdown") && !scalar) bench_f("fdown", 512, 896, 4864, W8_BF16, 1);
+    if (want("fdown") && !scalar) bench_f("fdown", 64, 896, 4864, W8_BF16, 0);
+    if (want("fdown")) bench_f("fdown", 1, 896, 4864, W8_BF16, 0);
     if (want("norm")) bench_rms(512, 896), bench_rms(1, 896);
     if (want("swiglu")) bench_swiglu(512, 4864), bench_swiglu(1, 4864);
     if (want("attn")) bench_attn(512, 64), bench_attn(512, 128);

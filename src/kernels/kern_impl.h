@@ -17,7 +17,9 @@
  *   fgemv   rows [i0, i1) with i1 - i0 <= 4, columns [n0, n1), reading W in
  *           place (the decode path: streams W once).
  *   fgemm   all m rows, columns [n0, n1) (n0 a multiple of fnblock); may use
- *           scratch (fscratch floats, per thread) to repack W.
+ *           scratch (fscratch floats, per thread) to repack W.  Must sum
+ *           each output in fgemv's order (w8_gemm_f is row-invariant).
+ *   fgemm_packed  the same for w8_gemm_f_packed, any order.
  */
 #ifndef W8_KERN_IMPL_H
 #define W8_KERN_IMPL_H
@@ -50,6 +52,11 @@ typedef struct {
                   const float *bias, int n0, int n1, float *scratch);
     int fnblock;
     size_t fscratch; /* floats of scratch per thread for fgemm */
+    /* optional broadcast-form GEMM for w8_gemm_f_packed (NULL: use fgemm) */
+    void (*fgemm_packed)(const w8_fmat *w, int m, const float *x, size_t ldx, float *y,
+                         size_t ldy, const float *bias, int n0, int n1, float *scratch);
+    int fpnblock;
+    size_t fpscratch;
     /* attention */
     void (*attn_scores)(const float *q, const float *k, size_t ldk, int n, int d, float scale,
                         float *s);

@@ -12,7 +12,9 @@
  *     together into a buffer owned by the calling thread.
  *   - float GEMM: column groups handed out dynamically; with m <= 4 each
  *     group streams W in place (lm_head decode), otherwise each thread
- *     repacks blocks of W into its own scratch for a register-blocked kernel.
+ *     widens L2-sized blocks of W into its own scratch.  Both keep every
+ *     output's summation order (row invariance); w8_gemm_f_packed trades
+ *     that for a faster broadcast kernel over repacked panels.
  *   - small problems run on the calling thread: a parallel region costs
  *     microseconds, more than a tiny matmul.
  */
@@ -204,6 +206,28 @@ void w8_gemm_f(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, si
             } else {
                 t->fgemm(w, m, x, ldx, y, ldy, bias, n0, n1, sc);
             }
+        }
+    }
+}
+
+void w8_gemm_f_packed(const w8_fmat *w, int m, const float *x, size_t ldx, float *y,
+                      size_t ldy, const float *bias) {
+    const w8_kern_table *t = active();
+    int n = w->n;
+    if (m <= 4 || !t->fgemm_packed) {
+        w8_gemm_f(w, m, x, ldx, y, ldy, bias);
+        return;
+    }
+    int nb = t->fpnblock, ngroups = (n + nb - 1) / nb;
+    int nt = threads_for((double)m * n * w->k);
+    if (nt > ngroups) nt = ngroups;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        float *sc = scratch(SLOT_FPACK, t->fpscratch * sizeof(float));
+#pragma omp for schedule(dynamic, 1) nowait
+        for (int g = 0; g < ngroups; g++) {
+            int n0 = g * nb, n1 = n0 + nb < n ? n0 + nb : n;
+            t->fgemm_packed(w, m, x, ldx, y, ldy, bias, n0, n1, sc);
         }
     }
 }

@@ -20,7 +20,7 @@
 
 typedef enum { W8_ISA_SCALAR = 0, W8_ISA_AVX2 = 1, W8_ISA_AVX512 = 2 } w8_isa;
 
-/* What this CPU supports (AVX512 means F+BW+VL+VNNI), capped by W8A8_CPU. */
+/* What this CPU supports (AVX512 means F+BW+VL+DQ+VNNI), capped by W8A8_CPU. */
 w8_isa w8_isa_detect(void);
 /* The ISA every kernel call uses; fixed at the first call (= w8_isa_detect()). */
 w8_isa w8_isa_active(void);
@@ -71,9 +71,19 @@ typedef struct {
     const void *w; /* not owned */
 } w8_fmat;
 
-/* y[i, j] = sum_k x[i, k] * W[j, k] (+ bias[j] when bias != NULL) */
+/* y[i, j] = sum_k x[i, k] * W[j, k] (+ bias[j] when bias != NULL)
+ * Row-invariant: each output is summed in one fixed order whatever m and the
+ * other rows are, so a row gives the same bits alone or in a batch. */
 void w8_gemm_f(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, size_t ldy,
                const float *bias);
+
+/* The same product for prefill when row invariance is not needed: for m > 4
+ * a register-blocked broadcast kernel over repacked f32 panels, ~2.5x the
+ * speed of w8_gemm_f's m > 4 path on AVX-512, but each output is summed in
+ * another order (within ~1e-6 relative, not the same bits as m = 1).
+ * m <= 4, and ISAs without such a kernel, fall back to w8_gemm_f. */
+void w8_gemm_f_packed(const w8_fmat *w, int m, const float *x, size_t ldx, float *y,
+                      size_t ldy, const float *bias);
 
 /* ------------------------------------------------------------- attention
  * Building blocks for attention over paged K/V (one block at a time). */

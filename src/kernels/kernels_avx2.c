@@ -298,30 +298,21 @@ static void v_attn_scores(const float *q, const float *k, size_t ldk, int n, int
     }
 }
 
-/* out += sum_j p[j] V_j, 16 columns at a time with even and odd keys in
- * separate accumulators: four independent FMA chains instead of one. */
+/* out += sum_j p[j] V_j: each output element one FMA chain over j in order
+ * (independent of how the caller blocks the keys); 16 columns at a time so
+ * two chains interleave. */
 static void v_attn_accum(const float *p, const float *v, size_t ldv, int n, int d, float *out) {
     int t = 0;
     for (; t + 16 <= d; t += 16) {
         __m256 o0 = _mm256_loadu_ps(out + t), o1 = _mm256_loadu_ps(out + t + 8);
-        __m256 e0 = _mm256_setzero_ps(), e1 = e0;
-        int j = 0;
-        for (; j + 2 <= n; j += 2) {
-            const float *va = v + (size_t)j * ldv + t, *vb = va + ldv;
-            __m256 pa = _mm256_set1_ps(p[j]), pb = _mm256_set1_ps(p[j + 1]);
-            o0 = _mm256_fmadd_ps(pa, _mm256_loadu_ps(va), o0);
-            o1 = _mm256_fmadd_ps(pa, _mm256_loadu_ps(va + 8), o1);
-            e0 = _mm256_fmadd_ps(pb, _mm256_loadu_ps(vb), e0);
-            e1 = _mm256_fmadd_ps(pb, _mm256_loadu_ps(vb + 8), e1);
-        }
-        if (j < n) {
+        for (int j = 0; j < n; j++) {
             const float *va = v + (size_t)j * ldv + t;
             __m256 pa = _mm256_set1_ps(p[j]);
             o0 = _mm256_fmadd_ps(pa, _mm256_loadu_ps(va), o0);
             o1 = _mm256_fmadd_ps(pa, _mm256_loadu_ps(va + 8), o1);
         }
-        _mm256_storeu_ps(out + t, _mm256_add_ps(o0, e0));
-        _mm256_storeu_ps(out + t + 8, _mm256_add_ps(o1, e1));
+        _mm256_storeu_ps(out + t, o0);
+        _mm256_storeu_ps(out + t + 8, o1);
     }
     for (; t + 8 <= d; t += 8) {
         __m256 o = _mm256_loadu_ps(out + t);
