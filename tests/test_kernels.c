@@ -292,6 +292,10 @@ static void test_gemm_f(const char *isa) {
         bad += check_f(1, 4864, 172, dts[d]) + check_f(6, 4864, 65, dts[d]);
         if (!SLOW) bad += check_f(3, 300, 4864, dts[d]) + check_f(40, 200, 1100, dts[d]);
         CHECK(bad == 0, "%s gemm_f %s within 1e-5 on %d shapes", isa, dtname(dts[d]), cases + 4);
+        /* k above the widened block's size (7B down_proj, k = 18944) and
+         * above a whole channel's: the prefill path must stay in its scratch */
+        bad = check_f(5, 13, 18944, dts[d]) + check_f(6, 2, 100000, dts[d]);
+        CHECK(bad == 0, "%s gemm_f %s m>4 with k = 18944 and k = 100000", isa, dtname(dts[d]));
         /* the broadcast-form prefill kernel: m > 4, k blocks, column tails */
         static const int pm[] = { 5, 33 };
         g_packed = 1;

@@ -339,8 +339,18 @@ static void f_gemm(const w8_fmat *w, int m, const float *x, size_t ldx, float *y
                    const float *bias, int n0, int n1, float *scratch) {
     size_t k = (size_t)w->k;
     int cb = (int)(FBLK_BYTES / 4 / (k ? k : 1)) / 6 * 6;
-    if (cb < 6) cb = 6; /* k > 16K: the block outgrows L2 but stays correct */
     if (cb > FNB) cb = FNB;
+    if (cb < 6) {
+        /* k > 16K (7B down_proj: 18944): the scratch holds FBLK_BYTES / 4
+         * floats, so widen only the channels that fit; with none, stream the
+         * weights in their own dtype (same per-output order, same results) */
+        cb = (int)(FBLK_BYTES / 4 / (k ? k : 1));
+        if (cb < 1) {
+            for (int i = 0; i < m; i += 4)
+                f_gemv(w, i, i + 4 < m ? i + 4 : m, x, ldx, y, ldy, bias, n0, n1);
+            return;
+        }
+    }
     for (int c0 = n0; c0 < n1; c0 += cb) {
         int nb = n1 - c0 < cb ? n1 - c0 : cb;
         w8_fmat blk = { nb, w->k, W8_F32, NULL };
