@@ -9,6 +9,11 @@
 # rest is built for baseline x86-64 so the binary runs on any machine and
 # picks its kernels at run time.
 
+# build in parallel on every core unless the caller chose (-j on the command line)
+ifeq (,$(filter -j%,$(MAKEFLAGS)))
+MAKEFLAGS += -j$(shell nproc)
+endif
+
 CC      ?= gcc
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fopenmp -MMD -MP
 OPT     ?= -O2 -g
