@@ -198,7 +198,8 @@ static int parse_options(json_t *root, w8_api_req *r, w8_api_err *err) {
     if ((rc = get_num(root, "temperature", 0, 2, &d, err)) < 0) return -1;
     if (rc) r->has_temperature = 1, r->temperature = (float)d;
     if ((rc = get_num(root, "top_p", 0, 1, &d, err)) < 0) return -1;
-    if (rc && d <= 0) return bad(err, "top_p", "'top_p' must be greater than 0");
+    /* checked after narrowing: 1e-50 is > 0 as a double but 0 as a float */
+    if (rc && !((float)d > 0)) return bad(err, "top_p", "'top_p' must be greater than 0");
     if (rc) r->has_top_p = 1, r->top_p = (float)d;
     if ((rc = get_int(root, "top_k", -1, 1 << 30, &x, err)) < 0) return -1;
     if (rc) r->top_k = x < 0 ? 0 : (int)x; /* -1 means off, as in vLLM */
