@@ -24,7 +24,7 @@ cc -O2 -Wall -Wextra -D_GNU_SOURCE -o build/loadtest tools/loadtest.c -lcurl -lp
 LOG=$(mktemp /tmp/w8load.XXXXXX)
 build/w8a8 serve --model_path "$MODEL" --port 0 --max_batch_size "$C" "$@" >"$LOG" 2>&1 &
 PID=$!
-trap 'kill -9 $PID 2>/dev/null; rm -f "$LOG"' EXIT
+trap 'kill -9 $PID 2>/dev/null; rm -f "$LOG"; true' EXIT
 for _ in $(seq 600); do
     grep -q "listening on" "$LOG" && break
     kill -0 $PID 2>/dev/null || { cat "$LOG"; exit 1; }
@@ -34,7 +34,11 @@ cat "$LOG"
 URL=$(sed -n 's/.*listening on \(http:[^ ]*\).*/\1/p' "$LOG")
 rss() { awk '/VmRSS/{print $2 " kB"}' /proc/$PID/status; }
 echo "loadtest: $C clients x $R requests, max_tokens $N, against $URL"
-echo "server RSS before: $(rss)"
+echo "server RSS at start: $(rss)"
+# one warm-up request per client touches the KV blocks and weights a full
+# batch uses, so growth after it would be a leak
+build/loadtest "$URL" "$C" 1 "$N" >/dev/null || true
+echo "server RSS after warm-up ($C requests): $(rss)"
 build/loadtest "$URL" "$C" "$R" "$N" || true
 echo "server RSS after:  $(rss)"
 kill -TERM $PID
