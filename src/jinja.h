@@ -321,6 +321,10 @@ int jj_tick(jctx *c, const jnode *at);
  * bytes or elements (jj_cost), so a loop that repeats them on big values
  * stops at the same limit instead of running for hours. */
 int jj_charge(jctx *c, const jnode *at, size_t units);
+/* Items of an iterable as a list (a new reference): list items, dict keys,
+ * string characters (charged per character), nothing for undefined; any
+ * other type is an error at `at`.  Shared by for-loops and filters. */
+int jj_iterate(jctx *c, const jnode *at, jv v, jv_list **out);
 #define JJ_WORK_UNIT 1024
 size_t jj_cost(jv v);
 /* Refuse strings/lists beyond W8_JINJA_MAX_OUTPUT. */

@@ -385,33 +385,6 @@ static long long cp_index(const jv_str *s, size_t byte) { return (long long)ju_l
 
 /* ------------------------------------------------------------ iteration */
 
-/* Items of x for filters: list items, dict keys, string characters. */
-static int items_of(jctx *c, const jnode *at, jv x, jv_list **out) {
-    switch (x.t) {
-    case JV_LIST: x.u.l->rc++; *out = x.u.l; return 0;
-    case JV_DICT: {
-        jv_list *l = jv_list_new(x.u.d->n);
-        for (size_t i = 0; i < x.u.d->n; i++) jv_list_push(l, jv_ref(x.u.d->keys[i]));
-        *out = l;
-        return 0;
-    }
-    case JV_STR: {
-        if (jj_charge(c, at, ju_len(x.u.s->s, x.u.s->len))) return -1;
-        jv_list *l = jv_list_new(0);
-        for (size_t i = 0; i < x.u.s->len;) {
-            uint32_t cp;
-            size_t k = ju_decode(x.u.s->s + i, x.u.s->len - i, &cp);
-            jv_list_push(l, jv_str_n(x.u.s->s + i, k));
-            i += k;
-        }
-        *out = l;
-        return 0;
-    }
-    case JV_UNDEF: *out = jv_list_new(0); return 0;
-    default: return jj_error(c->src, at->pos, "'%s' object is not iterable", jv_type_name(x));
-    }
-}
-
 /* Jinja's attribute paths: "a.b.0" looks up a, then b, then index 0. */
 static int get_path(jctx *c, const jnode *at, jv x, const jv_str *path, jv *out) {
     jv cur = jv_ref(x);
@@ -652,7 +625,7 @@ static int f_join(jctx *c, const jnode *at, jv x, const jargs *a, jv *out) {
     const jv_str *sep, *attr;
     if (arg_str(c, at, a, 0, "d", "join", &sep) || arg_str(c, at, a, 1, "attribute", "join", &attr)) return -1;
     jv_list *l;
-    if (items_of(c, at, x, &l)) return -1;
+    if (jj_iterate(c, at, x, &l)) return -1;
     jbuf b = jj_buf();
     int rc = 0;
     for (size_t i = 0; i < l->n && !rc; i++) {
@@ -677,7 +650,7 @@ static int f_join(jctx *c, const jnode *at, jv x, const jargs *a, jv *out) {
 
 static int f_first_last(jctx *c, const jnode *at, jv x, int last, jv *out) {
     jv_list *l;
-    if (items_of(c, at, x, &l)) return -1;
+    if (jj_iterate(c, at, x, &l)) return -1;
     *out = l->n ? jv_ref(l->items[last ? l->n - 1 : 0]) : jv_undef(NULL);
     jv_free(jv_list_val(l));
     return 0;
@@ -794,7 +767,7 @@ static int f_map(jctx *c, const jnode *at, jv x, const jargs *a, jv *out) {
         *out = jv_list_val(jv_list_new(0));
         return 0;
     }
-    if (items_of(c, at, x, &l)) return -1;
+    if (jj_iterate(c, at, x, &l)) return -1;
     jv_list *r = jv_list_new(l->n);
     jargs rest = {a->args + 1, a->nargs > 0 ? a->nargs - 1 : 0, a->kwv, a->kwn, a->nkw};
     int rc = 0;
@@ -840,7 +813,7 @@ static int f_select(jctx *c, const jnode *at, jv x, const jargs *a, int by_attr,
         *out = jv_list_val(jv_list_new(0));
         return 0;
     }
-    if (items_of(c, at, x, &l)) return -1;
+    if (jj_iterate(c, at, x, &l)) return -1;
     jv_list *r = jv_list_new(0);
     int rc = 0;
     for (size_t i = 0; i < l->n; i++) {
@@ -873,7 +846,7 @@ static int f_sort(jctx *c, const jnode *at, jv x, const jargs *a, jv *out) {
     const jv_str *attr;
     if (arg_str(c, at, a, 2, "attribute", "sort", &attr)) return -1;
     jv_list *l;
-    if (items_of(c, at, x, &l)) return -1;
+    if (jj_iterate(c, at, x, &l)) return -1;
     keyed *k = w8_xcalloc(l->n ? l->n : 1, sizeof *k);
     for (size_t i = 0; i < l->n; i++) {
         if (jj_tick(c, at) || sort_key(c, at, l->items[i], attr, cs, &k[i].key)) {
@@ -916,7 +889,7 @@ static int f_unique(jctx *c, const jnode *at, jv x, const jargs *a, jv *out) {
     const jv_str *attr;
     if (arg_str(c, at, a, 1, "attribute", "unique", &attr)) return -1;
     jv_list *l;
-    if (items_of(c, at, x, &l)) return -1;
+    if (jj_iterate(c, at, x, &l)) return -1;
     jv_list *r = jv_list_new(0), *seen = jv_list_new(0);
     int rc = 0;
     for (size_t i = 0; i < l->n && !rc; i++) {
@@ -950,7 +923,7 @@ static int f_minmax(jctx *c, const jnode *at, jv x, const jargs *a, int want_max
     const jv_str *attr;
     if (arg_str(c, at, a, 1, "attribute", want_max ? "max" : "min", &attr)) return -1;
     jv_list *l;
-    if (items_of(c, at, x, &l)) return -1;
+    if (jj_iterate(c, at, x, &l)) return -1;
     jv best = jv_undef(NULL), bestk = jv_undef(NULL);
     int rc = 0;
     for (size_t i = 0; i < l->n && !rc; i++) {
@@ -987,7 +960,7 @@ static int f_sum(jctx *c, const jnode *at, jv x, const jargs *a, jv *out) {
     const jv *start = arg(a, 1, "start");
     jv acc = start ? jv_ref(*start) : jv_int(0);
     jv_list *l;
-    if (items_of(c, at, x, &l)) {
+    if (jj_iterate(c, at, x, &l)) {
         jv_free(acc);
         return -1;
     }
@@ -1022,7 +995,7 @@ static int f_batch(jctx *c, const jnode *at, jv x, const jargs *a, jv *out) {
     if (size <= 0) return bad_arg(c, at, "batch", "linecount must be positive");
     const jv *fill = arg(a, 1, "fill_with");
     jv_list *l;
-    if (items_of(c, at, x, &l)) return -1;
+    if (jj_iterate(c, at, x, &l)) return -1;
     jv_list *r = jv_list_new(0), *cur = NULL;
     for (size_t i = 0; i < l->n; i++) {
         if (!cur) cur = jv_list_new(0);
@@ -1218,7 +1191,7 @@ int jj_filter(jctx *c, const jnode *at, const char *name, jv x, const jargs *a, 
     }
     if (IS("list")) {
         jv_list *l;
-        if (items_of(c, at, x, &l)) return -1;
+        if (jj_iterate(c, at, x, &l)) return -1;
         if (x.t == JV_LIST) { /* a copy, and tuples become lists */
             jv_list *r = jv_list_new(l->n);
             for (size_t i = 0; i < l->n; i++) jv_list_push(r, jv_ref(l->items[i]));
@@ -1254,7 +1227,7 @@ int jj_filter(jctx *c, const jnode *at, const char *name, jv x, const jargs *a, 
             return 0;
         }
         jv_list *l;
-        if (items_of(c, at, x, &l)) return -1;
+        if (jj_iterate(c, at, x, &l)) return -1;
         jv_list *r = jv_list_new(l->n);
         for (size_t i = l->n; i-- > 0;) jv_list_push(r, jv_ref(l->items[i]));
         jv_free(jv_list_val(l));
@@ -1532,7 +1505,7 @@ static int str_method(jctx *c, const jnode *at, const jv_str *s, const char *nam
         const jv *it = arg(a, 0, NULL);
         if (!it) return bad_arg(c, at, "join", "needs an iterable");
         jv_list *l;
-        if (items_of(c, at, *it, &l)) return -1;
+        if (jj_iterate(c, at, *it, &l)) return -1;
         jbuf b = jj_buf();
         for (size_t i = 0; i < l->n; i++) {
             if (l->items[i].t != JV_STR || jj_tick(c, at)) {

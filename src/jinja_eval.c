@@ -876,8 +876,7 @@ int jj_eval(jctx *c, const jnode *n, jv *out) {
 
 /* ------------------------------------------------------------ statements */
 
-/* Items of an iterable as a list (reference). */
-static int iterate(jctx *c, const jnode *at, jv v, jv_list **out) {
+int jj_iterate(jctx *c, const jnode *at, jv v, jv_list **out) {
     switch (v.t) {
     case JV_LIST:
         v.u.l->rc++;
@@ -921,7 +920,7 @@ static int bind(jctx *c, const jnode *target, jv v) {
         return 0;
     }
     jv_list *l;
-    if (iterate(c, target, v, &l)) {
+    if (jj_iterate(c, target, v, &l)) {
         jv_free(v);
         return -1;
     }
@@ -944,7 +943,7 @@ static NOINLINE int exec_for(jctx *c, const jnode *n) {
     jv seq;
     jv_list *items, *kept;
     if (jj_eval(c, n->b, &seq)) return -1;
-    int rc = iterate(c, n->b, seq, &items);
+    int rc = jj_iterate(c, n->b, seq, &items);
     jv_free(seq);
     if (rc) return -1;
     jscope sc = {c->scope, jv_dict_new()};
