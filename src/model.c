@@ -6,7 +6,8 @@
  * Each linear layer looks up "<layer>.weight" in quant_model_description.json:
  * "W8A8" loads the int8 tensors of FORMAT.md and packs them for the kernels;
  * anything else (or a plain float directory) points a w8_fmat into the mapped
- * file, in the file's dtype (a 7B bf16 model must not be widened to f32).
+ * file, in the file's dtype (a 7B bf16 model must not be widened to f32);
+ * in a W8A8 model those few float layers are then repacked (pack_float).
  * Norm weights, norm biases (anti-outlier) and float biases are small and are
  * converted to f32 arrays.
  *
@@ -155,13 +156,15 @@ static void copy_epilogue(const qparts *q, int n, int32_t *qb, float *ds) {
  * mapping is read-only and file-backed, so a later touch re-reads it): the
  * packed copy is what the kernels use, and keeping the mapped int8 weights
  * resident too would nearly double a W8A8 model's RSS (7B: +4.6 GB). */
-static void release_mapped(const w8_tensor *t) {
+static void release_range(const void *data, size_t nbytes) {
     long pg = sysconf(_SC_PAGESIZE);
-    if (pg <= 0 || t->nbytes < (size_t)pg) return;
-    uintptr_t a = ((uintptr_t)t->data + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
-    uintptr_t e = ((uintptr_t)t->data + t->nbytes) & ~((uintptr_t)pg - 1);
+    if (pg <= 0 || nbytes < (size_t)pg) return;
+    uintptr_t a = ((uintptr_t)data + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
+    uintptr_t e = ((uintptr_t)data + nbytes) & ~((uintptr_t)pg - 1);
     if (e > a) madvise((void *)a, e - a, MADV_DONTNEED);
 }
+
+static void release_mapped(const w8_tensor *t) { release_range(t->data, t->nbytes); }
 
 /* Pack the int8 layers parts[0..np) stacked along n into one w8_qmat. */
 static void pack_stacked(w8_qmat *out, const qparts *parts, const int *pn, int np, int k) {
@@ -191,7 +194,22 @@ static int is_int8(const loader *ld, const char *prefix) {
     return w8_qdesc_get(ld->qd, name) == 1;
 }
 
-/* Float layer: weight [n, k] in place, bias [n] to f32 when want_bias. */
+/* A W8A8 model's few float layers (lm_head, a recipe's down_proj) are
+ * repacked into the kernels' streaming layout (kernels.h): decode reads
+ * them at near full bandwidth and prefill needs no per-call conversion.
+ * The copy replaces the mapped pages, so resident memory does not grow.
+ * A float directory stays in place: every layer is float there (a 7B
+ * model's calibration run would hold two copies). */
+static void drop_pages(const void *src, size_t bytes, void *ud) {
+    (void)ud;
+    release_range(src, bytes);
+}
+
+static void pack_float(const loader *ld, w8_fmat *f) {
+    if (ld->qd) w8_fmat_pack(f, drop_pages, NULL);
+}
+
+/* Float layer: weight [n, k] (packed or in place), bias [n] to f32 when want_bias. */
 static int load_float_linear(const loader *ld, const char *prefix, int n, int k, int want_bias,
                              w8_linear *l) {
     char name[NAME_MAX_LEN];
@@ -200,6 +218,7 @@ static int load_float_linear(const loader *ld, const char *prefix, int n, int k,
     const w8_tensor *t = need_float(ld, name, 2, shape);
     if (!t) return -1;
     l->f = (w8_fmat){.n = n, .k = k, .dtype = t->dtype, .w = t->data};
+    pack_float(ld, &l->f);
     if (want_bias) {
         snprintf(name, sizeof name, "%s.bias", prefix);
         if (!(l->bias = load_vec(ld, name, n))) return -1;
@@ -264,6 +283,7 @@ static int load_group(const loader *ld, char prefixes[][NAME_MAX_LEN], const int
 
 static void free_linear(w8_linear *l) {
     if (l->quantized) w8_qmat_free(&l->q);
+    else w8_fmat_free(&l->f);
     free(l->bias);
     memset(l, 0, sizeof *l);
 }
@@ -368,6 +388,7 @@ static int load_all(w8_model *m, const w8_qdesc *qd) {
         m->lm_head = (w8_linear){.n = c->vocab, .k = c->hidden};
         m->lm_head.f = (w8_fmat){.n = c->vocab, .k = c->hidden, .dtype = m->embed->dtype,
                                  .w = m->embed->data};
+        pack_float(&ld, &m->lm_head.f);
     } else if (load_linear(&ld, "lm_head", c->vocab, c->hidden, 0, &m->lm_head)) {
         return -1;
     }

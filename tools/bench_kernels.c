@@ -112,11 +112,10 @@ typedef struct {
 static void f_run(void *c, int it) {
     f_ctx *b = c;
     const w8_fmat *f = &b->f[it % b->copies];
-    if (b->packed) w8_gemm_f_packed(f, b->m, b->x, (size_t)f->k, b->y, (size_t)f->n, NULL);
-    else w8_gemm_f(f, b->m, b->x, (size_t)f->k, b->y, (size_t)f->n, NULL);
+    w8_gemm_f(f, b->m, b->x, (size_t)f->k, b->y, (size_t)f->n, NULL);
 }
 
-/* packed: time w8_gemm_f_packed (not row-invariant) instead of w8_gemm_f */
+/* packed: the matrix packed at load (w8_fmat_pack), as a W8A8 model's float layers */
 static void bench_f(const char *label, int m, int n, int k, w8_dtype dt, int packed) {
     size_t esz = dt == W8_F32 ? 4 : 2, wbytes = (size_t)n * k * esz;
     int copies = m <= 16 ? (int)((96u << 20) / wbytes) + 1 : 1;
@@ -130,7 +129,8 @@ static void bench_f(const char *label, int m, int n, int k, w8_dtype dt, int pac
     f_ctx b = { m, copies, packed, malloc(sizeof(w8_fmat) * (size_t)copies), malloc((size_t)m * k * 4),
                 malloc((size_t)m * n * 4) };
     for (int c = 0; c < copies; c++) {
-        w8_fmat f = { n, k, dt, (const char *)w + (size_t)c * wbytes };
+        w8_fmat f = {.n = n, .k = k, .dtype = dt, .w = (const char *)w + (size_t)c * wbytes};
+        if (packed) w8_fmat_pack(&f, NULL, NULL);
         b.f[c] = f;
     }
     for (size_t i = 0; i < (size_t)m * k; i++) b.x[i] = w8_rng_f32(&r) - 0.5f;
@@ -140,6 +140,7 @@ static void bench_f(const char *label, int m, int n, int k, w8_dtype dt, int pac
            "  (cpu-time: %6.1f GFLOPS)\n", label, dn, packed ? " packed" : "", m, k, n, t * 1e6, 2.0 * m * n * k / t / 1e9,
            wbytes / t / 1e9, 2.0 * m * n * k / cpu / 1e9);
     fflush(stdout);
+    for (int c = 0; c < copies; c++) w8_fmat_free(&b.f[c]);
     free(b.f), free(b.x), free(b.y), free(w);
 }
 
@@ -240,11 +241,14 @@ static void run_isa(void) {
     for (size_t i = 0; i < 4; i++)
         if (want("batch")) bench_i8("batch-gu", ms[i], 9728, 896);
     if (want("lm_head")) bench_f("lm_head", 1, 151936, 896, W8_BF16, 0);
+    if (want("lm_head")) bench_f("lm_head", 1, 151936, 896, W8_BF16, 1);
     if (want("lm_head") && !g_quick) bench_f("lm_head", 4, 151936, 896, W8_BF16, 0);
+    if (want("lm_head") && !g_quick) bench_f("lm_head", 4, 151936, 896, W8_BF16, 1);
     if (want("fdown") && !scalar) bench_f("fdown", 512, 896, 4864, W8_BF16, 0);
     if (want("fdown") && !scalar) bench_f("fdown", 512, 896, 4864, W8_BF16, 1);
     if (want("fdown") && !scalar) bench_f("fdown", 64, 896, 4864, W8_BF16, 0);
     if (want("fdown")) bench_f("fdown", 1, 896, 4864, W8_BF16, 0);
+    if (want("fdown")) bench_f("fdown", 1, 896, 4864, W8_BF16, 1);
     if (want("norm")) bench_rms(512, 896), bench_rms(1, 896);
     if (want("swiglu")) bench_swiglu(512, 4864), bench_swiglu(1, 4864);
     if (want("attn")) bench_attn(512, 64), bench_attn(512, 128);

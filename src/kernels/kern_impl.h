@@ -19,7 +19,9 @@
  *   fgemm   all m rows, columns [n0, n1) (n0 a multiple of fnblock); may use
  *           scratch (fscratch floats, per thread) to repack W.  Must sum
  *           each output in fgemv's order (w8_gemm_f is row-invariant).
- *   fgemm_packed  the same for w8_gemm_f_packed, any order.
+ *   pgemm   rows [0, m) x columns [n0, n1) of a packed matrix (n0 a
+ *           multiple of W8_FP_NB): one FMA chain per output over k in
+ *           order, then + bias (bit-identical to the reference's fmaf).
  */
 #ifndef W8_KERN_IMPL_H
 #define W8_KERN_IMPL_H
@@ -52,11 +54,8 @@ typedef struct {
                   const float *bias, int n0, int n1, float *scratch);
     int fnblock;
     size_t fscratch; /* floats of scratch per thread for fgemm */
-    /* optional broadcast-form GEMM for w8_gemm_f_packed (NULL: use fgemm) */
-    void (*fgemm_packed)(const w8_fmat *w, int m, const float *x, size_t ldx, float *y,
-                         size_t ldy, const float *bias, int n0, int n1, float *scratch);
-    int fpnblock;
-    size_t fpscratch;
+    void (*pgemm)(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, size_t ldy,
+                  const float *bias, int n0, int n1);
     /* attention */
     void (*attn_scores)(const float *q, const float *k, size_t ldk, int n, int d, float scale,
                         float *s);
@@ -93,6 +92,17 @@ static inline int8_t w8_kern_q1(float v, float scale, float offset) {
     r = r > -128.0f ? r : -128.0f;
     r = r < 127.0f ? r : 127.0f;
     return (int8_t)r;
+}
+
+/* Packed float layout helpers (kernels.h): values per k-step, k-steps per
+ * block, and the byte size of one step of a block. */
+static inline int w8_fp_unit(w8_dtype dt) { return dt == W8_BF16 ? 2 : 1; }
+static inline size_t w8_fp_steps(const w8_fmat *m) {
+    int u = w8_fp_unit(m->dtype);
+    return ((size_t)m->k + (size_t)u - 1) / (size_t)u;
+}
+static inline size_t w8_fp_step_bytes(w8_dtype dt) {
+    return (size_t)W8_FP_NB * (dt == W8_F16 ? 2 : 4);
 }
 
 #endif

@@ -13,8 +13,8 @@
  *   - float GEMM: column groups handed out dynamically; with m <= 4 each
  *     group streams W in place (lm_head decode), otherwise each thread
  *     widens L2-sized blocks of W into its own scratch.  Both keep every
- *     output's summation order (row invariance); w8_gemm_f_packed trades
- *     that for a faster broadcast kernel over repacked panels.
+ *     output's summation order (row invariance).  A matrix packed at load
+ *     (w8_fmat_pack) goes to the ISA's pgemm, one 64-channel block per item.
  *   - small problems run on the calling thread: a parallel region costs
  *     microseconds, more than a tiny matmul.
  */
@@ -182,17 +182,87 @@ void w8_rmsnorm_rows(const float *x, int m, int k, size_t ldx, const float *g, c
 
 /* ----------------------------------------------------------------- float */
 
+/* One block of the packed layout (kernels.h): 64 channels x all k-steps. */
+size_t w8_fmat_block_bytes(const w8_fmat *m) {
+    return w8_fp_steps(m) * w8_fp_step_bytes(m->dtype);
+}
+
+static void pack_block(const w8_fmat *m, size_t b, unsigned char *dst) {
+    size_t k = (size_t)m->k, steps = w8_fp_steps(m);
+    memset(dst, 0, w8_fmat_block_bytes(m));
+    for (size_t c = 0; c < W8_FP_NB; c++) {
+        size_t j = b * W8_FP_NB + c;
+        if (j >= (size_t)m->n) break;
+        if (m->dtype == W8_F32) {
+            const float *src = (const float *)m->w + j * k;
+            float *d = (float *)dst + c;
+            for (size_t s = 0; s < steps; s++) d[s * W8_FP_NB] = src[s];
+        } else if (m->dtype == W8_F16) {
+            const uint16_t *src = (const uint16_t *)m->w + j * k;
+            uint16_t *d = (uint16_t *)dst + c;
+            for (size_t s = 0; s < steps; s++) d[s * W8_FP_NB] = src[s];
+        } else {
+            const uint16_t *src = (const uint16_t *)m->w + j * k;
+            uint32_t *d = (uint32_t *)dst + c;
+            for (size_t s = 0; s < steps; s++) {
+                uint32_t hi = 2 * s + 1 < k ? src[2 * s + 1] : 0;
+                d[s * W8_FP_NB] = (uint32_t)src[2 * s] | hi << 16;
+            }
+        }
+    }
+}
+
+void w8_fmat_pack(w8_fmat *m, void (*done)(const void *src, size_t bytes, void *ud), void *ud) {
+    size_t nblk = ((size_t)m->n + W8_FP_NB - 1) / W8_FP_NB, bb = w8_fmat_block_bytes(m);
+    size_t row_bytes = (size_t)m->k * w8_dtype_size(m->dtype);
+    m->packed_bytes = nblk * bb;
+    unsigned char *p = w8_xalloc_aligned(m->packed_bytes ? m->packed_bytes : 64);
+    int nt = threads_for((double)m->packed_bytes);
+    /* slices of ~32 MB of source, for the caller's done() */
+    size_t per = ((size_t)32 << 20) / (bb ? bb : 1);
+    if (per < 1) per = 1;
+    for (size_t b0 = 0; b0 < nblk; b0 += per) {
+        size_t b1 = b0 + per < nblk ? b0 + per : nblk;
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(dynamic, 4)
+        for (long b = (long)b0; b < (long)b1; b++) pack_block(m, (size_t)b, p + (size_t)b * bb);
+        if (done) {
+            size_t r0 = b0 * W8_FP_NB, r1 = b1 * W8_FP_NB < (size_t)m->n ? b1 * W8_FP_NB : (size_t)m->n;
+            done((const unsigned char *)m->w + r0 * row_bytes, (r1 - r0) * row_bytes, ud);
+        }
+    }
+    m->packed = p;
+}
+
+void w8_fmat_free(w8_fmat *m) {
+    if (!m) return;
+    free(m->packed);
+    m->packed = NULL;
+    m->packed_bytes = 0;
+}
+
 void w8_gemm_f(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, size_t ldy,
                const float *bias) {
     const w8_kern_table *t = active();
     int n = w->n;
     if (m <= 0 || n <= 0) return;
+    int nt = threads_for((double)m * n * w->k);
+    if (w->packed) {
+        /* one item per 64-channel block: for m = 1 a disjoint slice of the
+         * stream, for prefill a column panel the kernel walks in k blocks */
+        int nblk = (n + W8_FP_NB - 1) / W8_FP_NB;
+        if (nt > nblk) nt = nblk;
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(dynamic, 1)
+        for (int b = 0; b < nblk; b++) {
+            int n0 = b * W8_FP_NB, n1 = n0 + W8_FP_NB < n ? n0 + W8_FP_NB : n;
+            t->pgemm(w, m, x, ldx, y, ldy, bias, n0, n1);
+        }
+        return;
+    }
     int direct = m <= 4 || !t->fgemm;
     /* direct: 64-channel items (a few us of streaming each); packed: the
      * kernel's column group */
     int nb = direct ? 64 : t->fnblock;
     int ngroups = (n + nb - 1) / nb;
-    int nt = threads_for((double)m * n * w->k);
     if (nt > ngroups) nt = ngroups;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
@@ -206,28 +276,6 @@ void w8_gemm_f(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, si
             } else {
                 t->fgemm(w, m, x, ldx, y, ldy, bias, n0, n1, sc);
             }
-        }
-    }
-}
-
-void w8_gemm_f_packed(const w8_fmat *w, int m, const float *x, size_t ldx, float *y,
-                      size_t ldy, const float *bias) {
-    const w8_kern_table *t = active();
-    int n = w->n;
-    if (m <= 4 || !t->fgemm_packed) {
-        w8_gemm_f(w, m, x, ldx, y, ldy, bias);
-        return;
-    }
-    int nb = t->fpnblock, ngroups = (n + nb - 1) / nb;
-    int nt = threads_for((double)m * n * w->k);
-    if (nt > ngroups) nt = ngroups;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        float *sc = scratch(SLOT_FPACK, t->fpscratch * sizeof(float));
-#pragma omp for schedule(dynamic, 1) nowait
-        for (int g = 0; g < ngroups; g++) {
-            int n0 = g * nb, n1 = n0 + nb < n ? n0 + nb : n;
-            t->fgemm_packed(w, m, x, ldx, y, ldy, bias, n0, n1, sc);
         }
     }
 }

@@ -63,27 +63,46 @@ void w8_rmsnorm_rows(const float *x, int m, int k, size_t ldx, const float *g, c
                      int offset);
 
 /* ----------------------------------------------------------------- float
- * A float linear layer W[n, k] (row-major, F32/F16/BF16), read in place from
- * the mapped file and converted on the fly. */
+ * A float linear layer W[n, k] (F32/F16/BF16).  Either read in place from
+ * the mapped file and converted on the fly (w: row-major, not owned), or,
+ * after w8_fmat_pack, from an owned copy in the layout below, which streams
+ * as one sequential read (decode) and feeds a broadcast register tile
+ * (prefill) without any per-call conversion.
+ *
+ * Packed layout (the same for every ISA): blocks of 64 output channels
+ * (the last one zero-padded), each a run of k-steps; a step is 1 k for F32
+ * and F16 (64 values, channel c at c) and 2 k for BF16 (64 32-bit words,
+ * word c = W[c][2s] | W[c][2s + 1] << 16, so the two halves widen with a
+ * shift and a mask).  Block b starts at b * w8_fmat_block_bytes(). */
 typedef struct {
     int n, k;
     w8_dtype dtype;
-    const void *w; /* not owned */
+    const void *w;       /* row-major source (not owned) */
+    void *packed;        /* NULL, or the packed copy (owned, w8_fmat_pack) */
+    size_t packed_bytes;
 } w8_fmat;
+
+enum { W8_FP_NB = 64 }; /* channels per packed block */
+
+/* Pack w->w (must stay valid during the call; may be dropped after).  When
+ * done != NULL it is called after each slice of rows is packed with that
+ * slice of the source (whole rows, a few tens of MB), so the caller can drop
+ * the source's pages as it goes: resident memory never holds both copies. */
+void w8_fmat_pack(w8_fmat *m, void (*done)(const void *src, size_t bytes, void *ud), void *ud);
+/* Frees the packed copy only (w is not owned). */
+void w8_fmat_free(w8_fmat *m);
+size_t w8_fmat_block_bytes(const w8_fmat *m);
 
 /* y[i, j] = sum_k x[i, k] * W[j, k] (+ bias[j] when bias != NULL)
  * Row-invariant: each output is summed in one fixed order whatever m and the
- * other rows are, so a row gives the same bits alone or in a batch. */
+ * other rows are, so a row gives the same bits alone or in a batch.
+ *   unpacked: 16 lane partial sums (lane l adds t = l mod 16 by FMA in
+ *             increasing t), reduced by a fixed tree, then + bias;
+ *   packed:   one FMA chain over t = 0 .. k-1 from 0, then + bias; so the
+ *             result is the same bits on every ISA (the scalar reference
+ *             uses fmaf). */
 void w8_gemm_f(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, size_t ldy,
                const float *bias);
-
-/* The same product for prefill when row invariance is not needed: for m > 4
- * a register-blocked broadcast kernel over repacked f32 panels, ~2.5x the
- * speed of w8_gemm_f's m > 4 path on AVX-512, but each output is summed in
- * another order (within ~1e-6 relative, not the same bits as m = 1).
- * m <= 4, and ISAs without such a kernel, fall back to w8_gemm_f. */
-void w8_gemm_f_packed(const w8_fmat *w, int m, const float *x, size_t ldx, float *y,
-                      size_t ldy, const float *bias);
 
 /* ------------------------------------------------------------- attention
  * Building blocks for attention over paged K/V (one block at a time). */

@@ -282,6 +282,132 @@ static void f_gemv(const w8_fmat *w, int i0, int i1, const float *x, size_t ldx,
     f_gemvs[d][i1 - i0 - 1](w, i0, x, ldx, y, ldy, bias, n0, n1);
 }
 
+/* Packed float GEMM (layout in kernels.h): lane = output channel, one FMA
+ * chain per output over k in order (the reference's fmaf chain, bit for
+ * bit).  Tile: MR (<= 3) rows x half a 64-channel block (4 vectors of 8);
+ * for BF16 a step's pair words widen by shift (even k) and mask (odd k). */
+enum { PMR = 3, PKC = 256 };
+
+/* weights of vector v (8 channels) of half h at step sp */
+AI __m256 p_wv(const unsigned char *sp, int h, int v, int half, const w8_dtype dt) {
+    size_t c = (size_t)(32 * h + 8 * v);
+    if (dt == W8_F32) return _mm256_load_ps((const float *)sp + c);
+    if (dt == W8_F16) return _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(sp + 2 * c)));
+    __m256i r = _mm256_load_si256((const __m256i *)(sp + 4 * c));
+    return half ? _mm256_castsi256_ps(_mm256_and_si256(r, _mm256_set1_epi32((int)0xffff0000u)))
+                : _mm256_castsi256_ps(_mm256_slli_epi32(r, 16));
+}
+
+#define PR_DECL(r)                                                                       \
+    __m256 p##r##0, p##r##1, p##r##2, p##r##3;                                            \
+    const float *x##r = x + (size_t)(r < MR ? r : 0) * ldx;                               \
+    float *y##r = y + (size_t)(r < MR ? r : 0) * ldy;                                     \
+    if (r < MR && !first) {                                                               \
+        p##r##0 = _mm256_maskload_ps(y##r, m0), p##r##1 = _mm256_maskload_ps(y##r + 8, m1); \
+        p##r##2 = _mm256_maskload_ps(y##r + 16, m2);                                      \
+        p##r##3 = _mm256_maskload_ps(y##r + 24, m3);                                      \
+    } else {                                                                              \
+        p##r##0 = p##r##1 = p##r##2 = p##r##3 = _mm256_setzero_ps();                      \
+    }
+#define PR_FMA(r, tt)                                                                    \
+    if (r < MR) {                                                                         \
+        __m256 a = _mm256_broadcast_ss(x##r + (tt));                                      \
+        p##r##0 = _mm256_fmadd_ps(a, w0, p##r##0);                                        \
+        p##r##1 = _mm256_fmadd_ps(a, w1, p##r##1);                                        \
+        p##r##2 = _mm256_fmadd_ps(a, w2, p##r##2);                                        \
+        p##r##3 = _mm256_fmadd_ps(a, w3, p##r##3);                                        \
+    }
+#define PR_STORE(r)                                                                      \
+    if (r < MR) {                                                                         \
+        if (last) {                                                                       \
+            p##r##0 = _mm256_add_ps(p##r##0, bb0), p##r##1 = _mm256_add_ps(p##r##1, bb1); \
+            p##r##2 = _mm256_add_ps(p##r##2, bb2), p##r##3 = _mm256_add_ps(p##r##3, bb3); \
+        }                                                                                 \
+        _mm256_maskstore_ps(y##r, m0, p##r##0), _mm256_maskstore_ps(y##r + 8, m1, p##r##1); \
+        _mm256_maskstore_ps(y##r + 16, m2, p##r##2);                                      \
+        _mm256_maskstore_ps(y##r + 24, m3, p##r##3);                                      \
+    }
+#define P_HALF(half, tt)                                                                 \
+    {                                                                                     \
+        __m256 w0 = p_wv(sp, h, 0, half, dt), w1 = p_wv(sp, h, 1, half, dt);             \
+        __m256 w2 = p_wv(sp, h, 2, half, dt), w3 = p_wv(sp, h, 3, half, dt);             \
+        PR_FMA(0, tt) PR_FMA(1, tt) PR_FMA(2, tt)                                         \
+    }
+
+/* Rows x0.. (MR) x channels 32h .. 32h + ncols of one block, k-steps
+ * [s0, s1); first: chains start at 0 (else continue from y); last: + bias
+ * (+ 0 without one, as the reference). */
+AI void p_tile(const float *x, size_t ldx, const unsigned char *blk, int h, size_t s0,
+               size_t s1, int k, float *y, size_t ldy, int ncols, int first, int last,
+               const float *bias, const w8_dtype dt, const int MR) {
+    const size_t SB = w8_fp_step_bytes(dt);
+    __m256i m0 = tailmask8(ncols), m1 = tailmask8(ncols - 8), m2 = tailmask8(ncols - 16),
+            m3 = tailmask8(ncols - 24);
+    PR_DECL(0) PR_DECL(1) PR_DECL(2)
+    size_t sfull = s1;
+    if (dt == W8_BF16 && (k & 1) && (int)(2 * s1) > k) sfull = s1 - 1;
+    for (size_t s = s0; s < sfull; s++) {
+        const unsigned char *sp = blk + s * SB;
+        if (dt == W8_BF16) {
+            P_HALF(0, 2 * s)
+            P_HALF(1, 2 * s + 1)
+        } else {
+            P_HALF(0, s)
+        }
+    }
+    if (sfull < s1) {
+        const unsigned char *sp = blk + sfull * SB;
+        P_HALF(0, 2 * sfull)
+    }
+    __m256 bb0 = _mm256_setzero_ps(), bb1 = bb0, bb2 = bb0, bb3 = bb0;
+    if (bias) {
+        bb0 = _mm256_maskload_ps(bias, m0), bb1 = _mm256_maskload_ps(bias + 8, m1);
+        bb2 = _mm256_maskload_ps(bias + 16, m2), bb3 = _mm256_maskload_ps(bias + 24, m3);
+    }
+    PR_STORE(0) PR_STORE(1) PR_STORE(2)
+}
+
+typedef void (*p_tile_fn)(const float *, size_t, const unsigned char *, int, size_t, size_t,
+                          int, float *, size_t, int, int, int, const float *);
+#define PT(DT, MR)                                                                          \
+    static void p_tile_##DT##_##MR(const float *x, size_t ldx, const unsigned char *blk,     \
+                                   int h, size_t s0, size_t s1, int k, float *y, size_t ldy, \
+                                   int ncols, int first, int last, const float *bias) {     \
+        p_tile(x, ldx, blk, h, s0, s1, k, y, ldy, ncols, first, last, bias, W8_##DT, MR);  \
+    }
+#define PT_DT(DT) PT(DT, 1) PT(DT, 2) PT(DT, 3)
+PT_DT(F32)
+PT_DT(F16)
+PT_DT(BF16)
+static const p_tile_fn p_tiles[3][PMR] = {
+    { p_tile_F32_1, p_tile_F32_2, p_tile_F32_3 },
+    { p_tile_F16_1, p_tile_F16_2, p_tile_F16_3 },
+    { p_tile_BF16_1, p_tile_BF16_2, p_tile_BF16_3 },
+};
+
+static void p_gemm(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, size_t ldy,
+                   const float *bias, int n0, int n1) {
+    int d = w->dtype == W8_F16 ? 1 : w->dtype == W8_BF16 ? 2 : 0;
+    size_t steps = w8_fp_steps(w), bb = w8_fmat_block_bytes(w);
+    size_t kc = m <= PMR ? steps : PKC;
+    for (int c0 = n0; c0 < n1; c0 += W8_FP_NB) {
+        const unsigned char *blk = (const unsigned char *)w->packed + (size_t)(c0 / W8_FP_NB) * bb;
+        for (int h = 0; h < 2; h++) {
+            int cb = c0 + 32 * h, ncols = n1 - cb < 32 ? n1 - cb : 32;
+            if (ncols <= 0) break;
+            for (size_t s0 = 0; s0 < steps; s0 += kc) {
+                size_t s1 = s0 + kc < steps ? s0 + kc : steps;
+                for (int i = 0; i < m; i += PMR) {
+                    int mr = m - i < PMR ? m - i : PMR;
+                    p_tiles[d][mr - 1](x + (size_t)i * ldx, ldx, blk, h, s0, s1, w->k,
+                                       y + (size_t)i * ldy + (size_t)cb, ldy, ncols, s0 == 0,
+                                       s1 == steps, bias ? bias + cb : NULL);
+                }
+            }
+        }
+    }
+}
+
 /* ------------------------------------------------------------- attention */
 
 static void v_attn_scores(const float *q, const float *k, size_t ldk, int n, int d, float scale,
@@ -399,6 +525,7 @@ const w8_kern_table w8_kern_avx2 = {
     .fgemm = NULL,
     .fnblock = 8,
     .fscratch = 0,
+    .pgemm = p_gemm,
     .attn_scores = v_attn_scores,
     .attn_accum = v_attn_accum,
     .swiglu = v_swiglu,

@@ -353,7 +353,7 @@ static void f_gemm(const w8_fmat *w, int m, const float *x, size_t ldx, float *y
     }
     for (int c0 = n0; c0 < n1; c0 += cb) {
         int nb = n1 - c0 < cb ? n1 - c0 : cb;
-        w8_fmat blk = { nb, w->k, W8_F32, NULL };
+        w8_fmat blk = {.n = nb, .k = w->k, .dtype = W8_F32};
         if (w->dtype == W8_F32) {
             blk.w = (const float *)w->w + (size_t)c0 * k;
         } else {
@@ -376,95 +376,68 @@ static void f_gemm(const w8_fmat *w, int m, const float *x, size_t ldx, float *y
     }
 }
 
-/* w8_gemm_f_packed (m > 4, not row-invariant): a 64-column group at a time,
- * k in blocks of FKC.  Each
- * block of W is converted to f32 and transposed into 4 panels of [FKC][16]
- * (scratch, per thread, 64 KB, stays in L2), then a 6-row x 64-column
- * register tile runs over it with one broadcast per row and 4 FMAs per
- * broadcast.  Partial sums live in y between k blocks. */
-#ifndef FKC_
-#define FKC_ 256
+/* Packed float GEMM (layout in kernels.h): lane = output channel, so each
+ * output is one FMA chain over k in order, exactly the reference's fmaf
+ * chain.  Tile: MR rows x one 64-channel block (4 vectors); per k it widens
+ * 4 weight vectors (BF16: the pair word shifted or masked, F16: vcvtph2ps,
+ * F32: a load), broadcasts MR activations and issues 4 * MR FMAs.
+ * For prefill k is walked in blocks of PKC steps (64 channels x PKC steps
+ * of W stay in L1 while every row group passes over them), the partial
+ * sums kept in y between blocks: stores are exact, so the chain is the same
+ * as one pass.  Decode (m <= PMR) makes one pass: W streams once. */
+enum { PMR = 6, PKC = 256 };
+#ifndef PPF
+#define PPF 4096
 #endif
-enum { FKC = FKC_, FMR = 6 };
 
-/* 16 x 16 transpose: r[i] holds row i; afterwards r[j] holds column j.
- * Three rounds: pairs within 128-bit lanes, quads within lanes, lanes. */
-AI void transpose16(__m512 r[16]) {
-    __m512 t[16], u[16];
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int q = 0; q < 16; q += 4) { /* rows q..q+3: u[q + j] = column j of each lane */
-        u[q + 0] = _mm512_shuffle_ps(t[q], t[q + 2], 0x44);
-        u[q + 1] = _mm512_shuffle_ps(t[q], t[q + 2], 0xEE);
-        u[q + 2] = _mm512_shuffle_ps(t[q + 1], t[q + 3], 0x44);
-        u[q + 3] = _mm512_shuffle_ps(t[q + 1], t[q + 3], 0xEE);
-    }
-    for (int j = 0; j < 4; j++) {
-        __m512 v = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);
-        __m512 w = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
-        __m512 v2 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
-        __m512 w2 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
-        r[j] = _mm512_shuffle_f32x4(v, w, 0x88);
-        r[8 + j] = _mm512_shuffle_f32x4(v, w, 0xDD);
-        r[4 + j] = _mm512_shuffle_f32x4(v2, w2, 0x88);
-        r[12 + j] = _mm512_shuffle_f32x4(v2, w2, 0xDD);
-    }
+/* weights of vector v (16 channels) at step sp: BF16 half 0 = even k, 1 = odd k */
+AI __m512 p_wv(const unsigned char *sp, int v, int half, const w8_dtype dt) {
+    if (dt == W8_F32) return _mm512_load_ps((const float *)sp + 16 * v);
+    if (dt == W8_F16) return _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(sp + 32 * v)));
+    __m512i r = _mm512_load_si512((const void *)(sp + 64 * v));
+    return half ? _mm512_castsi512_ps(_mm512_and_si512(r, _mm512_set1_epi32((int)0xffff0000u)))
+                : _mm512_castsi512_ps(_mm512_slli_epi32(r, 16));
 }
 
-/* Convert W[c0 .. c0 + ncols, k0 .. k0 + kc) to f32 panels [4][FKC][16]
- * (channels past ncols are zero), 16 x 16 blocks at a time. */
-AI void f_pack_t(const w8_fmat *w, int c0, int ncols, int k0, int kc, float *pk,
-                 const w8_dtype dt) {
-    size_t k = (size_t)w->k;
-    for (int p = 0; p < 4; p++) {
-        float *dst = pk + (size_t)p * FKC * 16;
-        int cb = c0 + 16 * p, nc = ncols - 16 * p;
-        for (int kk = 0; kk < kc; kk += 16) {
-            __mmask16 mk = tailmask16(kc - kk);
-            __m512 r[16];
-#pragma GCC unroll 16
-            for (int i = 0; i < 16; i++)
-                r[i] = i < nc ? f_load(w->w, dt, (size_t)(cb + i) * k + (size_t)(k0 + kk), mk)
-                              : _mm512_setzero_ps();
-            transpose16(r);
-            int nk = kc - kk < 16 ? kc - kk : 16;
-            for (int j = 0; j < nk; j++) _mm512_store_ps(dst + (size_t)(kk + j) * 16, r[j]);
-        }
-    }
-}
-
-#define FROW_DECL(r)                                                                     \
-    __m512 d##r##0, d##r##1, d##r##2, d##r##3;                                            \
+#define PROW_DECL(r)                                                                     \
+    __m512 p##r##0, p##r##1, p##r##2, p##r##3;                                            \
     const float *x##r = x + (size_t)(r < MR ? r : 0) * ldx;                               \
     float *y##r = y + (size_t)(r < MR ? r : 0) * ldy;                                     \
-    if (r < MR) {                                                                         \
-        if (first) {                                                                      \
-            d##r##0 = d##r##1 = d##r##2 = d##r##3 = _mm512_setzero_ps();                  \
-        } else {                                                                          \
-            d##r##0 = _mm512_maskz_loadu_ps(m0, y##r);                                    \
-            d##r##1 = _mm512_maskz_loadu_ps(m1, y##r + 16);                               \
-            d##r##2 = _mm512_maskz_loadu_ps(m2, y##r + 32);                               \
-            d##r##3 = _mm512_maskz_loadu_ps(m3, y##r + 48);                               \
-        }                                                                                 \
+    if (r < MR && !first) {                                                               \
+        p##r##0 = _mm512_maskz_loadu_ps(m0, y##r);                                        \
+        p##r##1 = _mm512_maskz_loadu_ps(m1, y##r + 16);                                   \
+        p##r##2 = _mm512_maskz_loadu_ps(m2, y##r + 32);                                   \
+        p##r##3 = _mm512_maskz_loadu_ps(m3, y##r + 48);                                   \
     } else {                                                                              \
-        d##r##0 = d##r##1 = d##r##2 = d##r##3 = _mm512_setzero_ps();                      \
+        p##r##0 = p##r##1 = p##r##2 = p##r##3 = _mm512_setzero_ps();                      \
     }
-#define FROW_STEP(r)                                                                     \
+#define PROW_FMA(r, tt)                                                                  \
     if (r < MR) {                                                                         \
-        __m512 a = _mm512_set1_ps(x##r[kk]);                                              \
-        d##r##0 = _mm512_fmadd_ps(a, b0, d##r##0);                                        \
-        d##r##1 = _mm512_fmadd_ps(a, b1, d##r##1);                                        \
-        d##r##2 = _mm512_fmadd_ps(a, b2, d##r##2);                                        \
-        d##r##3 = _mm512_fmadd_ps(a, b3, d##r##3);                                        \
+        __m512 a = _mm512_set1_ps(x##r[tt]);                                              \
+        p##r##0 = _mm512_fmadd_ps(a, w0, p##r##0);                                        \
+        p##r##1 = _mm512_fmadd_ps(a, w1, p##r##1);                                        \
+        p##r##2 = _mm512_fmadd_ps(a, w2, p##r##2);                                        \
+        p##r##3 = _mm512_fmadd_ps(a, w3, p##r##3);                                        \
     }
-#define FROW_STORE(r)                                                                    \
+#define PROW_STORE(r)                                                                    \
     if (r < MR) {                                                                         \
-        _mm512_mask_storeu_ps(y##r, m0, _mm512_add_ps(d##r##0, bb0));                     \
-        _mm512_mask_storeu_ps(y##r + 16, m1, _mm512_add_ps(d##r##1, bb1));                \
-        _mm512_mask_storeu_ps(y##r + 32, m2, _mm512_add_ps(d##r##2, bb2));                \
-        _mm512_mask_storeu_ps(y##r + 48, m3, _mm512_add_ps(d##r##3, bb3));                \
+        if (last) {                                                                       \
+            p##r##0 = _mm512_add_ps(p##r##0, bb0), p##r##1 = _mm512_add_ps(p##r##1, bb1); \
+            p##r##2 = _mm512_add_ps(p##r##2, bb2), p##r##3 = _mm512_add_ps(p##r##3, bb3); \
+        }                                                                                 \
+        _mm512_mask_storeu_ps(y##r, m0, p##r##0);                                         \
+        _mm512_mask_storeu_ps(y##r + 16, m1, p##r##1);                                    \
+        _mm512_mask_storeu_ps(y##r + 32, m2, p##r##2);                                    \
+        _mm512_mask_storeu_ps(y##r + 48, m3, p##r##3);                                    \
+    }
+#define PROW_ALL(M, ...) M(0, __VA_ARGS__) M(1, __VA_ARGS__) M(2, __VA_ARGS__) M(3, __VA_ARGS__) \
+    M(4, __VA_ARGS__) M(5, __VA_ARGS__)
+#define PROW_ALL0(M) M(0) M(1) M(2) M(3) M(4) M(5)
+#define P_HALF(half, tt)                                                                 \
+    {                                                                                     \
+        __m512 w0 = p_wv(sp, 0, half, dt), w1 = p_wv(sp, 1, half, dt);                   \
+        __m512 w2 = p_wv(sp, 2, half, dt), w3 = p_wv(sp, 3, half, dt);                   \
+        PROW_ALL(PROW_FMA, tt)                                                            \
     }
 
 static inline __mmask16 colmask(int ncols, int p) {
@@ -472,17 +445,33 @@ static inline __mmask16 colmask(int ncols, int p) {
     return cnt <= 0 ? 0 : tailmask16(cnt);
 }
 
-/* x: MR rows from column k0 of the block; y: MR rows from the group's column */
-AI void f_tile(const float *x, size_t ldx, const float *pk, int kc, float *y, size_t ldy,
-               int ncols, int first, const float *bias, const int MR) {
+/* Rows x0.. (MR of them) x one block, k-steps [s0, s1); first: start the
+ * chains at 0 (else continue from y); last: finish with + bias (+ 0 when
+ * bias is NULL, as the reference does). */
+AI void p_tile(const float *x, size_t ldx, const unsigned char *blk, size_t s0, size_t s1,
+               int k, float *y, size_t ldy, int ncols, int first, int last, const float *bias,
+               const w8_dtype dt, const int MR) {
+    const size_t SB = w8_fp_step_bytes(dt);
     __mmask16 m0 = colmask(ncols, 0), m1 = colmask(ncols, 1), m2 = colmask(ncols, 2),
               m3 = colmask(ncols, 3);
-    FROW_DECL(0) FROW_DECL(1) FROW_DECL(2) FROW_DECL(3) FROW_DECL(4) FROW_DECL(5)
-    for (int kk = 0; kk < kc; kk++) {
-        const float *pb = pk + (size_t)kk * 16;
-        __m512 b0 = _mm512_load_ps(pb), b1 = _mm512_load_ps(pb + FKC * 16);
-        __m512 b2 = _mm512_load_ps(pb + 2 * FKC * 16), b3 = _mm512_load_ps(pb + 3 * FKC * 16);
-        FROW_STEP(0) FROW_STEP(1) FROW_STEP(2) FROW_STEP(3) FROW_STEP(4) FROW_STEP(5)
+    PROW_ALL0(PROW_DECL)
+    /* BF16 with odd k: the last step has no odd half (its x would be past k) */
+    size_t sfull = s1;
+    if (dt == W8_BF16 && (k & 1) && (int)(2 * s1) > k) sfull = s1 - 1;
+    for (size_t s = s0; s < sfull; s++) {
+        const unsigned char *sp = blk + s * SB;
+        if (PPF && MR <= 2)
+            for (size_t o = 0; o < SB; o += 64) _mm_prefetch((const char *)sp + PPF + o, _MM_HINT_T0);
+        if (dt == W8_BF16) {
+            P_HALF(0, 2 * s)
+            P_HALF(1, 2 * s + 1)
+        } else {
+            P_HALF(0, s)
+        }
+    }
+    if (sfull < s1) {
+        const unsigned char *sp = blk + sfull * SB;
+        P_HALF(0, 2 * sfull)
     }
     __m512 bb0 = _mm512_setzero_ps(), bb1 = bb0, bb2 = bb0, bb3 = bb0;
     if (bias) {
@@ -491,41 +480,42 @@ AI void f_tile(const float *x, size_t ldx, const float *pk, int kc, float *y, si
         bb2 = _mm512_maskz_loadu_ps(m2, bias + 32);
         bb3 = _mm512_maskz_loadu_ps(m3, bias + 48);
     }
-    FROW_STORE(0) FROW_STORE(1) FROW_STORE(2) FROW_STORE(3) FROW_STORE(4) FROW_STORE(5)
+    PROW_ALL0(PROW_STORE)
 }
 
-#define FT(MR)                                                                              \
-    static void f_tile_##MR(const float *x, size_t ldx, const float *pk, int kc, float *y,   \
-                            size_t ldy, int ncols, int first, const float *bias) {          \
-        f_tile(x, ldx, pk, kc, y, ldy, ncols, first, bias, MR);                             \
+typedef void (*p_tile_fn)(const float *, size_t, const unsigned char *, size_t, size_t, int,
+                          float *, size_t, int, int, int, const float *);
+#define PT(DT, MR)                                                                          \
+    static void p_tile_##DT##_##MR(const float *x, size_t ldx, const unsigned char *blk,     \
+                                   size_t s0, size_t s1, int k, float *y, size_t ldy,        \
+                                   int ncols, int first, int last, const float *bias) {     \
+        p_tile(x, ldx, blk, s0, s1, k, y, ldy, ncols, first, last, bias, W8_##DT, MR);     \
     }
-FT(1)
-FT(2)
-FT(3)
-FT(4)
-FT(5)
-FT(6)
-typedef void (*f_tile_fn)(const float *, size_t, const float *, int, float *, size_t, int, int,
-                          const float *);
-static const f_tile_fn f_tiles[FMR] = { f_tile_1, f_tile_2, f_tile_3, f_tile_4, f_tile_5, f_tile_6 };
+#define PT_DT(DT) PT(DT, 1) PT(DT, 2) PT(DT, 3) PT(DT, 4) PT(DT, 5) PT(DT, 6)
+PT_DT(F32)
+PT_DT(F16)
+PT_DT(BF16)
+static const p_tile_fn p_tiles[3][PMR] = {
+    { p_tile_F32_1, p_tile_F32_2, p_tile_F32_3, p_tile_F32_4, p_tile_F32_5, p_tile_F32_6 },
+    { p_tile_F16_1, p_tile_F16_2, p_tile_F16_3, p_tile_F16_4, p_tile_F16_5, p_tile_F16_6 },
+    { p_tile_BF16_1, p_tile_BF16_2, p_tile_BF16_3, p_tile_BF16_4, p_tile_BF16_5, p_tile_BF16_6 },
+};
 
-static void fp_gemm(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, size_t ldy,
-                   const float *bias, int n0, int n1, float *pk) {
-    int k = w->k;
-    for (int c0 = n0; c0 < n1; c0 += 64) {
-        int ncols = n1 - c0 < 64 ? n1 - c0 : 64;
-        for (int k0 = 0; k0 < k; k0 += FKC) {
-            int kc = k - k0 < FKC ? k - k0 : FKC, last = k0 + kc == k;
-            switch (w->dtype) {
-            case W8_BF16: f_pack_t(w, c0, ncols, k0, kc, pk, W8_BF16); break;
-            case W8_F16: f_pack_t(w, c0, ncols, k0, kc, pk, W8_F16); break;
-            default: f_pack_t(w, c0, ncols, k0, kc, pk, W8_F32); break;
-            }
-            for (int i = 0; i < m; i += FMR) {
-                int mr = m - i < FMR ? m - i : FMR;
-                f_tiles[mr - 1](x + (size_t)i * ldx + (size_t)k0, ldx, pk, kc,
-                                y + (size_t)i * ldy + (size_t)c0, ldy, ncols, k0 == 0,
-                                last && bias ? bias + c0 : NULL);
+static void p_gemm(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, size_t ldy,
+                   const float *bias, int n0, int n1) {
+    int d = w->dtype == W8_F16 ? 1 : w->dtype == W8_BF16 ? 2 : 0;
+    size_t steps = w8_fp_steps(w), bb = w8_fmat_block_bytes(w);
+    size_t kc = m <= PMR ? steps : PKC;
+    for (int c0 = n0; c0 < n1; c0 += W8_FP_NB) {
+        int ncols = n1 - c0 < W8_FP_NB ? n1 - c0 : W8_FP_NB;
+        const unsigned char *blk = (const unsigned char *)w->packed + (size_t)(c0 / W8_FP_NB) * bb;
+        for (size_t s0 = 0; s0 < steps; s0 += kc) {
+            size_t s1 = s0 + kc < steps ? s0 + kc : steps;
+            for (int i = 0; i < m; i += PMR) {
+                int mr = m - i < PMR ? m - i : PMR;
+                p_tiles[d][mr - 1](x + (size_t)i * ldx, ldx, blk, s0, s1, w->k,
+                                   y + (size_t)i * ldy + (size_t)c0, ldy, ncols, s0 == 0,
+                                   s1 == steps, bias ? bias + c0 : NULL);
             }
         }
     }
@@ -683,9 +673,7 @@ const w8_kern_table w8_kern_avx512 = {
     .fgemm = f_gemm,
     .fnblock = FNB,
     .fscratch = FBLK_BYTES / 4 + 16,
-    .fgemm_packed = fp_gemm,
-    .fpnblock = 64,
-    .fpscratch = 4 * FKC * 16,
+    .pgemm = p_gemm,
     .attn_scores = x_attn_scores,
     .attn_accum = x_attn_accum,
     .swiglu = x_swiglu,

@@ -116,6 +116,36 @@ static void ref_fgemm(const w8_fmat *w, int m, const float *x, size_t ldx, float
     ref_fgemv(w, 0, m, x, ldx, y, ldy, bias, n0, n1);
 }
 
+/* Packed matrices (kernels.h): W[j][t] read from the packed block, and
+ * each output one fmaf chain over t in order, then + bias.  This is the
+ * order the SIMD kernels keep exactly (lane = channel), so the fast paths
+ * must match it bit for bit. */
+static float ld_packed(const w8_fmat *w, int j, int t) {
+    const unsigned char *blk = (const unsigned char *)w->packed +
+                               (size_t)(j / W8_FP_NB) * w8_fmat_block_bytes(w);
+    size_t c = (size_t)(j % W8_FP_NB);
+    if (w->dtype == W8_BF16) {
+        uint32_t v;
+        memcpy(&v, blk + ((size_t)(t / 2) * W8_FP_NB + c) * 4, 4);
+        return w8_bf16_to_f32((uint16_t)(t % 2 ? v >> 16 : v & 0xffffu));
+    }
+    size_t at = (size_t)t * W8_FP_NB + c;
+    if (w->dtype == W8_F16) return ld_w(blk, W8_F16, at);
+    return ld_w(blk, W8_F32, at);
+}
+
+static void ref_pgemm(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, size_t ldy,
+                      const float *bias, int n0, int n1) {
+    for (int i = 0; i < m; i++) {
+        const float *xi = x + (size_t)i * ldx;
+        for (int j = n0; j < n1; j++) {
+            float acc = 0.0f;
+            for (int t = 0; t < w->k; t++) acc = fmaf(xi[t], ld_packed(w, j, t), acc);
+            y[(size_t)i * ldy + (size_t)j] = acc + (bias ? bias[j] : 0.0f);
+        }
+    }
+}
+
 /* ------------------------------------------------------------- attention */
 
 static void ref_attn_scores(const float *q, const float *k, size_t ldk, int n, int d,
@@ -175,6 +205,7 @@ const w8_kern_table w8_kern_ref = {
     .fgemm = ref_fgemm,
     .fnblock = 1,
     .fscratch = 0,
+    .pgemm = ref_pgemm,
     .attn_scores = ref_attn_scores,
     .attn_accum = ref_attn_accum,
     .swiglu = ref_swiglu,
