@@ -170,17 +170,21 @@ static void release_mapped(const w8_tensor *t) { release_range(t->data, t->nbyte
 static void pack_stacked(w8_qmat *out, const qparts *parts, const int *pn, int np, int k) {
     int ntot = 0;
     for (int i = 0; i < np; i++) ntot += pn[i];
-    int8_t *w = w8_xmalloc((size_t)ntot * (size_t)k);
+    /* one part: pack straight from the mapping (no copy of the weights) */
+    int8_t *w = np == 1 ? NULL : w8_xmalloc((size_t)ntot * (size_t)k);
     int32_t *qb = w8_xmalloc((size_t)ntot * sizeof(int32_t));
     float *ds = w8_xmalloc((size_t)ntot * sizeof(float));
     int row = 0;
     for (int i = 0; i < np; i++) {
-        memcpy(w + (size_t)row * k, parts[i].w->data, (size_t)pn[i] * (size_t)k);
+        if (w) {
+            memcpy(w + (size_t)row * k, parts[i].w->data, (size_t)pn[i] * (size_t)k);
+            release_mapped(parts[i].w);
+        }
         copy_epilogue(&parts[i], pn[i], qb + row, ds + row);
-        release_mapped(parts[i].w);
         row += pn[i];
     }
-    w8_qmat_pack(out, w, ntot, k, qb, ds);
+    w8_qmat_pack(out, w ? w : (const int8_t *)parts[0].w->data, ntot, k, qb, ds);
+    if (!w) release_mapped(parts[0].w);
     free(w);
     free(qb);
     free(ds);
