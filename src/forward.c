@@ -37,7 +37,8 @@ struct w8_ctx {
     float *cosb;     /* [R, head_dim / 2] */
     float *sinb;
     int n_threads;   /* attention scratch slots */
-    float *att;      /* [n_threads, att_cap] scores / probabilities */
+    int group;       /* query heads per KV head */
+    float *att;      /* [n_threads, group, att_cap] scores / probabilities */
     int att_cap;     /* positions att holds per thread (grows up to max_pos) */
     int *rows;       /* [R] indices of the rows that want logits */
     w8_observer obs;
@@ -81,7 +82,8 @@ w8_ctx *w8_ctx_new(const w8_model *m, int max_rows) {
      * token loop's steady state): a config's max_position_embeddings may be
      * huge or hostile, and most runs never get near it. */
     x->att_cap = x->max_pos < 4096 ? x->max_pos : 4096;
-    x->att = falloc((size_t)x->n_threads * (size_t)x->att_cap);
+    x->group = c->n_heads / c->n_kv_heads;
+    x->att = falloc((size_t)x->n_threads * x->group * (size_t)x->att_cap);
     x->rows = w8_xmalloc(R * sizeof(int));
     return x;
 }
@@ -219,44 +221,51 @@ static void rope_and_store(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_bat
     }
 }
 
-/* Causal attention of one row and head over its sequence's positions 0..pos,
- * block by block.  att: scratch of at least pos + 1 floats. */
+/* Causal attention of one row for the query heads that share KV head kvh
+ * (q: those heads' group vectors, out: their outputs, both hd apart) over
+ * the sequence's positions 0..pos, block by block.  att: scratch of group
+ * rows of ldatt >= pos + 1 floats.  Scores and softmax run per head; the
+ * weighted sum of V reads each V row once for the whole group.  Every
+ * head's arithmetic is the same whatever the group size or block size. */
 static void attend(const w8_ctx *c, w8_kv *kv, const w8_seq *s, int pos, const float *q,
-                   int kvh, int layer, float *att, float *out) {
+                   int group, int kvh, int layer, float *att, size_t ldatt, float *out) {
     int bs = w8_kv_block_size(kv), hd = c->head_dim, len = pos + 1;
     size_t ld = w8_kv_row_stride(kv);
     float scale = 1.0f / sqrtf((float)hd);
-    for (int j0 = 0, bi = 0; j0 < len; j0 += bs, bi++) {
-        int nb = len - j0 < bs ? len - j0 : bs;
-        const float *kb = w8_kv_block_k(kv, layer, s->blocks[bi]) + (size_t)kvh * hd;
-        w8_attn_scores(q, kb, ld, nb, hd, scale, att + j0);
+    for (int g = 0; g < group; g++) {
+        float *ag = att + (size_t)g * ldatt;
+        for (int j0 = 0, bi = 0; j0 < len; j0 += bs, bi++) {
+            int nb = len - j0 < bs ? len - j0 : bs;
+            const float *kb = w8_kv_block_k(kv, layer, s->blocks[bi]) + (size_t)kvh * hd;
+            w8_attn_scores(q + (size_t)g * hd, kb, ld, nb, hd, scale, ag + j0);
+        }
+        w8_softmax(ag, len);
     }
-    w8_softmax(att, len);
-    memset(out, 0, (size_t)hd * sizeof(float));
+    memset(out, 0, (size_t)group * hd * sizeof(float));
     for (int j0 = 0, bi = 0; j0 < len; j0 += bs, bi++) {
         int nb = len - j0 < bs ? len - j0 : bs;
         const float *vb = w8_kv_block_v(kv, layer, s->blocks[bi]) + (size_t)kvh * hd;
-        w8_attn_accum(att + j0, vb, ld, nb, hd, out);
+        w8_attn_accum_n(att + j0, ldatt, group, vb, ld, nb, hd, out, (size_t)hd);
     }
 }
 
 static void attention(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b, int layer) {
-    int nh = m->cfg.n_heads, group = nh / m->cfg.n_kv_heads, hd = c->head_dim;
+    int nh = m->cfg.n_heads, nkv = m->cfg.n_kv_heads, group = nh / nkv, hd = c->head_dim;
     int nt = w8_get_threads();
     if (nt > c->n_threads) nt = c->n_threads;
-    int tasks = b->n * nh;
+    int tasks = b->n * nkv;
     /* Small work (a decode step of a short sequence) costs less than waking
      * the thread team: run it on the calling thread. */
     long work = 0;
     for (int r = 0; r < b->n; r++) work += (long)(b->pos[r] + 1) * nh * hd;
     if (work < (1L << 17)) nt = 1;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 4) if (nt > 1)
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 2) if (nt > 1)
     for (int t = 0; t < tasks; t++) {
-        int r = t / nh, h = t % nh;
-        float *att = c->att + (size_t)omp_get_thread_num() * c->att_cap;
-        const float *q = c->qkv + (size_t)r * c->qkvdim + (size_t)h * hd;
-        float *out = c->att_out + (size_t)r * c->qdim + (size_t)h * hd;
-        attend(c, kv, b->seq[r], b->pos[r], q, h / group, layer, att, out);
+        int r = t / nkv, g = t % nkv;
+        float *att = c->att + (size_t)omp_get_thread_num() * group * c->att_cap;
+        const float *q = c->qkv + (size_t)r * c->qkvdim + (size_t)g * group * hd;
+        float *out = c->att_out + (size_t)r * c->qdim + (size_t)g * group * hd;
+        attend(c, kv, b->seq[r], b->pos[r], q, group, g, layer, att, (size_t)c->att_cap, out);
     }
 }
 
@@ -289,7 +298,7 @@ static void grow_att(w8_ctx *c, const w8_batch *b) {
     int cap = c->att_cap * 2 > need ? c->att_cap * 2 : need;
     if (cap > c->max_pos) cap = c->max_pos;
     free(c->att);
-    c->att = falloc((size_t)c->n_threads * (size_t)cap);
+    c->att = falloc((size_t)c->n_threads * c->group * (size_t)cap);
     c->att_cap = cap;
 }
 

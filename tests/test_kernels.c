@@ -412,6 +412,27 @@ static void test_attn(const char *isa) {
         free(q), free(kv), free(s1), free(s2), free(o1), free(o2);
     }
     CHECK(bad == 0, "%s attention bit-identical whatever the key blocking (37 = 16+16+5)", isa);
+
+    /* several queries over one V (a GQA group): each query's bits as alone */
+    static const int gd[] = { 8, 64, 128, 200 };
+    bad = 0;
+    for (size_t a = 0; a < 4; a++)
+        for (int nq = 1; nq <= 8; nq++) {
+            int d = gd[a], n = 29;
+            size_t ldv = (size_t)d + 3, ldp = (size_t)n + 2, ldo = (size_t)d + 5;
+            float *p = malloc((size_t)nq * ldp * 4), *v = malloc((size_t)n * ldv * 4);
+            float *o1 = malloc((size_t)nq * ldo * 4), *o2 = malloc((size_t)nq * ldo * 4);
+            fill_f(p, (size_t)nq * ldp, 1.0f);
+            fill_f(v, (size_t)n * ldv, 1.0f);
+            fill_f(o1, (size_t)nq * ldo, 1.0f);
+            memcpy(o2, o1, (size_t)nq * ldo * 4);
+            w8_attn_accum_n(p, ldp, nq, v, ldv, n, d, o1, ldo);
+            for (int q = 0; q < nq; q++) w8_attn_accum(p + q * ldp, v, ldv, n, d, o2 + q * ldo);
+            if (memcmp(o1, o2, (size_t)nq * ldo * 4)) bad++;
+            free(p), free(v), free(o1), free(o2);
+        }
+    CHECK(bad == 0, "%s attn_accum_n: each of 1..8 queries gets attn_accum's bits (d 8, 64, 128, 200)",
+          isa);
 }
 
 /* ------------------------------------------------------------ elementwise */

@@ -291,6 +291,17 @@ void w8_attn_accum(const float *p, const float *v, size_t ldv, int n, int d, flo
     if (n > 0) active()->attn_accum(p, v, ldv, n, d, out);
 }
 
+void w8_attn_accum_n(const float *p, size_t ldp, int nq, const float *v, size_t ldv, int n,
+                     int d, float *out, size_t ldo) {
+    const w8_kern_table *t = active();
+    if (n <= 0 || nq <= 0) return;
+    if (t->attn_accum_n) {
+        t->attn_accum_n(p, ldp, nq, v, ldv, n, d, out, ldo);
+        return;
+    }
+    for (int q = 0; q < nq; q++) t->attn_accum(p + (size_t)q * ldp, v, ldv, n, d, out + (size_t)q * ldo);
+}
+
 /* ------------------------------------------------------------ elementwise */
 
 void w8_swiglu_rows(int m, int n, const float *gate, const float *up, size_t ld_in, float *out,

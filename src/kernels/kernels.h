@@ -111,6 +111,12 @@ void w8_attn_scores(const float *q, const float *k, size_t ldk, int n, int d, fl
                     float *s);
 /* out[0..d) += sum_j p[j] * V_j for j < n, V_j = v + j * ldv. */
 void w8_attn_accum(const float *p, const float *v, size_t ldv, int n, int d, float *out);
+/* w8_attn_accum for nq queries over the same V rows (the query heads that
+ * share one KV head): out_q = out + q * ldo gets p_q = p + q * ldp.  Every
+ * query gets exactly w8_attn_accum's bits; V is read once for all and the
+ * queries' FMA chains interleave (one query alone is latency-bound). */
+void w8_attn_accum_n(const float *p, size_t ldp, int nq, const float *v, size_t ldv, int n,
+                     int d, float *out, size_t ldo);
 
 /* ------------------------------------------------------------ elementwise
  * Added after the first contract: the exp-heavy steps of a layer, which cost

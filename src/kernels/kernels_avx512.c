@@ -613,6 +613,75 @@ static void x_attn_accum(const float *p, const float *v, size_t ldv, int n, int 
     AC_OUT(0) AC_OUT(1) AC_OUT(2) AC_OUT(3) AC_OUT(4) AC_OUT(5) AC_OUT(6) AC_OUT(7)
 }
 
+/* Several queries over the same V rows, for d = 64 (up to 6 queries) and
+ * d = 128 (up to 3): NQ x d/16 chains, each element's chain exactly
+ * x_attn_accum's (fma over j in order from out's value), so the bits are
+ * the same as one query at a time.  Other d: x_attn_accum per query. */
+#define AN_DECL(q)                                                                       \
+    __m512 o##q##0 = z, o##q##1 = z, o##q##2 = z, o##q##3 = z, o##q##4 = z, o##q##5 = z,  \
+           o##q##6 = z, o##q##7 = z;                                                      \
+    const float *p##q = p + (size_t)(q < NQ ? q : 0) * ldp;                               \
+    float *u##q = out + (size_t)(q < NQ ? q : 0) * ldo;                                   \
+    if (q < NQ) {                                                                         \
+        o##q##0 = _mm512_loadu_ps(u##q), o##q##1 = _mm512_loadu_ps(u##q + 16);            \
+        o##q##2 = _mm512_loadu_ps(u##q + 32), o##q##3 = _mm512_loadu_ps(u##q + 48);       \
+        if (NCH > 4) {                                                                    \
+            o##q##4 = _mm512_loadu_ps(u##q + 64), o##q##5 = _mm512_loadu_ps(u##q + 80);   \
+            o##q##6 = _mm512_loadu_ps(u##q + 96), o##q##7 = _mm512_loadu_ps(u##q + 112);  \
+        }                                                                                 \
+    }
+#define AN_BC(q) __m512 a##q = q < NQ ? _mm512_set1_ps(p##q[j]) : z;
+#define AN_FMA(q, c) if (q < NQ) o##q##c = _mm512_fmadd_ps(a##q, vc, o##q##c);
+#define AN_CH(c)                                                                         \
+    if (c < NCH) {                                                                        \
+        __m512 vc = _mm512_loadu_ps(vj + 16 * c);                                         \
+        AN_FMA(0, c) AN_FMA(1, c) AN_FMA(2, c) AN_FMA(3, c) AN_FMA(4, c) AN_FMA(5, c)     \
+    }
+#define AN_OUT(q)                                                                        \
+    if (q < NQ) {                                                                         \
+        _mm512_storeu_ps(u##q, o##q##0), _mm512_storeu_ps(u##q + 16, o##q##1);            \
+        _mm512_storeu_ps(u##q + 32, o##q##2), _mm512_storeu_ps(u##q + 48, o##q##3);       \
+        if (NCH > 4) {                                                                    \
+            _mm512_storeu_ps(u##q + 64, o##q##4), _mm512_storeu_ps(u##q + 80, o##q##5);   \
+            _mm512_storeu_ps(u##q + 96, o##q##6), _mm512_storeu_ps(u##q + 112, o##q##7);  \
+        }                                                                                 \
+    }
+
+AI void an_tile(const float *p, size_t ldp, const float *v, size_t ldv, int n, float *out,
+                size_t ldo, const int NQ, const int NCH) {
+    const __m512 z = _mm512_setzero_ps();
+    AN_DECL(0) AN_DECL(1) AN_DECL(2) AN_DECL(3) AN_DECL(4) AN_DECL(5)
+    for (int j = 0; j < n; j++) {
+        const float *vj = v + (size_t)j * ldv;
+        AN_BC(0) AN_BC(1) AN_BC(2) AN_BC(3) AN_BC(4) AN_BC(5)
+        AN_CH(0) AN_CH(1) AN_CH(2) AN_CH(3) AN_CH(4) AN_CH(5) AN_CH(6) AN_CH(7)
+    }
+    AN_OUT(0) AN_OUT(1) AN_OUT(2) AN_OUT(3) AN_OUT(4) AN_OUT(5)
+}
+
+typedef void (*an_fn)(const float *, size_t, const float *, size_t, int, float *, size_t);
+#define ANT(NQ, NCH)                                                                        \
+    static void an_##NQ##_##NCH(const float *p, size_t ldp, const float *v, size_t ldv, int n, \
+                                float *out, size_t ldo) {                                   \
+        an_tile(p, ldp, v, ldv, n, out, ldo, NQ, NCH);                                      \
+    }
+ANT(1, 4) ANT(2, 4) ANT(3, 4) ANT(4, 4) ANT(5, 4) ANT(6, 4) ANT(1, 8) ANT(2, 8) ANT(3, 8)
+static const an_fn an64[6] = { an_1_4, an_2_4, an_3_4, an_4_4, an_5_4, an_6_4 };
+static const an_fn an128[3] = { an_1_8, an_2_8, an_3_8 };
+
+static void x_attn_accum_n(const float *p, size_t ldp, int nq, const float *v, size_t ldv, int n,
+                           int d, float *out, size_t ldo) {
+    if (d != 64 && d != 128) {
+        for (int q = 0; q < nq; q++) x_attn_accum(p + (size_t)q * ldp, v, ldv, n, d, out + (size_t)q * ldo);
+        return;
+    }
+    int g = d == 64 ? 6 : 3;
+    for (int q = 0; q < nq; q += g) {
+        int cnt = nq - q < g ? nq - q : g;
+        (d == 64 ? an64 : an128)[cnt - 1](p + (size_t)q * ldp, ldp, v, ldv, n, out + (size_t)q * ldo, ldo);
+    }
+}
+
 /* ------------------------------------------------------------ elementwise */
 
 /* exp(x): n = round(x / ln2), r = x - n ln2 (two-part ln2), Cephes' degree-6
@@ -683,6 +752,7 @@ const w8_kern_table w8_kern_avx512 = {
     .pgemm = p_gemm,
     .attn_scores = x_attn_scores,
     .attn_accum = x_attn_accum,
+    .attn_accum_n = x_attn_accum_n,
     .swiglu = x_swiglu,
     .softmax = x_softmax,
 };
