@@ -23,6 +23,12 @@
 
 #include "util.h"
 
+/* Query rows attended together: consecutive positions of one sequence (a
+ * prompt) share every key block up to the first row's position, so each
+ * K/V block is fetched once for ATT_ROWS rows instead of once per row (at
+ * long contexts K/V no longer fit L2 and that fetch was the cost). */
+enum { ATT_ROWS = 8 };
+
 struct w8_ctx {
     int max_rows;
     int hidden, qdim, kvdim, qkvdim, inter, head_dim, max_pos;
@@ -38,9 +44,10 @@ struct w8_ctx {
     float *sinb;
     int n_threads;   /* attention scratch slots */
     int group;       /* query heads per KV head */
-    float *att;      /* [n_threads, group, att_cap] scores / probabilities */
+    float *att;      /* [n_threads, ATT_ROWS, group, att_cap] scores / probabilities */
     int att_cap;     /* positions att holds per thread (grows up to max_pos) */
     int *rows;       /* [R] indices of the rows that want logits */
+    int *run_start;  /* [R + 1] first row of each attention run */
     w8_observer obs;
     void *obs_ud;
 };
@@ -83,7 +90,8 @@ w8_ctx *w8_ctx_new(const w8_model *m, int max_rows) {
      * huge or hostile, and most runs never get near it. */
     x->att_cap = x->max_pos < 4096 ? x->max_pos : 4096;
     x->group = c->n_heads / c->n_kv_heads;
-    x->att = falloc((size_t)x->n_threads * x->group * (size_t)x->att_cap);
+    x->att = falloc((size_t)x->n_threads * ATT_ROWS * x->group * (size_t)x->att_cap);
+    x->run_start = w8_xmalloc((R + 1) * sizeof(int));
     x->rows = w8_xmalloc(R * sizeof(int));
     return x;
 }
@@ -102,6 +110,7 @@ void w8_ctx_free(w8_ctx *c) {
     free(c->sinb);
     free(c->att);
     free(c->rows);
+    free(c->run_start);
     free(c);
 }
 
@@ -221,51 +230,76 @@ static void rope_and_store(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_bat
     }
 }
 
-/* Causal attention of one row for the query heads that share KV head kvh
- * (q: those heads' group vectors, out: their outputs, both hd apart) over
- * the sequence's positions 0..pos, block by block.  att: scratch of group
- * rows of ldatt >= pos + 1 floats.  Scores and softmax run per head; the
- * weighted sum of V reads each V row once for the whole group.  Every
- * head's arithmetic is the same whatever the group size or block size. */
-static void attend(const w8_ctx *c, w8_kv *kv, const w8_seq *s, int pos, const float *q,
-                   int group, int kvh, int layer, float *att, size_t ldatt, float *out) {
-    int bs = w8_kv_block_size(kv), hd = c->head_dim, len = pos + 1;
+/* Causal attention of rows r0 .. r0 + nr - 1 (positions pos0 .. pos0 + nr - 1
+ * of sequence s) for the query heads that share KV head kvh, block by block.
+ * att: scratch of nr * group rows of ldatt >= pos0 + nr floats.  Scores and
+ * softmax run per head; the weighted sum of V reads each V row once for the
+ * group.  Each (row, head) gets the same arithmetic, in the same order,
+ * whatever the rows or heads around it and whatever the block size. */
+static void attend(const w8_ctx *c, w8_kv *kv, const w8_seq *s, int pos0, int nr, int r0,
+                   int group, int kvh, int layer, float *att, size_t ldatt) {
+    int bs = w8_kv_block_size(kv), hd = c->head_dim, maxlen = pos0 + nr;
     size_t ld = w8_kv_row_stride(kv);
     float scale = 1.0f / sqrtf((float)hd);
-    for (int g = 0; g < group; g++) {
-        float *ag = att + (size_t)g * ldatt;
-        for (int j0 = 0, bi = 0; j0 < len; j0 += bs, bi++) {
-            int nb = len - j0 < bs ? len - j0 : bs;
-            const float *kb = w8_kv_block_k(kv, layer, s->blocks[bi]) + (size_t)kvh * hd;
-            w8_attn_scores(q + (size_t)g * hd, kb, ld, nb, hd, scale, ag + j0);
+    for (int j0 = 0, bi = 0; j0 < maxlen; j0 += bs, bi++) {
+        const float *kb = w8_kv_block_k(kv, layer, s->blocks[bi]) + (size_t)kvh * hd;
+        for (int i = 0; i < nr; i++) {
+            int len = pos0 + i + 1, nb = len - j0 < bs ? len - j0 : bs;
+            if (nb <= 0) continue;
+            const float *q = c->qkv + (size_t)(r0 + i) * c->qkvdim + (size_t)kvh * group * hd;
+            for (int g = 0; g < group; g++)
+                w8_attn_scores(q + (size_t)g * hd, kb, ld, nb, hd, scale,
+                               att + ((size_t)i * group + g) * ldatt + j0);
         }
-        w8_softmax(ag, len);
     }
-    memset(out, 0, (size_t)group * hd * sizeof(float));
-    for (int j0 = 0, bi = 0; j0 < len; j0 += bs, bi++) {
-        int nb = len - j0 < bs ? len - j0 : bs;
+    for (int i = 0; i < nr; i++) {
+        for (int g = 0; g < group; g++) w8_softmax(att + ((size_t)i * group + g) * ldatt, pos0 + i + 1);
+        memset(c->att_out + (size_t)(r0 + i) * c->qdim + (size_t)kvh * group * hd, 0,
+               (size_t)group * hd * sizeof(float));
+    }
+    for (int j0 = 0, bi = 0; j0 < maxlen; j0 += bs, bi++) {
         const float *vb = w8_kv_block_v(kv, layer, s->blocks[bi]) + (size_t)kvh * hd;
-        w8_attn_accum_n(att + j0, ldatt, group, vb, ld, nb, hd, out, (size_t)hd);
+        for (int i = 0; i < nr; i++) {
+            int len = pos0 + i + 1, nb = len - j0 < bs ? len - j0 : bs;
+            if (nb <= 0) continue;
+            float *out = c->att_out + (size_t)(r0 + i) * c->qdim + (size_t)kvh * group * hd;
+            w8_attn_accum_n(att + (size_t)i * group * ldatt + j0, ldatt, group, vb, ld, nb, hd,
+                            out, (size_t)hd);
+        }
     }
+}
+
+/* Cut the batch into runs of rows that attend together (see ATT_ROWS);
+ * a decode batch gives one run per row.  Returns the number of runs. */
+static int attention_runs(w8_ctx *c, const w8_batch *b) {
+    int nrun = 0;
+    for (int r = 0; r < b->n;) {
+        int e = r + 1;
+        while (e < b->n && e - r < ATT_ROWS && b->seq[e] == b->seq[r] && b->pos[e] == b->pos[r] + (e - r))
+            e++;
+        c->run_start[nrun++] = r;
+        r = e;
+    }
+    c->run_start[nrun] = b->n;
+    return nrun;
 }
 
 static void attention(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b, int layer) {
     int nh = m->cfg.n_heads, nkv = m->cfg.n_kv_heads, group = nh / nkv, hd = c->head_dim;
     int nt = w8_get_threads();
     if (nt > c->n_threads) nt = c->n_threads;
-    int tasks = b->n * nkv;
+    int nrun = attention_runs(c, b), tasks = nrun * nkv;
     /* Small work (a decode step of a short sequence) costs less than waking
      * the thread team: run it on the calling thread. */
     long work = 0;
     for (int r = 0; r < b->n; r++) work += (long)(b->pos[r] + 1) * nh * hd;
     if (work < (1L << 17)) nt = 1;
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 2) if (nt > 1)
-    for (int t = 0; t < tasks; t++) {
-        int r = t / nkv, g = t % nkv;
-        float *att = c->att + (size_t)omp_get_thread_num() * group * c->att_cap;
-        const float *q = c->qkv + (size_t)r * c->qkvdim + (size_t)g * group * hd;
-        float *out = c->att_out + (size_t)r * c->qdim + (size_t)g * group * hd;
-        attend(c, kv, b->seq[r], b->pos[r], q, group, g, layer, att, (size_t)c->att_cap, out);
+    /* last runs first: in a prompt they have the most keys (balance) */
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
+    for (int t = tasks - 1; t >= 0; t--) {
+        int run = t / nkv, g = t % nkv, r0 = c->run_start[run], nr = c->run_start[run + 1] - r0;
+        float *att = c->att + (size_t)omp_get_thread_num() * ATT_ROWS * group * c->att_cap;
+        attend(c, kv, b->seq[r0], b->pos[r0], nr, r0, group, g, layer, att, (size_t)c->att_cap);
     }
 }
 
@@ -298,7 +332,7 @@ static void grow_att(w8_ctx *c, const w8_batch *b) {
     int cap = c->att_cap * 2 > need ? c->att_cap * 2 : need;
     if (cap > c->max_pos) cap = c->max_pos;
     free(c->att);
-    c->att = falloc((size_t)c->n_threads * c->group * (size_t)cap);
+    c->att = falloc((size_t)c->n_threads * ATT_ROWS * c->group * (size_t)cap);
     c->att_cap = cap;
 }
 

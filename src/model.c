@@ -458,7 +458,7 @@ void w8_model_free(w8_model *m) {
 void w8_linear_apply(const w8_linear *l, int m, const float *x, size_t ldx, float *y,
                      size_t ldy, int8_t *scratch) {
     if (!l->quantized) {
-        /* w8_gemm_f is row-invariant by contract (not w8_gemm_f_packed) */
+        /* w8_gemm_f is row-invariant by contract, packed or not */
         w8_gemm_f(&l->f, m, x, ldx, y, ldy, l->bias);
         return;
     }

@@ -283,6 +283,37 @@ static void test_gemm_f_rows(const char *isa, int packed) {
           packed ? " packed" : "");
 }
 
+/* w8_fmat_pack hands the source back in whole-row slices, in order, that
+ * cover it exactly (the model drops each slice's pages as it goes). */
+typedef struct {
+    const unsigned char *next;
+    size_t total;
+    int calls, bad;
+} slice_log;
+
+static void on_slice(const void *src, size_t bytes, void *ud) {
+    slice_log *l = ud;
+    if ((const unsigned char *)src != l->next) l->bad++;
+    l->next = (const unsigned char *)src + bytes;
+    l->total += bytes;
+    l->calls++;
+}
+
+static void test_fmat_pack_slices(void) {
+    int n = 70001, k = 301; /* 42 MB of BF16: more than one 32 MB slice */
+    uint16_t *w = calloc((size_t)n * k, 2);
+    w8_fmat fm = {.n = n, .k = k, .dtype = W8_BF16, .w = w};
+    slice_log l = { (const unsigned char *)w, 0, 0, 0 };
+    w8_fmat_pack(&fm, on_slice, &l);
+    CHECK(l.bad == 0 && l.calls >= 2 && l.total == (size_t)n * k * 2,
+          "fmat_pack slices: %d calls, contiguous, %zu of %zu bytes", l.calls, l.total,
+          (size_t)n * k * 2);
+    CHECK(fm.packed_bytes == (size_t)((n + 63) / 64) * 151 * 64 * 4,
+          "fmat_pack size: 64-channel blocks of ceil(k / 2) BF16 pair steps");
+    w8_fmat_free(&fm);
+    free(w);
+}
+
 /* A packed matrix gives the scalar reference's bits on every ISA (one fmaf
  * chain per output): odd k (BF16's last half-step), column tails, k blocks
  * of the prefill path (k = 600 > 256 steps for F32/F16), bias or not. */
@@ -533,5 +564,6 @@ int main(void) {
         test_elementwise(name);
     }
     test_layout_sticks();
+    test_fmat_pack_slices();
     TEST_DONE();
 }

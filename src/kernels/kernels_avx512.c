@@ -675,7 +675,8 @@ static void x_attn_accum_n(const float *p, size_t ldp, int nq, const float *v, s
         for (int q = 0; q < nq; q++) x_attn_accum(p + (size_t)q * ldp, v, ldv, n, d, out + (size_t)q * ldo);
         return;
     }
-    int g = d == 64 ? 6 : 3;
+    /* passes of at most 6 (3) queries, balanced: 7 heads = 4 + 3, not 6 + 1 */
+    int gmax = d == 64 ? 6 : 3, passes = (nq + gmax - 1) / gmax, g = (nq + passes - 1) / passes;
     for (int q = 0; q < nq; q += g) {
         int cnt = nq - q < g ? nq - q : g;
         (d == 64 ? an64 : an128)[cnt - 1](p + (size_t)q * ldp, ldp, v, ldv, n, out + (size_t)q * ldo, ldo);
