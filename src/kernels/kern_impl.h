@@ -108,4 +108,29 @@ static inline size_t w8_fp_step_bytes(w8_dtype dt) {
     return (size_t)W8_FP_NB * (dt == W8_F16 ? 2 : 4);
 }
 
+/* The k walk shared by the packed float tiles, steps [s0, s1) of one block
+ * at blk (step bytes SB): HALF(half, t) does the FMAs of element t with the
+ * step's weights (half 1 = the odd element of a BF16 pair) and may read
+ * `sp`, the step's address; PF(sp) is the ISA's prefetch hook.  With BF16
+ * and odd k the last step has no odd half (its x would be past k). */
+#define W8_FP_WALK(dt, blk, SB, s0, s1, k, HALF, PF)                                    \
+    do {                                                                                  \
+        size_t sfull_ = (s1);                                                             \
+        if ((dt) == W8_BF16 && ((k) & 1) && (int)(2 * (s1)) > (k)) sfull_ = (s1) - 1;     \
+        for (size_t s_ = (s0); s_ < sfull_; s_++) {                                       \
+            const unsigned char *sp = (blk) + s_ * (SB);                                  \
+            PF(sp);                                                                       \
+            if ((dt) == W8_BF16) {                                                        \
+                HALF(0, 2 * s_)                                                           \
+                HALF(1, 2 * s_ + 1)                                                       \
+            } else {                                                                      \
+                HALF(0, s_)                                                               \
+            }                                                                             \
+        }                                                                                 \
+        if (sfull_ < (s1)) {                                                              \
+            const unsigned char *sp = (blk) + sfull_ * (SB);                              \
+            HALF(0, 2 * sfull_)                                                           \
+        }                                                                                 \
+    } while (0)
+
 #endif

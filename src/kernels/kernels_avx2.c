@@ -345,21 +345,9 @@ AI void p_tile(const float *x, size_t ldx, const unsigned char *blk, int h, size
     __m256i m0 = tailmask8(ncols), m1 = tailmask8(ncols - 8), m2 = tailmask8(ncols - 16),
             m3 = tailmask8(ncols - 24);
     PR_DECL(0) PR_DECL(1) PR_DECL(2)
-    size_t sfull = s1;
-    if (dt == W8_BF16 && (k & 1) && (int)(2 * s1) > k) sfull = s1 - 1;
-    for (size_t s = s0; s < sfull; s++) {
-        const unsigned char *sp = blk + s * SB;
-        if (dt == W8_BF16) {
-            P_HALF(0, 2 * s)
-            P_HALF(1, 2 * s + 1)
-        } else {
-            P_HALF(0, s)
-        }
-    }
-    if (sfull < s1) {
-        const unsigned char *sp = blk + sfull * SB;
-        P_HALF(0, 2 * sfull)
-    }
+#define P_PF(sp) (void)(sp)
+    W8_FP_WALK(dt, blk, SB, s0, s1, k, P_HALF, P_PF);
+#undef P_PF
     __m256 bb0 = _mm256_setzero_ps(), bb1 = bb0, bb2 = bb0, bb3 = bb0;
     if (bias) {
         bb0 = _mm256_maskload_ps(bias, m0), bb1 = _mm256_maskload_ps(bias + 8, m1);
