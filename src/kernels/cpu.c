@@ -39,6 +39,23 @@ static w8_isa detect_hw(void) {
     return W8_ISA_AVX2;
 }
 
+/* AVX512_BF16: CPUID leaf 7 subleaf 1, EAX bit 5 (only with AVX-512). */
+static int detect_bf16(void) {
+    unsigned a, b, c, d;
+    if (detect_hw() != W8_ISA_AVX512 || __get_cpuid_max(0, NULL) < 7) return 0;
+    __cpuid_count(7, 0, a, b, c, d);
+    if (a < 1) return 0;
+    __cpuid_count(7, 1, a, b, c, d);
+    return (a >> 5) & 1;
+}
+
+static int g_bf16 = -1;
+
+int w8_isa_hw_bf16(void) {
+    if (g_bf16 < 0) g_bf16 = detect_bf16();
+    return g_bf16;
+}
+
 static w8_isa g_hw = (w8_isa)-1;
 
 w8_isa w8_isa_hw(void) {

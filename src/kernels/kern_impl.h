@@ -22,11 +22,15 @@
  *   pgemm   rows [0, m) x columns [n0, n1) of a packed matrix (n0 a
  *           multiple of W8_FP_NB): one FMA chain per output over k in
  *           order, then + bias (bit-identical to the reference's fmaf).
+ *           BF16 reads the activations as pair words xb (pprep: word s =
+ *           bf16(x[2s]) | bf16(x[2s + 1]) << 16, zero past k), F32/F16
+ *           read x.
  */
 #ifndef W8_KERN_IMPL_H
 #define W8_KERN_IMPL_H
 
 #include <math.h>
+#include <string.h>
 
 #include "kernels.h"
 
@@ -54,8 +58,9 @@ typedef struct {
                   const float *bias, int n0, int n1, float *scratch);
     int fnblock;
     size_t fscratch; /* floats of scratch per thread for fgemm */
-    void (*pgemm)(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, size_t ldy,
-                  const float *bias, int n0, int n1);
+    void (*pgemm)(const w8_fmat *w, int m, const float *x, size_t ldx, const uint32_t *xb,
+                  size_t ldxb, float *y, size_t ldy, const float *bias, int n0, int n1);
+    void (*pprep)(const float *x, int k, uint32_t *dst); /* ceil(k / 2) words */
     /* attention */
     void (*attn_scores)(const float *q, const float *k, size_t ldk, int n, int d, float scale,
                         float *s);
@@ -75,6 +80,9 @@ extern const w8_kern_table w8_kern_avx512;
 
 /* What the hardware (and OS) supports, ignoring W8A8_CPU (cpu.c). */
 w8_isa w8_isa_hw(void);
+/* The CPU has AVX512_BF16 (cpu.c); the kernels should use it (kernels.c). */
+int w8_isa_hw_bf16(void);
+int w8_kern_bf16_native(void);
 
 /* The sum of squares in the order every ISA must use so that RMSNorm is bit
  * exact across ISAs: 16 lane partial sums (lane l adds x[i]^2 for i = l mod 16,
@@ -97,6 +105,16 @@ static inline int8_t w8_kern_q1(float v, float scale, float offset) {
     return (int8_t)r;
 }
 
+/* f32 -> BF16 bits as the packed BF16 GEMM defines it: round to nearest
+ * even, NaN kept quiet, denormals (and zero) to a signed zero. */
+static inline uint32_t w8_kern_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;
+    if ((u & 0x7f800000u) == 0) return (u >> 16) & 0x8000u;
+    return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+
 /* Packed float layout helpers (kernels.h): values per k-step, k-steps per
  * block, and the byte size of one step of a block. */
 static inline int w8_fp_unit(w8_dtype dt) { return dt == W8_BF16 ? 2 : 1; }
@@ -108,29 +126,15 @@ static inline size_t w8_fp_step_bytes(w8_dtype dt) {
     return (size_t)W8_FP_NB * (dt == W8_F16 ? 2 : 4);
 }
 
-/* The k walk shared by the packed float tiles, steps [s0, s1) of one block
- * at blk (step bytes SB): HALF(half, t) does the FMAs of element t with the
- * step's weights (half 1 = the odd element of a BF16 pair) and may read
- * `sp`, the step's address; PF(sp) is the ISA's prefetch hook.  With BF16
- * and odd k the last step has no odd half (its x would be past k). */
-#define W8_FP_WALK(dt, blk, SB, s0, s1, k, HALF, PF)                                    \
-    do {                                                                                  \
-        size_t sfull_ = (s1);                                                             \
-        if ((dt) == W8_BF16 && ((k) & 1) && (int)(2 * (s1)) > (k)) sfull_ = (s1) - 1;     \
-        for (size_t s_ = (s0); s_ < sfull_; s_++) {                                       \
-            const unsigned char *sp = (blk) + s_ * (SB);                                  \
-            PF(sp);                                                                       \
-            if ((dt) == W8_BF16) {                                                        \
-                HALF(0, 2 * s_)                                                           \
-                HALF(1, 2 * s_ + 1)                                                       \
-            } else {                                                                      \
-                HALF(0, s_)                                                               \
-            }                                                                             \
-        }                                                                                 \
-        if (sfull_ < (s1)) {                                                              \
-            const unsigned char *sp = (blk) + sfull_ * (SB);                              \
-            HALF(0, 2 * sfull_)                                                           \
-        }                                                                                 \
-    } while (0)
+/* The k walk shared by the F32/F16 packed float tiles, steps [s0, s1) of
+ * one block at blk (step bytes SB): HALF(t) does the FMAs of element t with
+ * the weights at `sp`, the step's address; PF(sp) is the ISA's prefetch
+ * hook.  (BF16 has its own tiles: pair steps, odd element first.) */
+#define W8_FP_WALK(blk, SB, s0, s1, HALF, PF)                                            \
+    for (size_t s_ = (s0); s_ < (s1); s_++) {                                             \
+        const unsigned char *sp = (blk) + s_ * (SB);                                      \
+        PF(sp);                                                                           \
+        HALF(s_)                                                                          \
+    }
 
 #endif

@@ -50,6 +50,16 @@ static const w8_kern_table *active(void) {
 
 w8_isa w8_isa_active(void) { return active()->isa; }
 
+static int g_no_bf16; /* tests: emulate the BF16 dot product */
+
+int w8_kern_bf16_native(void) { return !g_no_bf16 && w8_isa_hw_bf16(); }
+
+int w8_isa_use_bf16(int on) {
+    if (on && !w8_isa_hw_bf16()) return w8_seterr("kernels: this CPU has no AVX512_BF16");
+    g_no_bf16 = !on;
+    return 0;
+}
+
 int w8_isa_force(w8_isa isa) {
     if ((int)isa < 0 || isa > W8_ISA_AVX512) return w8_seterr("kernels: unknown ISA %d", (int)isa);
     if (isa > w8_isa_hw())
@@ -63,7 +73,7 @@ int w8_isa_force(w8_isa isa) {
  * page faults every time.  A thread-exit destructor frees them for threads
  * that end (server workers); live threads keep them reachable in TLS. */
 
-enum { SLOT_QPREP, SLOT_FPACK, SLOT_COUNT };
+enum { SLOT_QPREP, SLOT_FPACK, SLOT_PPREP, SLOT_COUNT };
 static __thread void *tls_buf[SLOT_COUNT];
 static __thread size_t tls_cap[SLOT_COUNT];
 static pthread_key_t g_key[SLOT_COUNT];
@@ -202,11 +212,15 @@ static void pack_block(const w8_fmat *m, size_t b, unsigned char *dst) {
             uint16_t *d = (uint16_t *)dst + c;
             for (size_t s = 0; s < steps; s++) d[s * W8_FP_NB] = src[s];
         } else {
+            /* denormal weights become signed zeros: the BF16 dot product
+             * reads them so, and every ISA must agree with it */
             const uint16_t *src = (const uint16_t *)m->w + j * k;
             uint32_t *d = (uint32_t *)dst + c;
             for (size_t s = 0; s < steps; s++) {
-                uint32_t hi = 2 * s + 1 < k ? src[2 * s + 1] : 0;
-                d[s * W8_FP_NB] = (uint32_t)src[2 * s] | hi << 16;
+                uint32_t lo = src[2 * s], hi = 2 * s + 1 < k ? src[2 * s + 1] : 0;
+                if (!(lo & 0x7f80u)) lo &= 0x8000u;
+                if (!(hi & 0x7f80u)) hi &= 0x8000u;
+                d[s * W8_FP_NB] = lo | hi << 16;
             }
         }
     }
@@ -247,14 +261,33 @@ void w8_gemm_f(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, si
     if (m <= 0 || n <= 0) return;
     int nt = threads_for((double)m * n * w->k);
     if (w->packed) {
-        /* one item per 64-channel block: for m = 1 a disjoint slice of the
-         * stream, for prefill a column panel the kernel walks in k blocks */
+        /* BF16: the activations become BF16 pair words once, for all blocks
+         * (a few rows here; the whole team for a prompt, like qprep) */
         int nblk = (n + W8_FP_NB - 1) / W8_FP_NB;
         if (nt > nblk) nt = nblk;
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(dynamic, 1)
-        for (int b = 0; b < nblk; b++) {
-            int n0 = b * W8_FP_NB, n1 = n0 + W8_FP_NB < n ? n0 + W8_FP_NB : n;
-            t->pgemm(w, m, x, ldx, y, ldy, bias, n0, n1);
+        uint32_t *xb = NULL;
+        size_t ldxb = 0;
+        if (w->dtype == W8_BF16) {
+            ldxb = w8_fp_steps(w);
+            xb = scratch(SLOT_PPREP, (size_t)m * ldxb * sizeof(uint32_t));
+            if (m <= 16 || nt == 1)
+                for (int i = 0; i < m; i++) t->pprep(x + (size_t)i * ldx, w->k, xb + (size_t)i * ldxb);
+        }
+        /* one item per 64-channel block: for m = 1 a disjoint slice of the
+         * stream, for prefill a column panel the kernel walks in k blocks */
+#pragma omp parallel num_threads(nt) if (nt > 1)
+        {
+            if (xb && m > 16 && nt > 1) {
+                int tid = omp_get_thread_num(), nth = omp_get_num_threads();
+                for (int i = tid; i < m; i += nth)
+                    t->pprep(x + (size_t)i * ldx, w->k, xb + (size_t)i * ldxb);
+#pragma omp barrier
+            }
+#pragma omp for schedule(dynamic, 1) nowait
+            for (int b = 0; b < nblk; b++) {
+                int n0 = b * W8_FP_NB, n1 = n0 + W8_FP_NB < n ? n0 + W8_FP_NB : n;
+                t->pgemm(w, m, x, ldx, xb, ldxb, y, ldy, bias, n0, n1);
+            }
         }
         return;
     }

@@ -27,6 +27,9 @@ w8_isa w8_isa_active(void);
 /* Force the active ISA (tests); returns -1 if the CPU cannot run it. */
 int w8_isa_force(w8_isa isa);
 const char *w8_isa_name(w8_isa isa); /* "scalar", "avx2", "avx512" */
+/* The AVX-512 kernels use the BF16 dot product when the CPU has it (on by
+ * default); off runs their emulation of it (tests).  -1: the CPU lacks it. */
+int w8_isa_use_bf16(int on);
 
 /* ------------------------------------------------------------------ int8
  * An int8 linear layer W[n, k] packed once at load time into the layout the
@@ -98,9 +101,15 @@ size_t w8_fmat_block_bytes(const w8_fmat *m);
  * other rows are, so a row gives the same bits alone or in a batch.
  *   unpacked: 16 lane partial sums (lane l adds t = l mod 16 by FMA in
  *             increasing t), reduced by a fixed tree, then + bias;
- *   packed:   one FMA chain over t = 0 .. k-1 from 0, then + bias; so the
- *             result is the same bits on every ISA (the scalar reference
- *             uses fmaf). */
+ *   packed:   one FMA chain over t = 0 .. k-1 from 0, then + bias.  For
+ *             BF16 the activations are first rounded to BF16 (as a bf16
+ *             model's own matmul does) and each k pair adds the odd
+ *             element's product before the even one's: the arithmetic of
+ *             the AVX-512 BF16 dot product (vdpbf16ps), which then does a
+ *             pair in one instruction.  Denormals are flushed to zero in
+ *             the inputs.  The same bits on every ISA (the reference uses
+ *             fmaf), except where an intermediate sum falls below 1.2e-38
+ *             (the dot product flushes it, the emulation does not). */
 void w8_gemm_f(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, size_t ldy,
                const float *bias);
 

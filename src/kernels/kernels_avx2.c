@@ -285,23 +285,27 @@ static void f_gemv(const w8_fmat *w, int i0, int i1, const float *x, size_t ldx,
 
 /* Packed float GEMM (layout in kernels.h): lane = output channel, one FMA
  * chain per output over k in order (the reference's fmaf chain, bit for
- * bit).  Tile: MR (<= 3) rows x half a 64-channel block (4 vectors of 8);
- * for BF16 a step's pair words widen by shift (even k) and mask (odd k). */
+ * bit).  Tile: MR (<= 3) rows x half a 64-channel block (4 vectors of 8).
+ * BF16 runs the arithmetic of the AVX-512 BF16 dot product: per k pair,
+ * the odd element's FMA then the even one's, halves widened by mask and
+ * shift, activations from pprep's pair words. */
 enum { PMR = 3, PKC = 256 };
 
-/* weights of vector v (8 channels) of half h at step sp */
-AI __m256 p_wv(const unsigned char *sp, int h, int v, int half, const w8_dtype dt) {
+/* weights of vector v (8 channels) of half h at step sp, F32 or F16 */
+AI __m256 p_wv(const unsigned char *sp, int h, int v, const w8_dtype dt) {
     size_t c = (size_t)(32 * h + 8 * v);
     if (dt == W8_F32) return _mm256_load_ps((const float *)sp + c);
-    if (dt == W8_F16) return _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(sp + 2 * c)));
-    __m256i r = _mm256_load_si256((const __m256i *)(sp + 4 * c));
-    return half ? _mm256_castsi256_ps(_mm256_and_si256(r, _mm256_set1_epi32((int)0xffff0000u)))
-                : _mm256_castsi256_ps(_mm256_slli_epi32(r, 16));
+    return _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(sp + 2 * c)));
 }
 
-#define PR_DECL(r)                                                                       \
+AI __m256 bf_lo(__m256i v) { return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)); }
+AI __m256 bf_hi(__m256i v) {
+    return _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32((int)0xffff0000u)));
+}
+
+#define PR_DECL(r, X)                                                                    \
     __m256 p##r##0, p##r##1, p##r##2, p##r##3;                                            \
-    const float *x##r = x + (size_t)(r < MR ? r : 0) * ldx;                               \
+    const X *x##r = x + (size_t)(r < MR ? r : 0) * ldx;                                   \
     float *y##r = y + (size_t)(r < MR ? r : 0) * ldy;                                     \
     if (r < MR && !first) {                                                               \
         p##r##0 = _mm256_maskload_ps(y##r, m0), p##r##1 = _mm256_maskload_ps(y##r + 8, m1); \
@@ -318,6 +322,15 @@ AI __m256 p_wv(const unsigned char *sp, int h, int v, int half, const w8_dtype d
         p##r##2 = _mm256_fmadd_ps(a, w2, p##r##2);                                        \
         p##r##3 = _mm256_fmadd_ps(a, w3, p##r##3);                                        \
     }
+#define PR_BF(r)                                                                         \
+    if (r < MR) {                                                                         \
+        __m256i a = _mm256_set1_epi32((int)x##r[s]);                                      \
+        __m256 ao = bf_hi(a), ae = bf_lo(a);                                              \
+        p##r##0 = _mm256_fmadd_ps(ae, bf_lo(w0), _mm256_fmadd_ps(ao, bf_hi(w0), p##r##0)); \
+        p##r##1 = _mm256_fmadd_ps(ae, bf_lo(w1), _mm256_fmadd_ps(ao, bf_hi(w1), p##r##1)); \
+        p##r##2 = _mm256_fmadd_ps(ae, bf_lo(w2), _mm256_fmadd_ps(ao, bf_hi(w2), p##r##2)); \
+        p##r##3 = _mm256_fmadd_ps(ae, bf_lo(w3), _mm256_fmadd_ps(ao, bf_hi(w3), p##r##3)); \
+    }
 #define PR_STORE(r)                                                                      \
     if (r < MR) {                                                                         \
         if (last) {                                                                       \
@@ -328,55 +341,76 @@ AI __m256 p_wv(const unsigned char *sp, int h, int v, int half, const w8_dtype d
         _mm256_maskstore_ps(y##r + 16, m2, p##r##2);                                      \
         _mm256_maskstore_ps(y##r + 24, m3, p##r##3);                                      \
     }
-#define P_HALF(half, tt)                                                                 \
+#define P_HALF(tt)                                                                       \
     {                                                                                     \
-        __m256 w0 = p_wv(sp, h, 0, half, dt), w1 = p_wv(sp, h, 1, half, dt);             \
-        __m256 w2 = p_wv(sp, h, 2, half, dt), w3 = p_wv(sp, h, 3, half, dt);             \
+        __m256 w0 = p_wv(sp, h, 0, dt), w1 = p_wv(sp, h, 1, dt);                          \
+        __m256 w2 = p_wv(sp, h, 2, dt), w3 = p_wv(sp, h, 3, dt);                          \
         PR_FMA(0, tt) PR_FMA(1, tt) PR_FMA(2, tt)                                         \
     }
+#define P_PF(sp) (void)(sp)
+#define P_START(X)                                                                       \
+    __m256i m0 = tailmask8(ncols), m1 = tailmask8(ncols - 8), m2 = tailmask8(ncols - 16), \
+            m3 = tailmask8(ncols - 24);                                                   \
+    PR_DECL(0, X) PR_DECL(1, X) PR_DECL(2, X)
+#define P_FINISH()                                                                       \
+    __m256 bb0 = _mm256_setzero_ps(), bb1 = bb0, bb2 = bb0, bb3 = bb0;                    \
+    if (bias) {                                                                           \
+        bb0 = _mm256_maskload_ps(bias, m0), bb1 = _mm256_maskload_ps(bias + 8, m1);       \
+        bb2 = _mm256_maskload_ps(bias + 16, m2), bb3 = _mm256_maskload_ps(bias + 24, m3); \
+    }                                                                                     \
+    PR_STORE(0) PR_STORE(1) PR_STORE(2)
 
 /* Rows x0.. (MR) x channels 32h .. 32h + ncols of one block, k-steps
  * [s0, s1); first: chains start at 0 (else continue from y); last: + bias
  * (+ 0 without one, as the reference). */
 AI void p_tile(const float *x, size_t ldx, const unsigned char *blk, int h, size_t s0,
-               size_t s1, int k, float *y, size_t ldy, int ncols, int first, int last,
+               size_t s1, float *y, size_t ldy, int ncols, int first, int last,
                const float *bias, const w8_dtype dt, const int MR) {
     const size_t SB = w8_fp_step_bytes(dt);
-    __m256i m0 = tailmask8(ncols), m1 = tailmask8(ncols - 8), m2 = tailmask8(ncols - 16),
-            m3 = tailmask8(ncols - 24);
-    PR_DECL(0) PR_DECL(1) PR_DECL(2)
-#define P_PF(sp) (void)(sp)
-    W8_FP_WALK(dt, blk, SB, s0, s1, k, P_HALF, P_PF);
-#undef P_PF
-    __m256 bb0 = _mm256_setzero_ps(), bb1 = bb0, bb2 = bb0, bb3 = bb0;
-    if (bias) {
-        bb0 = _mm256_maskload_ps(bias, m0), bb1 = _mm256_maskload_ps(bias + 8, m1);
-        bb2 = _mm256_maskload_ps(bias + 16, m2), bb3 = _mm256_maskload_ps(bias + 24, m3);
-    }
-    PR_STORE(0) PR_STORE(1) PR_STORE(2)
+    P_START(float)
+    W8_FP_WALK(blk, SB, s0, s1, P_HALF, P_PF)
+    P_FINISH()
 }
 
-typedef void (*p_tile_fn)(const float *, size_t, const unsigned char *, int, size_t, size_t,
-                          int, float *, size_t, int, int, int, const float *);
-#define PT(DT, MR)                                                                          \
-    static void p_tile_##DT##_##MR(const float *x, size_t ldx, const unsigned char *blk,     \
-                                   int h, size_t s0, size_t s1, int k, float *y, size_t ldy, \
-                                   int ncols, int first, int last, const float *bias) {     \
-        p_tile(x, ldx, blk, h, s0, s1, k, y, ldy, ncols, first, last, bias, W8_##DT, MR);  \
+AI void pb_tile(const uint32_t *x, size_t ldx, const unsigned char *blk, int h, size_t s0,
+                size_t s1, float *y, size_t ldy, int ncols, int first, int last,
+                const float *bias, const int MR) {
+    const size_t SB = w8_fp_step_bytes(W8_BF16);
+    P_START(uint32_t)
+    for (size_t s = s0; s < s1; s++) {
+        const unsigned char *sp = blk + s * SB + (size_t)h * 128;
+        __m256i w0 = _mm256_load_si256((const __m256i *)sp), w1 = _mm256_load_si256((const __m256i *)(sp + 32));
+        __m256i w2 = _mm256_load_si256((const __m256i *)(sp + 64)), w3 = _mm256_load_si256((const __m256i *)(sp + 96));
+        PR_BF(0) PR_BF(1) PR_BF(2)
     }
-#define PT_DT(DT) PT(DT, 1) PT(DT, 2) PT(DT, 3)
-PT_DT(F32)
-PT_DT(F16)
-PT_DT(BF16)
+    P_FINISH()
+}
+
+typedef void (*p_tile_fn)(const void *, size_t, const unsigned char *, int, size_t, size_t,
+                          float *, size_t, int, int, int, const float *);
+#define PT(NAME, CALL)                                                                      \
+    static void NAME(const void *x, size_t ldx, const unsigned char *blk, int h, size_t s0,  \
+                     size_t s1, float *y, size_t ldy, int ncols, int first, int last,        \
+                     const float *bias) {                                                   \
+        CALL;                                                                               \
+    }
+#define PT_F(DT, MR) PT(p_tile_##DT##_##MR, p_tile(x, ldx, blk, h, s0, s1, y, ldy, ncols, first, last, bias, W8_##DT, MR))
+#define PT_B(DT, MR) PT(p_tile_##DT##_##MR, pb_tile(x, ldx, blk, h, s0, s1, y, ldy, ncols, first, last, bias, MR))
+PT_F(F32, 1) PT_F(F32, 2) PT_F(F32, 3)
+PT_F(F16, 1) PT_F(F16, 2) PT_F(F16, 3)
+PT_B(BF16, 1) PT_B(BF16, 2) PT_B(BF16, 3)
 static const p_tile_fn p_tiles[3][PMR] = {
     { p_tile_F32_1, p_tile_F32_2, p_tile_F32_3 },
     { p_tile_F16_1, p_tile_F16_2, p_tile_F16_3 },
     { p_tile_BF16_1, p_tile_BF16_2, p_tile_BF16_3 },
 };
 
-static void p_gemm(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, size_t ldy,
-                   const float *bias, int n0, int n1) {
+static void p_gemm(const w8_fmat *w, int m, const float *x, size_t ldx, const uint32_t *xb,
+                   size_t ldxb, float *y, size_t ldy, const float *bias, int n0, int n1) {
     int d = w->dtype == W8_F16 ? 1 : w->dtype == W8_BF16 ? 2 : 0;
+    /* x rows as bytes: floats or pair words, 4 bytes either way */
+    const char *xs = d == 2 ? (const char *)xb : (const char *)x;
+    size_t ldxs = d == 2 ? ldxb : ldx;
     size_t steps = w8_fp_steps(w), bb = w8_fmat_block_bytes(w);
     size_t kc = m <= PMR ? steps : PKC;
     for (int c0 = n0; c0 < n1; c0 += W8_FP_NB) {
@@ -388,13 +422,38 @@ static void p_gemm(const w8_fmat *w, int m, const float *x, size_t ldx, float *y
                 size_t s1 = s0 + kc < steps ? s0 + kc : steps;
                 for (int i = 0; i < m; i += PMR) {
                     int mr = m - i < PMR ? m - i : PMR;
-                    p_tiles[d][mr - 1](x + (size_t)i * ldx, ldx, blk, h, s0, s1, w->k,
+                    p_tiles[d][mr - 1](xs + (size_t)i * ldxs * 4, ldxs, blk, h, s0, s1,
                                        y + (size_t)i * ldy + (size_t)cb, ldy, ncols, s0 == 0,
                                        s1 == steps, bias ? bias + cb : NULL);
                 }
             }
         }
     }
+}
+
+/* Activations to BF16 pair words (w8_kern_bf16 per element), 16 at a time:
+ * bits in 32-bit lanes, then packed to 16 bits in element order. */
+AI __m256i bf_bits8(__m256i u) {
+    const __m256i absm = _mm256_set1_epi32(0x7fffffff), inf = _mm256_set1_epi32(0x7f800000);
+    __m256i r = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(u, _mm256_set1_epi32(0x7fff)),
+                                                   _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1))), 16);
+    __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, absm), inf);
+    __m256i tiny = _mm256_cmpeq_epi32(_mm256_and_si256(u, inf), _mm256_setzero_si256());
+    r = _mm256_blendv_epi8(r, _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40)), nan);
+    return _mm256_blendv_epi8(r, _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x8000)), tiny);
+}
+
+static void p_prep(const float *x, int k, uint32_t *dst) {
+    int t = 0;
+    for (; t + 16 <= k; t += 16) {
+        __m256i a = bf_bits8(_mm256_castps_si256(_mm256_loadu_ps(x + t)));
+        __m256i b = bf_bits8(_mm256_castps_si256(_mm256_loadu_ps(x + t + 8)));
+        /* packus interleaves 128-bit lanes: put them back in order */
+        __m256i p = _mm256_permute4x64_epi64(_mm256_packus_epi32(a, b), 0xD8);
+        _mm256_storeu_si256((__m256i *)(dst + t / 2), p);
+    }
+    for (; t < k; t += 2)
+        dst[t / 2] = w8_kern_bf16(x[t]) | (t + 1 < k ? w8_kern_bf16(x[t + 1]) << 16 : 0);
 }
 
 /* ------------------------------------------------------------- attention */
@@ -515,6 +574,7 @@ const w8_kern_table w8_kern_avx2 = {
     .fnblock = 8,
     .fscratch = 0,
     .pgemm = p_gemm,
+    .pprep = p_prep,
     .attn_scores = v_attn_scores,
     .attn_accum = v_attn_accum,
     .swiglu = v_swiglu,

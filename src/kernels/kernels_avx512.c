@@ -385,11 +385,14 @@ static void f_gemm(const w8_fmat *w, int m, const float *x, size_t ldx, float *y
 
 /* Packed float GEMM (layout in kernels.h): lane = output channel, so each
  * output is one FMA chain over k in order, exactly the reference's fmaf
- * chain.  Tile: MR rows x one 64-channel block (4 vectors); per k it widens
- * 4 weight vectors (BF16: the pair word shifted or masked, F16: vcvtph2ps,
- * F32: a load), broadcasts MR activations and issues 4 * MR FMAs.
+ * chain.  Tile: MR rows x one 64-channel block (4 vectors).  F32/F16: per k
+ * it widens 4 weight vectors (vcvtph2ps or a load), broadcasts MR
+ * activations and issues 4 * MR FMAs.  BF16: per k pair it loads 4 vectors
+ * of pair words and issues 4 * MR vdpbf16ps against the broadcast pair word
+ * of each row (BF16 activations from pprep), or, on a CPU without
+ * AVX512_BF16, the same arithmetic as two FMAs (odd element first).
  * For prefill k is walked in blocks of PKC steps (64 channels x PKC steps
- * of W stay in L1 while every row group passes over them), the partial
+ * of W stay near L1 while every row group passes over them), the partial
  * sums kept in y between blocks: stores are exact, so the chain is the same
  * as one pass.  Decode (m <= PMR) makes one pass: W streams once. */
 enum { PMR = 6, PKC = 256 };
@@ -399,18 +402,16 @@ enum { PMR = 6, PKC = 256 };
 #define PPF 4096
 #endif
 
-/* weights of vector v (16 channels) at step sp: BF16 half 0 = even k, 1 = odd k */
-AI __m512 p_wv(const unsigned char *sp, int v, int half, const w8_dtype dt) {
+/* weights of vector v (16 channels) at step sp, F32 or F16 */
+AI __m512 p_wv(const unsigned char *sp, int v, const w8_dtype dt) {
     if (dt == W8_F32) return _mm512_load_ps((const float *)sp + 16 * v);
-    if (dt == W8_F16) return _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(sp + 32 * v)));
-    __m512i r = _mm512_load_si512((const void *)(sp + 64 * v));
-    return half ? _mm512_castsi512_ps(_mm512_and_si512(r, _mm512_set1_epi32((int)0xffff0000u)))
-                : _mm512_castsi512_ps(_mm512_slli_epi32(r, 16));
+    return _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(sp + 32 * v)));
 }
 
-#define PROW_DECL(r)                                                                     \
+/* accumulators and row pointers; X: the rows' element type (float or pair words) */
+#define PROW_DECL(r, X)                                                                  \
     __m512 p##r##0, p##r##1, p##r##2, p##r##3;                                            \
-    const float *x##r = x + (size_t)(r < MR ? r : 0) * ldx;                               \
+    const X *x##r = x + (size_t)(r < MR ? r : 0) * ldx;                                   \
     float *y##r = y + (size_t)(r < MR ? r : 0) * ldy;                                     \
     if (r < MR && !first) {                                                               \
         p##r##0 = _mm512_maskz_loadu_ps(m0, y##r);                                        \
@@ -442,64 +443,113 @@ AI __m512 p_wv(const unsigned char *sp, int v, int half, const w8_dtype dt) {
 #define PROW_ALL(M, ...) M(0, __VA_ARGS__) M(1, __VA_ARGS__) M(2, __VA_ARGS__) M(3, __VA_ARGS__) \
     M(4, __VA_ARGS__) M(5, __VA_ARGS__)
 #define PROW_ALL0(M) M(0) M(1) M(2) M(3) M(4) M(5)
-#define P_HALF(half, tt)                                                                 \
+#define P_HALF(tt)                                                                       \
     {                                                                                     \
-        __m512 w0 = p_wv(sp, 0, half, dt), w1 = p_wv(sp, 1, half, dt);                   \
-        __m512 w2 = p_wv(sp, 2, half, dt), w3 = p_wv(sp, 3, half, dt);                   \
+        __m512 w0 = p_wv(sp, 0, dt), w1 = p_wv(sp, 1, dt);                                \
+        __m512 w2 = p_wv(sp, 2, dt), w3 = p_wv(sp, 3, dt);                                \
         PROW_ALL(PROW_FMA, tt)                                                            \
     }
+#define P_PF(sp)                                                                         \
+    if (PPF && MR <= 2)                                                                   \
+        for (size_t o = 0; o < SB; o += 64) _mm_prefetch((const char *)(sp) + PPF + o, _MM_HINT_T0)
 
 static inline __mmask16 colmask(int ncols, int p) {
     int cnt = ncols - 16 * p;
     return cnt <= 0 ? 0 : tailmask16(cnt);
 }
 
-/* Rows x0.. (MR of them) x one block, k-steps [s0, s1); first: start the
- * chains at 0 (else continue from y); last: finish with + bias (+ 0 when
- * bias is NULL, as the reference does). */
+/* the epilogue shared by both tiles: + bias on the last k block, masked store */
+#define P_FINISH()                                                                       \
+    __m512 bb0 = _mm512_setzero_ps(), bb1 = bb0, bb2 = bb0, bb3 = bb0;                    \
+    if (bias) {                                                                           \
+        bb0 = _mm512_maskz_loadu_ps(m0, bias);                                            \
+        bb1 = _mm512_maskz_loadu_ps(m1, bias + 16);                                       \
+        bb2 = _mm512_maskz_loadu_ps(m2, bias + 32);                                       \
+        bb3 = _mm512_maskz_loadu_ps(m3, bias + 48);                                       \
+    }                                                                                     \
+    PROW_ALL0(PROW_STORE)
+
+/* F32/F16: rows x0.. (MR of them) x one block, k-steps [s0, s1); first: start
+ * the chains at 0 (else continue from y); last: finish with + bias (+ 0
+ * when bias is NULL, as the reference does). */
 AI void p_tile(const float *x, size_t ldx, const unsigned char *blk, size_t s0, size_t s1,
-               int k, float *y, size_t ldy, int ncols, int first, int last, const float *bias,
+               float *y, size_t ldy, int ncols, int first, int last, const float *bias,
                const w8_dtype dt, const int MR) {
     const size_t SB = w8_fp_step_bytes(dt);
     __mmask16 m0 = colmask(ncols, 0), m1 = colmask(ncols, 1), m2 = colmask(ncols, 2),
               m3 = colmask(ncols, 3);
-    PROW_ALL0(PROW_DECL)
-#define P_PF(sp)                                                                         \
-    if (PPF && MR <= 2)                                                                   \
-        for (size_t o = 0; o < SB; o += 64) _mm_prefetch((const char *)(sp) + PPF + o, _MM_HINT_T0)
-    W8_FP_WALK(dt, blk, SB, s0, s1, k, P_HALF, P_PF);
-#undef P_PF
-    __m512 bb0 = _mm512_setzero_ps(), bb1 = bb0, bb2 = bb0, bb3 = bb0;
-    if (bias) {
-        bb0 = _mm512_maskz_loadu_ps(m0, bias);
-        bb1 = _mm512_maskz_loadu_ps(m1, bias + 16);
-        bb2 = _mm512_maskz_loadu_ps(m2, bias + 32);
-        bb3 = _mm512_maskz_loadu_ps(m3, bias + 48);
-    }
-    PROW_ALL0(PROW_STORE)
+    PROW_ALL(PROW_DECL, float)
+    W8_FP_WALK(blk, SB, s0, s1, P_HALF, P_PF)
+    P_FINISH()
 }
 
-typedef void (*p_tile_fn)(const float *, size_t, const unsigned char *, size_t, size_t, int,
-                          float *, size_t, int, int, int, const float *);
-#define PT(DT, MR)                                                                          \
-    static void p_tile_##DT##_##MR(const float *x, size_t ldx, const unsigned char *blk,     \
-                                   size_t s0, size_t s1, int k, float *y, size_t ldy,        \
-                                   int ncols, int first, int last, const float *bias) {     \
-        p_tile(x, ldx, blk, s0, s1, k, y, ldy, ncols, first, last, bias, W8_##DT, MR);     \
+/* BF16: the same over pair steps; x: pair words.  NATIVE: vdpbf16ps;
+ * else two FMAs with the halves widened (odd element first, its order). */
+#define PB_ROW(r)                                                                        \
+    if (r < MR) {                                                                         \
+        __m512i a = _mm512_set1_epi32((int)x##r[s]);                                      \
+        if (NATIVE) {                                                                     \
+            p##r##0 = _mm512_dpbf16_ps(p##r##0, (__m512bh)a, (__m512bh)w0);               \
+            p##r##1 = _mm512_dpbf16_ps(p##r##1, (__m512bh)a, (__m512bh)w1);               \
+            p##r##2 = _mm512_dpbf16_ps(p##r##2, (__m512bh)a, (__m512bh)w2);               \
+            p##r##3 = _mm512_dpbf16_ps(p##r##3, (__m512bh)a, (__m512bh)w3);               \
+        } else {                                                                          \
+            __m512 ao = bf_hi(a), ae = bf_lo(a);                                          \
+            p##r##0 = _mm512_fmadd_ps(ae, bf_lo(w0), _mm512_fmadd_ps(ao, bf_hi(w0), p##r##0)); \
+            p##r##1 = _mm512_fmadd_ps(ae, bf_lo(w1), _mm512_fmadd_ps(ao, bf_hi(w1), p##r##1)); \
+            p##r##2 = _mm512_fmadd_ps(ae, bf_lo(w2), _mm512_fmadd_ps(ao, bf_hi(w2), p##r##2)); \
+            p##r##3 = _mm512_fmadd_ps(ae, bf_lo(w3), _mm512_fmadd_ps(ao, bf_hi(w3), p##r##3)); \
+        }                                                                                 \
     }
-#define PT_DT(DT) PT(DT, 1) PT(DT, 2) PT(DT, 3) PT(DT, 4) PT(DT, 5) PT(DT, 6)
-PT_DT(F32)
-PT_DT(F16)
-PT_DT(BF16)
-static const p_tile_fn p_tiles[3][PMR] = {
-    { p_tile_F32_1, p_tile_F32_2, p_tile_F32_3, p_tile_F32_4, p_tile_F32_5, p_tile_F32_6 },
-    { p_tile_F16_1, p_tile_F16_2, p_tile_F16_3, p_tile_F16_4, p_tile_F16_5, p_tile_F16_6 },
-    { p_tile_BF16_1, p_tile_BF16_2, p_tile_BF16_3, p_tile_BF16_4, p_tile_BF16_5, p_tile_BF16_6 },
+
+AI __m512 bf_lo(__m512i v) { return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)); }
+AI __m512 bf_hi(__m512i v) {
+    return _mm512_castsi512_ps(_mm512_and_si512(v, _mm512_set1_epi32((int)0xffff0000u)));
+}
+
+AI void pb_tile(const uint32_t *x, size_t ldx, const unsigned char *blk, size_t s0, size_t s1,
+                float *y, size_t ldy, int ncols, int first, int last, const float *bias,
+                const int MR, const int NATIVE) {
+    const size_t SB = w8_fp_step_bytes(W8_BF16);
+    __mmask16 m0 = colmask(ncols, 0), m1 = colmask(ncols, 1), m2 = colmask(ncols, 2),
+              m3 = colmask(ncols, 3);
+    PROW_ALL(PROW_DECL, uint32_t)
+    for (size_t s = s0; s < s1; s++) {
+        const unsigned char *sp = blk + s * SB;
+        P_PF(sp);
+        __m512i w0 = _mm512_load_si512((const void *)sp), w1 = _mm512_load_si512((const void *)(sp + 64));
+        __m512i w2 = _mm512_load_si512((const void *)(sp + 128)), w3 = _mm512_load_si512((const void *)(sp + 192));
+        PROW_ALL0(PB_ROW)
+    }
+    P_FINISH()
+}
+
+typedef void (*p_tile_fn)(const void *, size_t, const unsigned char *, size_t, size_t, float *,
+                          size_t, int, int, int, const float *);
+#define PT(NAME, CALL)                                                                      \
+    static void NAME(const void *x, size_t ldx, const unsigned char *blk, size_t s0, size_t s1, \
+                     float *y, size_t ldy, int ncols, int first, int last, const float *bias) { \
+        CALL;                                                                               \
+    }
+#define PT_F(DT, MR) PT(p_tile_##DT##_##MR, p_tile(x, ldx, blk, s0, s1, y, ldy, ncols, first, last, bias, W8_##DT, MR))
+#define PT_B(NAT, MR) PT(pb_tile_##NAT##_##MR, pb_tile(x, ldx, blk, s0, s1, y, ldy, ncols, first, last, bias, MR, NAT))
+#define PT_ROWS(M, A) M(A, 1) M(A, 2) M(A, 3) M(A, 4) M(A, 5) M(A, 6)
+PT_ROWS(PT_F, F32)
+PT_ROWS(PT_F, F16)
+PT_ROWS(PT_B, 0)
+PT_ROWS(PT_B, 1)
+#define PT_LIST(P) { P##1, P##2, P##3, P##4, P##5, P##6 }
+/* [F32, F16, BF16 emulated, BF16 native][rows - 1] */
+static const p_tile_fn p_tiles[4][PMR] = {
+    PT_LIST(p_tile_F32_), PT_LIST(p_tile_F16_), PT_LIST(pb_tile_0_), PT_LIST(pb_tile_1_),
 };
 
-static void p_gemm(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, size_t ldy,
-                   const float *bias, int n0, int n1) {
-    int d = w->dtype == W8_F16 ? 1 : w->dtype == W8_BF16 ? 2 : 0;
+static void p_gemm(const w8_fmat *w, int m, const float *x, size_t ldx, const uint32_t *xb,
+                   size_t ldxb, float *y, size_t ldy, const float *bias, int n0, int n1) {
+    int d = w->dtype == W8_F32 ? 0 : w->dtype == W8_F16 ? 1 : 2 + w8_kern_bf16_native();
+    /* x rows as bytes: floats or pair words, 4 bytes either way */
+    const void *xs = d >= 2 ? (const void *)xb : (const void *)x;
+    size_t ldxs = d >= 2 ? ldxb : ldx, esz = 4;
     size_t steps = w8_fp_steps(w), bb = w8_fmat_block_bytes(w);
     size_t kc = m <= PMR ? steps : PKC;
     for (int c0 = n0; c0 < n1; c0 += W8_FP_NB) {
@@ -509,12 +559,33 @@ static void p_gemm(const w8_fmat *w, int m, const float *x, size_t ldx, float *y
             size_t s1 = s0 + kc < steps ? s0 + kc : steps;
             for (int i = 0; i < m; i += PMR) {
                 int mr = m - i < PMR ? m - i : PMR;
-                p_tiles[d][mr - 1](x + (size_t)i * ldx, ldx, blk, s0, s1, w->k,
+                p_tiles[d][mr - 1]((const char *)xs + (size_t)i * ldxs * esz, ldxs, blk, s0, s1,
                                    y + (size_t)i * ldy + (size_t)c0, ldy, ncols, s0 == 0,
                                    s1 == steps, bias ? bias + c0 : NULL);
             }
         }
     }
+}
+
+/* Activations to BF16 pair words (w8_kern_bf16 per element), 16 at a time:
+ * the bits are computed in 32-bit lanes, then narrowed (vpmovdw), which
+ * puts element 2s in the low and 2s + 1 in the high half of word s. */
+static void p_prep(const float *x, int k, uint32_t *dst) {
+    const __m512i absm = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+    const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7fff);
+    for (int t = 0; t < k; t += 16) {
+        __mmask16 mk = tailmask16(k - t);
+        __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(mk, x + t));
+        __m512i r = _mm512_srli_epi32(
+            _mm512_add_epi32(_mm512_add_epi32(u, bias), _mm512_and_si512(_mm512_srli_epi32(u, 16), one)), 16);
+        __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, absm), inf);
+        __mmask16 tiny = _mm512_testn_epi32_mask(u, inf); /* exponent 0: zero, denormal */
+        r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
+        r = _mm512_mask_mov_epi32(r, tiny, _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x8000)));
+        /* 16 halves = 8 words; an odd k leaves the last word's high half 0 */
+        _mm256_mask_storeu_epi16((uint16_t *)dst + t, mk, _mm512_cvtepi32_epi16(r));
+    }
+    if (k & 1) memset((char *)dst + 2 * (size_t)k, 0, 2);
 }
 
 /* ------------------------------------------------------------- attention */
@@ -740,6 +811,7 @@ const w8_kern_table w8_kern_avx512 = {
     .fnblock = FNB,
     .fscratch = FBLK_BYTES / 4 + 16,
     .pgemm = p_gemm,
+    .pprep = p_prep,
     .attn_scores = x_attn_scores,
     .attn_accum = x_attn_accum,
     .attn_accum_n = x_attn_accum_n,

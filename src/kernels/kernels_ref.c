@@ -116,31 +116,40 @@ static void ref_fgemm(const w8_fmat *w, int m, const float *x, size_t ldx, float
     ref_fgemv(w, 0, m, x, ldx, y, ldy, bias, n0, n1);
 }
 
-/* Packed matrices (kernels.h): W[j][t] read from the packed block, and
- * each output one fmaf chain over t in order, then + bias.  This is the
- * order the SIMD kernels keep exactly (lane = channel), so the fast paths
- * must match it bit for bit. */
-static float ld_packed(const w8_fmat *w, int j, int t) {
-    const unsigned char *blk = (const unsigned char *)w->packed +
-                               (size_t)(j / W8_FP_NB) * w8_fmat_block_bytes(w);
-    size_t c = (size_t)(j % W8_FP_NB);
-    if (w->dtype == W8_BF16) {
-        uint32_t v;
-        memcpy(&v, blk + ((size_t)(t / 2) * W8_FP_NB + c) * 4, 4);
-        return w8_bf16_to_f32((uint16_t)(t % 2 ? v >> 16 : v & 0xffffu));
-    }
-    size_t at = (size_t)t * W8_FP_NB + c;
-    if (w->dtype == W8_F16) return ld_w(blk, W8_F16, at);
-    return ld_w(blk, W8_F32, at);
+/* Packed matrices (kernels.h): each output one fmaf chain over k in order,
+ * then + bias.  This is the order the SIMD kernels keep exactly (lane =
+ * channel), so the fast paths must match it bit for bit.  BF16: pair words
+ * of BF16 activations (pprep) times pair words of weights, odd element
+ * first, as vdpbf16ps does. */
+static float bf16_lo(uint32_t v) { return w8_bf16_to_f32((uint16_t)(v & 0xffffu)); }
+static float bf16_hi(uint32_t v) { return w8_bf16_to_f32((uint16_t)(v >> 16)); }
+
+static void ref_pprep(const float *x, int k, uint32_t *dst) {
+    for (int s = 0; 2 * s < k; s++)
+        dst[s] = w8_kern_bf16(x[2 * s]) | (2 * s + 1 < k ? w8_kern_bf16(x[2 * s + 1]) << 16 : 0);
 }
 
-static void ref_pgemm(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, size_t ldy,
-                      const float *bias, int n0, int n1) {
-    for (int i = 0; i < m; i++) {
-        const float *xi = x + (size_t)i * ldx;
-        for (int j = n0; j < n1; j++) {
+static void ref_pgemm(const w8_fmat *w, int m, const float *x, size_t ldx, const uint32_t *xb,
+                      size_t ldxb, float *y, size_t ldy, const float *bias, int n0, int n1) {
+    size_t steps = w8_fp_steps(w), bb = w8_fmat_block_bytes(w);
+    for (int j = n0; j < n1; j++) {
+        const unsigned char *blk = (const unsigned char *)w->packed + (size_t)(j / W8_FP_NB) * bb;
+        size_t c = (size_t)(j % W8_FP_NB);
+        for (int i = 0; i < m; i++) {
             float acc = 0.0f;
-            for (int t = 0; t < w->k; t++) acc = fmaf(xi[t], ld_packed(w, j, t), acc);
+            if (w->dtype == W8_BF16) {
+                const uint32_t *xi = xb + (size_t)i * ldxb;
+                for (size_t s = 0; s < steps; s++) {
+                    uint32_t wv;
+                    memcpy(&wv, blk + (s * W8_FP_NB + c) * 4, 4);
+                    acc = fmaf(bf16_hi(xi[s]), bf16_hi(wv), acc);
+                    acc = fmaf(bf16_lo(xi[s]), bf16_lo(wv), acc);
+                }
+            } else {
+                const float *xi = x + (size_t)i * ldx;
+                for (size_t s = 0; s < steps; s++)
+                    acc = fmaf(xi[s], ld_w(blk, w->dtype, s * W8_FP_NB + c), acc);
+            }
             y[(size_t)i * ldy + (size_t)j] = acc + (bias ? bias[j] : 0.0f);
         }
     }
@@ -206,6 +215,7 @@ const w8_kern_table w8_kern_ref = {
     .fnblock = 1,
     .fscratch = 0,
     .pgemm = ref_pgemm,
+    .pprep = ref_pprep,
     .attn_scores = ref_attn_scores,
     .attn_accum = ref_attn_accum,
     .swiglu = ref_swiglu,
