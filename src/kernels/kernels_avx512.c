@@ -458,6 +458,13 @@ static inline __mmask16 colmask(int ncols, int p) {
     return cnt <= 0 ? 0 : tailmask16(cnt);
 }
 
+/* the prologue shared by both tiles: column masks, accumulators (X: the
+ * rows' element type, floats or pair words) */
+#define P_START(X)                                                                       \
+    __mmask16 m0 = colmask(ncols, 0), m1 = colmask(ncols, 1), m2 = colmask(ncols, 2),     \
+              m3 = colmask(ncols, 3);                                                     \
+    PROW_ALL(PROW_DECL, X)
+
 /* the epilogue shared by both tiles: + bias on the last k block, masked store */
 #define P_FINISH()                                                                       \
     __m512 bb0 = _mm512_setzero_ps(), bb1 = bb0, bb2 = bb0, bb3 = bb0;                    \
@@ -476,9 +483,7 @@ AI void p_tile(const float *x, size_t ldx, const unsigned char *blk, size_t s0, 
                float *y, size_t ldy, int ncols, int first, int last, const float *bias,
                const w8_dtype dt, const int MR) {
     const size_t SB = w8_fp_step_bytes(dt);
-    __mmask16 m0 = colmask(ncols, 0), m1 = colmask(ncols, 1), m2 = colmask(ncols, 2),
-              m3 = colmask(ncols, 3);
-    PROW_ALL(PROW_DECL, float)
+    P_START(float)
     W8_FP_WALK(blk, SB, s0, s1, P_HALF, P_PF)
     P_FINISH()
 }
@@ -511,9 +516,7 @@ AI void pb_tile(const uint32_t *x, size_t ldx, const unsigned char *blk, size_t 
                 float *y, size_t ldy, int ncols, int first, int last, const float *bias,
                 const int MR, const int NATIVE) {
     const size_t SB = w8_fp_step_bytes(W8_BF16);
-    __mmask16 m0 = colmask(ncols, 0), m1 = colmask(ncols, 1), m2 = colmask(ncols, 2),
-              m3 = colmask(ncols, 3);
-    PROW_ALL(PROW_DECL, uint32_t)
+    P_START(uint32_t)
     for (size_t s = s0; s < s1; s++) {
         const unsigned char *sp = blk + s * SB;
         P_PF(sp);
@@ -739,7 +742,8 @@ static void x_attn_accum_n(const float *p, size_t ldp, int nq, const float *v, s
     int gmax = d == 64 ? 6 : 3, passes = (nq + gmax - 1) / gmax, g = (nq + passes - 1) / passes;
     for (int q = 0; q < nq; q += g) {
         int cnt = nq - q < g ? nq - q : g;
-        (d == 64 ? an64 : an128)[cnt - 1](p + (size_t)q * ldp, ldp, v, ldv, n, out + (size_t)q * ldo, ldo);
+        an_fn f = d == 64 ? an64[cnt - 1] : an128[cnt - 1];
+        f(p + (size_t)q * ldp, ldp, v, ldv, n, out + (size_t)q * ldo, ldo);
     }
 }
 
