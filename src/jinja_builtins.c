@@ -807,7 +807,9 @@ static int f_select(jctx *c, const jnode *at, jv x, const jargs *a, int by_attr,
         test = a->args[first].u.s->s;
         if (!jj_has_test(test)) return jj_error(c->src, at->pos, "no test named '%s'", test);
     }
-    jargs targs = {a->args + first + 1, a->nargs > first + 1 ? a->nargs - first - 1 : 0, a->kwv, a->kwn, a->nkw};
+    /* the test's own arguments follow its name (none: no pointer past NULL) */
+    int tn = a->nargs > first + 1 ? a->nargs - first - 1 : 0;
+    jargs targs = {tn ? a->args + first + 1 : NULL, tn, a->kwv, a->kwn, a->nkw};
     jv_list *l;
     if (!jv_truthy(x)) { /* Jinja2 tests `if value:` first: none|select is empty */
         *out = jv_list_val(jv_list_new(0));
