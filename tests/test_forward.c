@@ -674,6 +674,8 @@ static void test_w8a8(void) {
                   q->layers[2].qkv.parts[0].quantized,
               "layer 2: float k_proj next to int8 q/v");
         CHECK(!q->layers[0].down.quantized, "down_proj stays float");
+        CHECK(q->layers[0].down.f.packed && q->lm_head.f.packed && !m->lm_head.f.packed,
+              "a W8A8 model's float layers are packed (a float directory's are not)");
         check_int8_layer(q);
         test_decode_rows_invariant(q);
         int bos = 1, len = 1, *fi = NULL, *qi = NULL, nf = 0, nq = 0;
