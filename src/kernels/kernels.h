@@ -75,8 +75,9 @@ void w8_rmsnorm_rows(const float *x, int m, int k, size_t ldx, const float *g, c
  * Packed layout (the same for every ISA): blocks of 64 output channels
  * (the last one zero-padded), each a run of k-steps; a step is 1 k for F32
  * and F16 (64 values, channel c at c) and 2 k for BF16 (64 32-bit words,
- * word c = W[c][2s] | W[c][2s + 1] << 16, so the two halves widen with a
- * shift and a mask).  Block b starts at b * w8_fmat_block_bytes(). */
+ * word c = W[c][2s] | W[c][2s + 1] << 16, the pair layout of the BF16 dot
+ * product; denormal weights are stored as signed zeros).  Block b starts at
+ * b * w8_fmat_block_bytes(). */
 typedef struct {
     int n, k;
     w8_dtype dtype;
