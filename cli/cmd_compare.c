@@ -90,7 +90,6 @@ int w8_cmd_compare(int argc, char **argv) {
     w8_ppl_opts o = {ctx, batch, chunks, bos};
     if (w8_ppl_check_opts(a, &o) != 0) goto out;
     int nw = w8_ppl_windows(n, &o);
-    if (chunks > 0 && nw > chunks) nw = chunks;
     printf("float: %s (%s)\nquant: %s (%s, %d int8 / %d float linear layers)\n", fpath,
            a->quantized ? "W8A8" : "float", qpath, b->quantized ? "W8A8" : "float", b->n_int8,
            b->n_float);

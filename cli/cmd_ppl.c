@@ -62,7 +62,6 @@ int w8_cmd_ppl(int argc, char **argv) {
     w8_ppl_opts o = {ctx, batch, chunks, bos};
     if (w8_ppl_check_opts(m, &o) != 0) goto out;
     int nw = w8_ppl_windows(n, &o);
-    if (chunks > 0 && nw > chunks) nw = chunks;
     printf("model: %s (%s, %s)\n", model_path, m->cfg.model_type,
            m->quantized ? "W8A8" : "float");
     printf("text:  %s: %d tokens, %d window%s of %d, batch %d", file, n, nw, nw == 1 ? "" : "s",

@@ -157,17 +157,11 @@ int w8_compare_eval(const w8_model *a, const w8_model *b, const int *ids, int n,
     memset(out, 0, sizeof *out);
     if (same_shape(a, b) != 0) return -1;
     w8_ppl_opts o = *opts;
-    if (w8_ppl_check_opts(a, &o) != 0 || w8_ppl_check_opts(b, &o) != 0) return -1;
-    int nw = w8_ppl_windows(n, &o);
-    if (nw < 1)
-        return w8_seterr("compare: the text has %d tokens, fewer than one window of %d", n,
-                         o.ctx);
-    if (o.max_windows > 0 && nw > o.max_windows) nw = o.max_windows;
+    /* the same shape, so a's vocabulary is b's: one plan serves both */
+    if (w8_ppl_check_opts(b, &o) != 0) return -1;
+    int nw = w8_ppl_plan(a, ids, n, &o, "compare");
+    if (nw < 0) return -1;
     const int vocab = a->cfg.vocab;
-    for (long i = 0; i < (long)nw * o.ctx; i++)
-        if (ids[i] < 0 || ids[i] >= vocab)
-            return w8_seterr("compare: token %ld has id %d, outside the vocabulary (%d)", i,
-                             ids[i], vocab);
     out->n_layers = a->cfg.n_layers;
     out->layers = w8_xcalloc((size_t)out->n_layers, sizeof *out->layers);
 

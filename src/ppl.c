@@ -66,7 +66,21 @@ int w8_ppl_check_opts(const w8_model *m, w8_ppl_opts *o) {
 }
 
 int w8_ppl_windows(int n, const w8_ppl_opts *o) {
-    return o->ctx > 0 && n > 0 ? n / o->ctx : 0;
+    int nw = o->ctx > 0 && n > 0 ? n / o->ctx : 0;
+    return o->max_windows > 0 && nw > o->max_windows ? o->max_windows : nw;
+}
+
+int w8_ppl_plan(const w8_model *m, const int *ids, int n, w8_ppl_opts *o, const char *who) {
+    if (w8_ppl_check_opts(m, o) != 0) return -1;
+    int nw = w8_ppl_windows(n, o);
+    if (nw < 1)
+        return w8_seterr("%s: the text has %d tokens, fewer than one window of %d", who, n, o->ctx);
+    const int vocab = m->cfg.vocab;
+    for (long i = 0; i < (long)nw * o->ctx; i++)
+        if (ids[i] < 0 || ids[i] >= vocab)
+            return w8_seterr("%s: token %ld has id %d, outside the model's vocabulary (%d)", who,
+                             i, ids[i], vocab);
+    return nw;
 }
 
 /* ------------------------------------------------------------ tokenizing */
@@ -168,16 +182,9 @@ int w8_ppl_eval(const w8_model *m, const int *ids, int n, const w8_ppl_opts *opt
                 w8_ppl_stats *out, w8_ppl_cb cb, void *ud) {
     w8_ppl_opts o = *opts;
     memset(out, 0, sizeof *out);
-    if (w8_ppl_check_opts(m, &o) != 0) return -1;
-    int nw = w8_ppl_windows(n, &o);
-    if (nw < 1)
-        return w8_seterr("ppl: the text has %d tokens, fewer than one window of %d", n, o.ctx);
-    if (o.max_windows > 0 && nw > o.max_windows) nw = o.max_windows;
+    int nw = w8_ppl_plan(m, ids, n, &o, "ppl");
+    if (nw < 0) return -1;
     const int vocab = m->cfg.vocab;
-    for (long i = 0; i < (long)nw * o.ctx; i++)
-        if (ids[i] < 0 || ids[i] >= vocab)
-            return w8_seterr("ppl: token %ld has id %d, outside the model's vocabulary (%d)", i,
-                             ids[i], vocab);
 
     w8_win_runner r;
     if (w8_win_runner_init(&r, m, o.ctx, o.batch) != 0) return -1;

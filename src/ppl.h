@@ -60,8 +60,15 @@ double w8_nll_ppl(const w8_nll_sum *s);
 /* Standard error of the perplexity estimate (llama.cpp's "+/-"): ppl * sd/sqrt(n-1). */
 double w8_nll_ppl_err(const w8_nll_sum *s);
 
-/* Number of windows ids[0..n) gives for these options (before max_windows). */
+/* Number of windows ids[0..n) gives for these options (at most max_windows
+ * when that is set). */
 int w8_ppl_windows(int n, const w8_ppl_opts *o);
+
+/* What ppl and compare check before evaluating: the options against m
+ * (defaults filled in, as w8_ppl_check_opts), at least one window of text,
+ * and every id of the windows used inside m's vocabulary.  Errors start with
+ * `who` ("ppl", "compare").  Returns the number of windows, or -1. */
+int w8_ppl_plan(const w8_model *m, const int *ids, int n, w8_ppl_opts *o, const char *who);
 
 /* Evaluate every window of ids[0..n).  Fails (-1, w8_seterr) when the options
  * are invalid, the text is shorter than one window, a token id is outside the
