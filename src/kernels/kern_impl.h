@@ -105,6 +105,21 @@ static inline int8_t w8_kern_q1(float v, float scale, float offset) {
     return (int8_t)r;
 }
 
+/* The exp of the SIMD paths (exp8 in kernels_avx2.c, exp16 in
+ * kernels_avx512.c), one set of constants: n = round(x log2(e)),
+ * r = x - n ln2 with ln2 in two parts (HI exact in few bits, so n * HI is
+ * exact), then Cephes' degree-6 polynomial for exp(r) on |r| <= ln2 / 2:
+ * 1 + r + r^2 (P5 + r (P4 + r (P3 + r (P2 + r (P1 + r P0))))). */
+#define W8_EXP_LOG2E 1.44269504088896341f
+#define W8_EXP_LN2_HI 0.693359375f
+#define W8_EXP_LN2_LO -2.12194440e-4f
+#define W8_EXP_P0 1.9875691500e-4f
+#define W8_EXP_P1 1.3981999507e-3f
+#define W8_EXP_P2 8.3334519073e-3f
+#define W8_EXP_P3 4.1665795894e-2f
+#define W8_EXP_P4 1.6666665459e-1f
+#define W8_EXP_P5 5.0000001201e-1f
+
 /* f32 -> BF16 bits as the packed BF16 GEMM defines it: round to nearest
  * even, NaN kept quiet, denormals (and zero) to a signed zero. */
 static inline uint32_t w8_kern_bf16(float f) {
