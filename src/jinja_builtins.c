@@ -175,9 +175,12 @@ static int in_set(uint32_t cp, const jv_str *set) {
     return 0;
 }
 
-static size_t prev_cp(const char *s, size_t i) {
+/* Start of the code point that ends at i, never before lo: a run of stray
+ * continuation bytes must not walk back past what the caller already
+ * consumed from the left (ju_decode reads invalid bytes one at a time). */
+static size_t prev_cp(const char *s, size_t lo, size_t i) {
     do i--;
-    while (i > 0 && ((unsigned char)s[i] & 0xC0) == 0x80);
+    while (i > lo && ((unsigned char)s[i] & 0xC0) == 0x80);
     return i;
 }
 
@@ -190,7 +193,7 @@ static jv strip(const jv_str *s, const jv_str *chars, int left, int right) {
         b += k;
     }
     while (right && e > b) {
-        size_t p = prev_cp(s->s, e);
+        size_t p = prev_cp(s->s, b, e);
         uint32_t cp;
         ju_decode(s->s + p, e - p, &cp);
         if (!in_set(cp, chars)) break;
@@ -253,7 +256,7 @@ static int split(jctx *c, const jnode *at, const jv_str *s, const jv_str *sep, l
             size_t e = n;
             while (e > 0) {
                 while (e > 0) {
-                    size_t p = prev_cp(s->s, e);
+                    size_t p = prev_cp(s->s, 0, e);
                     uint32_t cp;
                     ju_decode(s->s + p, e - p, &cp);
                     if (!ju_isspace(cp)) break;
@@ -274,7 +277,7 @@ static int split(jctx *c, const jnode *at, const jv_str *s, const jv_str *sep, l
                     break;
                 }
                 while (b > 0) {
-                    size_t p = prev_cp(s->s, b);
+                    size_t p = prev_cp(s->s, 0, b);
                     uint32_t cp;
                     ju_decode(s->s + p, b - p, &cp);
                     if (ju_isspace(cp)) break;
@@ -298,7 +301,7 @@ static int split(jctx *c, const jnode *at, const jv_str *s, const jv_str *sep, l
                 if (maxsplit >= 0 && splits >= maxsplit) {
                     size_t e = n;
                     while (e > i) {
-                        size_t p = prev_cp(s->s, e);
+                        size_t p = prev_cp(s->s, i, e);
                         ju_decode(s->s + p, e - p, &cp);
                         if (!ju_isspace(cp)) break;
                         e = p;
@@ -1221,7 +1224,7 @@ int jj_filter(jctx *c, const jnode *at, const char *name, jv x, const jargs *a, 
         if (x.t == JV_STR) {
             jbuf b = {0};
             for (size_t e = x.u.s->len; e > 0;) {
-                size_t p = prev_cp(x.u.s->s, e);
+                size_t p = prev_cp(x.u.s->s, 0, e);
                 jbuf_put(&b, x.u.s->s + p, e - p);
                 e = p;
             }

@@ -30,8 +30,11 @@ static const char *ws(const char *p, const char *e) {
 /* p at '"': return the position after the closing quote, or NULL. */
 static const char *skip_string(const char *p, const char *e) {
     for (p++; p < e; p++) {
-        if (*p == '\\') p++;
-        else if (*p == '"') return p + 1;
+        if (*p == '\\') {
+            if (++p >= e) return NULL;
+        } else if (*p == '"') {
+            return p + 1;
+        }
     }
     return NULL;
 }
@@ -94,7 +97,7 @@ static const char *members(const char *p, const char *e, wanted *w, const char *
         if (p >= e || *p != ':') return NULL;
         const char *v = ws(p + 1, e), *vend;
         int is_sub = sub && strlen(sub) == klen && !memcmp(sub, k, klen);
-        if (is_sub && !w->sub_seen && *v == '{') {
+        if (is_sub && !w->sub_seen && v < e && *v == '{') {
             vend = members(v, e, subw, NULL, NULL);
             w->sub_seen = 1;
         } else {

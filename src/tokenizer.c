@@ -413,7 +413,7 @@ static void split_added(const w8_tok *t, const char *s, size_t n, int normalized
             size_t b = st;
             while (b > start_off) {
                 size_t k = b - 1;
-                while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80) k--;
+                while (k > start_off && ((unsigned char)s[k] & 0xC0) == 0x80) k--;
                 uint32_t cp;
                 if (w8_utf8_decode((const unsigned char *)s + k, b - k, &cp) <= 0 || !w8_uni_is_space(cp)) break;
                 b = k;
