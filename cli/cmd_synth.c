@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../src/config.h"
 #include "../src/synth.h"
 #include "../src/util.h"
 #include "args.h"
@@ -22,13 +23,19 @@ static void on_signal(int sig) {
 }
 
 int w8_cmd_synth(int argc, char **argv) {
-    const char *shape = NULL, *dtype = "bf16", *out = NULL, *shared = getenv("W8A8_SHARED");
-    int seed = 0, threads = 0;
+    const char *shape = NULL, *dtype = NULL, *out = NULL, *shared = getenv("W8A8_SHARED");
+    const char *config = NULL, *from = NULL;
+    int seed = 0, threads = 0, layers = 0;
     float shard_gb = 0;
     if (!shared) shared = "../shared";
     const w8_opt opts[] = {
-        {"shape", 0, W8_ARG_STR, &shape, "qwen2.5-0.5b | qwen2.5-1.5b | qwen2-7b | tiny (required)"},
-        {"dtype", 0, W8_ARG_STR, &dtype, "f16 | bf16 (default bf16)"},
+        {"shape", 0, W8_ARG_STR, &shape, "qwen2.5-0.5b | qwen2.5-1.5b | qwen2-7b | tiny"},
+        {"config", 0, W8_ARG_STR, &config,
+         "instead of --shape: a model directory (config.json and its small files, no weights needed);\n"
+         "tensors named and shaped as transformers builds that config, small files copied"},
+        {"from", 0, W8_ARG_STR, &from, "same as --config"},
+        {"layers", 0, W8_ARG_INT, &layers, "with --config: keep only the first N layers (default: all)"},
+        {"dtype", 0, W8_ARG_STR, &dtype, "f16 | bf16 | f32 (default bf16; with --config, the config's dtype)"},
         {"out", 'o', W8_ARG_STR, &out, "output directory; must not exist or be empty (required)"},
         {"seed", 0, W8_ARG_INT, &seed, "random seed (default 0)"},
         {"shard_gb", 0, W8_ARG_FLOAT, &shard_gb,
@@ -36,27 +43,46 @@ int w8_cmd_synth(int argc, char **argv) {
         {"shared", 0, W8_ARG_STR, &shared, "shared data dir with tokenizers/ (default $W8A8_SHARED or ../shared)"},
         {"threads", 't', W8_ARG_INT, &threads, "threads (default: all cores)"},
     };
-    int r = w8_args_parse(argc, argv, "w8a8 synth --shape NAME --out DIR [options]",
-                          "Write a float Hugging Face Qwen2 model with random weights (normal, std 0.02)\n"
-                          "and the real shapes and config of the chosen model.",
+    int r = w8_args_parse(argc, argv, "w8a8 synth (--shape NAME | --config DIR) --out DIR [options]",
+                          "Write a float Hugging Face model with random weights (normal, std 0.02)\n"
+                          "and the real shapes and config of the chosen model, or of a real model\n"
+                          "directory's config.json (LLaMA, Qwen2, Qwen3, Mistral).",
                           opts, (int)(sizeof opts / sizeof opts[0]));
     if (r) return r > 0 ? 0 : 1;
     w8_args_apply_threads(threads);
-    if (!shape || !out) {
-        fprintf(stderr, "w8a8: synth: --shape and --out are required (see --help)\n");
+    if (from && !config) config = from;
+    if (!shape == !config || !out) {
+        fprintf(stderr, "w8a8: synth: --out and one of --shape or --config are required (see --help)\n");
         return 1;
     }
     w8_synth_opts o = {0};
-    o.shape = w8_synth_find_shape(shape);
-    if (!o.shape) {
+    if (shape && !(o.shape = w8_synth_find_shape(shape))) {
         fprintf(stderr, "w8a8: %s\n", w8_lasterr());
         return 1;
     }
-    if (!strcmp(dtype, "f16") || !strcmp(dtype, "float16")) o.dtype = W8_F16;
-    else if (!strcmp(dtype, "bf16") || !strcmp(dtype, "bfloat16")) o.dtype = W8_BF16;
-    else {
-        fprintf(stderr, "w8a8: synth: --dtype '%s' is not f16 or bf16\n", dtype);
+    if (layers < 0 || (layers && !config)) {
+        fprintf(stderr, "w8a8: synth: --layers takes a positive count and needs --config\n");
         return 1;
+    }
+    o.config_dir = config;
+    o.layers = layers;
+    o.dtype = W8_BF16;
+    if (config && !dtype) {
+        w8_config c;
+        if (w8_config_load(config, &c) != 0) {
+            fprintf(stderr, "w8a8: %s\n", w8_lasterr());
+            return 1;
+        }
+        o.dtype = (w8_dtype)c.torch_dtype;
+    } else if (dtype) {
+        o.dtype_given = 1;
+        if (!strcmp(dtype, "f16") || !strcmp(dtype, "float16")) o.dtype = W8_F16;
+        else if (!strcmp(dtype, "bf16") || !strcmp(dtype, "bfloat16")) o.dtype = W8_BF16;
+        else if (!strcmp(dtype, "f32") || !strcmp(dtype, "float32")) o.dtype = W8_F32;
+        else {
+            fprintf(stderr, "w8a8: synth: --dtype '%s' is not f16, bf16 or f32\n", dtype);
+            return 1;
+        }
     }
     if (seed < 0 || shard_gb < 0) {
         fprintf(stderr, "w8a8: synth: --seed and --shard_gb must not be negative\n");
@@ -67,12 +93,15 @@ int w8_cmd_synth(int argc, char **argv) {
     char *tj = w8_path_join(shared, "tokenizers/qwen2.5-derived/tokenizer.json");
     char *tc = w8_path_join(shared, "tokenizers/qwen3/tokenizer_config.json");
     int rc = 1;
-    if (!w8_file_exists(tj) || !w8_file_exists(tc)) {
-        fprintf(stderr, "w8a8: synth: tokenizer files not found (%s, %s); set --shared\n", tj, tc);
-        goto out;
+    /* a config directory brings its own tokenizer files (or none) */
+    if (!config) {
+        if (!w8_file_exists(tj) || !w8_file_exists(tc)) {
+            fprintf(stderr, "w8a8: synth: tokenizer files not found (%s, %s); set --shared\n", tj, tc);
+            goto out;
+        }
+        o.tokenizer_json = tj;
+        o.tokenizer_config = tc;
     }
-    o.tokenizer_json = tj;
-    o.tokenizer_config = tc;
     o.cancel = &interrupted;
     double t0 = w8_now();
     struct sigaction sa, old_int, old_term;
@@ -87,9 +116,10 @@ int w8_cmd_synth(int argc, char **argv) {
         fprintf(stderr, "w8a8: %s\n", w8_lasterr());
         goto out;
     }
-    size_t params = w8_synth_numel(o.shape);
+    size_t params = 0;
+    w8_synth_count(&o, &params);
     fprintf(stderr, "synth: wrote %s: %s %s, %zu parameters (%.1f MB) in %.1f s, peak RSS %.0f MB\n",
-            out, o.shape->name, dtype, params, (double)(params * w8_dtype_size(o.dtype)) / 1e6,
+            out, config ? config : o.shape->name, w8_dtype_name(o.dtype), params, (double)(params * w8_dtype_size(o.dtype)) / 1e6,
             w8_now() - t0, (double)w8_peak_rss_bytes() / 1e6);
     rc = 0;
 out:

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <dirent.h>
 
+#include "config.h"
 #include "util.h"
 
 #define SYNTH_CHUNK ((size_t)1 << 16) /* elements per RNG stream */
@@ -153,23 +154,53 @@ static void add(synth_tensor *t, size_t *n, fill_kind fill, int ndim, int64_t d0
     x->numel = (size_t)d0 * (size_t)(ndim == 2 ? d1 : 1);
 }
 
-/* Tensors in the order of HF's Qwen2 state_dict. Returns the count. */
-static size_t tensor_list(const w8_synth_shape *s, synth_tensor **out) {
-    size_t cap = 3 + (size_t)s->n_layers * 12, n = 0;
+/* What decides the tensor list: a shape of the table, or a real config. */
+typedef struct {
+    int hidden, n_layers, n_heads, n_kv_heads, head_dim, intermediate, vocab, tied;
+    int qkv_bias, o_bias, mlp_bias, qk_norm;
+} synth_layout;
+
+static synth_layout layout_of_shape(const w8_synth_shape *s) {
+    return (synth_layout){s->hidden, s->n_layers, s->n_heads, s->n_kv_heads, s->hidden / s->n_heads,
+                          s->intermediate, s->vocab, s->tied, 1, 0, 0, 0};
+}
+
+static synth_layout layout_of_config(const w8_config *c, int layers) {
+    synth_layout l = {c->hidden, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->intermediate,
+                      c->vocab, c->tie_embeddings, c->qkv_bias, c->o_bias, c->mlp_bias, 0};
+    l.qk_norm = !strcmp(c->model_type, "qwen3");
+    if (layers > 0 && layers < l.n_layers) l.n_layers = layers;
+    return l;
+}
+
+/* Tensors in the order of HF's state_dict (LLaMA / Qwen2 / Qwen3 layers).
+ * Biases are zero and norms one, as a freshly initialised transformers model.
+ * Returns the count. */
+static size_t tensor_list(const synth_layout *s, synth_tensor **out) {
+    size_t cap = 3 + (size_t)s->n_layers * 20, n = 0;
     synth_tensor *t = w8_xcalloc(cap, sizeof *t);
-    int64_t h = s->hidden, hd = s->hidden / s->n_heads, kv = (int64_t)s->n_kv_heads * hd;
+    int64_t h = s->hidden, hd = s->head_dim, q = (int64_t)s->n_heads * hd, kv = (int64_t)s->n_kv_heads * hd;
+    int64_t in = s->intermediate;
     add(t, &n, FILL_NORMAL, 2, s->vocab, h, "model.embed_tokens.weight", 0);
     for (int l = 0; l < s->n_layers; l++) {
-        add(t, &n, FILL_NORMAL, 2, h, h, "model.layers.%d.self_attn.q_proj.weight", l);
-        add(t, &n, FILL_ZEROS, 1, h, 0, "model.layers.%d.self_attn.q_proj.bias", l);
+        add(t, &n, FILL_NORMAL, 2, q, h, "model.layers.%d.self_attn.q_proj.weight", l);
+        if (s->qkv_bias) add(t, &n, FILL_ZEROS, 1, q, 0, "model.layers.%d.self_attn.q_proj.bias", l);
         add(t, &n, FILL_NORMAL, 2, kv, h, "model.layers.%d.self_attn.k_proj.weight", l);
-        add(t, &n, FILL_ZEROS, 1, kv, 0, "model.layers.%d.self_attn.k_proj.bias", l);
+        if (s->qkv_bias) add(t, &n, FILL_ZEROS, 1, kv, 0, "model.layers.%d.self_attn.k_proj.bias", l);
         add(t, &n, FILL_NORMAL, 2, kv, h, "model.layers.%d.self_attn.v_proj.weight", l);
-        add(t, &n, FILL_ZEROS, 1, kv, 0, "model.layers.%d.self_attn.v_proj.bias", l);
-        add(t, &n, FILL_NORMAL, 2, h, h, "model.layers.%d.self_attn.o_proj.weight", l);
-        add(t, &n, FILL_NORMAL, 2, s->intermediate, h, "model.layers.%d.mlp.gate_proj.weight", l);
-        add(t, &n, FILL_NORMAL, 2, s->intermediate, h, "model.layers.%d.mlp.up_proj.weight", l);
-        add(t, &n, FILL_NORMAL, 2, h, s->intermediate, "model.layers.%d.mlp.down_proj.weight", l);
+        if (s->qkv_bias) add(t, &n, FILL_ZEROS, 1, kv, 0, "model.layers.%d.self_attn.v_proj.bias", l);
+        add(t, &n, FILL_NORMAL, 2, h, q, "model.layers.%d.self_attn.o_proj.weight", l);
+        if (s->o_bias) add(t, &n, FILL_ZEROS, 1, h, 0, "model.layers.%d.self_attn.o_proj.bias", l);
+        if (s->qk_norm) {
+            add(t, &n, FILL_ONES, 1, hd, 0, "model.layers.%d.self_attn.q_norm.weight", l);
+            add(t, &n, FILL_ONES, 1, hd, 0, "model.layers.%d.self_attn.k_norm.weight", l);
+        }
+        add(t, &n, FILL_NORMAL, 2, in, h, "model.layers.%d.mlp.gate_proj.weight", l);
+        if (s->mlp_bias) add(t, &n, FILL_ZEROS, 1, in, 0, "model.layers.%d.mlp.gate_proj.bias", l);
+        add(t, &n, FILL_NORMAL, 2, in, h, "model.layers.%d.mlp.up_proj.weight", l);
+        if (s->mlp_bias) add(t, &n, FILL_ZEROS, 1, in, 0, "model.layers.%d.mlp.up_proj.bias", l);
+        add(t, &n, FILL_NORMAL, 2, h, in, "model.layers.%d.mlp.down_proj.weight", l);
+        if (s->mlp_bias) add(t, &n, FILL_ZEROS, 1, h, 0, "model.layers.%d.mlp.down_proj.bias", l);
         add(t, &n, FILL_ONES, 1, h, 0, "model.layers.%d.input_layernorm.weight", l);
         add(t, &n, FILL_ONES, 1, h, 0, "model.layers.%d.post_attention_layernorm.weight", l);
     }
@@ -181,7 +212,8 @@ static size_t tensor_list(const w8_synth_shape *s, synth_tensor **out) {
 
 size_t w8_synth_numel(const w8_synth_shape *s) {
     synth_tensor *t;
-    size_t n = tensor_list(s, &t), total = 0;
+    synth_layout l = layout_of_shape(s);
+    size_t n = tensor_list(&l, &t), total = 0;
     for (size_t i = 0; i < n; i++) total += t[i].numel;
     free(t);
     return total;
@@ -361,9 +393,97 @@ static int dir_nonempty(const char *path) {
     return any;
 }
 
+/* Files of a model directory that are weights (not copied by --config). */
+static int is_weight_file(const char *name) {
+    static const char *const ext[] = {".safetensors", ".safetensors.index.json", ".bin", ".bin.index.json",
+                                      ".pt", ".pth", ".gguf", ".msgpack", ".h5", ".ckpt", ".onnx"};
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++) {
+        size_t e = strlen(ext[i]);
+        if (n >= e && !strcmp(name + n - e, ext[i])) return 1;
+    }
+    return 0;
+}
+
+/* config.json of a --config run: the source's bytes when nothing changes;
+ * re-written with the new depth (and layer_types cut to it) or dtype
+ * otherwise, changing the dtype key that the source used. */
+static int write_config_from(const w8_synth_opts *o, const w8_config *c, int layers, const char *tmp) {
+    char *src = w8_path_join(o->config_dir, "config.json"), *dst = w8_path_join(tmp, "config.json");
+    int rc;
+    if (layers == c->n_layers && !(o->dtype_given && o->dtype != (w8_dtype)c->torch_dtype)) {
+        rc = w8_copy_file(src, dst);
+    } else {
+        json_error_t je;
+        json_t *root = json_load_file(src, 0, &je);
+        if (!root || !json_is_object(root)) {
+            rc = w8_seterr("%s:%d: malformed JSON: %s", src, je.line, je.text);
+        } else {
+            json_object_set_new(root, "num_hidden_layers", json_integer(layers));
+            json_t *lt = json_object_get(root, "layer_types");
+            if (json_is_array(lt))
+                while (json_array_size(lt) > (size_t)layers) json_array_remove(lt, json_array_size(lt) - 1);
+            if (o->dtype_given) {
+                const char *key = json_object_get(root, "dtype") && !json_object_get(root, "torch_dtype")
+                                      ? "dtype" : "torch_dtype";
+                json_object_set_new(root, key, json_string(torch_dtype_name(o->dtype)));
+            }
+            json_incref(root);
+            rc = dump_json(root, tmp, "config.json");
+        }
+        json_decref(root);
+    }
+    free(src);
+    free(dst);
+    return rc;
+}
+
+static int copy_small_files(const w8_synth_opts *o, const w8_config *c, int layers, const char *tmp) {
+    DIR *d = opendir(o->config_dir);
+    if (!d) return w8_seterr("%s: cannot open: %s", o->config_dir, strerror(errno));
+    struct dirent *e;
+    int rc = 0;
+    while (rc == 0 && (e = readdir(d))) {
+        if (e->d_name[0] == '.' || is_weight_file(e->d_name) || !strcmp(e->d_name, "config.json")) continue;
+        char *src = w8_path_join(o->config_dir, e->d_name), *dst = w8_path_join(tmp, e->d_name);
+        struct stat sb;
+        if (stat(src, &sb) == 0 && S_ISREG(sb.st_mode)) rc = w8_copy_file(src, dst);
+        free(src);
+        free(dst);
+    }
+    closedir(d);
+    return rc ? rc : write_config_from(o, c, layers, tmp);
+}
+
+/* The tensor layout of a run (and the config when --config is used). */
+static int run_layout(const w8_synth_opts *o, w8_config *c, synth_layout *l) {
+    if (o->config_dir) {
+        if (w8_config_load(o->config_dir, c) != 0) return -1;
+        *l = layout_of_config(c, o->layers);
+    } else {
+        *l = layout_of_shape(o->shape);
+    }
+    return 0;
+}
+
+int w8_synth_count(const w8_synth_opts *o, size_t *numel) {
+    w8_config c;
+    synth_layout l;
+    if (run_layout(o, &c, &l) != 0) return -1;
+    synth_tensor *t;
+    size_t n = tensor_list(&l, &t);
+    *numel = 0;
+    for (size_t i = 0; i < n; i++) *numel += t[i].numel;
+    free(t);
+    return 0;
+}
+
 static int write_all(const w8_synth_opts *o, const char *tmp) {
     synth_state S = {.o = o};
-    S.n = tensor_list(o->shape, &S.t);
+    w8_config cfg;
+    synth_layout lay;
+    if (run_layout(o, &cfg, &lay) != 0) return -1;
+    S.n = tensor_list(&lay, &S.t);
     S.nshards = assign_shards(&S);
     S.f32 = w8_xalloc_aligned(SYNTH_BLOCK * sizeof(float));
     S.conv = w8_xalloc_aligned(SYNTH_BLOCK * w8_dtype_size(o->dtype));
@@ -374,8 +494,12 @@ static int write_all(const w8_synth_opts *o, const char *tmp) {
     for (int s = 0; s < S.nshards && rc == 0; s++) rc = write_shard(&S, tmp, s);
     if (!o->quiet) w8_progress_end(&S.prog);
     if (rc == 0 && S.nshards > 1) rc = write_index(&S, tmp);
-    if (rc == 0) rc = write_config(o, tmp);
-    if (rc == 0) rc = write_genconfig(tmp);
+    if (o->config_dir) {
+        if (rc == 0) rc = copy_small_files(o, &cfg, lay.n_layers, tmp);
+    } else {
+        if (rc == 0) rc = write_config(o, tmp);
+        if (rc == 0) rc = write_genconfig(tmp);
+    }
     char *dst;
     if (rc == 0 && o->tokenizer_json) {
         dst = w8_path_join(tmp, "tokenizer.json");
@@ -394,7 +518,8 @@ static int write_all(const w8_synth_opts *o, const char *tmp) {
 }
 
 int w8_synth_write(const w8_synth_opts *o, const char *out_dir) {
-    if (!o->shape) return w8_seterr("synth: no shape given");
+    if (!o->shape == !o->config_dir) return w8_seterr("synth: give a shape or a config directory (one of them)");
+    if (o->layers < 0) return w8_seterr("synth: --layers must not be negative");
     if (o->dtype != W8_F16 && o->dtype != W8_BF16 && o->dtype != W8_F32)
         return w8_seterr("synth: dtype %s is not a float type", w8_dtype_name(o->dtype));
     if (!(o->shard_gb >= 0) || o->shard_gb > 1e6)

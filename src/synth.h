@@ -42,7 +42,16 @@ typedef struct {
     /* If set, checked between blocks: nonzero stops the run with an error
      * (the command points it at a flag its SIGINT/SIGTERM handler sets). */
     const volatile int *cancel;
+    /* Instead of `shape`: a real model directory's config.json decides the
+     * tensor names and shapes (as transformers builds them for that config),
+     * and its small files (config, tokenizer, templates) are copied. */
+    const char *config_dir;
+    int layers;                 /* > 0: keep only this many layers (config_dir) */
+    int dtype_given;            /* dtype overrides the config's (config_dir) */
 } w8_synth_opts;
+
+/* Parameter count of what w8_synth_write(o) writes (shape or config). */
+int w8_synth_count(const w8_synth_opts *o, size_t *numel);
 
 /* Write the model into out_dir: built in "out_dir.tmp-XXXXXX" and renamed
  * when complete, so a failure leaves nothing behind.  Refuses an existing
