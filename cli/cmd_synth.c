@@ -1,7 +1,8 @@
 /*
- * cmd_synth.c - `w8a8 synth`: write a random-weight Qwen2 model directory
- * with real shapes (see src/synth.h).  The tokenizer files come from the
- * shared data directory ($W8A8_SHARED, default ../shared).
+ * cmd_synth.c - `w8a8 synth`: write a random-weight Qwen2 / Qwen3 model
+ * directory with real shapes (see src/synth.h).  The tokenizer files come
+ * from the shared data directory ($W8A8_SHARED, default ../shared): Qwen3
+ * shapes get Qwen3's own tokenizer.json, Qwen2 shapes the qwen2.5-derived one.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -27,7 +28,9 @@ int w8_cmd_synth(int argc, char **argv) {
     float shard_gb = 0;
     if (!shared) shared = "../shared";
     const w8_opt opts[] = {
-        {"shape", 0, W8_ARG_STR, &shape, "qwen2.5-0.5b | qwen2.5-1.5b | qwen2-7b | tiny (required)"},
+        {"shape", 0, W8_ARG_STR, &shape,
+         "qwen2.5-0.5b | qwen2.5-1.5b | qwen2-7b | qwen3-0.6b | qwen3-8b | tiny | qwen3-tiny "
+         "(required)"},
         {"dtype", 0, W8_ARG_STR, &dtype, "f16 | bf16 (default bf16)"},
         {"out", 'o', W8_ARG_STR, &out, "output directory; must not exist or be empty (required)"},
         {"seed", 0, W8_ARG_INT, &seed, "random seed (default 0)"},
@@ -37,7 +40,7 @@ int w8_cmd_synth(int argc, char **argv) {
         {"threads", 't', W8_ARG_INT, &threads, "threads (default: all cores)"},
     };
     int r = w8_args_parse(argc, argv, "w8a8 synth --shape NAME --out DIR [options]",
-                          "Write a float Hugging Face Qwen2 model with random weights (normal, std 0.02)\n"
+                          "Write a float Hugging Face Qwen2 or Qwen3 model with random weights (normal, std 0.02)\n"
                           "and the real shapes and config of the chosen model.",
                           opts, (int)(sizeof opts / sizeof opts[0]));
     if (r) return r > 0 ? 0 : 1;
@@ -64,7 +67,8 @@ int w8_cmd_synth(int argc, char **argv) {
     }
     o.seed = (uint64_t)seed;
     o.shard_gb = shard_gb;
-    char *tj = w8_path_join(shared, "tokenizers/qwen2.5-derived/tokenizer.json");
+    char *tj = w8_path_join(shared, o.shape->qwen3 ? "tokenizers/qwen3/tokenizer.json"
+                                                   : "tokenizers/qwen2.5-derived/tokenizer.json");
     char *tc = w8_path_join(shared, "tokenizers/qwen3/tokenizer_config.json");
     int rc = 1;
     if (!w8_file_exists(tj) || !w8_file_exists(tc)) {
