@@ -39,7 +39,7 @@ typedef struct {
     float rope_high_freq_factor;  /* llama3 */
     int rope_orig_max_pos;        /* llama3 original_max_position_embeddings */
     int tie_embeddings;   /* tie_word_embeddings (default: false for llama, as HF) */
-    int qkv_bias;         /* Qwen2: always true; LLaMA: attention_bias */
+    int qkv_bias;         /* Qwen2: always true; LLaMA, Qwen3: attention_bias */
     int o_bias;           /* LLaMA attention_bias also biases o_proj */
     int mlp_bias;         /* LLaMA mlp_bias */
     int qk_norm;          /* Qwen3: RMSNorm q_norm / k_norm [head_dim] on each head */

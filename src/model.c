@@ -8,8 +8,8 @@
  * anything else (or a plain float directory) points a w8_fmat into the mapped
  * file, in the file's dtype (a 7B bf16 model must not be widened to f32);
  * in a W8A8 model those few float layers are then repacked (pack_float).
- * Norm weights, norm biases (anti-outlier) and float biases are small and are
- * converted to f32 arrays.
+ * Norm weights (Qwen3's per-head q_norm / k_norm too), norm biases
+ * (anti-outlier) and float biases are small and are converted to f32 arrays.
  *
  * Every tensor is checked for dtype and shape before use, so a broken file is
  * a one-line error naming the file and the tensor, never a crash.
