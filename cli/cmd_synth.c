@@ -1,7 +1,8 @@
 /*
- * cmd_synth.c - `w8a8 synth`: write a random-weight Qwen2 model directory
- * with real shapes (see src/synth.h).  The tokenizer files come from the
- * shared data directory ($W8A8_SHARED, default ../shared).
+ * cmd_synth.c - `w8a8 synth`: write a random-weight Qwen2 / Qwen3 model
+ * directory with real shapes (see src/synth.h).  The tokenizer files come
+ * from the shared data directory ($W8A8_SHARED, default ../shared): Qwen3
+ * shapes get Qwen3's own tokenizer.json, Qwen2 shapes the qwen2.5-derived one.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -29,7 +30,7 @@ int w8_cmd_synth(int argc, char **argv) {
     float shard_gb = 0;
     if (!shared) shared = "../shared";
     const w8_opt opts[] = {
-        {"shape", 0, W8_ARG_STR, &shape, "qwen2.5-0.5b | qwen2.5-1.5b | qwen2-7b | tiny"},
+        {"shape", 0, W8_ARG_STR, &shape, "qwen2.5-0.5b | qwen2.5-1.5b | qwen2-7b | qwen3-0.6b | qwen3-8b | tiny | qwen3-tiny"},
         {"config", 0, W8_ARG_STR, &config,
          "instead of --shape: a model directory (config.json and its small files, no weights needed);\n"
          "tensors named and shaped as transformers builds that config, small files copied"},
@@ -90,7 +91,8 @@ int w8_cmd_synth(int argc, char **argv) {
     }
     o.seed = (uint64_t)seed;
     o.shard_gb = shard_gb;
-    char *tj = w8_path_join(shared, "tokenizers/qwen2.5-derived/tokenizer.json");
+    char *tj = w8_path_join(shared, o.shape && o.shape->qwen3 ? "tokenizers/qwen3/tokenizer.json"
+                                                   : "tokenizers/qwen2.5-derived/tokenizer.json");
     char *tc = w8_path_join(shared, "tokenizers/qwen3/tokenizer_config.json");
     int rc = 1;
     /* a config directory brings its own tokenizer files (or none) */

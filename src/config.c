@@ -3,7 +3,7 @@
  * quant_model_description.json of a model directory.
  *
  * Defaults follow Hugging Face transformers' config classes
- * (Qwen2Config, LlamaConfig, MistralConfig) for the keys they make
+ * (Qwen2Config, LlamaConfig, MistralConfig, Qwen3Config) for the keys they make
  * optional; the keys that fix the tensor shapes are required.  Sizes are
  * bounded so a hostile or broken config cannot make later allocations
  * overflow: every product the model loader forms stays far below 2^63.
@@ -132,6 +132,7 @@ static int parse_arch(const json_t *root, const char *label, w8_config *cfg) {
         {"Qwen2ForCausalLM", W8_ARCH_QWEN2},
         {"LlamaForCausalLM", W8_ARCH_LLAMA},
         {"MistralForCausalLM", W8_ARCH_MISTRAL},
+        {"Qwen3ForCausalLM", W8_ARCH_QWEN3},
     };
     const json_t *a = json_object_get(root, "architectures");
     if (!a || json_is_null(a)) return w8_seterr("%s: missing required key 'architectures'", label);
@@ -145,7 +146,7 @@ static int parse_arch(const json_t *root, const char *label, w8_config *cfg) {
             return 0;
         }
     return w8_seterr("%s: unsupported architecture '%.80s' (supported: Qwen2ForCausalLM, "
-                     "LlamaForCausalLM, MistralForCausalLM)",
+                     "LlamaForCausalLM, MistralForCausalLM, Qwen3ForCausalLM)",
                      label, name);
 }
 
@@ -179,7 +180,9 @@ static int parse_sizes(const json_t *root, const char *label, w8_config *cfg) {
         return -1;
     int r = get_int_range(root, "head_dim", label, 1, 1024, 0, &cfg->head_dim);
     if (r < 0) return -1;
-    if (r == 1) {
+    if (r == 1 && cfg->arch == W8_ARCH_QWEN3) {
+        cfg->head_dim = 128; /* Qwen3Config's default, not hidden / heads */
+    } else if (r == 1) {
         if (cfg->hidden % cfg->n_heads)
             return w8_seterr("%s: hidden_size %d is not divisible by num_attention_heads %d", label,
                              cfg->hidden, cfg->n_heads);
@@ -211,7 +214,9 @@ static int parse_flags(const json_t *root, const char *label, w8_config *cfg) {
         int ab = 0;
         if (w8_json_get_bool(root, "attention_bias", label, &ab) < 0) return -1;
         cfg->qkv_bias = cfg->o_bias = ab;
-        if (w8_json_get_bool(root, "mlp_bias", label, &cfg->mlp_bias) < 0) return -1;
+        /* Qwen3's MLP never has biases; its attention adds q_norm / k_norm */
+        if (cfg->arch == W8_ARCH_QWEN3) cfg->qk_norm = 1;
+        else if (w8_json_get_bool(root, "mlp_bias", label, &cfg->mlp_bias) < 0) return -1;
     }
     const char *q = NULL;
     if (w8_json_get_str(root, "quantize", label, &q) < 0) return -1;
@@ -248,9 +253,9 @@ int w8_config_parse(const char *json, size_t len, const char *label, w8_config *
     if (parse_arch(root, label, cfg) != 0) goto out;
     /* HF defaults per architecture (transformers' config classes) */
     static const char *const types[] = {[W8_ARCH_LLAMA] = "llama", [W8_ARCH_QWEN2] = "qwen2",
-                                        [W8_ARCH_MISTRAL] = "mistral"};
+                                        [W8_ARCH_MISTRAL] = "mistral", [W8_ARCH_QWEN3] = "qwen3"};
     static const int max_pos[] = {[W8_ARCH_LLAMA] = 2048, [W8_ARCH_QWEN2] = 32768,
-                                  [W8_ARCH_MISTRAL] = 131072};
+                                  [W8_ARCH_MISTRAL] = 131072, [W8_ARCH_QWEN3] = 32768};
     snprintf(cfg->model_type, sizeof cfg->model_type, "%s", types[cfg->arch]);
     cfg->max_pos = max_pos[cfg->arch];
     if (parse_sizes(root, label, cfg) != 0 || parse_flags(root, label, cfg) != 0 ||

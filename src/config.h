@@ -3,7 +3,8 @@
  * generation_config.json and quant_model_description.json.
  *
  * Supported architectures: Qwen2ForCausalLM, LlamaForCausalLM,
- * MistralForCausalLM (same shapes as LLaMA, sliding window not used).
+ * MistralForCausalLM (same shapes as LLaMA, sliding window not used),
+ * Qwen3ForCausalLM (dense: LLaMA shapes plus a per-head RMSNorm on q and k).
  * Anything else is refused by name.
  */
 #ifndef W8_CONFIG_H
@@ -15,18 +16,18 @@
 
 #define W8_MAX_EOS 8
 
-typedef enum { W8_ARCH_LLAMA = 0, W8_ARCH_QWEN2, W8_ARCH_MISTRAL } w8_arch;
+typedef enum { W8_ARCH_LLAMA = 0, W8_ARCH_QWEN2, W8_ARCH_MISTRAL, W8_ARCH_QWEN3 } w8_arch;
 typedef enum { W8_ROPE_DEFAULT = 0, W8_ROPE_LINEAR, W8_ROPE_LLAMA3 } w8_rope_type;
 
 typedef struct {
     w8_arch arch;
     char arch_name[64];   /* "Qwen2ForCausalLM" */
-    char model_type[32];  /* "qwen2", "llama" */
+    char model_type[32];  /* "qwen2", "llama", "qwen3" */
     int hidden;           /* hidden_size */
     int n_layers;         /* num_hidden_layers */
     int n_heads;          /* num_attention_heads */
     int n_kv_heads;       /* num_key_value_heads (default n_heads) */
-    int head_dim;         /* head_dim (default hidden / n_heads) */
+    int head_dim;         /* head_dim (default hidden / n_heads; Qwen3: 128) */
     int intermediate;     /* intermediate_size */
     int vocab;            /* vocab_size */
     int max_pos;          /* max_position_embeddings */
@@ -38,9 +39,10 @@ typedef struct {
     float rope_high_freq_factor;  /* llama3 */
     int rope_orig_max_pos;        /* llama3 original_max_position_embeddings */
     int tie_embeddings;   /* tie_word_embeddings (default: false for llama, as HF) */
-    int qkv_bias;         /* Qwen2: always true; LLaMA: attention_bias */
+    int qkv_bias;         /* Qwen2: always true; LLaMA, Qwen3: attention_bias */
     int o_bias;           /* LLaMA attention_bias also biases o_proj */
     int mlp_bias;         /* LLaMA mlp_bias */
+    int qk_norm;          /* Qwen3: RMSNorm q_norm / k_norm [head_dim] on each head */
     int torch_dtype;      /* w8_dtype of torch_dtype (W8_BF16 if absent) */
     int quantize_w8a8;    /* config.json has "quantize": "w8a8" */
     /* token ids; -1 when unknown */

@@ -1,10 +1,11 @@
 /*
- * forward.c - the transformer forward pass (LLaMA / Qwen2) over a batch of
- * token rows, float or W8A8, with paged KV.
+ * forward.c - the transformer forward pass (LLaMA / Qwen2 / Qwen3) over a
+ * batch of token rows, float or W8A8, with paged KV.
  *
  * It reads like llama2.c's forward(): embed, then per layer
  *   rmsnorm (fused with int8 quantization when q/k/v are one int8 GEMM)
- *   -> q/k/v -> RoPE -> store K/V in the cache -> attention -> o_proj
+ *   -> q/k/v -> (Qwen3: per-head q/k RMSNorm) -> RoPE -> store K/V in the
+ *   cache -> attention -> o_proj
  *   -> residual -> rmsnorm -> gate/up -> SwiGLU -> down -> residual,
  * then the final norm and lm_head for the rows that want logits only.
  *
@@ -216,13 +217,28 @@ static void rope_heads(float *v, int n_heads, int hd, const float *cs, const flo
     }
 }
 
-/* RoPE on q and k of every row, then K/V into the cache at the row's position. */
+/* Qwen3's q_norm / k_norm (HF Qwen3Attention): after the projection, each
+ * head's head_dim values are RMS-normalized on their own with a weight
+ * shared by all heads, before RoPE; V is not normalized.  The rows of one
+ * token's heads are contiguous, so a head is a "row" of the norm kernel
+ * (in place: it reads each element before writing it). */
+static void qk_norm_heads(float *v, int n_heads, int hd, const float *g, float eps) {
+    w8_rmsnorm_rows(v, n_heads, hd, (size_t)hd, g, NULL, eps, v, (size_t)hd, NULL, 0, 1.0f, 0);
+}
+
+/* RoPE (after the Qwen3 q/k norm) on q and k of every row, then K/V into
+ * the cache at the row's position. */
 static void rope_and_store(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b,
                            int layer) {
     int half = c->head_dim / 2;
+    const w8_layer *L = &m->layers[layer];
     for (int r = 0; r < b->n; r++) {
         float *q = c->qkv + (size_t)r * c->qkvdim, *k = q + c->qdim, *v = k + c->kvdim;
         const float *cs = c->cosb + (size_t)r * half, *sn = c->sinb + (size_t)r * half;
+        if (L->q_norm) {
+            qk_norm_heads(q, m->cfg.n_heads, c->head_dim, L->q_norm, m->cfg.rms_eps);
+            qk_norm_heads(k, m->cfg.n_kv_heads, c->head_dim, L->k_norm, m->cfg.rms_eps);
+        }
         rope_heads(q, m->cfg.n_heads, c->head_dim, cs, sn);
         rope_heads(k, m->cfg.n_kv_heads, c->head_dim, cs, sn);
         memcpy(w8_kv_k(kv, b->seq[r], layer, b->pos[r]), k, (size_t)c->kvdim * sizeof(float));
@@ -347,7 +363,7 @@ int w8_forward(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b, float
     rope_tables(c, m, b->pos, n);
     for (int l = 0; l < cfg->n_layers; l++) {
         const w8_layer *L = &m->layers[l];
-        /* attention block: rmsnorm -> q/k/v -> RoPE -> cache -> attention -> o_proj */
+        /* attention block: rmsnorm -> q/k/v -> (q/k norm) RoPE -> cache -> attention -> o_proj */
         run_group(c, &L->qkv, c->x, n, L->attn_norm, L->attn_norm_b, cfg->rms_eps, c->qkv,
                   (size_t)c->qkvdim, l, W8_OBS_QKV_IN);
         rope_and_store(c, m, kv, b, l);

@@ -8,8 +8,8 @@
  * anything else (or a plain float directory) points a w8_fmat into the mapped
  * file, in the file's dtype (a 7B bf16 model must not be widened to f32);
  * in a W8A8 model those few float layers are then repacked (pack_float).
- * Norm weights, norm biases (anti-outlier) and float biases are small and are
- * converted to f32 arrays.
+ * Norm weights (Qwen3's per-head q_norm / k_norm too), norm biases
+ * (anti-outlier) and float biases are small and are converted to f32 arrays.
  *
  * Every tensor is checked for dtype and shape before use, so a broken file is
  * a one-line error naming the file and the tensor, never a crash.
@@ -298,6 +298,20 @@ static void free_group(w8_linear_group *g) {
         if (!g->fused) free_linear(&g->parts[i]);
 }
 
+/* Qwen3's per-head RMSNorm weight [head_dim]: without it the attention
+ * would silently be Qwen2's, so a missing one is an error that says why. */
+static int load_qk_norm(const loader *ld, const w8_config *c, int i, const char *which,
+                        float **out) {
+    char name[NAME_MAX_LEN];
+    snprintf(name, sizeof name, "model.layers.%d.self_attn.%s.weight", i, which);
+    if (!w8_st_find(ld->st, name))
+        return w8_seterr("%s: tensor '%s' is missing (%s needs q_norm and k_norm in every "
+                         "layer)",
+                         ld->wlabel, name, c->arch_name);
+    *out = load_vec(ld, name, c->head_dim);
+    return *out ? 0 : -1;
+}
+
 static int load_layer(const loader *ld, const w8_config *c, int i, w8_layer *L) {
     char p[3][NAME_MAX_LEN], name[NAME_MAX_LEN];
     int H = c->hidden, qd = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
@@ -316,6 +330,9 @@ static int load_layer(const loader *ld, const w8_config *c, int i, w8_layer *L) 
     snprintf(p[2], sizeof p[2], "model.layers.%d.self_attn.v_proj", i);
     int qkv_n[3] = {qd, kvd, kvd};
     if (load_group(ld, p, qkv_n, 3, H, c->qkv_bias, &L->qkv)) return -1;
+    if (c->qk_norm && (load_qk_norm(ld, c, i, "q_norm", &L->q_norm) ||
+                       load_qk_norm(ld, c, i, "k_norm", &L->k_norm)))
+        return -1;
 
     snprintf(p[0], sizeof p[0], "model.layers.%d.self_attn.o_proj", i);
     if (load_linear(ld, p[0], H, qd, c->o_bias, &L->o)) return -1;
@@ -439,6 +456,8 @@ void w8_model_free(w8_model *m) {
             free(L->attn_norm_b);
             free(L->ffn_norm);
             free(L->ffn_norm_b);
+            free(L->q_norm);
+            free(L->k_norm);
             free_group(&L->qkv);
             free_linear(&L->o);
             free_group(&L->gate_up);

@@ -44,6 +44,7 @@ typedef struct {
     float *attn_norm, *attn_norm_b;  /* [hidden] f32; _b from anti-outlier (NULL if none) */
     float *ffn_norm, *ffn_norm_b;
     w8_linear_group qkv;             /* q [nh*hd], k [nkv*hd], v [nkv*hd] */
+    float *q_norm, *k_norm;          /* Qwen3: [head_dim] f32, per-head RMSNorm (else NULL) */
     w8_linear o;
     w8_linear_group gate_up;         /* gate [inter], up [inter] */
     w8_linear down;

@@ -201,10 +201,26 @@ static void note(const qstate *s, const char *fmt, ...) {
 
 static int is_float_dt(w8_dtype t) { return t == W8_F32 || t == W8_F16 || t == W8_BF16; }
 
-static int recipe_is_qwen2(const qstate *s) {
+/* The recipe: --model_type when given (msModelSlim's names, "Qwen2-7B",
+ * "Qwen3-8B", matched on the family prefix), else the config's architecture.
+ * Qwen2 and Qwen3 keep every mlp.down_proj float: its input (silu(gate) *
+ * up) has the widest outliers of the layer, and msModelSlim does the same
+ * (quant_qwen.py's default disable_names for Qwen2; lab_practice
+ * qwen3-32b-w8a8-no-pdmix.yaml, its static W8A8 recipe for Qwen3 dense on
+ * vLLM-Ascend, disables lm_head and all 64 down_proj).  Qwen3's q_norm and
+ * k_norm are not linear layers: they are copied as FLOAT. */
+typedef enum { RECIPE_DEFAULT = 0, RECIPE_QWEN2, RECIPE_QWEN3 } w8_recipe;
+static const char *const recipe_names[] = {"default", "qwen2", "qwen3"};
+
+static w8_recipe recipe_of(const qstate *s) {
     const char *mt = s->o->model_type;
-    if (mt && *mt) return !strncasecmp(mt, "qwen2", 5);
-    return s->cfg.arch == W8_ARCH_QWEN2;
+    if (mt && *mt) {
+        if (!strncasecmp(mt, "qwen3", 5)) return RECIPE_QWEN3;
+        return !strncasecmp(mt, "qwen2", 5) ? RECIPE_QWEN2 : RECIPE_DEFAULT;
+    }
+    return s->cfg.arch == W8_ARCH_QWEN2   ? RECIPE_QWEN2
+           : s->cfg.arch == W8_ARCH_QWEN3 ? RECIPE_QWEN3
+                                          : RECIPE_DEFAULT;
 }
 
 static int is_disabled(const qstate *s, const char *name) {
@@ -241,9 +257,10 @@ static int add_lin(qstate *s, const char *name, int layer, int kind, int group) 
     if (kind == K_LMHEAD) {
         l->quant = 0;
         l->why = "lm_head stays float (default recipe)";
-    } else if (kind == K_DOWN && recipe_is_qwen2(s)) {
+    } else if (kind == K_DOWN && recipe_of(s) != RECIPE_DEFAULT) {
         l->quant = 0;
-        l->why = "Qwen2 recipe keeps mlp.down_proj float";
+        l->why = recipe_of(s) == RECIPE_QWEN3 ? "Qwen3 recipe keeps mlp.down_proj float"
+                                              : "Qwen2 recipe keeps mlp.down_proj float";
     } else if (is_disabled(s, name)) {
         l->quant = 0;
         l->why = "--disable_names";
@@ -326,7 +343,7 @@ static void print_plan(const qstate *s) {
     }
     note(s, "plan: %d linear layers quantized to W8A8, %d kept float (table %d: %s model; recipe "
          "%s, from %s)", nq, nf, s->out_dt == W8_F16 ? 1 : 2,
-         s->out_dt == W8_F16 ? "fp16" : "bf16", recipe_is_qwen2(s) ? "qwen2" : "default",
+         s->out_dt == W8_F16 ? "fp16" : "bf16", recipe_names[recipe_of(s)],
          s->o->model_type && *s->o->model_type ? "--model_type" : "config architectures");
     /* one line per reason, listing the layers, so 28 down_proj do not scroll away */
     const char *reasons[8];

@@ -3,7 +3,7 @@
  *
  * w8_quantize() runs the whole job (see FORMAT.md, the contract):
  *   1. plan: find the linear layers, apply the recipe (lm_head float; Qwen2
- *      also keeps every mlp.down_proj float; --disable_names), group layers
+ *      and Qwen3 also keep every mlp.down_proj float; --disable_names), group layers
  *      that read one input (q/k/v, gate/up);
  *   2. calibrate: run the float engine over each sample and record, per
  *      input channel, the min and max of every group's input;
@@ -31,7 +31,7 @@
 typedef struct {
     const char *model_path;   /* float source directory (opened read-only) */
     const char *save_path;    /* target directory */
-    const char *model_type;   /* recipe name ("Qwen2-7B", "llama"...); NULL: from config */
+    const char *model_type;   /* recipe ("Qwen2-7B", "Qwen3-8B", "llama"...); NULL: from config */
     const char *calib_file;   /* NULL: the built-in set */
     int calib_samples;        /* default 50 */
     int calib_seq_len;        /* default 256 */

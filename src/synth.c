@@ -1,5 +1,5 @@
 /*
- * synth.c - random-weight Qwen2 model directories with real shapes.
+ * synth.c - random-weight Qwen2 / Qwen3 model directories with real shapes.
  *
  * The 7B shape is ~7.6e9 weights (15 GB in bf16), so everything streams:
  * one block of at most SYNTH_BLOCK elements is generated (in parallel,
@@ -30,16 +30,26 @@
 #define QWEN_EOS 151645
 
 static const w8_synth_shape shapes[] = {
-    /* name           hidden layers heads kv  inter   vocab  tied max_pos mwl sliding theta */
-    {"qwen2.5-0.5b", 896, 24, 14, 2, 4864, 151936, 1, 32768, 21, 32768, 1000000.0},
-    {"qwen2.5-1.5b", 1536, 28, 12, 2, 8960, 151936, 1, 32768, 21, 32768, 1000000.0},
-    {"qwen2-7b", 3584, 28, 28, 4, 18944, 152064, 0, 32768, 28, 131072, 1000000.0},
+    /* name           hidden layers heads kv  inter   vocab  tied max_pos mwl sliding theta
+     * qwen3 head_dim */
+    {"qwen2.5-0.5b", 896, 24, 14, 2, 4864, 151936, 1, 32768, 21, 32768, 1000000.0, 0, 0},
+    {"qwen2.5-1.5b", 1536, 28, 12, 2, 8960, 151936, 1, 32768, 21, 32768, 1000000.0, 0, 0},
+    {"qwen2-7b", 3584, 28, 28, 4, 18944, 152064, 0, 32768, 28, 131072, 1000000.0, 0, 0},
+    /* Qwen3 (config.json of Qwen/Qwen3-0.6B and Qwen3-8B): head_dim 128
+     * whatever hidden / heads is, so q_proj is [heads * 128, hidden];
+     * sliding_window is null in both (0 here) */
+    {"qwen3-0.6b", 1024, 28, 16, 8, 3072, 151936, 1, 40960, 28, 0, 1000000.0, 1, 128},
+    {"qwen3-8b", 4096, 36, 32, 8, 12288, 151936, 0, 40960, 36, 0, 1000000.0, 1, 128},
     /* tests: the vocab must still cover the Qwen tokenizer's 151665 ids, so
      * hidden is kept small instead (embeddings 151936 x 32 = 9.7 MB in f16) */
-    {"tiny", 32, 2, 4, 2, 96, 151936, 1, 32768, 2, 32768, 1000000.0},
+    {"tiny", 32, 2, 4, 2, 96, 151936, 1, 32768, 2, 32768, 1000000.0, 0, 0},
+    /* Qwen3 for tests: heads * head_dim (64) != hidden (32), as in Qwen3-0.6B */
+    {"qwen3-tiny", 32, 2, 4, 2, 96, 151936, 1, 40960, 2, 0, 1000000.0, 1, 16},
 };
 
-const char *w8_synth_shape_names(void) { return "qwen2.5-0.5b|qwen2.5-1.5b|qwen2-7b|tiny"; }
+const char *w8_synth_shape_names(void) {
+    return "qwen2.5-0.5b|qwen2.5-1.5b|qwen2-7b|qwen3-0.6b|qwen3-8b|tiny|qwen3-tiny";
+}
 
 const w8_synth_shape *w8_synth_find_shape(const char *name) {
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
@@ -161,14 +171,14 @@ typedef struct {
 } synth_layout;
 
 static synth_layout layout_of_shape(const w8_synth_shape *s) {
-    return (synth_layout){s->hidden, s->n_layers, s->n_heads, s->n_kv_heads, s->hidden / s->n_heads,
-                          s->intermediate, s->vocab, s->tied, 1, 0, 0, 0};
+    return (synth_layout){s->hidden, s->n_layers, s->n_heads, s->n_kv_heads,
+                          s->head_dim ? s->head_dim : s->hidden / s->n_heads, s->intermediate, s->vocab,
+                          s->tied, !s->qwen3, 0, 0, s->qwen3};
 }
 
 static synth_layout layout_of_config(const w8_config *c, int layers) {
     synth_layout l = {c->hidden, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->intermediate,
-                      c->vocab, c->tie_embeddings, c->qkv_bias, c->o_bias, c->mlp_bias, 0};
-    l.qk_norm = !strcmp(c->model_type, "qwen3");
+                      c->vocab, c->tie_embeddings, c->qkv_bias, c->o_bias, c->mlp_bias, c->qk_norm};
     if (layers > 0 && layers < l.n_layers) l.n_layers = layers;
     return l;
 }
@@ -324,31 +334,38 @@ static const char *torch_dtype_name(w8_dtype dt) {
     return dt == W8_F16 ? "float16" : dt == W8_BF16 ? "bfloat16" : "float32";
 }
 
-/* config.json as Qwen2's own (keys sorted, as transformers writes them). */
+/* config.json as Qwen2's / Qwen3's own (keys sorted, as transformers writes
+ * them; Qwen3 adds attention_bias and head_dim, writes rope_theta as an
+ * integer and sliding_window as null, as the hub's files do). */
 static int write_config(const w8_synth_opts *o, const char *dir) {
     const w8_synth_shape *s = o->shape;
     json_t *c = json_object();
-    json_object_set_new(c, "architectures", json_pack("[s]", "Qwen2ForCausalLM"));
+    json_object_set_new(c, "architectures",
+                        json_pack("[s]", s->qwen3 ? "Qwen3ForCausalLM" : "Qwen2ForCausalLM"));
+    if (s->qwen3) json_object_set_new(c, "attention_bias", json_false());
     json_object_set_new(c, "attention_dropout", json_real(0.0));
     json_object_set_new(c, "bos_token_id", json_integer(QWEN_BOS));
     json_object_set_new(c, "eos_token_id", json_integer(QWEN_EOS));
+    if (s->head_dim) json_object_set_new(c, "head_dim", json_integer(s->head_dim));
     json_object_set_new(c, "hidden_act", json_string("silu"));
     json_object_set_new(c, "hidden_size", json_integer(s->hidden));
     json_object_set_new(c, "initializer_range", json_real(0.02));
     json_object_set_new(c, "intermediate_size", json_integer(s->intermediate));
     json_object_set_new(c, "max_position_embeddings", json_integer(s->max_pos));
     json_object_set_new(c, "max_window_layers", json_integer(s->max_window_layers));
-    json_object_set_new(c, "model_type", json_string("qwen2"));
+    json_object_set_new(c, "model_type", json_string(s->qwen3 ? "qwen3" : "qwen2"));
     json_object_set_new(c, "num_attention_heads", json_integer(s->n_heads));
     json_object_set_new(c, "num_hidden_layers", json_integer(s->n_layers));
     json_object_set_new(c, "num_key_value_heads", json_integer(s->n_kv_heads));
     json_object_set_new(c, "rms_norm_eps", json_real(1e-6));
     json_object_set_new(c, "rope_scaling", json_null());
-    json_object_set_new(c, "rope_theta", json_real(s->rope_theta));
-    json_object_set_new(c, "sliding_window", json_integer(s->sliding_window));
+    json_object_set_new(c, "rope_theta", s->qwen3 ? json_integer((json_int_t)s->rope_theta)
+                                                  : json_real(s->rope_theta));
+    json_object_set_new(c, "sliding_window",
+                        s->sliding_window ? json_integer(s->sliding_window) : json_null());
     json_object_set_new(c, "tie_word_embeddings", json_boolean(s->tied));
     json_object_set_new(c, "torch_dtype", json_string(torch_dtype_name(o->dtype)));
-    json_object_set_new(c, "transformers_version", json_string("4.43.1"));
+    json_object_set_new(c, "transformers_version", json_string(s->qwen3 ? "4.51.0" : "4.43.1"));
     json_object_set_new(c, "use_cache", json_true());
     json_object_set_new(c, "use_sliding_window", json_false());
     json_object_set_new(c, "vocab_size", json_integer(s->vocab));

@@ -1,10 +1,11 @@
 /*
- * synth.h - write a float Hugging Face Qwen2 model directory with random
- * weights and the real shapes of Qwen2.5-0.5B / 1.5B / Qwen2-7B (or a tiny
- * shape for tests), so quantization, loading and speed can be exercised
- * without downloading weights.
+ * synth.h - write a float Hugging Face Qwen2 or Qwen3 model directory with
+ * random weights and the real shapes of Qwen2.5-0.5B / 1.5B / Qwen2-7B /
+ * Qwen3-0.6B / Qwen3-8B (or tiny shapes for tests), so quantization, loading
+ * and speed can be exercised without downloading weights.
  *
- * Weights are normal(0, 0.02), norms 1, q/k/v biases 0.  Numbers come from
+ * Weights are normal(0, 0.02), norms 1 (Qwen3's q_norm / k_norm too),
+ * Qwen2's q/k/v biases 0.  Numbers come from
  * w8_rng streams seeded per (seed, tensor, 64K-element chunk), so the files
  * are byte-identical for the same seed whatever the thread count.
  */
@@ -22,13 +23,16 @@ typedef struct {
     int tied;             /* tie_word_embeddings (no lm_head.weight) */
     int max_pos, max_window_layers, sliding_window;
     double rope_theta;
+    int qwen3;            /* Qwen3ForCausalLM: q_norm / k_norm, no q/k/v bias */
+    int head_dim;         /* explicit head_dim (Qwen3); 0: hidden / n_heads */
 } w8_synth_shape;
 
 /* The shape called `name`, or NULL (error lists the known names). */
 const w8_synth_shape *w8_synth_find_shape(const char *name);
-/* Parameter count of a shape (e.g. 494032768 for qwen2.5-0.5b, as the real model). */
+/* Parameter count of a shape (e.g. 494032768 for qwen2.5-0.5b, 596049920 for
+ * qwen3-0.6b, as the real models). */
 size_t w8_synth_numel(const w8_synth_shape *s);
-/* "qwen2.5-0.5b|qwen2.5-1.5b|qwen2-7b|tiny" (for usage lines). */
+/* "qwen2.5-0.5b|...|tiny|qwen3-tiny" (for usage lines). */
 const char *w8_synth_shape_names(void);
 
 typedef struct {

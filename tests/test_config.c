@@ -113,6 +113,33 @@ static void test_defaults(void) {
                           "\"vocab_size\":100,\"sliding_window\":4096}";
     CHECK(parse(mistral, &c) == 0 && c.arch == W8_ARCH_MISTRAL && c.max_pos == 131072 && !c.qkv_bias,
           "mistral parses");
+    /* Qwen/Qwen3-0.6B's config.json as published (transformers 4.51) */
+    const char *qwen3 =
+        "{\"architectures\": [\"Qwen3ForCausalLM\"], \"attention_bias\": false, "
+        "\"attention_dropout\": 0.0, \"bos_token_id\": 151643, \"eos_token_id\": 151645, "
+        "\"head_dim\": 128, \"hidden_act\": \"silu\", \"hidden_size\": 1024, "
+        "\"initializer_range\": 0.02, \"intermediate_size\": 3072, "
+        "\"max_position_embeddings\": 40960, \"max_window_layers\": 28, \"model_type\": \"qwen3\", "
+        "\"num_attention_heads\": 16, \"num_hidden_layers\": 28, \"num_key_value_heads\": 8, "
+        "\"rms_norm_eps\": 1e-06, \"rope_scaling\": null, \"rope_theta\": 1000000, "
+        "\"sliding_window\": null, \"tie_word_embeddings\": true, \"torch_dtype\": \"bfloat16\", "
+        "\"transformers_version\": \"4.51.0\", \"use_cache\": true, \"use_sliding_window\": false, "
+        "\"vocab_size\": 151936}";
+    CHECK(parse(qwen3, &c) == 0 && c.arch == W8_ARCH_QWEN3 && !strcmp(c.model_type, "qwen3") &&
+              !strcmp(c.arch_name, "Qwen3ForCausalLM"),
+          "Qwen3-0.6B config parses");
+    CHECK(c.hidden == 1024 && c.n_heads == 16 && c.n_kv_heads == 8 && c.head_dim == 128 &&
+              c.n_heads * c.head_dim == 2048 && c.intermediate == 3072 && c.n_layers == 28 &&
+              c.max_pos == 40960 && c.rope_theta == 1e6f && c.rms_eps == 1e-6f && c.tie_embeddings &&
+              c.qk_norm && !c.qkv_bias && !c.o_bias && !c.mlp_bias,
+          "qwen3: head_dim 128 with hidden 1024 / 16 heads, q/k norm, no bias, tied");
+    const char *qwen3_min = "{\"architectures\":[\"Qwen3ForCausalLM\"],\"hidden_size\":64,"
+                            "\"num_hidden_layers\":2,\"num_attention_heads\":4,"
+                            "\"intermediate_size\":96,\"vocab_size\":100,\"attention_bias\":true}";
+    CHECK(parse(qwen3_min, &c) == 0 && c.head_dim == 128 && c.max_pos == 32768 &&
+              !c.tie_embeddings && c.qkv_bias && c.o_bias && !c.mlp_bias && c.qk_norm,
+          "qwen3 defaults (Qwen3Config): head_dim 128, not hidden / heads; attention_bias "
+          "biases q/k/v and o");
 
     const char *gen = "{\"bos_token_id\":151643,\"eos_token_id\":[151645,151643],\"do_sample\":true,"
                       "\"temperature\":0.7,\"top_p\":0.8,\"top_k\":20,\"repetition_penalty\":1.05}";
@@ -133,7 +160,8 @@ static void test_bad(void) {
     const char *gpt2 = "{\"architectures\":[\"GPT2LMHeadModel\"],\"hidden_size\":64}";
     CHECK(parse(gpt2, &c) != 0 &&
               !strcmp(w8_lasterr(), "d/config.json: unsupported architecture 'GPT2LMHeadModel' "
-                                    "(supported: Qwen2ForCausalLM, LlamaForCausalLM, MistralForCausalLM)"),
+                                    "(supported: Qwen2ForCausalLM, LlamaForCausalLM, MistralForCausalLM, "
+                                    "Qwen3ForCausalLM)"),
           "refuses unknown architecture: %s", w8_lasterr());
     CHECK(parse("{\"hidden_size\":64}", &c) != 0 && strstr(w8_lasterr(), "'architectures'"),
           "refuses missing architectures: %s", w8_lasterr());

@@ -100,6 +100,12 @@ static void ref_forward(const w8_model *m, const int *tok, int T, double *logits
             snprintf(n2, sizeof n2, "model.layers.%d.self_attn.%s_proj.bias", l, nm[p]);
             qkv[p] = ref_linear(m, n1, c->qkv_bias ? n2 : NULL, xn, T, p ? kvd : qd, H);
         }
+        if (c->qk_norm) { /* Qwen3: every head of q and k RMS-normalized on its own */
+            snprintf(n1, sizeof n1, "model.layers.%d.self_attn.q_norm.weight", l);
+            ref_rmsnorm(m, n1, qkv[0], qkv[0], T * nh, hd);
+            snprintf(n1, sizeof n1, "model.layers.%d.self_attn.k_norm.weight", l);
+            ref_rmsnorm(m, n1, qkv[1], qkv[1], T * nkv, hd);
+        }
         ref_rope(qkv[0], T, nh, hd, c->rope_theta);
         ref_rope(qkv[1], T, nkv, hd, c->rope_theta);
         double *att = calloc((size_t)T * qd, sizeof(double)), *sc = malloc(T * sizeof(double));
@@ -121,7 +127,8 @@ static void ref_forward(const w8_model *m, const int *tok, int T, double *logits
                             sc[s] / sum * qkv[2][(size_t)s * kvd + g * hd + i];
             }
         snprintf(n1, sizeof n1, "model.layers.%d.self_attn.o_proj.weight", l);
-        double *o = ref_linear(m, n1, NULL, att, T, H, qd);
+        snprintf(n2, sizeof n2, "model.layers.%d.self_attn.o_proj.bias", l);
+        double *o = ref_linear(m, n1, c->o_bias ? n2 : NULL, att, T, H, qd);
         for (size_t i = 0; i < (size_t)T * H; i++) x[i] += o[i];
         snprintf(n1, sizeof n1, "model.layers.%d.post_attention_layernorm.weight", l);
         ref_rmsnorm(m, n1, x, xn, T, H);
@@ -189,8 +196,8 @@ static double max_rel_err(const float *a, const double *ref, int n) {
     return md / (mr > 0 ? mr : 1);
 }
 
-static void test_vs_reference(const char *name) {
-    w8_model *m = w8_model_load(model_path(name));
+static void test_vs_reference_dir(const char *dir, const char *name) {
+    w8_model *m = w8_model_load(dir);
     CHECK(m != NULL, "%s loads (%s)", name, m ? "" : w8_lasterr());
     if (!m) return;
     int prompts[3][24], lens[3] = {1, 7, 24};
@@ -211,6 +218,8 @@ static void test_vs_reference(const char *name) {
     free(ref);
     w8_model_free(m);
 }
+
+static void test_vs_reference(const char *name) { test_vs_reference_dir(model_path(name), name); }
 
 /* Greedy generation of n prompts in one batch; ids[i] gets up to max_new ids. */
 static int gen(const w8_model *m, int n, const int *const *prompts, const int *lens,
@@ -697,6 +706,133 @@ static void test_w8a8(void) {
     w8_model_free(m);
 }
 
+/* ------------------------------------------------------------------ Qwen3 */
+
+/* A tiny random f32 Qwen3 directory in dir: hidden 64, 4 heads of head_dim
+ * 32 (q is 128 wide, not 64: head_dim != hidden / heads, as in Qwen3-0.6B),
+ * 2 KV heads, q_norm / k_norm weights around 1 but not 1, tied embeddings.
+ * skip names a tensor left out (NULL: none). */
+static int write_tiny_qwen3(const char *dir, const char *skip) {
+    enum { H = 64, NH = 4, NKV = 2, HD = 32, I = 96, V = 512, NL = 2 };
+    static const char cfg[] =
+        "{\"architectures\": [\"Qwen3ForCausalLM\"], \"model_type\": \"qwen3\", "
+        "\"attention_bias\": false, \"head_dim\": 32, \"hidden_size\": 64, "
+        "\"intermediate_size\": 96, \"max_position_embeddings\": 256, "
+        "\"num_attention_heads\": 4, \"num_hidden_layers\": 2, \"num_key_value_heads\": 2, "
+        "\"rms_norm_eps\": 1e-06, \"rope_theta\": 1000000, \"tie_word_embeddings\": true, "
+        "\"torch_dtype\": \"float32\", \"vocab_size\": 512}";
+    struct {
+        char name[96];
+        int64_t shape[2];
+        int ndim;
+        float mean, std;
+    } t[32];
+    int n = 0;
+#define T2(nm, a, b, sd) \
+    (snprintf(t[n].name, 96, "%s", nm), t[n].shape[0] = a, t[n].shape[1] = b, t[n].ndim = 2, \
+     t[n].mean = 0, t[n].std = sd, n++)
+#define T1(nm, a, mu, sd) \
+    (snprintf(t[n].name, 96, "%s", nm), t[n].shape[0] = a, t[n].ndim = 1, t[n].mean = mu, \
+     t[n].std = sd, n++)
+    char nm[96];
+    T2("model.embed_tokens.weight", V, H, 1.0f);
+    for (int l = 0; l < NL; l++) {
+        static const char *const lin[7] = {"self_attn.q_proj", "self_attn.k_proj",
+                                           "self_attn.v_proj", "self_attn.o_proj",
+                                           "mlp.gate_proj",    "mlp.up_proj", "mlp.down_proj"};
+        const int64_t rows[7] = {NH * HD, NKV * HD, NKV * HD, H, I, I, H};
+        const int64_t cols[7] = {H, H, H, NH * HD, H, H, I};
+        for (int j = 0; j < 7; j++) {
+            snprintf(nm, sizeof nm, "model.layers.%d.%s.weight", l, lin[j]);
+            T2(nm, rows[j], cols[j], 0.15f);
+        }
+        snprintf(nm, sizeof nm, "model.layers.%d.self_attn.q_norm.weight", l);
+        T1(nm, HD, 1.0f, 0.5f);
+        snprintf(nm, sizeof nm, "model.layers.%d.self_attn.k_norm.weight", l);
+        T1(nm, HD, 1.0f, 0.5f);
+        snprintf(nm, sizeof nm, "model.layers.%d.input_layernorm.weight", l);
+        T1(nm, H, 1.0f, 0.1f);
+        snprintf(nm, sizeof nm, "model.layers.%d.post_attention_layernorm.weight", l);
+        T1(nm, H, 1.0f, 0.1f);
+    }
+    T1("model.norm.weight", H, 1.0f, 0.1f);
+#undef T1
+#undef T2
+    if (w8_mkdir_p(dir) != 0) return -1;
+    char *p = w8_path_join(dir, "config.json");
+    FILE *f = fopen(p, "w");
+    int rc = f && fputs(cfg, f) >= 0 ? 0 : -1;
+    if (f && fclose(f) != 0) rc = -1;
+    free(p);
+    p = w8_path_join(dir, "model.safetensors");
+    w8_stw *w = rc ? NULL : w8_stw_create(p);
+    free(p);
+    if (!w) return -1;
+    for (int i = 0; i < n && !rc; i++)
+        if (!skip || strcmp(t[i].name, skip)) rc = w8_stw_declare(w, t[i].name, W8_F32, t[i].ndim, t[i].shape);
+    if (!rc) rc = w8_stw_begin(w);
+    w8_rng r;
+    w8_rng_seed(&r, 13);
+    for (int i = 0; i < n && !rc; i++) {
+        size_t ne = (size_t)t[i].shape[0] * (size_t)(t[i].ndim == 2 ? t[i].shape[1] : 1);
+        float *d = malloc(ne * sizeof(float));
+        for (size_t e = 0; e < ne; e++) d[e] = t[i].mean + t[i].std * w8_rng_normal(&r);
+        if (!skip || strcmp(t[i].name, skip)) rc = w8_stw_write(w, t[i].name, d, ne * sizeof(float));
+        free(d);
+    }
+    if (!rc) return w8_stw_finish(w);
+    w8_stw_abort(w);
+    return -1;
+}
+
+/* Qwen3: the engine's forward (q_norm / k_norm per head before RoPE, head_dim
+ * 32 with hidden 64) equals the float64 reference; batching stays bitwise;
+ * a directory without k_norm is refused by name. */
+static void test_qwen3(void) {
+    char tmpl[] = "/tmp/w8a8_test_qwen3_XXXXXX";
+    char *tmp = mkdtemp(tmpl);
+    CHECK(tmp != NULL, "temporary directory");
+    if (!tmp) return;
+    char *ok_dir = w8_path_join(tmp, "q3"), *bad_dir = w8_path_join(tmp, "q3-no-knorm");
+    CHECK(write_tiny_qwen3(ok_dir, NULL) == 0, "wrote a tiny random Qwen3 (%s)", ok_dir);
+    w8_model *m = w8_model_load(ok_dir);
+    CHECK(m && m->cfg.arch == W8_ARCH_QWEN3 && m->cfg.qk_norm && m->cfg.head_dim == 32 &&
+              m->cfg.n_heads * m->cfg.head_dim != m->cfg.hidden && !m->cfg.qkv_bias &&
+              m->layers[1].q_norm && m->layers[1].k_norm,
+          "Qwen3 config: head_dim 32 with hidden 64 and 4 heads, q/k norm loaded, no q/k/v bias");
+    if (m) {
+        /* the q/k norm must matter here, or the comparison below proves nothing */
+        float *a = malloc(m->cfg.vocab * sizeof(float)), *b = malloc(m->cfg.vocab * sizeof(float));
+        int tok[6] = {1, 403, 407, 261, 378, 432};
+        int rc = engine_logits(m, tok, 6, 4, a);
+        float *saved = m->layers[0].k_norm;
+        float ones[32];
+        for (int i = 0; i < 32; i++) ones[i] = 1.0f;
+        m->layers[0].k_norm = ones;
+        rc |= engine_logits(m, tok, 6, 4, b);
+        m->layers[0].k_norm = saved;
+        double diff = 0;
+        for (int i = 0; i < m->cfg.vocab; i++) diff = fmax(diff, fabs(a[i] - b[i]));
+        CHECK(rc == 0 && diff > 1e-3, "k_norm's weight changes the logits (max diff %.3g)", diff);
+        free(a);
+        free(b);
+        test_decode_rows_invariant(m);
+        w8_model_free(m);
+    }
+    test_vs_reference_dir(ok_dir, "Qwen3 tiny (random q_norm/k_norm)");
+    CHECK(write_tiny_qwen3(bad_dir, "model.layers.1.self_attn.k_norm.weight") == 0,
+          "wrote a Qwen3 without layer 1's k_norm");
+    m = w8_model_load(bad_dir);
+    const char *e = m ? "" : w8_lasterr();
+    CHECK(!m && strstr(e, "model.layers.1.self_attn.k_norm.weight") && strstr(e, "missing") &&
+              strstr(e, "Qwen3ForCausalLM"),
+          "a Qwen3 without k_norm is refused: %s", e);
+    w8_model_free(m);
+    free(ok_dir);
+    free(bad_dir);
+    w8_rm_rf(tmp);
+}
+
 int main(void) {
     w8_set_threads(2);
     test_vs_reference("stories260K-hf-f32");
@@ -709,5 +845,6 @@ int main(void) {
     test_greedy_from_bos("stories260K-as-qwen2-bf16-random-bias", RANDBIAS_IDS);
     test_batching();
     test_w8a8();
+    test_qwen3();
     TEST_DONE();
 }

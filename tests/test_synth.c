@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../src/config.h"
+#include "../src/model.h"
 #include "../src/safetensors.h"
 #include "../src/synth.h"
 #include "../src/util.h"
@@ -154,7 +155,7 @@ static void test_write(void) {
               !w8_file_exists(bad) && count_entries(root, "bad.tmp-") == 0,
           "a failure leaves neither the dir nor its temporary: %s", w8_lasterr());
     /* the untied path (qwen2-7b writes lm_head.weight) on a custom small shape */
-    static const w8_synth_shape untied = {"untied", 16, 1, 2, 1, 32, 1000, 0, 4096, 1, 4096, 10000.0};
+    static const w8_synth_shape untied = {"untied", 16, 1, 2, 1, 32, 1000, 0, 4096, 1, 4096, 10000.0, 0, 0};
     char *ud = w8_path_join(root, "untied");
     w8_synth_opts u = {.shape = &untied, .dtype = W8_BF16, .seed = 1, .quiet = 1};
     rc = w8_synth_write(&u, ud);
@@ -173,6 +174,28 @@ static void test_write(void) {
           "untied: lm_head.weight [1000, 16], its own numbers");
     w8_st_close(st);
     free(ud);
+    /* an untied Qwen3 shape: head_dim 16 with hidden 16 and 2 heads (q is 32 wide) */
+    static const w8_synth_shape q3 = {"q3", 16, 1, 2, 1, 32, 1000, 0, 4096, 1, 0, 10000.0, 1, 16};
+    ud = w8_path_join(root, "q3");
+    u.shape = &q3;
+    rc = w8_synth_write(&u, ud);
+    CHECK(rc == 0, "untied Qwen3 written %s", rc ? w8_lasterr() : "");
+    st = w8_st_open_dir(ud);
+    int64_t q3q[2] = {32, 16}, q3o[2] = {16, 32}, q3n[1] = {16};
+    CHECK(st && w8_st_need(st, "model.layers.0.self_attn.q_proj.weight", W8_BF16, 2, q3q) &&
+              w8_st_need(st, "model.layers.0.self_attn.o_proj.weight", W8_BF16, 2, q3o) &&
+              w8_st_need(st, "model.layers.0.self_attn.q_norm.weight", W8_BF16, 1, q3n) &&
+              w8_st_need(st, "model.layers.0.self_attn.k_norm.weight", W8_BF16, 1, q3n) &&
+              !w8_st_find(st, "model.layers.0.self_attn.q_proj.bias") && w8_st_find(st, "lm_head.weight") &&
+              w8_st_count(st) == 2 + 11 + 1,
+          "Qwen3: q_proj [32, 16], o_proj [16, 32], q_norm / k_norm [16], no bias, lm_head");
+    w8_st_close(st);
+    w8_model *qm = w8_model_load(ud);
+    CHECK(qm && qm->cfg.arch == W8_ARCH_QWEN3 && qm->cfg.head_dim == 16 && !qm->cfg.tie_embeddings &&
+              qm->layers[0].q_norm && qm->layers[0].q_norm[0] == 1.0f,
+          "the Qwen3 directory loads (%s)", qm ? "Qwen3ForCausalLM" : w8_lasterr());
+    w8_model_free(qm);
+    free(ud);
     CHECK(w8_synth_find_shape("qwen9") == NULL && strstr(w8_lasterr(), "qwen2.5-0.5b"),
           "unknown shape lists the known ones: %s", w8_lasterr());
     free(one);
@@ -188,8 +211,9 @@ static void test_shapes(void) {
     static const struct {
         const char *name;
         size_t params;
-    } real[] = {{"qwen2.5-0.5b", 494032768}, {"qwen2.5-1.5b", 1543714304}, {"qwen2-7b", 7615616512}};
-    for (int i = 0; i < 3; i++) {
+    } real[] = {{"qwen2.5-0.5b", 494032768}, {"qwen2.5-1.5b", 1543714304}, {"qwen2-7b", 7615616512},
+                {"qwen3-0.6b", 596049920},   {"qwen3-8b", 8190735360}};
+    for (int i = 0; i < 5; i++) {
         const w8_synth_shape *s = w8_synth_find_shape(real[i].name);
         CHECK(s && w8_synth_numel(s) == real[i].params, "%s has %zu parameters like the real model",
               real[i].name, s ? w8_synth_numel(s) : 0);
@@ -197,6 +221,13 @@ static void test_shapes(void) {
     const w8_synth_shape *s = w8_synth_find_shape("qwen2-7b");
     CHECK(s && !s->tied && s->vocab == 152064 && s->hidden == 3584 && s->n_kv_heads == 4,
           "qwen2-7b: untied, vocab 152064");
+    s = w8_synth_find_shape("qwen3-0.6b");
+    CHECK(s && s->qwen3 && s->tied && s->head_dim == 128 && s->n_heads * s->head_dim != s->hidden &&
+              s->n_layers == 28 && s->n_kv_heads == 8 && s->intermediate == 3072 && s->max_pos == 40960,
+          "qwen3-0.6b: tied, head_dim 128 with hidden 1024 and 16 heads");
+    s = w8_synth_find_shape("qwen3-8b");
+    CHECK(s && s->qwen3 && !s->tied && s->hidden == 4096 && s->n_layers == 36 && s->intermediate == 12288,
+          "qwen3-8b: untied, 36 layers");
 }
 
 int main(void) {

@@ -60,7 +60,8 @@ void w8_quant_rows(const float *x, int m, int k, size_t ldx, float scale, int of
 
 /* RMSNorm of m rows fused with activation quantization:
  *   y = x / sqrt(mean(x^2) + eps) * g (+ b when b != NULL)
- * writes f32 y when y != NULL, and int8 xq = quant(y) when xq != NULL. */
+ * writes f32 y when y != NULL, and int8 xq = quant(y) when xq != NULL.
+ * y may be x itself (ldy == ldx): a row is summed before it is written. */
 void w8_rmsnorm_rows(const float *x, int m, int k, size_t ldx, const float *g, const float *b,
                      float eps, float *y, size_t ldy, int8_t *xq, size_t ldq, float scale,
                      int offset);
