@@ -124,6 +124,14 @@ static void check_bias(w8_qlayer *l, const w8_st *st, const json_t *desc, const 
 static void read_static(w8_qlayer *l, const w8_st *st, const json_t *desc, const char *prefix,
                         int model_dtype) {
     int f16 = model_dtype == W8_F16;
+    if (model_dtype != W8_F16 && model_dtype != W8_BF16) {
+        /* F32 float tensors: FORMAT.md defines no table (inspect reports
+         * that once for the directory); the layer's deq_scale picks one */
+        char name[QL_NAME];
+        snprintf(name, sizeof name, "%s.deq_scale", prefix);
+        const w8_tensor *d = w8_st_find(st, name);
+        f16 = d && d->dtype == W8_I64;
+    }
     const char *table = f16 ? "(table 1, fp16 model)" : "(table 2, bf16 model)";
     int fdt = f16 ? W8_F16 : W8_BF16;
     qspec qs = {"input_scale", "W8A8", {fdt, W8_F32, -1}, 1, 0, table};

@@ -54,7 +54,8 @@ typedef struct {
  * .weight the description marks W8A8 or W8A8_DYNAMIC.  desc is the
  * description object (values of the layer's tensors are checked against it;
  * NULL skips that); n, k the expected shape (-1: take the weight's);
- * model_dtype the model's float dtype (W8_F16 picks table 1, else table 2).
+ * model_dtype the model's float dtype (W8_F16 picks table 1, W8_BF16 table
+ * 2; for F32, which FORMAT.md does not define, the layer's deq_scale dtype).
  * Returns 0 when the layer has no violation; otherwise -1 with every
  * violation in l and the first as w8_lasterr ("FILE: ...").  Free with
  * w8_qlayer_free either way. */
