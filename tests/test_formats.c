@@ -1,7 +1,8 @@
 /*
  * test_formats.c - what the consumers load, and what other tools write.
  *
- *   - our output (stories260K fp16, bf16, f32 -> bf16, Qwen2 with bias): the
+ *   - our output (stories260K fp16, bf16, f32 -> bf16, Qwen2 with bias,
+ *     Qwen2 with SmoothQuant): the
  *     description has "lm_head.weight" and, for these tied models, an
  *     lm_head.weight tensor equal to the embedding; fused groups of one
  *     type; no quantization_config; inspect says all three consumers load;
@@ -49,9 +50,10 @@ static char *model_dir(const char *name) {
     return w8_xstrdup(buf);
 }
 
-static int quantize(const char *src, const char *dst) {
+static int quantize(const char *src, const char *dst, int smooth) {
     w8_quant_opts o;
     w8_quant_opts_init(&o);
+    o.smooth = smooth;
     o.model_path = src;
     o.save_path = dst;
     o.calib_file = calib_path;
@@ -259,9 +261,9 @@ static int file_has(const char *path, const char *needle) {
 
 /* ------------------------------------------------ our output */
 
-static void test_output(const char *name, const char *dst) {
+static void test_output(const char *name, const char *dst, int smooth) {
     char *src = model_dir(name);
-    int rc = quantize(src, dst);
+    int rc = quantize(src, dst, smooth);
     CHECK(rc == 0, "quantize %s: %s", name, rc ? w8_lasterr() : "ok");
     free(src);
     if (rc) return;
@@ -672,10 +674,13 @@ int main(int argc, char **argv) {
     CHECK(access(bin, X_OK) == 0, "the w8a8 binary of this build is at %s", bin);
     char *q16 = tmp_path("q16"), *qbf = tmp_path("qbf16"), *q32 = tmp_path("qf32"),
          *qqw = tmp_path("qqwen");
-    test_output("stories260K-hf-f16", q16);
-    test_output("stories260K-hf-bf16", qbf);
-    test_output("stories260K-hf-f32", q32);
-    test_output("stories260K-as-qwen2-bf16-random-bias", qqw);
+    char *qsq = tmp_path("qsmooth");
+    test_output("stories260K-hf-f16", q16, 0);
+    test_output("stories260K-hf-bf16", qbf, 0);
+    test_output("stories260K-hf-f32", q32, 0);
+    test_output("stories260K-as-qwen2-bf16-random-bias", qqw, 0);
+    test_output("stories260K-as-qwen2-bf16-zero-bias", qsq, 1); /* SmoothQuant */
+    free(qsq);
     test_rules(q16, qbf);
     test_runtime_refuses(q16);
     test_variants("fp16", q16, 1);
