@@ -536,7 +536,8 @@ static void expect_variant(const char *what, const char *dir, const char *needle
     w8_inspect_info info;
     int rc = w8_inspect_dir(dir, &info);
     int found = 0, cons_fail = 0;
-    for (int i = 0; rc == 0 && i < info.n_variants; i++) found |= strstr(info.variants[i], needle) != NULL;
+    for (int i = 0; rc == 0 && i < info.n_variants; i++)
+        found |= strstr(info.variants[i], needle) != NULL;
     for (int c = 0; rc == 0 && c < W8_N_CONSUMERS; c++) cons_fail += info.n_cons_fail[c];
     CHECK(rc == 0 && found && info.n_violations == 0 && cons_fail == 0,
           "%s: inspect reports the variant '%s', no violation, consumers load (%s)", what, needle,
@@ -661,6 +662,35 @@ static void test_variants(const char *label, const char *q, int fp16) {
     free(d);
 }
 
+/* Weights the directory cannot name unambiguously are refused, not guessed. */
+static void test_ambiguous(const char *q) {
+    char *d = tmp_path("ambiguous");
+    tset s;
+    json_t *desc;
+    fresh(q, d, &s, &desc);
+    json_decref(desc);
+    tset_save_split(&s, d, "a-1.safetensors", "a-2.safetensors", "a.safetensors.index.json");
+    tset_free(&s);
+    char *a = w8_path_join(d, "a.safetensors.index.json");
+    char *b = w8_path_join(d, "b.safetensors.index.json");
+    w8_copy_file(a, b);
+    w8_st *st = w8_st_open_dir(d);
+    CHECK(!st && strstr(w8_lasterr(), "2 weight indexes") &&
+              strstr(w8_lasterr(), "b.safetensors.index.json"),
+          "two indexes in one directory: refused (%s)", st ? "opened" : w8_lasterr());
+    w8_st_close(st);
+    unlink(a);
+    unlink(b);
+    drop_weights(d);
+    st = w8_st_open_dir(d);
+    CHECK(!st && strstr(w8_lasterr(), "other *.safetensors"), "no weights at all: %s",
+          st ? "opened" : w8_lasterr());
+    w8_st_close(st);
+    free(a);
+    free(b);
+    free(d);
+}
+
 int main(int argc, char **argv) {
     (void)argc;
     /* the w8a8 binary of this build: build/tests/test_x -> build/w8a8 */
@@ -685,6 +715,7 @@ int main(int argc, char **argv) {
     test_runtime_refuses(q16);
     test_variants("fp16", q16, 1);
     test_variants("bf16", qbf, 0);
+    test_ambiguous(q16);
     free(q16);
     free(qbf);
     free(q32);
