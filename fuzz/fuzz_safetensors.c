@@ -5,12 +5,15 @@
  * First byte selects the path: even -> the rest is a safetensors file image
  * (w8_st_from_memory); odd -> the rest is an index.json, written into a
  * private directory beside one small valid shard "a.safetensors" that holds
- * tensor "x" (F32 [2]), then opened with w8_st_open.
+ * tensor "x" (F32 [2]), then opened with w8_st_open.  Every parsed set
+ * also goes through the quantized-layer reader (qlayer.c) as layer "l",
+ * W8A8 and W8A8_DYNAMIC.
  */
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "../src/qlayer.h"
 #include "../src/safetensors.h"
 #include "../src/util.h"
 #include "fuzz.h"
@@ -54,6 +57,15 @@ static void touch_all(const w8_st *st) {
             (void)w8_tensor_get_f32(t, t->numel - 1);
     }
     (void)sink;
+    static const char *const types[] = {"W8A8", "W8A8_DYNAMIC"};
+    for (int i = 0; i < 2; i++) {
+        json_t *d = json_object();
+        json_object_set_new(d, "l.weight", json_string(types[i]));
+        w8_qlayer q;
+        (void)w8_qlayer_read(st, d, "l", -1, -1, i ? W8_BF16 : W8_F16, &q);
+        w8_qlayer_free(&q);
+        json_decref(d);
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -364,12 +364,14 @@ fail:
     return NULL;
 }
 
+const char *const w8_qdesc_files[W8_QDESC_NFILES] = {
+    "quant_model_description.json", "quant_model_description_w8a8.json",
+    "quant_model_description_w8a8_dynamic.json"};
+
 int w8_qdesc_load(const char *dir, w8_qdesc **out) {
-    static const char *const names[] = {"quant_model_description.json",
-                                        "quant_model_description_w8a8.json"};
     *out = NULL;
-    for (int i = 0; i < 2; i++) {
-        char *p = w8_path_join(dir, names[i]);
+    for (int i = 0; i < W8_QDESC_NFILES; i++) {
+        char *p = w8_path_join(dir, w8_qdesc_files[i]);
         if (!w8_file_exists(p)) {
             free(p);
             continue;
@@ -393,10 +395,27 @@ void w8_qdesc_free(w8_qdesc *q) {
 const char *w8_qdesc_model_type(const w8_qdesc *q) { return q->type; }
 const char *w8_qdesc_version(const w8_qdesc *q) { return q->version; }
 
-int w8_qdesc_get(const w8_qdesc *q, const char *name) {
+w8_qtype w8_qtype_parse(const char *v) {
+    if (!v) return W8_QT_NONE;
+    if (!strcmp(v, "W8A8")) return W8_QT_W8A8;
+    if (!strcmp(v, "W8A8_DYNAMIC")) return W8_QT_W8A8_DYNAMIC;
+    if (!strcmp(v, "FLOAT")) return W8_QT_FLOAT;
+    return W8_QT_OTHER;
+}
+
+const char *w8_qtype_name(w8_qtype t) {
+    switch (t) {
+    case W8_QT_W8A8: return "W8A8";
+    case W8_QT_W8A8_DYNAMIC: return "W8A8_DYNAMIC";
+    case W8_QT_FLOAT: return "FLOAT";
+    case W8_QT_OTHER: return "another type";
+    default: return "missing";
+    }
+}
+
+w8_qtype w8_qdesc_get(const w8_qdesc *q, const char *name) {
     const json_t *v = json_object_get(q->root, name);
-    if (!v || !json_is_string(v)) return -1;
-    return !strcmp(json_string_value(v), "W8A8") ? 1 : 0;
+    return w8_qtype_parse(json_is_string(v) ? json_string_value(v) : NULL);
 }
 
 const json_t *w8_qdesc_json(const w8_qdesc *q) { return q->root; }

@@ -65,18 +65,32 @@ int w8_genconfig_parse(const char *json, size_t len, const char *label, w8_confi
 /* 1 if id is an eos id. */
 int w8_config_is_eos(const w8_config *cfg, int id);
 
-/* quant_model_description.json: tensor name -> "W8A8" | "FLOAT". */
+/* quant_model_description.json: tensor name -> "W8A8" | "W8A8_DYNAMIC" | "FLOAT". */
 typedef struct w8_qdesc w8_qdesc;
-/* Load DIR/quant_model_description.json (or quant_model_description_w8a8.json).
- * Returns 0 and *out = NULL when the directory has neither (a float model),
+/* The description file names a reader accepts, in the order they are tried
+ * (msModelSlim versions write either; MindIE and vllm-ascend accept all). */
+#define W8_QDESC_NFILES 3
+extern const char *const w8_qdesc_files[W8_QDESC_NFILES];
+/* Load the first of w8_qdesc_files that DIR has.
+ * Returns 0 and *out = NULL when the directory has none (a float model),
  * 0 and *out set when loaded, -1 on a malformed file. */
 int w8_qdesc_load(const char *dir, w8_qdesc **out);
 w8_qdesc *w8_qdesc_parse(const char *json, size_t len, const char *label);
 void w8_qdesc_free(w8_qdesc *q);
 const char *w8_qdesc_model_type(const w8_qdesc *q); /* "W8A8" */
 const char *w8_qdesc_version(const w8_qdesc *q);    /* may be NULL */
-/* 1 = "W8A8", 0 = "FLOAT" (or any other non-W8A8 value), -1 = no entry. */
-int w8_qdesc_get(const w8_qdesc *q, const char *name);
+/* A description value.  The numbers keep the old int results (1 W8A8, 0
+ * FLOAT, -1 no entry), so "== 1" still means the static int8 path. */
+typedef enum {
+    W8_QT_NONE = -1,        /* no entry (or not a string) */
+    W8_QT_FLOAT = 0,
+    W8_QT_W8A8 = 1,         /* static: input_scale/offset, quant_bias, deq_scale */
+    W8_QT_W8A8_DYNAMIC = 2, /* per-token: weight_scale, weight_offset */
+    W8_QT_OTHER = 3         /* a value FORMAT.md does not define (W4A16, ...) */
+} w8_qtype;
+w8_qtype w8_qtype_parse(const char *value); /* NULL -> W8_QT_NONE */
+const char *w8_qtype_name(w8_qtype t);      /* "W8A8", ...; "missing" for NONE */
+w8_qtype w8_qdesc_get(const w8_qdesc *q, const char *name);
 /* The underlying JSON object (for inspect); borrowed. */
 const json_t *w8_qdesc_json(const w8_qdesc *q);
 

@@ -1,20 +1,27 @@
 /*
- * inspect.c - model directory summary and FORMAT.md validation.
+ * inspect.c - model directory summary, FORMAT.md validation and the
+ * consumers' verdicts.
  *
- * Checks, each reported as one violation line naming the tensor or file:
- *   - the description (quant_model_description.json or _w8a8.json) parses,
- *     has no duplicate keys, has "model_quant_type": "W8A8", gives every
- *     tensor of the weights exactly one entry and names no missing tensor;
- *   - every layer whose .weight is "W8A8" has the five tensors with the dtypes
- *     of table 1 (fp16 model) or table 2 (bf16 model) and the shapes
- *     [n,k], [1], [1], [n], [n], all marked "W8A8";
- *   - deq_scale positive and finite (I64: upper 32 bits zero, the lower 32 the
- *     bits of an f32); input_scale positive finite; input_offset an integer
- *     in [-128, 127];
+ * Violations (FORMAT.md broken; the command exits 1), each one line naming
+ * the tensor or file:
+ *   - the description (any of w8_qdesc_files) parses, has no duplicate keys,
+ *     has "model_quant_type" "W8A8" or "W8A8_DYNAMIC", gives every tensor
+ *     exactly one entry and names no missing tensor;
+ *   - every quantized layer passes the one reader, w8_qlayer_read (tensors,
+ *     dtypes per table, shapes, scale sanity) -- the runtime's rules too;
  *   - q/k/v and gate/up share identical input_scale and input_offset;
- *   - config.json has "quantize": "w8a8";
- *   - deq_scale / input_scale is a plausible weight scale (and equals
- *     weight_scale when the directory carries one, as msModelSlim may).
+ *   - config.json's "quantize", when present, matches the description;
+ *   - no tensor the architecture needs is missing.
+ * Variants (accepted, reported): other weights file names, an index,
+ * F32 input_scale/offset, weight_scale/offset in W8A8 layers, description
+ * keys metadata/group_size/optional, another description file name, no
+ * "quantize" in config.json.
+ * Consumers (reported per engine, see FORMAT.md "What the real consumers
+ * require"): lm_head.weight key, fused groups of one type, equal fused
+ * scales, no quantization_config, quantize or model_quant_type, no unknown
+ * and no missing tensor names, W8A8 mixed with W8A8_DYNAMIC, and on 310P
+ * no W8A8_DYNAMIC linear layer (vllm-ascend registers its 310P dynamic
+ * scheme for MoE layers only).
  * The model dtype comes from the float tensors (embeddings first), with
  * config torch_dtype as the fallback.
  */
@@ -25,7 +32,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "json.h"
+#include "qlayer.h"
 #include "safetensors.h"
 #include "util.h"
 
@@ -40,9 +49,51 @@ static void viol(w8_inspect_info *r, const char *fmt, ...) {
     r->violations[r->n_violations++] = w8_xstrdup(buf);
 }
 
+const char *const w8_consumer_names[W8_N_CONSUMERS] = {"vllm-ascend A2/A3", "vllm-ascend 310P",
+                                                       "MindIE"};
+
+static void list_add(char ***list, int *n, const char *s) {
+    *list = w8_xrealloc(*list, (size_t)(*n + 1) * sizeof(char *));
+    (*list)[(*n)++] = w8_xstrdup(s);
+}
+
+static void variant(w8_inspect_info *r, const char *fmt, ...) W8_PRINTF(2, 3);
+static void variant(w8_inspect_info *r, const char *fmt, ...) {
+    char buf[W8_ERRMAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    list_add(&r->variants, &r->n_variants, buf);
+}
+
+/* Consumer bits for cons(). */
+#define C_VLLM (1 << W8_CONS_VLLM)
+#define C_310P (1 << W8_CONS_VLLM_310P)
+#define C_MINDIE (1 << W8_CONS_MINDIE)
+#define C_ALL (C_VLLM | C_310P | C_MINDIE)
+
+/* A consumer rule that fails, for each consumer in mask. */
+static void cons(w8_inspect_info *r, int mask, const char *fmt, ...) W8_PRINTF(3, 4);
+static void cons(w8_inspect_info *r, int mask, const char *fmt, ...) {
+    char buf[W8_ERRMAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    for (int c = 0; c < W8_N_CONSUMERS; c++)
+        if (mask & (1 << c)) list_add(&r->cons_fail[c], &r->n_cons_fail[c], buf);
+}
+
 void w8_inspect_free(w8_inspect_info *r) {
     for (int i = 0; i < r->n_violations; i++) free(r->violations[i]);
     free(r->violations);
+    for (int i = 0; i < r->n_variants; i++) free(r->variants[i]);
+    free(r->variants);
+    for (int c = 0; c < W8_N_CONSUMERS; c++) {
+        for (int i = 0; i < r->n_cons_fail[c]; i++) free(r->cons_fail[c][i]);
+        free(r->cons_fail[c]);
+    }
     memset(r, 0, sizeof *r);
 }
 
@@ -75,138 +126,31 @@ static const char *desc_val(const ictx *c, const char *name) {
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-/* One tensor of a W8A8 layer: present, marked W8A8, dtype and shape as given. */
-static const w8_tensor *need(ictx *c, const char *layer, const char *sfx, int dtype, int ndim,
-                             int64_t d0, int64_t d1) {
-    char name[320];
-    snprintf(name, sizeof name, "%s.%s", layer, sfx);
-    const w8_tensor *t = w8_st_find(c->st, name);
-    if (!t) {
-        viol(c->r, "%s: W8A8 layer lacks tensor '%s'", layer, name);
-        return NULL;
-    }
-    const char *dv = desc_val(c, name);
-    if (dv && strcmp(dv, "W8A8"))
-        viol(c->r, "%s: description says \"%s\", expected \"W8A8\"", name, dv);
-    if ((int)t->dtype != dtype)
-        viol(c->r, "%s: dtype %s, expected %s (table %d, %s model)", name,
-             w8_dtype_name(t->dtype), w8_dtype_name((w8_dtype)dtype), c->dtype == W8_F16 ? 1 : 2,
-             c->dtype == W8_F16 ? "fp16" : "bf16");
-    int shape_ok = t->ndim == ndim && t->shape[0] == d0 && (ndim < 2 || t->shape[1] == d1);
-    if (!shape_ok) {
-        char got[96] = "[";
-        for (int i = 0; i < t->ndim && i < 4; i++)
-            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? "," : "",
-                     (long long)t->shape[i]);
-        strcat(got, "]");
-        if (ndim == 2)
-            viol(c->r, "%s: shape %s, expected [%lld,%lld]", name, got, (long long)d0,
-                 (long long)d1);
-        else
-            viol(c->r, "%s: shape %s, expected [%lld]", name, got, (long long)d0);
-        return NULL;
-    }
-    return (int)t->dtype == dtype ? t : NULL;
-}
-
-/* deq_scale[i] as a double, or NAN when the stored value is malformed. */
-static double deq_at(const w8_tensor *t, size_t i, int *high_bits) {
-    if (t->dtype == W8_F32) {
-        float f;
-        memcpy(&f, (const char *)t->data + 4 * i, 4);
-        return f;
-    }
-    int64_t v;
-    memcpy(&v, (const char *)t->data + 8 * i, 8);
-    if ((uint64_t)v >> 32) {
-        *high_bits = 1;
-        return NAN;
-    }
-    uint32_t u = (uint32_t)v;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 static void update_range(double *lo, double *hi, double v) {
     if (v < *lo) *lo = v;
     if (v > *hi) *hi = v;
 }
 
-/* Checks of one W8A8 layer (prefix without ".weight"); fills scale/offset. */
-static void check_layer(ictx *c, const char *layer, const w8_tensor *w, double *scale_out,
-                        double *offset_out) {
-    w8_inspect_info *r = c->r;
-    *scale_out = *offset_out = NAN;
-    if (w->dtype != W8_I8) viol(r, "%s.weight: dtype %s, expected I8", layer, w8_dtype_name(w->dtype));
-    if (w->ndim != 2) {
-        viol(r, "%s.weight: W8A8 weight is not 2-D", layer);
-        return;
-    }
-    int64_t n = w->shape[0], k = w->shape[1];
-    int fdt = c->dtype == W8_F16 ? W8_F16 : W8_BF16;
-    const w8_tensor *is = need(c, layer, "input_scale", fdt, 1, 1, 0);
-    const w8_tensor *io = need(c, layer, "input_offset", fdt, 1, 1, 0);
-    const w8_tensor *qb = need(c, layer, "quant_bias", W8_I32, 1, n, 0);
-    const w8_tensor *dq = need(c, layer, "deq_scale", c->dtype == W8_F16 ? W8_I64 : W8_F32, 1, n, 0);
-    (void)qb;
-    (void)k;
-    double s = scalar_f(is), o = scalar_f(io);
-    if (is) {
-        if (!(s > 0) || !isfinite(s)) viol(r, "%s.input_scale: %g is not positive and finite", layer, s);
-        else update_range(&r->in_scale_min, &r->in_scale_max, s);
-    }
-    if (io && !(o == floor(o) && o >= -128 && o <= 127))
-        viol(r, "%s.input_offset: %g is not an integer in [-128, 127]", layer, o);
-    *scale_out = s;
-    *offset_out = o;
-    if (!dq) return;
-    const w8_tensor *wsc = NULL;
-    char wn[320];
-    snprintf(wn, sizeof wn, "%s.weight_scale", layer);
-    wsc = w8_st_find(c->st, wn);
-    if (wsc && (wsc->numel != (size_t)n || !(wsc->dtype == W8_F32 || wsc->dtype == W8_F16 ||
-                                              wsc->dtype == W8_BF16)))
-        wsc = NULL;
-    int bad_hi = 0, bad_val = 0, bad_ws = 0, implausible = 0;
-    for (int64_t i = 0; i < n; i++) {
-        int hb = 0;
-        double d = deq_at(dq, (size_t)i, &hb);
-        if (hb) {
-            if (!bad_hi++)
-                viol(r, "%s.deq_scale[%lld]: int64 has upper 32 bits set (0x%016llx)", layer,
-                     (long long)i, (unsigned long long)((const int64_t *)dq->data)[i]);
-            continue;
-        }
-        if (!(d > 0) || !isfinite(d)) {
-            if (!bad_val++)
-                viol(r, "%s.deq_scale[%lld]: %g is not positive and finite", layer, (long long)i, d);
-            continue;
-        }
-        update_range(&r->deq_min, &r->deq_max, d);
-        if (s > 0 && isfinite(s)) {
-            double ws = d / s;
-            if (wsc) {
-                double want = w8_tensor_get_f32(wsc, (size_t)i) * s;
-                if (fabs(want - d) > 1e-3 * fabs(want) && !bad_ws++)
-                    viol(r, "%s.deq_scale[%lld] = %g but input_scale * weight_scale = %g", layer,
-                         (long long)i, d, want);
-            } else if (!(ws > 1e-12 && ws < 1e4) && !implausible++) {
-                viol(r, "%s.deq_scale[%lld] / input_scale = %g is not a plausible weight scale",
-                     layer, (long long)i, ws);
-            }
-        }
-    }
-}
-
-/* Layers reading one input must carry identical input_scale/offset. */
-static void check_shared(ictx *c, const char *prefix, const char *const *members, int nm) {
+/* Layers reading one input (q/k/v, gate/up): FORMAT.md and MindIE need
+ * identical input_scale/offset; vllm-ascend needs one description value
+ * for all of them (it builds one fused layer and looks up each part). */
+static void check_group(ictx *c, const char *prefix, const char *const *members, int nm,
+                        int *type_rule, int *scale_rule) {
     double s0 = NAN, o0 = NAN;
-    const char *first = NULL;
+    const char *first = NULL, *v0 = NULL;
     char name[320];
     for (int i = 0; i < nm; i++) {
         snprintf(name, sizeof name, "%s%s.weight", prefix, members[i]);
         const char *dv = desc_val(c, name);
+        if (!dv || (i > 0 && (!v0 || strcmp(dv, v0)))) {
+            if (!(*type_rule)++)
+                cons(c->r, C_VLLM | C_310P,
+                     "fused group of one type: '%s' is %s%s%s but '%s%s.weight' is %s%s%s "
+                     "(vllm-ascend raises on a fused layer whose parts differ)", name,
+                     dv ? "\"" : "", dv ? dv : "missing", dv ? "\"" : "", prefix, members[0],
+                     v0 ? "\"" : "", v0 ? v0 : "missing", v0 ? "\"" : "");
+        }
+        if (i == 0) v0 = dv;
         const w8_tensor *w = w8_st_find(c->st, name);
         if (!w || !dv || strcmp(dv, "W8A8")) continue;
         snprintf(name, sizeof name, "%s%s.input_scale", prefix, members[i]);
@@ -221,6 +165,11 @@ static void check_shared(ictx *c, const char *prefix, const char *const *members
             viol(c->r, "%s%s: input_scale/offset (%g, %g) differ from %s%s's (%g, %g); layers "
                  "reading one input must share them", prefix, members[i], s, o, prefix, first,
                  s0, o0);
+            if (!(*scale_rule)++)
+                cons(c->r, C_MINDIE,
+                     "equal scales in fused groups: %s%s's input_scale/offset differ from "
+                     "%s%s's (MindIE packs them into one matmul and raises)", prefix,
+                     members[i], prefix, first);
         }
     }
 }
@@ -242,60 +191,178 @@ static int model_dtype(const w8_st *st, const json_t *cfg) {
             return t->dtype;
     }
     const json_t *td = json_object_get(cfg, "torch_dtype");
+    if (!td) td = json_object_get(cfg, "dtype");
     int d = dtype_from_torch(json_is_string(td) ? json_string_value(td) : NULL);
     return d >= 0 ? d : W8_BF16;
+}
+
+static int is_qtype(const char *v) {
+    w8_qtype t = w8_qtype_parse(v);
+    return t == W8_QT_W8A8 || t == W8_QT_W8A8_DYNAMIC;
 }
 
 static void check_description(ictx *c) {
     w8_inspect_info *r = c->r;
     const json_t *mq = json_object_get(c->desc, "model_quant_type");
-    if (!json_is_string(mq) || strcmp(json_string_value(mq), "W8A8"))
-        viol(r, "description: model_quant_type is %s, expected \"W8A8\"",
+    if (!json_is_string(mq) || !is_qtype(json_string_value(mq)))
+        viol(r, "description: model_quant_type is %s, expected \"W8A8\" or \"W8A8_DYNAMIC\"",
              json_is_string(mq) ? json_string_value(mq) : "missing");
     /* every tensor exactly once (duplicate keys were refused by the parser) */
     for (size_t i = 0; i < w8_st_count(c->st); i++) {
         const w8_tensor *t = w8_st_at(c->st, i);
         const json_t *v = json_object_get(c->desc, t->name);
         if (!v) viol(r, "description: no entry for tensor '%s'", t->name);
-        else if (!json_is_string(v) || (strcmp(json_string_value(v), "W8A8") &&
+        else if (!json_is_string(v) || (!is_qtype(json_string_value(v)) &&
                                         strcmp(json_string_value(v), "FLOAT")))
-            viol(r, "description: entry '%s' is not \"W8A8\" or \"FLOAT\"", t->name);
+            viol(r, "description: entry '%s' is not \"W8A8\", \"W8A8_DYNAMIC\" or \"FLOAT\"",
+                 t->name);
     }
-    /* every entry names a tensor (top-level keys without a dot are metadata) */
+    /* every entry names a tensor; top-level keys without a dot are settings:
+     * ours (model_quant_type, version) and those of msModelSlim's current
+     * saver (metadata, group_size, optional) */
     const char *key;
     const json_t *v;
     json_object_foreach((json_t *)c->desc, key, v) {
-        if (!strchr(key, '.') || !strcmp(key, "model_quant_type") || !strcmp(key, "version"))
+        if (!strcmp(key, "model_quant_type") || !strcmp(key, "version")) continue;
+        if (!strchr(key, '.')) {
+            int known = !strcmp(key, "metadata") || !strcmp(key, "group_size") ||
+                        !strcmp(key, "optional");
+            variant(r, "description key '%s' (%s)", key,
+                    known ? "msModelSlim's current saver" : "unknown setting, ignored");
             continue;
+        }
         if (!w8_st_find(c->st, key)) viol(r, "description: entry '%s' names no tensor", key);
     }
+    if (!json_object_get(c->desc, "lm_head.weight"))
+        cons(r, C_VLLM | C_310P, "lm_head.weight key: the description has no \"lm_head.weight\" "
+             "(vllm-ascend looks it up for every model, tied or not: KeyError)");
+}
+
+/* Tensor names the architecture defines, as a set: name -> 1 required,
+ * 0 known but optional.  Linear layers get the names of their type. */
+static void arch_names(const ictx *c, const w8_config *cfg, json_t *set) {
+    static const char *const lin[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                                      "self_attn.o_proj", "mlp.gate_proj",    "mlp.up_proj",
+                                      "mlp.down_proj"};
+    static const char *const w8a8[] = {"input_scale", "input_offset", "quant_bias", "deq_scale"};
+    char name[320], p[256];
+#define ADD(n, req) json_object_set_new(set, (n), json_integer(req))
+    ADD("model.embed_tokens.weight", 1);
+    ADD("model.norm.weight", 1);
+    ADD("model.norm.bias", 0);
+    ADD("lm_head.weight", !cfg->tie_embeddings);
+    int qk_norm = strstr(cfg->arch_name, "Qwen3") != NULL;
+    for (int l = 0; l < cfg->n_layers; l++) {
+        static const char *const norms[] = {"input_layernorm", "post_attention_layernorm"};
+        for (int i = 0; i < 2; i++) {
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, norms[i]);
+            ADD(name, 1);
+            snprintf(name, sizeof name, "model.layers.%d.%s.bias", l, norms[i]);
+            ADD(name, 0); /* anti-outlier */
+        }
+        snprintf(name, sizeof name, "model.layers.%d.self_attn.q_norm.weight", l);
+        if (qk_norm) ADD(name, 1);
+        snprintf(name, sizeof name, "model.layers.%d.self_attn.k_norm.weight", l);
+        if (qk_norm) ADD(name, 1);
+        snprintf(name, sizeof name, "model.layers.%d.self_attn.rotary_emb.inv_freq", l);
+        ADD(name, 0); /* old checkpoints; every loader skips it */
+        for (int j = 0; j < 7; j++) {
+            snprintf(p, sizeof p, "model.layers.%d.%s", l, lin[j]);
+            snprintf(name, sizeof name, "%s.weight", p);
+            ADD(name, 1);
+            int bias = j < 3 ? cfg->qkv_bias : j == 3 ? cfg->o_bias : cfg->mlp_bias;
+            snprintf(name, sizeof name, "%s.bias", p);
+            if (bias) ADD(name, 1);
+            snprintf(name, sizeof name, "%s.weight", p);
+            w8_qtype t = w8_qtype_parse(desc_val(c, name));
+            for (int k = 0; t == W8_QT_W8A8 && k < 4; k++) {
+                snprintf(name, sizeof name, "%s.%s", p, w8a8[k]);
+                ADD(name, 1);
+            }
+            /* vllm-ascend's W8A8 scheme declares weight_scale/offset too */
+            snprintf(name, sizeof name, "%s.weight_scale", p);
+            if (t == W8_QT_W8A8 || t == W8_QT_W8A8_DYNAMIC) ADD(name, t == W8_QT_W8A8_DYNAMIC);
+            snprintf(name, sizeof name, "%s.weight_offset", p);
+            if (t == W8_QT_W8A8 || t == W8_QT_W8A8_DYNAMIC) ADD(name, t == W8_QT_W8A8_DYNAMIC);
+        }
+    }
+#undef ADD
+}
+
+/* No tensor the architecture does not define (vllm-ascend raises on an
+ * unknown name), none missing (vllm-ascend would run on garbage). */
+static void check_names(ictx *c, const w8_config *cfg) {
+    w8_inspect_info *r = c->r;
+    json_t *set = json_object();
+    arch_names(c, cfg, set);
+    int unknown = 0, missing = 0;
+    const char *first_unknown = NULL, *first_missing = NULL;
+    for (size_t i = 0; i < w8_st_count(c->st); i++) {
+        const w8_tensor *t = w8_st_at(c->st, i);
+        if (json_object_get(set, t->name)) continue;
+        if (!unknown++) first_unknown = t->name;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(set, key, v) {
+        if (!json_integer_value(v) || w8_st_find(c->st, key)) continue;
+        /* a quantized layer's own tensors are the reader's to report */
+        const char *sfx = strrchr(key, '.');
+        if (!strcmp(sfx, ".weight") || !strcmp(sfx, ".bias"))
+            viol(r, "tensor '%s' is missing (%s needs it)", key, cfg->arch_name);
+        if (!missing++) first_missing = key;
+    }
+    if (unknown)
+        cons(r, C_VLLM | C_310P, "no unknown tensor names: '%s'%s is not a tensor of %s "
+             "(vllm-ascend raises on an unknown name)", first_unknown,
+             unknown > 1 ? " (and others)" : "", cfg->arch_name);
+    if (missing)
+        cons(r, C_ALL, "no missing tensors: '%s'%s is missing", first_missing,
+             missing > 1 ? " (and others)" : "");
+    json_decref(set);
 }
 
 static void check_quantized(ictx *c) {
     w8_inspect_info *r = c->r;
     r->in_scale_min = r->deq_min = INFINITY;
     r->in_scale_max = r->deq_max = -INFINITY;
+    int n_f32in = 0, n_wscale = 0, n_dyn_dt = 0, n_static = 0;
     for (size_t i = 0; i < w8_st_count(c->st); i++) {
         const w8_tensor *t = w8_st_at(c->st, i);
         const char *dv = desc_val(c, t->name);
         if (!ends_with(t->name, ".weight")) {
-            /* a W8A8 tensor must belong to a W8A8 layer */
-            if (dv && !strcmp(dv, "W8A8")) {
+            /* a quantized layer's tensor must belong to a layer of that type */
+            if (is_qtype(dv)) {
                 const char *dot = strrchr(t->name, '.');
                 char wn[320];
                 snprintf(wn, sizeof wn, "%.*s.weight", (int)(dot - t->name), t->name);
                 const char *wv = desc_val(c, wn);
-                if (!wv || strcmp(wv, "W8A8"))
-                    viol(r, "%s: marked W8A8 but '%s' is not a W8A8 weight", t->name, wn);
+                if (!wv || strcmp(wv, dv))
+                    viol(r, "%s: marked %s but '%s' is not a %s weight", t->name, dv, wn, dv);
             }
             continue;
         }
         int lin = is_linear_weight(t->name);
-        if (dv && !strcmp(dv, "W8A8")) {
-            char layer[200];
+        if (is_qtype(dv)) {
+            char layer[256];
             snprintf(layer, sizeof layer, "%.*s", (int)(strlen(t->name) - 7), t->name);
-            double s, o;
-            check_layer(c, layer, t, &s, &o);
+            w8_qlayer l;
+            w8_qlayer_read(c->st, c->desc, layer, -1, -1, c->dtype, &l);
+            for (int v = 0; v < l.n_violations; v++) viol(r, "%s", l.violations[v]);
+            n_f32in += !!(l.variants & W8_QV_F32_INPUT);
+            n_wscale += !!(l.variants & W8_QV_WEIGHT_SCALE);
+            n_dyn_dt += !!(l.variants & W8_QV_SCALE_DTYPE);
+            if (l.type == W8_QT_W8A8) {
+                n_static++;
+                if (l.in_scale > 0) update_range(&r->in_scale_min, &r->in_scale_max, l.in_scale);
+                if (l.deq_min <= l.deq_max) {
+                    update_range(&r->deq_min, &r->deq_max, l.deq_min);
+                    update_range(&r->deq_min, &r->deq_max, l.deq_max);
+                }
+            } else {
+                r->n_lin_dynamic++;
+            }
+            w8_qlayer_free(&l);
             r->n_lin_quant++;
         } else if (lin) {
             r->n_lin_float++;
@@ -303,9 +370,27 @@ static void check_quantized(ictx *c) {
                 viol(r, "%s: FLOAT layer has dtype %s", t->name, w8_dtype_name(t->dtype));
         }
     }
+    if (n_f32in)
+        variant(r, "input_scale/input_offset stored as F32 in %d layer%s (msModelSlim's current "
+                "saver)", n_f32in, n_f32in == 1 ? "" : "s");
+    if (n_wscale)
+        variant(r, "weight_scale/weight_offset in %d W8A8 layer%s (msModelSlim's older saver)",
+                n_wscale, n_wscale == 1 ? "" : "s");
+    if (n_dyn_dt)
+        variant(r, "W8A8_DYNAMIC weight_scale/weight_offset not F32 [n,1] in %d layer%s",
+                n_dyn_dt, n_dyn_dt == 1 ? "" : "s");
+    if (n_static && r->n_lin_dynamic)
+        cons(r, C_MINDIE, "one quantization type: %d W8A8 and %d W8A8_DYNAMIC layers in one "
+             "directory (MindIE packs every layer by the model-level quantize; vllm-ascend and "
+             "this runtime decide per layer)", n_static, r->n_lin_dynamic);
+    if (r->n_lin_dynamic)
+        cons(r, C_310P, "no W8A8_DYNAMIC linear layers: %d layer%s (vllm-ascend's 310P path "
+             "runs W8A8 static linear layers only; its dynamic scheme is for MoE experts)",
+             r->n_lin_dynamic, r->n_lin_dynamic == 1 ? " is" : "s are");
     /* groups: find layer indices from q_proj / gate_proj names */
     static const char *const qkv[] = {"q_proj", "k_proj", "v_proj"};
     static const char *const gu[] = {"gate_proj", "up_proj"};
+    int type_rule = 0, scale_rule = 0;
     for (int l = 0;; l++) {
         char p1[128], p2[128], probe[160];
         snprintf(p1, sizeof p1, "model.layers.%d.self_attn.", l);
@@ -314,18 +399,55 @@ static void check_quantized(ictx *c) {
         char probe2[160];
         snprintf(probe2, sizeof probe2, "%sgate_proj.weight", p2);
         if (!w8_st_find(c->st, probe) && !w8_st_find(c->st, probe2)) break;
-        check_shared(c, p1, qkv, 3);
-        check_shared(c, p2, gu, 2);
+        check_group(c, p1, qkv, 3, &type_rule, &scale_rule);
+        check_group(c, p2, gu, 2, &type_rule, &scale_rule);
     }
-    if (r->n_lin_quant == 0) {
-        viol(r, "description says W8A8 but no linear layer is quantized");
-        r->in_scale_min = r->in_scale_max = r->deq_min = r->deq_max = 0;
-    }
+    if (n_static == 0) r->in_scale_min = r->in_scale_max = r->deq_min = r->deq_max = 0;
+    if (r->n_lin_quant == 0) viol(r, "the description says quantized but no linear layer is");
 }
 
 static void count_float(const w8_st *st, w8_inspect_info *r) {
     for (size_t i = 0; i < w8_st_count(st); i++)
         if (is_linear_weight(w8_st_at(st, i)->name)) r->n_lin_float++;
+}
+
+/* The weights file (an index or files) another tool named its own way. */
+static void check_weights_name(const w8_st *st, w8_inspect_info *r) {
+    const char *src = w8_st_source(st);
+    if (!src || !strcmp(src, "quant_model_weight_w8a8.safetensors") ||
+        !strcmp(src, "quant_model_weight_w8a8.safetensors.index.json"))
+        return;
+    int nfiles = 0;
+    for (size_t i = 0; i < w8_st_count(st); i++)
+        if (i == 0 || strcmp(w8_st_at(st, i)->file, w8_st_at(st, i - 1)->file)) nfiles++;
+    if (ends_with(src, ".index.json") || nfiles <= 1)
+        variant(r, "weights in %s (FORMAT.md names quant_model_weight_w8a8.safetensors)", src);
+    else
+        variant(r, "weights in %d *.safetensors files without an index (first %s)", nfiles, src);
+}
+
+/* config.json: "quantize" (MindIE reads it first), "quantization_config"
+ * (vllm-ascend would use it instead of the description). */
+static void check_config(const json_t *cfg, const json_t *desc, w8_inspect_info *r) {
+    const json_t *qz = json_object_get(cfg, "quantize");
+    const json_t *mq = desc ? json_object_get(desc, "model_quant_type") : NULL;
+    const char *want = NULL;
+    if (json_is_string(mq)) {
+        w8_qtype t = w8_qtype_parse(json_string_value(mq));
+        want = t == W8_QT_W8A8 ? "w8a8" : t == W8_QT_W8A8_DYNAMIC ? "w8a8_dynamic" : NULL;
+    }
+    if (!qz) {
+        variant(r, "config.json has no \"quantize\" (msModelSlim's current saver)");
+        if (!json_is_string(mq))
+            cons(r, C_MINDIE, "quantize or model_quant_type: config.json has no \"quantize\" "
+                 "and the description no \"model_quant_type\" (MindIE cannot tell the type)");
+    } else if (!json_is_string(qz) || (want && strcmp(json_string_value(qz), want))) {
+        viol(r, "config.json: \"quantize\" is %s, expected \"%s\"",
+             json_is_string(qz) ? json_string_value(qz) : "not a string", want ? want : "w8a8");
+    }
+    if (json_object_get(cfg, "quantization_config"))
+        cons(r, C_VLLM | C_310P, "no quantization_config: config.json has one (vllm-ascend "
+             "would take it instead of the description)");
 }
 
 int w8_inspect_dir(const char *dir, w8_inspect_info *r) {
@@ -347,34 +469,47 @@ int w8_inspect_dir(const char *dir, w8_inspect_info *r) {
     r->dtype = model_dtype(st, cfg);
 
     json_t *desc = NULL;
-    const char *dnames[] = {"quant_model_description.json", "quant_model_description_w8a8.json"};
-    for (int i = 0; i < 2 && !desc; i++) {
-        char *p = w8_path_join(dir, dnames[i]);
+    for (int i = 0; i < W8_QDESC_NFILES && !r->quantized; i++) {
+        char *p = w8_path_join(dir, w8_qdesc_files[i]);
         if (w8_file_exists(p)) {
             r->quantized = 1;
+            if (i > 0) variant(r, "description file %s", w8_qdesc_files[i]);
             desc = w8_json_load_file(p);
             if (!desc) viol(r, "%s", w8_lasterr());
             else if (!json_is_object(desc)) {
-                viol(r, "%s: not a JSON object", dnames[i]);
+                viol(r, "%s: not a JSON object", w8_qdesc_files[i]);
                 json_decref(desc);
                 desc = NULL;
             }
         }
         free(p);
     }
-    const json_t *qz = json_object_get(cfg, "quantize");
-    int cfg_q = json_is_string(qz) && !strcmp(json_string_value(qz), "w8a8");
-    if (r->quantized && !cfg_q) viol(r, "config.json: \"quantize\": \"w8a8\" is missing");
     if (!r->quantized) {
-        if (cfg_q) viol(r, "config.json says \"quantize\": \"w8a8\" but there is no "
-                           "quant_model_description.json");
+        const json_t *qz = json_object_get(cfg, "quantize");
+        if (json_is_string(qz))
+            viol(r, "config.json says \"quantize\": \"%s\" but there is no "
+                 "quant_model_description.json", json_string_value(qz));
         count_float(st, r);
-    } else if (desc) {
+    } else {
+        check_weights_name(st, r);
+        check_config(cfg, desc, r);
+    }
+    if (r->quantized && desc) {
         ictx c = {st, desc, r->dtype, r};
         if (r->dtype == W8_F32)
             viol(r, "float tensors are F32: FORMAT.md defines W8A8 for fp16 and bf16 models");
         check_description(&c);
         check_quantized(&c);
+        /* the architecture's names need the parsed config; a config our
+         * loader refuses is reported, and those two rules are skipped */
+        w8_config mc;
+        char *cpath = w8_path_join(dir, "config.json");
+        size_t len;
+        char *text = w8_read_file(cpath, W8_JSON_MAX_FILE, &len);
+        if (text && w8_config_parse(text, len, cpath, &mc) == 0) check_names(&c, &mc);
+        else viol(r, "%s", w8_lasterr());
+        free(text);
+        free(cpath);
     }
     json_decref(desc);
     json_decref(cfg);
@@ -392,18 +527,34 @@ void w8_inspect_print(FILE *f, const char *dir, const w8_inspect_info *r) {
     char sz[32];
     human_size(sz, sizeof sz, r->bytes);
     const char *dt = r->dtype == W8_F16 ? "fp16" : r->dtype == W8_BF16 ? "bf16" : "fp32";
-    fprintf(f, "%s: %s model, %s%s%s\n", dir, r->quantized ? "W8A8" : "float", dt,
-            r->arch[0] ? ", " : "", r->arch);
+    const char *kind = !r->quantized ? "float"
+                       : r->n_lin_dynamic == 0 ? "W8A8"
+                       : r->n_lin_dynamic == r->n_lin_quant ? "W8A8_DYNAMIC"
+                                                            : "W8A8 + W8A8_DYNAMIC";
+    fprintf(f, "%s: %s model, %s%s%s\n", dir, kind, dt, r->arch[0] ? ", " : "", r->arch);
     fprintf(f, "  tensors: %ld, %s (%zu bytes)\n", r->n_tensors, sz, r->bytes);
-    fprintf(f, "  linear layers: %d quantized, %d float\n", r->n_lin_quant, r->n_lin_float);
-    if (r->quantized && r->n_lin_quant > 0) {
+    fprintf(f, "  linear layers: %d quantized, %d float", r->n_lin_quant, r->n_lin_float);
+    if (r->n_lin_dynamic) fprintf(f, " (%d quantized W8A8_DYNAMIC)", r->n_lin_dynamic);
+    fputc('\n', f);
+    if (r->quantized && r->n_lin_quant > r->n_lin_dynamic) {
         fprintf(f, "  input_scale: [%.6g, %.6g]\n", r->in_scale_min, r->in_scale_max);
         fprintf(f, "  deq_scale:   [%.6g, %.6g]\n", r->deq_min, r->deq_max);
     }
+    for (int i = 0; i < r->n_variants; i++) fprintf(f, "  variant: %s\n", r->variants[i]);
     if (r->quantized) {
         if (r->n_violations == 0) fprintf(f, "  valid: follows FORMAT.md\n");
         else fprintf(f, "  INVALID: %d violation%s of FORMAT.md\n", r->n_violations,
                      r->n_violations == 1 ? "" : "s");
     }
     for (int i = 0; i < r->n_violations; i++) fprintf(f, "  violation: %s\n", r->violations[i]);
+    if (!r->quantized) return;
+    for (int c = 0; c < W8_N_CONSUMERS; c++) {
+        if (r->n_cons_fail[c] == 0)
+            fprintf(f, "  consumer %s: %s\n", w8_consumer_names[c],
+                    r->n_violations ? "loads (its loader checks none of the violations above)"
+                                    : "loads");
+        for (int i = 0; i < r->n_cons_fail[c]; i++)
+            fprintf(f, "  consumer %s: will NOT load: %s\n", w8_consumer_names[c],
+                    r->cons_fail[c][i]);
+    }
 }

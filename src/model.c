@@ -4,7 +4,8 @@
  *
  * Tensors keep HF's LLaMA / Qwen2 names (model.layers.N.self_attn.q_proj...).
  * Each linear layer looks up "<layer>.weight" in quant_model_description.json:
- * "W8A8" loads the int8 tensors of FORMAT.md and packs them for the kernels;
+ * "W8A8" loads the int8 tensors of FORMAT.md (read and checked by qlayer.c,
+ * the reader inspect uses too) and packs them for the kernels;
  * anything else (or a plain float directory) points a w8_fmat into the mapped
  * file, in the file's dtype (a 7B bf16 model must not be widened to f32);
  * in a W8A8 model those few float layers are then repacked (pack_float).
@@ -22,6 +23,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "qlayer.h"
 #include "util.h"
 
 #define NAME_MAX_LEN 256
@@ -30,6 +32,7 @@ typedef struct {
     const w8_st *st;
     const w8_qdesc *qd;  /* NULL for a float directory */
     const char *wlabel;  /* the weights file named when a tensor is missing */
+    int dtype;           /* the model's float dtype (embeddings): picks the W8A8 table */
 } loader;
 
 /* w8_st_need, but a missing tensor names the weights file rather than the
@@ -86,19 +89,6 @@ static int load_opt_vec(const loader *ld, const char *name, int n, float **out) 
     return *out ? 0 : -1;
 }
 
-/* A float scalar stored as a one-element tensor (input_scale, input_offset). */
-static int load_scalar(const loader *ld, const char *name, float *out) {
-    const w8_tensor *t = need(ld, name, -1, -1, NULL);
-    if (!t) return -1;
-    if (!is_float_dtype(t->dtype) || t->numel != 1)
-        return w8_seterr("%s: tensor '%s' has dtype %s and %zu elements, expected one "
-                         "F16/BF16/F32 value",
-                         t->file, name, w8_dtype_name(t->dtype), t->numel);
-    *out = w8_tensor_get_f32(t, 0);
-    if (!isfinite(*out)) return w8_seterr("%s: tensor '%s' is not finite", t->file, name);
-    return 0;
-}
-
 /* The int8 tensors of one W8A8 layer, checked; pointers into the mapping. */
 typedef struct {
     const w8_tensor *w, *qbias, *deq;
@@ -106,32 +96,20 @@ typedef struct {
     int offset;
 } qparts;
 
+/* FORMAT.md's rules for a quantized layer live in one reader (qlayer.c),
+ * shared with inspect: what it refuses, the runtime refuses too. */
 static int load_qparts(const loader *ld, const char *prefix, int n, int k, qparts *q) {
-    char name[NAME_MAX_LEN];
-    int64_t wshape[2] = {n, k}, nshape[1] = {n};
-    float off;
-    snprintf(name, sizeof name, "%s.weight", prefix);
-    if (!(q->w = need(ld, name, W8_I8, 2, wshape))) return -1;
-    snprintf(name, sizeof name, "%s.input_scale", prefix);
-    if (load_scalar(ld, name, &q->scale)) return -1;
-    if (!(q->scale > 0))
-        return w8_seterr("%s: tensor '%s' is %g, expected a positive scale", q->w->file, name,
-                         (double)q->scale);
-    snprintf(name, sizeof name, "%s.input_offset", prefix);
-    if (load_scalar(ld, name, &off)) return -1;
-    if (off < -128 || off > 127 || off != rintf(off))
-        return w8_seterr("%s: tensor '%s' is %g, expected an integer in [-128, 127]",
-                         q->w->file, name, (double)off);
-    q->offset = (int)off;
-    snprintf(name, sizeof name, "%s.quant_bias", prefix);
-    if (!(q->qbias = need(ld, name, W8_I32, 1, nshape))) return -1;
-    snprintf(name, sizeof name, "%s.deq_scale", prefix);
-    if (!(q->deq = need(ld, name, -1, 1, nshape))) return -1;
-    if (q->deq->dtype != W8_I64 && q->deq->dtype != W8_F32)
-        return w8_seterr("%s: tensor '%s' has dtype %s, expected I64 (fp16 models) or F32 "
-                         "(bf16 models)",
-                         q->deq->file, name, w8_dtype_name(q->deq->dtype));
-    return 0;
+    w8_qlayer l;
+    int rc = w8_qlayer_read(ld->st, w8_qdesc_json(ld->qd), prefix, n, k, ld->dtype, &l);
+    if (rc == 0) {
+        q->w = l.weight;
+        q->qbias = l.quant_bias;
+        q->deq = l.deq_scale;
+        q->scale = l.in_scale;
+        q->offset = l.in_offset;
+    }
+    w8_qlayer_free(&l);
+    return rc;
 }
 
 /* Copy quant_bias and deq_scale (as f32) of rows [0, n) into dst arrays.
@@ -190,12 +168,26 @@ static void pack_stacked(w8_qmat *out, const qparts *parts, const int *pn, int n
     free(ds);
 }
 
-/* 1 when the description marks prefix.weight as W8A8. */
-static int is_int8(const loader *ld, const char *prefix) {
-    if (!ld->qd) return 0;
+/* The description's type of prefix.weight (W8_QT_FLOAT for a float directory). */
+static w8_qtype qtype(const loader *ld, const char *prefix) {
+    if (!ld->qd) return W8_QT_FLOAT;
     char name[NAME_MAX_LEN];
     snprintf(name, sizeof name, "%s.weight", prefix);
-    return w8_qdesc_get(ld->qd, name) == 1;
+    return w8_qdesc_get(ld->qd, name);
+}
+
+/* 1 when the description marks prefix.weight as W8A8 (the static int8 path). */
+static int is_int8(const loader *ld, const char *prefix) { return qtype(ld, prefix) == W8_QT_W8A8; }
+
+/* A type this runtime has no path for: a clear refusal rather than reading
+ * int8 tensors as float. */
+static int check_supported(const loader *ld, const char *prefix) {
+    w8_qtype t = qtype(ld, prefix);
+    if (t == W8_QT_W8A8_DYNAMIC || t == W8_QT_OTHER)
+        return w8_seterr("%s: '%s.weight' is %s, which this runtime cannot run", ld->wlabel,
+                         prefix, t == W8_QT_OTHER ? "of an unknown quantization type"
+                                                  : "W8A8_DYNAMIC (per-token activations)");
+    return 0;
 }
 
 /* A W8A8 model's few float layers (lm_head, a recipe's down_proj) are
@@ -236,6 +228,7 @@ static int load_linear(const loader *ld, const char *prefix, int n, int k, int w
     memset(l, 0, sizeof *l);
     l->n = n;
     l->k = k;
+    if (check_supported(ld, prefix)) return -1;
     if (!is_int8(ld, prefix)) return load_float_linear(ld, prefix, n, k, want_bias, l);
     qparts q;
     if (load_qparts(ld, prefix, n, k, &q)) return -1;
@@ -257,6 +250,7 @@ static int load_group(const loader *ld, char prefixes[][NAME_MAX_LEN], const int
     int all_int8 = 1;
     for (int i = 0; i < np; i++) {
         g->part_n[i] = pn[i];
+        if (check_supported(ld, prefixes[i])) return -1;
         all_int8 &= is_int8(ld, prefixes[i]);
     }
     if (all_int8) {
@@ -394,15 +388,20 @@ static int check_shape(const w8_config *c, const char *dir) {
 
 static int load_all(w8_model *m, const w8_qdesc *qd) {
     const w8_config *c = &m->cfg;
-    loader ld = {m->st, qd, weights_label(m->st)};
+    loader ld = {m->st, qd, weights_label(m->st), W8_BF16};
     int64_t eshape[2] = {c->vocab, c->hidden};
     if (!(m->embed = need_float(&ld, "model.embed_tokens.weight", 2, eshape))) return -1;
+    ld.dtype = m->embed->dtype;
     m->layers = w8_xcalloc((size_t)c->n_layers, sizeof(w8_layer));
     for (int i = 0; i < c->n_layers; i++)
         if (load_layer(&ld, c, i, &m->layers[i])) return -1;
     if (!(m->final_norm = load_vec(&ld, "model.norm.weight", c->hidden))) return -1;
     if (load_opt_vec(&ld, "model.norm.bias", c->hidden, &m->final_norm_b)) return -1;
 
+    /* A tied model's lm_head.weight, when the directory has one, is the
+     * embedding's copy (msModelSlim writes it so that every description key
+     * names a tensor); the embedding is used, as config.json says. */
+    if (check_supported(&ld, "lm_head")) return -1;
     if (is_int8(&ld, "lm_head")) {
         if (load_linear(&ld, "lm_head", c->vocab, c->hidden, 0, &m->lm_head)) return -1;
     } else if (c->tie_embeddings) {

@@ -295,6 +295,21 @@ static int plan(qstate *s) {
         }
     if (w8_st_find(s->st, "lm_head.weight") && add_lin(s, "lm_head", -1, K_LMHEAD, -1) != 0)
         return -1;
+    /* Layers reading one input (q/k/v, gate/up) share one type: vllm-ascend
+     * builds them as one fused layer and raises when their description
+     * values differ.  One member kept float (--disable_names) keeps the
+     * group float. */
+    for (int g = 0; g < s->n_grp; g++) {
+        qgroup *gr = &s->grp[g];
+        if (gr->n_quant == 0 || gr->n_quant == gr->n_members) continue;
+        for (int i = 0; i < gr->n_members; i++) {
+            qlin *ln = &s->lin[gr->members[i]];
+            if (!ln->quant) continue;
+            ln->quant = 0;
+            ln->why = "fused with a float layer (q/k/v and gate/up share one type)";
+        }
+        gr->n_quant = 0;
+    }
     /* every --disable_names entry must name a linear layer: a typo must not
      * silently quantize the layer the user meant to protect */
     for (int i = 0; i < s->o->n_disable; i++) {
@@ -679,6 +694,15 @@ static void build_outputs(qstate *s, olist *ol) {
             oadd(ol, t->name, "", fdt, t->ndim, t->shape, O_COPY, t, -1, -1, 0);
         }
     }
+    /* A tied model has no lm_head tensor, but vllm-ascend looks up
+     * "lm_head.weight" in the description for every model: as msModelSlim
+     * does, write the embedding's copy under that name, so that the key
+     * exists and names a tensor.  Runtimes that honour tie_word_embeddings
+     * use the embedding itself. */
+    const w8_tensor *emb = w8_st_find(s->st, "model.embed_tokens.weight");
+    if (s->cfg.tie_embeddings && emb && !w8_st_find(s->st, "lm_head.weight"))
+        oadd(ol, "lm_head.weight", "", s->convert ? W8_BF16 : emb->dtype, emb->ndim, emb->shape,
+             O_COPY, emb, -1, -1, 0);
 }
 
 /* Greedy shards in output order: a new shard starts when the next tensor

@@ -20,6 +20,7 @@
  */
 #include "safetensors.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -90,6 +91,7 @@ struct w8_st {
     size_t nslots;
     st_meta *meta;
     size_t nmeta;
+    char *source;    /* file or index name w8_st_open_dir picked, or NULL */
 };
 
 static uint64_t hash_str(const char *s) {
@@ -106,6 +108,7 @@ static w8_st *st_new(const char *path) {
 
 void w8_st_close(w8_st *st) {
     if (!st) return;
+    free(st->source);
     for (int i = 0; i < st->nfiles; i++) {
         if (st->files[i].map) munmap(st->files[i].map, st->files[i].size);
         free(st->files[i].path);
@@ -510,6 +513,74 @@ w8_st *w8_st_open(const char *path) {
     return ends_with(path, ".index.json") ? open_index(path) : open_single(path);
 }
 
+/* Several *.safetensors files without an index, opened as one set (as
+ * vllm-ascend and MindIE load every weights file of a directory). */
+static w8_st *open_files(const char *dir, char **names, size_t nn) {
+    w8_st *st = st_new(dir);
+    for (size_t i = 0; i < nn; i++) {
+        char *fp = w8_path_join(dir, names[i]);
+        int fi = map_file(st, fp);
+        free(fp);
+        if (fi < 0 || parse_file(st, fi) != 0) goto fail;
+    }
+    fill_files(st);
+    if (finalize(st) != 0) goto fail;
+    return st;
+fail:
+    w8_st_close(st);
+    return NULL;
+}
+
+/* Other tools name the weights freely (msModelSlim's current saver writes
+ * quant_model_weights.safetensors): after the known names, the one
+ * *.safetensors.index.json of the directory, else all its *.safetensors. */
+static w8_st *open_any(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) {
+        w8_seterr("%s: cannot list: %s", dir, strerror(errno));
+        return NULL;
+    }
+    char **idx = NULL, **files = NULL;
+    size_t ni = 0, nf = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        if (ends_with(e->d_name, ".safetensors.index.json")) {
+            idx = w8_xrealloc(idx, (ni + 1) * sizeof *idx);
+            idx[ni++] = w8_xstrdup(e->d_name);
+        } else if (ends_with(e->d_name, ".safetensors")) {
+            files = w8_xrealloc(files, (nf + 1) * sizeof *files);
+            files[nf++] = w8_xstrdup(e->d_name);
+        }
+    }
+    closedir(d);
+    w8_st *st = NULL;
+    if (ni > 1) {
+        qsort(idx, ni, sizeof *idx, strcmp_ptr);
+        w8_seterr("%s: %zu weight indexes (%s, %s%s); cannot tell which one holds the model",
+                  dir, ni, idx[0], idx[1], ni > 2 ? ", ..." : "");
+    } else if (ni == 1) {
+        char *p = w8_path_join(dir, idx[0]);
+        if ((st = open_index(p))) {
+            free(st->path);
+            st->path = w8_xstrdup(dir);
+            st->source = w8_xstrdup(idx[0]);
+        }
+        free(p);
+    } else if (nf > 0) {
+        qsort(files, nf, sizeof *files, strcmp_ptr);
+        if ((st = open_files(dir, files, nf))) st->source = w8_xstrdup(files[0]);
+    } else {
+        w8_seterr("%s: no model.safetensors, model.safetensors.index.json, "
+                  "quant_model_weight_w8a8.safetensors[.index.json] or other *.safetensors", dir);
+    }
+    for (size_t i = 0; i < ni; i++) free(idx[i]);
+    for (size_t i = 0; i < nf; i++) free(files[i]);
+    free(idx);
+    free(files);
+    return st;
+}
+
 w8_st *w8_st_open_dir(const char *dir) {
     static const char *const order[] = {
         "quant_model_weight_w8a8.safetensors.index.json",
@@ -525,16 +596,20 @@ w8_st *w8_st_open_dir(const char *dir) {
             if (st) {
                 free(st->path);
                 st->path = w8_xstrdup(dir);
+                st->source = w8_xstrdup(order[i]);
             }
             return st;
         }
         free(p);
     }
-    if (!w8_is_dir(dir)) w8_seterr("%s: not a directory", dir);
-    else w8_seterr("%s: no model.safetensors, model.safetensors.index.json or "
-                   "quant_model_weight_w8a8.safetensors[.index.json]", dir);
-    return NULL;
+    if (!w8_is_dir(dir)) {
+        w8_seterr("%s: not a directory", dir);
+        return NULL;
+    }
+    return open_any(dir);
 }
+
+const char *w8_st_source(const w8_st *st) { return st->source; }
 
 /* ------------------------------------------------------------ lookups */
 

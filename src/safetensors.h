@@ -51,8 +51,13 @@ typedef struct w8_st w8_st;
 w8_st *w8_st_open(const char *path);
 /* Open the weights of a model directory: the first that exists of
  * quant_model_weight_w8a8.safetensors.index.json, quant_model_weight_w8a8.safetensors,
- * model.safetensors.index.json, model.safetensors. */
+ * model.safetensors.index.json, model.safetensors; else the directory's one
+ * *.safetensors.index.json, else all its *.safetensors files as one set
+ * (other tools' names, e.g. quant_model_weights.safetensors). */
 w8_st *w8_st_open_dir(const char *dir);
+/* The file or index name w8_st_open_dir opened (the first file when it
+ * opened several); NULL for a set opened otherwise. */
+const char *w8_st_source(const w8_st *st);
 /* Parse an in-memory file image (for tests and fuzzing; buffer must outlive the w8_st). */
 w8_st *w8_st_from_memory(const void *buf, size_t len, const char *label);
 void w8_st_close(w8_st *st);

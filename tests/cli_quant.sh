@@ -177,7 +177,7 @@ check "sharded files and index written" \
 "$W" inspect "$T/qw" >"$T/insp" 2>&1
 rc=$?
 check "inspect accepts the sharded Qwen2 output (exit $rc)" test $rc -eq 0
-check "inspect counts 28 W8A8 and 7 float layers" grep -q '28 quantized, 7 float' "$T/insp"
+check "inspect counts 26 W8A8 and 10 float layers (layer 0's q/k/v float with k_proj; lm_head the tied copy)" grep -q '26 quantized, 10 float' "$T/insp"
 
 # ---- inspect exit codes
 "$W" inspect "$F16" >"$T/insp" 2>&1

@@ -205,7 +205,8 @@ static void test_bad(void) {
 static void test_qdesc(void) {
     const char *ok = "{\"model_quant_type\":\"W8A8\",\"version\":\"1.0.0\",\"group_size\":0,"
                      "\"model.layers.0.self_attn.q_proj.weight\":\"W8A8\","
-                     "\"model.layers.0.mlp.down_proj.weight\":\"FLOAT\",\"lm_head.weight\":\"W4A16\"}";
+                     "\"model.layers.0.mlp.down_proj.weight\":\"FLOAT\",\"lm_head.weight\":\"W4A16\","
+                     "\"model.layers.0.mlp.up_proj.weight\":\"W8A8_DYNAMIC\"}";
     w8_qdesc *q = w8_qdesc_parse(ok, strlen(ok), "d/quant_model_description.json");
     CHECK(q != NULL, "description parses");
     if (q) {
@@ -213,8 +214,10 @@ static void test_qdesc(void) {
               "model_quant_type and version");
         CHECK(w8_qdesc_get(q, "model.layers.0.self_attn.q_proj.weight") == 1 &&
                   w8_qdesc_get(q, "model.layers.0.mlp.down_proj.weight") == 0 &&
-                  w8_qdesc_get(q, "lm_head.weight") == 0 && w8_qdesc_get(q, "nope") == -1,
-              "W8A8 / FLOAT / other / absent");
+                  w8_qdesc_get(q, "lm_head.weight") == W8_QT_OTHER &&
+                  w8_qdesc_get(q, "model.layers.0.mlp.up_proj.weight") == W8_QT_W8A8_DYNAMIC &&
+                  w8_qdesc_get(q, "nope") == -1,
+              "W8A8 / FLOAT / other / W8A8_DYNAMIC / absent");
         CHECK(json_is_object(w8_qdesc_json(q)), "json accessor");
         w8_qdesc_free(q);
     }
@@ -242,7 +245,8 @@ static void test_qdesc(void) {
     FILE *f = fopen(p, "w");
     fputs(ok, f);
     fclose(f);
-    CHECK(w8_qdesc_load(dir, &out) == 0 && out && w8_qdesc_get(out, "lm_head.weight") == 0,
+    CHECK(w8_qdesc_load(dir, &out) == 0 && out &&
+              w8_qdesc_get(out, "model.layers.0.mlp.down_proj.weight") == W8_QT_FLOAT,
           "quant_model_description_w8a8.json accepted");
     w8_qdesc_free(out);
     f = fopen(p, "w");
