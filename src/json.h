@@ -19,6 +19,11 @@
  * `label` names the input in messages (usually the file path). */
 json_t *w8_json_load_file(const char *path);
 json_t *w8_json_load_buf(const char *buf, size_t len, const char *label);
+/* jansson's json_loadb (duplicate keys refused, NUL in strings allowed),
+ * except that integers beyond the long long range, which Hugging Face files
+ * hold ("model_max_length": 1000000000000000019884624838656), are read as
+ * the nearest double instead of failing. */
+json_t *w8_json_parse(const char *buf, size_t len, json_error_t *e);
 
 /* Typed lookups in an object.  Each returns 0 when the key holds the right
  * type, 1 when the key is absent or null (value untouched), and -1 with an

@@ -277,7 +277,7 @@ static w8_tok *from_json_fast(const char *buf, size_t len, const char *label, in
     w8_buf_put(&sb, blank[!first], 2);
     w8_buf_put(&sb, r[!first][1], (size_t)(buf + len - r[!first][1]));
     json_error_t e;
-    json_t *root = json_loadb(sb.s, sb.len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &e);
+    json_t *root = w8_json_parse(sb.s, sb.len, &e);
     free(sb.s);
     if (!root) return NULL;
     w8_tok *t = tok_new(label);
