@@ -57,7 +57,7 @@ int w8_cmd_compare(int argc, char **argv) {
     const w8_opt opts[] = {
         {"float", 0, W8_ARG_STR, &fpath, "float model directory (required)"},
         {"quant", 0, W8_ARG_STR, &qpath, "W8A8 model directory (required)"},
-        {"file", 'f', W8_ARG_STR, &file, "text file to run (required)"},
+        {"file", 'f', W8_ARG_STR, &file, "text file to run, '-' for stdin (required)"},
         {"ctx", 'c', W8_ARG_INT, &ctx, "window length in tokens (default 512)"},
         {"batch", 'b', W8_ARG_INT, &batch, "rows per forward call (default: the whole window)"},
         {"chunks", 0, W8_ARG_INT, &chunks, "use only the first N windows (default: all)"},

@@ -31,7 +31,7 @@ int w8_cmd_ppl(int argc, char **argv) {
     int ctx = 512, batch = 0, chunks = 0, threads = 0;
     const w8_opt opts[] = {
         {"model_path", 0, W8_ARG_STR, &model_path, "model directory, float or W8A8 (required)"},
-        {"file", 'f', W8_ARG_STR, &file, "text file to score (required)"},
+        {"file", 'f', W8_ARG_STR, &file, "text file to score, '-' for stdin (required)"},
         {"ctx", 'c', W8_ARG_INT, &ctx, "window length in tokens (default 512)"},
         {"batch", 'b', W8_ARG_INT, &batch, "rows per forward call (default: the whole window)"},
         {"chunks", 0, W8_ARG_INT, &chunks, "score only the first N windows (default: all)"},

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat_template.h"
 #include "json.h"
 #include "tok_internal.h"
 #include "unicode.h"
@@ -336,6 +337,16 @@ w8_tok *w8_tok_load(const char *dir) {
     w8_tok *t = NULL;
     if (buf && w8_file_exists(cpath)) cbuf = w8_read_file(cpath, W8_JSON_MAX_FILE, &clen);
     if (buf && (cbuf || !w8_file_exists(cpath))) t = w8_tok_from_json(buf, len, cbuf, clen, path);
+    /* the directory's chat template, found as every command finds it
+     * (chat_template.jinja first), replaces tokenizer_config.json's */
+    char *tmpl = NULL;
+    if (t && w8_chat_template_find(cdir, &tmpl) < 0) {
+        w8_tok_free(t);
+        t = NULL;
+    } else if (t) {
+        free(t->chat_template);
+        t->chat_template = tmpl;
+    }
     free(buf);
     free(cbuf);
     free(path);
