@@ -44,4 +44,14 @@ const char *w8_json_type_name(const json_t *v);
  * as UTF-8 (ensure_ascii = 0) unless `ascii` is set. */
 char *w8_json_dumps(const json_t *v, int ascii);
 
+/* Edits of a JSON object's text that keep every other byte as it was
+ * (number spellings, key order, layout), for files we copy with one change.
+ * text_set gives top-level `key` the JSON text `value`: replaced in place
+ * when present, else appended after the last member in that member's style.
+ * text_del removes a top-level member and its comma.  Keys match as written
+ * (a key spelled with escapes is not found).  Both return a malloc'd string,
+ * or NULL when the text is not a JSON object. */
+char *w8_json_text_set(const char *text, size_t len, const char *key, const char *value);
+char *w8_json_text_del(const char *text, size_t len, const char *key);
+
 #endif

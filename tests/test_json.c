@@ -87,6 +87,34 @@ static void test_big_ints(void) {
           "a later error keeps its column: %s", w8_lasterr());
 }
 
+/* Text edits of an object that keep the other bytes. */
+static void edit_case(const char *what, char *got, const char *want) {
+    CHECK(got && !strcmp(got, want), "text edit: %s", what);
+    if (!got || strcmp(got, want)) printf("# got:\n%s\n", got ? got : "(null)");
+    free(got);
+}
+
+static void test_text_edits(void) {
+    const char *t = "{\n  \"a\": 1e-05,\n  \"b\": {\"x\": \"}\"},\n  \"c\": [1, \"]\"]\n}\n";
+    edit_case("set replaces a value in place", w8_json_text_set(t, strlen(t), "b", "2"),
+              "{\n  \"a\": 1e-05,\n  \"b\": 2,\n  \"c\": [1, \"]\"]\n}\n");
+    edit_case("set appends in the last member's style", w8_json_text_set(t, strlen(t), "q", "\"w8a8\""),
+              "{\n  \"a\": 1e-05,\n  \"b\": {\"x\": \"}\"},\n  \"c\": [1, \"]\"],\n  \"q\": \"w8a8\"\n}\n");
+    edit_case("del of a middle member", w8_json_text_del(t, strlen(t), "b"),
+              "{\n  \"a\": 1e-05,\n  \"c\": [1, \"]\"]\n}\n");
+    edit_case("del of the last member", w8_json_text_del(t, strlen(t), "c"),
+              "{\n  \"a\": 1e-05,\n  \"b\": {\"x\": \"}\"}\n}\n");
+    edit_case("del of an absent key", w8_json_text_del(t, strlen(t), "zz"), t);
+    const char *c = "{\"a\":1,\"b\":true}";
+    edit_case("compact style kept", w8_json_text_set(c, strlen(c), "q", "\"w\""),
+              "{\"a\":1,\"b\":true,\"q\":\"w\"}");
+    edit_case("empty object", w8_json_text_set("{}", 2, "q", "1"), "{\n  \"q\": 1\n}");
+    edit_case("del of the only member", w8_json_text_del("{\"a\": 1}", 8, "a"), "{}");
+    edit_case("nested keys are not top-level", w8_json_text_set(t, strlen(t), "x", "0"),
+              "{\n  \"a\": 1e-05,\n  \"b\": {\"x\": \"}\"},\n  \"c\": [1, \"]\"],\n  \"x\": 0\n}\n");
+    CHECK(w8_json_text_set("[1]", 3, "a", "1") == NULL, "not an object: NULL");
+}
+
 static void test_file_cap(void) {
     char path[] = "/tmp/w8a8-test-json-XXXXXX";
     int fd = mkstemp(path);
@@ -132,6 +160,7 @@ int main(void) {
     test_nesting_limit();
     test_errors_and_lookups();
     test_big_ints();
+    test_text_edits();
     test_file_cap();
     test_arith_and_halves();
     TEST_DONE();
