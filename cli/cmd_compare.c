@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../src/compare.h"
 #include "../src/model.h"
@@ -93,7 +94,8 @@ int w8_cmd_compare(int argc, char **argv) {
     printf("float: %s (%s)\nquant: %s (%s, %d int8 / %d float linear layers)\n", fpath,
            a->quantized ? "W8A8" : "float", qpath, b->quantized ? "W8A8" : "float", b->n_int8,
            b->n_float);
-    printf("text:  %s: %d tokens, %d window%s of %d\n\n", file, n, nw, nw == 1 ? "" : "s", o.ctx);
+    printf("text:  %s: %d tokens, %d window%s of %d\n\n", strcmp(file, "-") ? file : "<stdin>", n,
+           nw, nw == 1 ? "" : "s", o.ctx);
     fflush(stdout);
 
     w8_progress prog;

@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../src/model.h"
 #include "../src/ppl.h"
@@ -64,8 +65,8 @@ int w8_cmd_ppl(int argc, char **argv) {
     int nw = w8_ppl_windows(n, &o);
     printf("model: %s (%s, %s)\n", model_path, m->cfg.model_type,
            m->quantized ? "W8A8" : "float");
-    printf("text:  %s: %d tokens, %d window%s of %d, batch %d", file, n, nw, nw == 1 ? "" : "s",
-           o.ctx, o.batch);
+    printf("text:  %s: %d tokens, %d window%s of %d, batch %d",
+           strcmp(file, "-") ? file : "<stdin>", n, nw, nw == 1 ? "" : "s", o.ctx, o.batch);
     if (bos >= 0) printf(", BOS %d starts each window", bos);
     printf("\n");
     fflush(stdout);
