@@ -175,9 +175,22 @@ static int parse_rope(const json_t *root, const char *label, w8_config *cfg) {
                              cfg->rope_low_freq_factor, cfg->rope_high_freq_factor);
         return 0;
     }
-    /* dynamic, yarn, longrope...: frequencies we do not compute */
-    return w8_seterr("%s: key '%s.%s': '%.40s' is unsupported (supported: default, linear, llama3)",
-                     label, dkey, tkey, type);
+    if (!strcmp(type, "dynamic")) {
+        /* dynamic NTK scaling only raises the base once a sequence is longer
+         * than the original context (original_max_position_embeddings, else
+         * max_position_embeddings); the runtime never goes past max_pos, so
+         * up to there it is the default RoPE exactly */
+        int orig = cfg->max_pos;
+        if (get_int_range(rs, "original_max_position_embeddings", sub, 1, 1 << 24, 0, &orig) < 0)
+            return -1;
+        if (orig >= cfg->max_pos) return 0;
+        return w8_seterr("%s: key '%s.rope_type': 'dynamic' with original_max_position_embeddings "
+                         "%d below max_position_embeddings %d is unsupported", label, dkey, orig,
+                         cfg->max_pos);
+    }
+    /* yarn, longrope...: frequencies we do not compute */
+    return w8_seterr("%s: key '%s.%s': '%.40s' is unsupported (supported: default, linear, "
+                     "llama3, dynamic within the original context)", label, dkey, tkey, type);
 }
 
 /* ------------------------------------------------------------ attention, activation */

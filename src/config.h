@@ -9,10 +9,11 @@
  * nested per layer type) and rope_theta / rope_scaling (4.x) are the same
  * information, as are dtype and torch_dtype; layer_types is accepted.  A key
  * that changes the computation in a way we do not implement (a rope_type
- * other than default / linear / llama3, partial_rotary_factor, a hidden_act
- * other than silu, a layer type other than full / sliding attention) is an
- * error naming the file and the key.  A sliding window that is switched on
- * caps max_pos at the window, where it equals full attention.
+ * other than default / linear / llama3 / dynamic within its original
+ * context, partial_rotary_factor, a hidden_act other than silu, a layer type
+ * other than full / sliding attention) is an error naming the file and the
+ * key.  A sliding window that is switched on caps max_pos at the window,
+ * where it equals full attention.
  */
 #ifndef W8_CONFIG_H
 #define W8_CONFIG_H

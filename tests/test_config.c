@@ -147,7 +147,7 @@ static void test_bad(void) {
     bad("wrong type (bool)", "\"tie_word_embeddings\":1", "key 'tie_word_embeddings': expected boolean");
     bad("fractional int", "\"num_key_value_heads\":1.5", "key 'num_key_value_heads': expected integer");
     bad("bad rope type", "\"rope_scaling\":{\"type\":\"yarn\",\"factor\":4.0}",
-        "key 'rope_scaling.type': 'yarn' is unsupported (supported: default, linear, llama3)");
+        "key 'rope_scaling.type': 'yarn' is unsupported (supported: default, linear, llama3");
     bad("llama3 rope missing params", "\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8.0}",
         "missing required key 'low_freq_factor'");
     bad("llama3 rope bad order",
@@ -288,8 +288,13 @@ static void test_tf5(void) {
     bad("unknown activation", "\"hidden_act\":\"gelu\"", "key 'hidden_act': 'gelu' is unsupported");
     bad("yarn in rope_parameters", "\"rope_parameters\":{\"rope_theta\":1e6,\"rope_type\":\"yarn\",\"factor\":4}",
         "key 'rope_parameters.rope_type': 'yarn' is unsupported");
-    bad("dynamic rope", "\"rope_scaling\":{\"rope_type\":\"dynamic\",\"factor\":2.0}",
-        "key 'rope_scaling.rope_type': 'dynamic' is unsupported");
+    CHECK(parse_with("\"rope_scaling\":{\"rope_type\":\"dynamic\",\"factor\":2.0}", &c) == 0 &&
+              c.rope_type == W8_ROPE_DEFAULT && c.rope_factor == 1.0f,
+          "dynamic RoPE within max_position_embeddings is the default RoPE");
+    bad("dynamic rope past its original context",
+        "\"rope_scaling\":{\"rope_type\":\"dynamic\",\"factor\":2.0,\"original_max_position_embeddings\":1024}",
+        "key 'rope_scaling.rope_type': 'dynamic' with original_max_position_embeddings 1024 below "
+        "max_position_embeddings 2048");
     bad("per-layer rope, yarn", "\"rope_parameters\":{\"full_attention\":{\"rope_type\":\"yarn\",\"factor\":4}}",
         "key 'rope_parameters.full_attention.rope_type': 'yarn'");
     bad("partial rotary", "\"partial_rotary_factor\":0.5", "key 'partial_rotary_factor': 0.5 is unsupported");
