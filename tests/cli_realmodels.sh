@@ -147,3 +147,55 @@ refuse "unknown activation" 's/"hidden_act": "silu"/"hidden_act": "gelu_pytorch_
 refuse "a layer type we do not run" \
     's/"use_cache": true/"layer_types": ["full_attention", "full_attention", "chunked_attention", "full_attention", "full_attention"]/' \
     "key 'layer_types': element 2 ('chunked_attention') is unsupported"
+
+# 8. random weights of a tiny Qwen2 shape (synth) with the tokenizer and
+#    chat-template files of real directories: run --chat renders their
+#    template (its prompt is the rendered text's tokens)
+"$BIN" synth --shape tiny --out "$TMP/tiny" >/dev/null 2>&1
+for m in TinyLlama-1.1B-Chat-v1.0-resaved SmolLM2-360M-Instruct; do
+    d=$TMP/tiny-$m
+    cp -r "$TMP/tiny" "$d"
+    rm -f "$d/tokenizer.json" "$d/tokenizer_config.json"
+    for f in tokenizer.json tokenizer_config.json special_tokens_map.json chat_template.jinja; do
+        if [ -f "$REAL/$m/$f" ]; then cp "$REAL/$m/$f" "$d/"; fi
+    done
+    "$ASAN" run --model_path "$d" --chat --input_texts "Hi there" --max_output_length 4 >"$TMP/r" 2>"$TMP/err"
+    n_run=$(sed -n 's/^prompt tokens \([0-9]*\),.*/\1/p' "$TMP/r")
+    "$BIN" chat-template --model_path "$d" --file "$TMP/chat.jsonl" | sed 's/^{"rendered":/{"text":/' |
+        "$BIN" tokenize --model_path "$d" --file - >"$TMP/ids"
+    n_tpl=$(tr -cd ',' <"$TMP/ids" | wc -c)
+    n_tpl=$((n_tpl + 1))
+    if grep -q '^\[0\] output' "$TMP/r" && [ -n "$n_run" ] && [ "$n_run" -eq "$n_tpl" ]; then
+        ok "$m files: run --chat prompts with the rendered template ($n_run tokens)"
+    else
+        fail "$m files: run --chat: prompt tokens '$n_run' vs template $n_tpl: $(tail -1 "$TMP/err")"
+    fi
+done
+
+# 9. the same weights under a transformers 5 config (rope_parameters, dtype,
+#    layer_types): the same greedy ids; quant keeps its text, adds only quantize
+T5=$TMP/tiny-tf5
+cp -r "$TMP/tiny" "$T5"
+sed -i 's/  "rope_scaling": null,/  "rope_parameters": {\n    "rope_theta": 1000000.0,\n    "rope_type": "default"\n  },\n  "layer_types": ["full_attention", "full_attention"],/; /"rope_theta": 1000000.0,$/d; s/"torch_dtype"/"dtype"/' "$T5/config.json"
+check "the 5.x config has no top-level rope_theta" test "$(grep -c '^  "rope_theta"' "$T5/config.json")" -eq 0
+"$BIN" run --model_path "$TMP/tiny" --input_texts "Hello there" --max_output_length 12 --print_ids >"$TMP/a" 2>&1
+"$ASAN" run --model_path "$T5" --input_texts "Hello there" --max_output_length 12 --print_ids >"$TMP/b" 2>&1
+grep '^\[0\] ids' "$TMP/a" >"$TMP/a.ids"
+grep '^\[0\] ids' "$TMP/b" >"$TMP/b.ids"
+same "4.x and 5.x configs: the same greedy ids" "$TMP/a.ids" "$TMP/b.ids"
+sed 's/"rope_theta": 1000000.0,$/"rope_theta": 10000.0,/' "$TMP/tiny/config.json" >"$TMP/c.json"
+mkdir -p "$TMP/tiny-theta"
+cp "$TMP/tiny"/* "$TMP/tiny-theta/"
+cp "$TMP/c.json" "$TMP/tiny-theta/config.json"
+for d in "$TMP/tiny" "$T5" "$TMP/tiny-theta"; do
+    "$BIN" ppl --model_path "$d" --file "$TMP/text.txt" --ctx 32 2>/dev/null | grep '^perplexity' >"$d.ppl"
+done
+same "4.x and 5.x configs: the same perplexity to the last digit" "$TMP/tiny.ppl" "$T5.ppl"
+if [ -s "$TMP/tiny.ppl" ] && ! cmp -s "$TMP/tiny.ppl" "$TMP/tiny-theta.ppl"; then
+    ok "rope_theta 1e4 gives another perplexity (so 1e6 was read from rope_parameters)"
+else
+    fail "rope_theta 1e4 gives the same perplexity: $(cat "$TMP/tiny-theta.ppl")"
+fi
+"$ASAN" quant --model_path "$T5" --save_path "$TMP/tiny-tf5-w8a8" --quant_type w8a8 --calib_samples 2 --calib_seq_len 16 >/dev/null 2>&1
+sed 's/^  "vocab_size": 151936$/  "vocab_size": 151936,\n  "quantize": "w8a8"/' "$T5/config.json" >"$TMP/want.json"
+same "quant of a 5.x config: the source text plus \"quantize\" only" "$TMP/want.json" "$TMP/tiny-tf5-w8a8/config.json"
