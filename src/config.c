@@ -216,7 +216,8 @@ static int parse_act(const json_t *root, const char *label) {
  *    max_window_layers (default 28), the layers 4.x gives a window;
  *  - MistralForCausalLM: sliding_window is not null (absent: MistralConfig's
  *    default 4096).
- * The window size is sliding_window (Qwen2Config's default 4096 when absent). */
+ * The window size is sliding_window (Qwen2Config's default 4096 when absent;
+ * null means no window). */
 static int parse_window(const json_t *root, const char *label, w8_config *cfg) {
     int on = 0;
     const json_t *lt = json_object_get(root, "layer_types");
@@ -249,7 +250,8 @@ static int parse_window(const json_t *root, const char *label, w8_config *cfg) {
     }
     const json_t *sw = json_object_get(root, "sliding_window");
     if (cfg->arch == W8_ARCH_MISTRAL && !json_is_null(sw)) on = 1;
-    if (!on) return 0;
+    /* an explicit null window is no window, whatever asked for one */
+    if (!on || json_is_null(sw)) return 0;
     int window = 4096;
     if (get_int_range(root, "sliding_window", label, 1, 1 << 24, 0, &window) < 0) return -1;
     if (window < cfg->max_pos) cfg->max_pos = window;

@@ -277,6 +277,9 @@ static void test_tf5(void) {
     CHECK(parse_with("\"layer_types\":[\"full_attention\",\"sliding_attention\"],\"sliding_window\":512,"
                      "\"max_position_embeddings\":4096", &c) == 0 && c.max_pos == 512,
           "a sliding_attention layer: the context is capped at the window (512)");
+    CHECK(parse_with("\"use_sliding_window\":true,\"sliding_window\":null,\"max_window_layers\":0,"
+                     "\"max_position_embeddings\":32768", &c) == 0 && c.max_pos == 32768,
+          "use_sliding_window true with sliding_window null: no window");
     CHECK(parse_with("\"use_sliding_window\":true,\"sliding_window\":65536,\"max_window_layers\":0,"
                      "\"max_position_embeddings\":32768", &c) == 0 && c.max_pos == 32768,
           "a window at least the context changes nothing");
