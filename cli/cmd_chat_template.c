@@ -4,9 +4,10 @@
  *
  *   w8a8 chat-template --model_path DIR [--file F|-] [--template FILE]
  *
- * The template is DIR/tokenizer_config.json's "chat_template" (a string, or
- * a list of {"name", "template"} from which "default" is used), else
- * DIR/chat_template.jinja, or --template.  Each input line is
+ * The template is --template, else the model directory's, found as
+ * transformers finds it (w8_chat_template_find: chat_template.jinja, then
+ * chat_template.json, then tokenizer_config.json's "chat_template", whose
+ * list form gives the "default" entry).  Each input line is
  *   {"input": {"messages": [...], "add_generation_prompt": bool,
  *              "tools"?: [...], "enable_thinking"?: ..., ...}}
  * (the bare inner object is accepted too) and gives one output line
@@ -26,30 +27,6 @@
 
 #define MAX_INPUT ((size_t)1 << 30)
 
-/* All of a stream (stdin is not a regular file, so w8_read_file refuses it). */
-static char *read_stream(FILE *f, size_t max, size_t *len) {
-    size_t n = 0, cap = 1 << 16;
-    char *buf = w8_xmalloc(cap);
-    size_t got;
-    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n > max) {
-            free(buf);
-            w8_seterr("stdin: more than %zu bytes", max);
-            return NULL;
-        }
-        if (cap - n - 1 == 0) buf = w8_xrealloc(buf, cap *= 2);
-    }
-    if (ferror(f)) {
-        free(buf);
-        w8_seterr("stdin: read error");
-        return NULL;
-    }
-    buf[n] = 0;
-    *len = n;
-    return buf;
-}
-
 /* A special token in tokenizer_config.json: a string or {"content": ...}. */
 static const char *special_token(const json_t *cfg, const char *key) {
     const json_t *v = json_object_get(cfg, key);
@@ -57,48 +34,35 @@ static const char *special_token(const json_t *cfg, const char *key) {
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-/* The template text (malloc'd), from --template, tokenizer_config.json or
- * chat_template.jinja. */
+/* The template text (malloc'd): --template, else the model directory's (as
+ * w8_chat_template_find finds it); *cfg_out is DIR/tokenizer_config.json
+ * (special tokens), NULL when absent. */
 static char *load_template(const char *model_dir, const char *tmpl_path, json_t **cfg_out) {
     *cfg_out = NULL;
-    if (tmpl_path) return w8_read_file(tmpl_path, W8_JINJA_MAX_OUTPUT, NULL);
-    if (!w8_is_dir(model_dir)) {
+    if (model_dir && !w8_is_dir(model_dir)) {
         w8_seterr("%s: not a model directory", model_dir);
         return NULL;
     }
-    char *cfg_path = w8_path_join(model_dir, "tokenizer_config.json");
-    json_t *cfg = w8_file_exists(cfg_path) ? w8_json_load_file(cfg_path) : NULL;
-    if (!cfg && w8_file_exists(cfg_path)) {
+    if (model_dir) {
+        /* special tokens come from the model, whichever template is used */
+        char *cfg_path = w8_path_join(model_dir, "tokenizer_config.json");
+        int have = w8_file_exists(cfg_path);
+        json_t *cfg = have ? w8_json_load_file(cfg_path) : NULL;
         free(cfg_path);
-        return NULL;
+        if (have && !cfg) return NULL;
+        *cfg_out = cfg;
     }
     char *text = NULL;
-    const json_t *ct = cfg ? json_object_get(cfg, "chat_template") : NULL;
-    if (json_is_string(ct)) {
-        text = w8_xstrdup(json_string_value(ct));
-    } else if (json_is_array(ct)) {
-        size_t i;
-        const json_t *e;
-        json_array_foreach(ct, i, e) {
-            const json_t *name = json_object_get(e, "name"), *t = json_object_get(e, "template");
-            if (json_is_string(name) && !strcmp(json_string_value(name), "default") && json_is_string(t))
-                text = w8_xstrdup(json_string_value(t));
-        }
-        if (!text) w8_seterr("%s: chat_template has no template named 'default'", cfg_path);
-    } else if (ct && !json_is_null(ct)) {
-        w8_seterr("%s: chat_template: expected a string or a list, got %s", cfg_path, w8_json_type_name(ct));
-    } else {
-        char *jinja = w8_path_join(model_dir, "chat_template.jinja");
-        if (w8_file_exists(jinja)) text = w8_read_file(jinja, W8_JINJA_MAX_OUTPUT, NULL);
-        else w8_seterr("%s: no chat_template (and no chat_template.jinja)", cfg_path);
-        free(jinja);
+    if (tmpl_path) {
+        text = w8_read_input(tmpl_path, W8_JINJA_MAX_OUTPUT, NULL);
+    } else if (w8_chat_template_find(model_dir, &text) == 1) {
+        w8_seterr("%s: no chat template (no chat_template.jinja, chat_template.json or "
+                  "chat_template in tokenizer_config.json)", model_dir);
     }
-    free(cfg_path);
     if (!text) {
-        json_decref(cfg);
-        return NULL;
+        json_decref(*cfg_out);
+        *cfg_out = NULL;
     }
-    *cfg_out = cfg;
     return text;
 }
 
@@ -166,21 +130,9 @@ int w8_cmd_chat_template(int argc, char **argv) {
     char **lines = NULL;
     size_t nlines = 0, len = 0;
     int status = 1;
-    if (tmpl_path && model) {
-        /* special tokens still come from the model */
-        char *cfg_path = w8_path_join(model, "tokenizer_config.json");
-        if (w8_file_exists(cfg_path)) cfg = w8_json_load_file(cfg_path);
-        free(cfg_path);
-    }
-    json_t *cfg2 = NULL;
-    tmpl = load_template(model, tmpl_path, &cfg2);
-    if (cfg2) cfg = cfg2;
+    tmpl = load_template(model, tmpl_path, &cfg);
     if (!tmpl) goto done;
-    if (!strcmp(file, "-")) {
-        input = read_stream(stdin, MAX_INPUT, &len);
-    } else {
-        input = w8_read_file(file, MAX_INPUT, &len);
-    }
+    input = w8_read_input(file, MAX_INPUT, &len);
     if (!input) goto done;
     long lineno = 0;
     for (char *p = input, *end = input + len; p < end;) {

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../src/compare.h"
 #include "../src/model.h"
@@ -57,7 +58,7 @@ int w8_cmd_compare(int argc, char **argv) {
     const w8_opt opts[] = {
         {"float", 0, W8_ARG_STR, &fpath, "float model directory (required)"},
         {"quant", 0, W8_ARG_STR, &qpath, "W8A8 model directory (required)"},
-        {"file", 'f', W8_ARG_STR, &file, "text file to run (required)"},
+        {"file", 'f', W8_ARG_STR, &file, "text file to run, '-' for stdin (required)"},
         {"ctx", 'c', W8_ARG_INT, &ctx, "window length in tokens (default 512)"},
         {"batch", 'b', W8_ARG_INT, &batch, "rows per forward call (default: the whole window)"},
         {"chunks", 0, W8_ARG_INT, &chunks, "use only the first N windows (default: all)"},
@@ -93,7 +94,8 @@ int w8_cmd_compare(int argc, char **argv) {
     printf("float: %s (%s)\nquant: %s (%s, %d int8 / %d float linear layers)\n", fpath,
            a->quantized ? "W8A8" : "float", qpath, b->quantized ? "W8A8" : "float", b->n_int8,
            b->n_float);
-    printf("text:  %s: %d tokens, %d window%s of %d\n\n", file, n, nw, nw == 1 ? "" : "s", o.ctx);
+    printf("text:  %s: %d tokens, %d window%s of %d\n\n", strcmp(file, "-") ? file : "<stdin>", n,
+           nw, nw == 1 ? "" : "s", o.ctx);
     fflush(stdout);
 
     w8_progress prog;

@@ -5,6 +5,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../src/model.h"
 #include "../src/ppl.h"
@@ -31,7 +32,7 @@ int w8_cmd_ppl(int argc, char **argv) {
     int ctx = 512, batch = 0, chunks = 0, threads = 0;
     const w8_opt opts[] = {
         {"model_path", 0, W8_ARG_STR, &model_path, "model directory, float or W8A8 (required)"},
-        {"file", 'f', W8_ARG_STR, &file, "text file to score (required)"},
+        {"file", 'f', W8_ARG_STR, &file, "text file to score, '-' for stdin (required)"},
         {"ctx", 'c', W8_ARG_INT, &ctx, "window length in tokens (default 512)"},
         {"batch", 'b', W8_ARG_INT, &batch, "rows per forward call (default: the whole window)"},
         {"chunks", 0, W8_ARG_INT, &chunks, "score only the first N windows (default: all)"},
@@ -64,8 +65,8 @@ int w8_cmd_ppl(int argc, char **argv) {
     int nw = w8_ppl_windows(n, &o);
     printf("model: %s (%s, %s)\n", model_path, m->cfg.model_type,
            m->quantized ? "W8A8" : "float");
-    printf("text:  %s: %d tokens, %d window%s of %d, batch %d", file, n, nw, nw == 1 ? "" : "s",
-           o.ctx, o.batch);
+    printf("text:  %s: %d tokens, %d window%s of %d, batch %d",
+           strcmp(file, "-") ? file : "<stdin>", n, nw, nw == 1 ? "" : "s", o.ctx, o.batch);
     if (bos >= 0) printf(", BOS %d starts each window", bos);
     printf("\n");
     fflush(stdout);

@@ -54,7 +54,8 @@ static void sampling_opts(const run_opts *r, const w8_config *cfg, w8_gen_opts *
 static char *chat_text(const w8_tok *tok, const char *text) {
     const char *tmpl = w8_tok_chat_template(tok);
     if (!tmpl) {
-        w8_seterr("--chat: the model's tokenizer_config.json has no chat_template");
+        w8_seterr("--chat: the model has no chat template (no chat_template.jinja, "
+                  "chat_template.json or chat_template in tokenizer_config.json)");
         return NULL;
     }
     json_t *msgs = json_pack("[{s:s, s:s}]", "role", "user", "content", text);

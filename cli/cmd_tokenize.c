@@ -17,6 +17,8 @@
 #include "args.h"
 #include "commands.h"
 
+#define MAX_INPUT ((size_t)1 << 30) /* bytes of input */
+
 typedef struct {
     char *s;
     size_t len, cap;
@@ -77,28 +79,27 @@ static int decode_line(const w8_tok *t, const json_t *j, int skip, const char *w
     return 0;
 }
 
-static int run_lines(const w8_tok *t, FILE *f, const char *fname, int decode, int add_special,
-                     int skip, outbuf *o) {
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
+static int run_lines(const w8_tok *t, const char *buf, size_t len, const char *fname, int decode,
+                     int add_special, int skip, outbuf *o) {
     long lineno = 0;
     int rc = 0;
-    while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
+    for (const char *p = buf, *end = buf + len; rc == 0 && p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        const char *line = p;
+        p += n + 1;
         lineno++;
         size_t k = 0;
-        while (k < (size_t)len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r' || line[k] == '\n')) k++;
-        if (k == (size_t)len) continue; /* blank line */
+        while (k < n && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r')) k++;
+        if (k == n) continue; /* blank line */
         char where[512];
         snprintf(where, sizeof where, "%s:%ld", fname, lineno);
-        json_t *j = w8_json_load_buf(line, (size_t)len, where);
+        json_t *j = w8_json_load_buf(line, n, where);
         if (!j) rc = -1;
         else if (!json_is_object(j)) rc = w8_seterr("%s: expected a JSON object", where);
         else rc = decode ? decode_line(t, j, skip, where, o) : encode_line(t, j, add_special, where, o);
         json_decref(j);
     }
-    if (rc == 0 && ferror(f)) rc = w8_seterr("%s: read error", fname);
-    free(line);
     return rc;
 }
 
@@ -107,7 +108,7 @@ int w8_cmd_tokenize(int argc, char **argv) {
     int add_special = 0, decode = 0, skip = 0;
     w8_opt opts[] = {
         {"model_path", 'm', W8_ARG_STR, &model, "directory with tokenizer.json (required)"},
-        {"file", 'f', W8_ARG_STR, &file, "JSON lines input, '-' for stdin (required)"},
+        {"file", 'f', W8_ARG_STR, &file, "JSON lines input, '-' for stdin, a pipe or FIFO too (required)"},
         {"add_special_tokens", 0, W8_ARG_FLAG, &add_special, "apply the post-processor (BOS etc.)"},
         {"decode", 'd', W8_ARG_FLAG, &decode, "read {\"ids\": [...]} lines, write {\"text\": ...}"},
         {"skip_special_tokens", 0, W8_ARG_FLAG, &skip, "with --decode: drop special tokens"},
@@ -126,16 +127,17 @@ int w8_cmd_tokenize(int argc, char **argv) {
         fprintf(stderr, "w8a8: %s\n", w8_lasterr());
         return 1;
     }
-    int is_stdin = !strcmp(file, "-");
-    FILE *f = is_stdin ? stdin : fopen(file, "rb");
-    if (!f) {
-        fprintf(stderr, "w8a8: %s: cannot open\n", file);
+    size_t len = 0;
+    char *input = w8_read_input(file, MAX_INPUT, &len);
+    if (!input) {
+        fprintf(stderr, "w8a8: %s\n", w8_lasterr());
         w8_tok_free(t);
         return 1;
     }
     outbuf o = {0};
-    int rc = run_lines(t, f, is_stdin ? "<stdin>" : file, decode, add_special, skip, &o);
-    if (!is_stdin) fclose(f);
+    int rc = run_lines(t, input, len, strcmp(file, "-") ? file : "<stdin>", decode, add_special,
+                       skip, &o);
+    free(input);
     w8_tok_free(t);
     if (rc == 0 && o.len && fwrite(o.s, 1, o.len, stdout) != o.len) rc = w8_seterr("write error on stdout");
     if (rc == 0 && fflush(stdout) != 0) rc = w8_seterr("write error on stdout");

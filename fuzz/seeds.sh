@@ -30,6 +30,12 @@ fuzz_config)
     i=0
     for f in "$S"/models/*/config.json; do pre 0 "$f" "$O/config-$i"; i=$((i + 1)); done
     for f in "$S"/models/*/generation_config.json; do pre 1 "$f" "$O/gen-$i"; i=$((i + 1)); done
+    for f in "$S"/realmodels/*/config.json; do
+        pre 0 "$f" "$O/config-$i"
+        pre 3 "$f" "$O/edit-$i"
+        i=$((i + 1))
+    done
+    for f in "$S"/realmodels/*/generation_config.json; do pre 1 "$f" "$O/gen-$i"; i=$((i + 1)); done
     printf '\x02{"model_quant_type":"W8A8","version":"1.0.0","a.weight":"W8A8","b.weight":"FLOAT"}' >"$O/qdesc"
     ;;
 fuzz_tokenizer_load)

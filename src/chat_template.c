@@ -2,15 +2,17 @@
  * chat_template.c - render Hugging Face chat templates (see chat_template.h).
  *
  * The Jinja2 interpreter itself is in jinja_*.c (jinja.h explains the
- * split); this file is the public face: parse, render, free, and the chat
+ * split); this file is the public face: parse, render, free, the chat
  * convenience that builds the variables transformers passes to
- * apply_chat_template.
+ * apply_chat_template, and finding a model directory's template.
  */
 #include "chat_template.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "jinja.h"
+#include "json.h"
 #include "util.h"
 
 char *w8_jinja_render(const char *tmpl, size_t len, const json_t *context) {
@@ -59,4 +61,59 @@ char *w8_chat_render(const char *tmpl, const json_t *messages, const json_t *too
     char *out = w8_jinja_render(tmpl, strlen(tmpl), ctx);
     json_decref(ctx);
     return out;
+}
+
+/* ------------------------------------------------------------ finding it */
+
+/* A "chat_template" value: a string, or a list of {"name", "template"} from
+ * which transformers' apply_chat_template uses the one named "default". */
+static int template_value(const json_t *ct, const char *label, char **out) {
+    if (json_is_string(ct)) {
+        *out = w8_xstrdup(json_string_value(ct));
+        return 0;
+    }
+    if (json_is_array(ct)) {
+        size_t i;
+        const json_t *e;
+        json_array_foreach(ct, i, e) {
+            const json_t *name = json_object_get(e, "name"), *t = json_object_get(e, "template");
+            if (json_is_string(name) && !strcmp(json_string_value(name), "default") && json_is_string(t)) {
+                *out = w8_xstrdup(json_string_value(t));
+                return 0;
+            }
+        }
+        return w8_seterr("%s: key 'chat_template': no template named 'default'", label);
+    }
+    return w8_seterr("%s: key 'chat_template': expected a string or a list, got %s", label,
+                     w8_json_type_name(ct));
+}
+
+/* "chat_template" of a JSON file: 0 found, 1 absent (no file, or no key). */
+static int template_from_json(const char *dir, const char *name, char **out) {
+    char *p = w8_path_join(dir, name);
+    int rc = 1;
+    if (w8_file_exists(p)) {
+        json_t *j = w8_json_load_file(p);
+        const json_t *ct = json_is_object(j) ? json_object_get(j, "chat_template") : NULL;
+        if (!j) rc = -1;
+        else if (!json_is_object(j)) rc = w8_seterr("%s: expected a JSON object", p);
+        else if (ct && !json_is_null(ct)) rc = template_value(ct, p, out);
+        json_decref(j);
+    }
+    free(p);
+    return rc;
+}
+
+int w8_chat_template_find(const char *dir, char **out) {
+    *out = NULL;
+    char *p = w8_path_join(dir, "chat_template.jinja");
+    if (w8_file_exists(p)) {
+        *out = w8_read_file(p, W8_JINJA_MAX_OUTPUT, NULL);
+        free(p);
+        return *out ? 0 : -1;
+    }
+    free(p);
+    int rc = template_from_json(dir, "chat_template.json", out);
+    if (rc != 1) return rc;
+    return template_from_json(dir, "tokenizer_config.json", out);
 }

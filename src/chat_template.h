@@ -33,4 +33,17 @@ char *w8_chat_render(const char *tmpl, const json_t *messages, const json_t *too
                      int add_generation_prompt, const json_t *extra, const char *bos_token,
                      const char *eos_token);
 
+/* The chat template of model directory DIR, as transformers finds it:
+ *   1. DIR/chat_template.jinja (transformers >= 4.47 saves the template
+ *      there; PreTrainedTokenizerBase.from_pretrained lets it clobber the
+ *      one in tokenizer_config.json);
+ *   2. DIR/chat_template.json's "chat_template" (the processors' older file,
+ *      which ProcessorMixin uses over the tokenizer's);
+ *   3. DIR/tokenizer_config.json's "chat_template".
+ * A "chat_template" value is a string or a list of {"name", "template"} (the
+ * "default" one is used).  Returns 0 with *out malloc'd, 1 when DIR has none
+ * (*out NULL), -1 with an error naming the file and key.  `run --chat`,
+ * `serve` (through w8_tok_load) and `chat-template` all use it. */
+int w8_chat_template_find(const char *dir, char **out);
+
 #endif

@@ -81,23 +81,80 @@ static int get_id(const json_t *o, const char *key, const char *label, int *out)
     return r < 0 ? -1 : 0;
 }
 
-/* ------------------------------------------------------------ rope_scaling */
+/* ------------------------------------------------------------ rope */
 
-static int parse_rope(const json_t *root, const char *label, w8_config *cfg) {
+/* The RoPE dictionary, as transformers 5 standardises it
+ * (PreTrainedConfig.convert_rope_params_to_dict): a non-empty rope_scaling
+ * (the 4.x name) wins over rope_parameters (the 5.x name); a rope_parameters
+ * keyed by layer type ({"full_attention": {...}, "sliding_attention": {...}})
+ * gives its full_attention entry, the one full-attention layers use.  *out is
+ * NULL when there is none; *key names it in messages. */
+static int rope_dict(const json_t *root, const char *label, const json_t **out, const char **key) {
+    *out = NULL;
     const json_t *rs = json_object_get(root, "rope_scaling");
-    if (!rs || json_is_null(rs)) return 0;
-    if (!json_is_object(rs))
+    if (rs && !json_is_null(rs) && !json_is_object(rs))
         return w8_seterr("%s: key 'rope_scaling': expected object, got %s", label,
                          w8_json_type_name(rs));
-    char sub[256];
-    snprintf(sub, sizeof sub, "%s: rope_scaling", label);
-    const char *type = NULL;
+    if (json_is_object(rs) && json_object_size(rs) > 0) {
+        *out = rs;
+        *key = "rope_scaling";
+        return 0;
+    }
+    const json_t *rp = json_object_get(root, "rope_parameters");
+    if (!rp || json_is_null(rp)) return 0;
+    if (!json_is_object(rp))
+        return w8_seterr("%s: key 'rope_parameters': expected object, got %s", label,
+                         w8_json_type_name(rp));
+    const json_t *full = json_object_get(rp, "full_attention");
+    if (json_is_object(full)) {
+        *out = full;
+        *key = "rope_parameters.full_attention";
+    } else {
+        *out = rp;
+        *key = "rope_parameters";
+    }
+    return 0;
+}
+
+/* partial_rotary_factor other than 1 rotates only part of each head, which
+ * the forward pass does not do: refuse it rather than rotate the whole head. */
+static int check_partial_rotary(const json_t *o, const char *label) {
+    double f;
+    int r = w8_json_get_num(o, "partial_rotary_factor", label, &f);
+    if (r < 0) return -1;
+    if (r == 0 && f != 1.0)
+        return w8_seterr("%s: key 'partial_rotary_factor': %g is unsupported (only 1: RoPE over "
+                         "the whole head)", label, f);
+    return 0;
+}
+
+/* rope_theta, rope_type and the scaling factors, from rope_scaling or
+ * rope_parameters (whichever transformers would use) and the top-level
+ * rope_theta; a 4.x config and its 5.x re-save give the same fields. */
+static int parse_rope(const json_t *root, const char *label, w8_config *cfg) {
+    const json_t *rs = NULL;
+    const char *dkey = NULL;
+    if (rope_dict(root, label, &rs, &dkey) < 0) return -1;
+    if (check_partial_rotary(root, label) < 0) return -1;
+    char sub[320];
+    snprintf(sub, sizeof sub, "%s: %s", label, dkey ? dkey : "");
+    /* the dictionary's rope_theta first (5.x), else the top-level key (4.x) */
+    int r = rs ? get_float_range(rs, "rope_theta", sub, 1, 1e12, &cfg->rope_theta) : 1;
+    if (r < 0) return -1;
+    if (r == 1 && get_float_range(root, "rope_theta", label, 1, 1e12, &cfg->rope_theta) < 0)
+        return -1;
+    if (!rs) return 0;
+    if (check_partial_rotary(rs, sub) < 0) return -1;
+    const char *type = NULL, *tkey = "rope_type";
     if (w8_json_get_str(rs, "rope_type", sub, &type) < 0) return -1;
-    if (!type && w8_json_get_str(rs, "type", sub, &type) < 0) return -1;
+    if (!type) {
+        tkey = "type";
+        if (w8_json_get_str(rs, "type", sub, &type) < 0) return -1;
+    }
     if (!type || !strcmp(type, "default")) return 0;
     if (!strcmp(type, "linear")) {
         cfg->rope_type = W8_ROPE_LINEAR;
-        int r = get_float_range(rs, "factor", sub, 1e-6, 1e6, &cfg->rope_factor);
+        r = get_float_range(rs, "factor", sub, 1e-6, 1e6, &cfg->rope_factor);
         if (r == 1) return w8_seterr("%s: missing required key 'factor'", sub);
         return r;
     }
@@ -106,7 +163,7 @@ static int parse_rope(const json_t *root, const char *label, w8_config *cfg) {
         static const char *const keys[] = {"factor", "low_freq_factor", "high_freq_factor"};
         float *dst[] = {&cfg->rope_factor, &cfg->rope_low_freq_factor, &cfg->rope_high_freq_factor};
         for (int i = 0; i < 3; i++) {
-            int r = get_float_range(rs, keys[i], sub, 1e-6, 1e6, dst[i]);
+            r = get_float_range(rs, keys[i], sub, 1e-6, 1e6, dst[i]);
             if (r == 1) return w8_seterr("%s: missing required key '%s'", sub, keys[i]);
             if (r < 0) return -1;
         }
@@ -118,8 +175,87 @@ static int parse_rope(const json_t *root, const char *label, w8_config *cfg) {
                              cfg->rope_low_freq_factor, cfg->rope_high_freq_factor);
         return 0;
     }
-    return w8_seterr("%s: rope_scaling type '%s' is unsupported (supported: linear, llama3)", label,
-                     type);
+    if (!strcmp(type, "dynamic")) {
+        /* dynamic NTK scaling only raises the base once a sequence is longer
+         * than the original context (original_max_position_embeddings, else
+         * max_position_embeddings); the runtime never goes past max_pos, so
+         * up to there it is the default RoPE exactly */
+        int orig = cfg->max_pos;
+        if (get_int_range(rs, "original_max_position_embeddings", sub, 1, 1 << 24, 0, &orig) < 0)
+            return -1;
+        if (orig >= cfg->max_pos) return 0;
+        return w8_seterr("%s: key '%s.rope_type': 'dynamic' with original_max_position_embeddings "
+                         "%d below max_position_embeddings %d is unsupported", label, dkey, orig,
+                         cfg->max_pos);
+    }
+    /* yarn, longrope...: frequencies we do not compute */
+    return w8_seterr("%s: key '%s.%s': '%.40s' is unsupported (supported: default, linear, "
+                     "llama3, dynamic within the original context)", label, dkey, tkey, type);
+}
+
+/* ------------------------------------------------------------ attention, activation */
+
+/* hidden_act: the MLP computes SiLU (transformers' "swish" is the same
+ * function); anything else would run the wrong activation. */
+static int parse_act(const json_t *root, const char *label) {
+    const char *act = NULL;
+    if (w8_json_get_str(root, "hidden_act", label, &act) < 0) return -1;
+    if (act && strcmp(act, "silu") && strcmp(act, "swish"))
+        return w8_seterr("%s: key 'hidden_act': '%.40s' is unsupported (only silu)", label, act);
+    return 0;
+}
+
+/* Sliding-window attention.  Every layer attends to all earlier positions;
+ * a sliding window of W positions only differs from that once a sequence is
+ * longer than W (transformers masks kv_idx <= q_idx - W).  So a window that is
+ * switched on is honoured exactly by capping the context at W (max_pos, which
+ * the runtime enforces); one at or above max_position_embeddings changes
+ * nothing.  When it is on, as transformers decides it:
+ *  - layer_types (5.x) lists a "sliding_attention" layer;
+ *  - use_sliding_window is true (Qwen2) and some layer is at or past
+ *    max_window_layers (default 28), the layers 4.x gives a window;
+ *  - MistralForCausalLM: sliding_window is not null (absent: MistralConfig's
+ *    default 4096).
+ * The window size is sliding_window (Qwen2Config's default 4096 when absent;
+ * null means no window). */
+static int parse_window(const json_t *root, const char *label, w8_config *cfg) {
+    int on = 0;
+    const json_t *lt = json_object_get(root, "layer_types");
+    if (lt && !json_is_null(lt)) {
+        if (!json_is_array(lt))
+            return w8_seterr("%s: key 'layer_types': expected a list of strings, got %s", label,
+                             w8_json_type_name(lt));
+        if (json_array_size(lt) != (size_t)cfg->n_layers)
+            return w8_seterr("%s: key 'layer_types': %zu entries for %d layers", label,
+                             json_array_size(lt), cfg->n_layers);
+        for (size_t i = 0; i < json_array_size(lt); i++) {
+            const json_t *e = json_array_get(lt, i);
+            const char *v = json_is_string(e) ? json_string_value(e) : NULL;
+            if (v && !strcmp(v, "full_attention")) continue;
+            if (v && !strcmp(v, "sliding_attention")) {
+                on = 1;
+                continue;
+            }
+            return w8_seterr("%s: key 'layer_types': element %zu ('%.40s') is unsupported "
+                             "(supported: full_attention, sliding_attention)",
+                             label, i, v ? v : w8_json_type_name(e));
+        }
+    }
+    int use_sw = 0;
+    if (w8_json_get_bool(root, "use_sliding_window", label, &use_sw) < 0) return -1;
+    if (use_sw) {
+        int mwl = 28;
+        if (get_int_range(root, "max_window_layers", label, 0, 1 << 20, 0, &mwl) < 0) return -1;
+        if (mwl < cfg->n_layers) on = 1;
+    }
+    const json_t *sw = json_object_get(root, "sliding_window");
+    if (cfg->arch == W8_ARCH_MISTRAL && !json_is_null(sw)) on = 1;
+    /* an explicit null window is no window, whatever asked for one */
+    if (!on || json_is_null(sw)) return 0;
+    int window = 4096;
+    if (get_int_range(root, "sliding_window", label, 1, 1 << 24, 0, &window) < 0) return -1;
+    if (window < cfg->max_pos) cfg->max_pos = window;
+    return 0;
 }
 
 /* ------------------------------------------------------------ config.json */
@@ -151,11 +287,13 @@ static int parse_arch(const json_t *root, const char *label, w8_config *cfg) {
 }
 
 static int parse_dtype(const json_t *root, const char *label, w8_config *cfg) {
+    /* transformers >= 4.56 writes "dtype" and reads it first, torch_dtype
+     * (the older name) only when "dtype" is absent */
     const char *s = NULL;
-    const char *key = "torch_dtype";
+    const char *key = "dtype";
     if (w8_json_get_str(root, key, label, &s) < 0) return -1;
-    if (!s) { /* transformers >= 4.56 writes "dtype" */
-        key = "dtype";
+    if (!s) {
+        key = "torch_dtype";
         if (w8_json_get_str(root, key, label, &s) < 0) return -1;
     }
     if (!s) return 0;
@@ -198,8 +336,7 @@ static int parse_sizes(const json_t *root, const char *label, w8_config *cfg) {
         return w8_seterr("%s: num_attention_heads * head_dim = %lld is too large (at most 65536)",
                          label, (long long)cfg->n_heads * cfg->head_dim);
     if (get_int_range(root, "max_position_embeddings", label, 1, 1 << 24, 0, &cfg->max_pos) < 0 ||
-        get_float_range(root, "rms_norm_eps", label, 0, 1, &cfg->rms_eps) < 0 ||
-        get_float_range(root, "rope_theta", label, 1, 1e12, &cfg->rope_theta) < 0)
+        get_float_range(root, "rms_norm_eps", label, 0, 1, &cfg->rms_eps) < 0)
         return -1;
     return 0;
 }
@@ -259,7 +396,8 @@ int w8_config_parse(const char *json, size_t len, const char *label, w8_config *
     snprintf(cfg->model_type, sizeof cfg->model_type, "%s", types[cfg->arch]);
     cfg->max_pos = max_pos[cfg->arch];
     if (parse_sizes(root, label, cfg) != 0 || parse_flags(root, label, cfg) != 0 ||
-        parse_rope(root, label, cfg) != 0 || parse_dtype(root, label, cfg) != 0)
+        parse_rope(root, label, cfg) != 0 || parse_dtype(root, label, cfg) != 0 ||
+        parse_act(root, label) != 0 || parse_window(root, label, cfg) != 0)
         goto out;
     if (get_id(root, "bos_token_id", label, &cfg->bos_id) != 0 ||
         get_id(root, "pad_token_id", label, &cfg->pad_id) != 0 || get_eos(root, label, cfg) < 0)

@@ -3,9 +3,18 @@
  * generation_config.json and quant_model_description.json.
  *
  * Supported architectures: Qwen2ForCausalLM, LlamaForCausalLM,
- * MistralForCausalLM (same shapes as LLaMA, sliding window not used),
- * Qwen3ForCausalLM (dense: LLaMA shapes plus a per-head RMSNorm on q and k).
- * Anything else is refused by name.
+ * MistralForCausalLM (same shapes as LLaMA), Qwen3ForCausalLM (dense: LLaMA
+ * shapes plus a per-head RMSNorm on q and k).  Anything else is refused by name.
+ *
+ * Configs of transformers 4.x and 5.x read alike: rope_parameters (5.x, also
+ * nested per layer type) and rope_theta / rope_scaling (4.x) are the same
+ * information, as are dtype and torch_dtype; layer_types is accepted.  A key
+ * that changes the computation in a way we do not implement (a rope_type
+ * other than default / linear / llama3 / dynamic within its original
+ * context, partial_rotary_factor, a hidden_act other than silu, a layer type
+ * other than full / sliding attention) is an error naming the file and the
+ * key.  A sliding window that is switched on caps max_pos at the window,
+ * where it equals full attention.
  */
 #ifndef W8_CONFIG_H
 #define W8_CONFIG_H
@@ -30,9 +39,9 @@ typedef struct {
     int head_dim;         /* head_dim (default hidden / n_heads; Qwen3: 128) */
     int intermediate;     /* intermediate_size */
     int vocab;            /* vocab_size */
-    int max_pos;          /* max_position_embeddings */
+    int max_pos;          /* max_position_embeddings (at most an active sliding window) */
     float rms_eps;        /* rms_norm_eps */
-    float rope_theta;     /* rope_theta (default 10000) */
+    float rope_theta;     /* rope_theta or rope_parameters.rope_theta (default 10000) */
     w8_rope_type rope_type;
     float rope_factor;            /* linear and llama3 */
     float rope_low_freq_factor;   /* llama3 */
@@ -43,7 +52,7 @@ typedef struct {
     int o_bias;           /* LLaMA attention_bias also biases o_proj */
     int mlp_bias;         /* LLaMA mlp_bias */
     int qk_norm;          /* Qwen3: RMSNorm q_norm / k_norm [head_dim] on each head */
-    int torch_dtype;      /* w8_dtype of torch_dtype (W8_BF16 if absent) */
+    int torch_dtype;      /* w8_dtype of dtype, else torch_dtype (W8_BF16 if absent) */
     int quantize_w8a8;    /* config.json has "quantize": "w8a8" */
     /* token ids; -1 when unknown */
     int bos_id;

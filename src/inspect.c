@@ -190,8 +190,8 @@ static int model_dtype(const w8_st *st, const json_t *cfg) {
         if (t && (t->dtype == W8_F16 || t->dtype == W8_BF16 || t->dtype == W8_F32))
             return t->dtype;
     }
-    const json_t *td = json_object_get(cfg, "torch_dtype");
-    if (!td) td = json_object_get(cfg, "dtype");
+    const json_t *td = json_object_get(cfg, "dtype"); /* transformers >= 4.56; torch_dtype before */
+    if (!json_is_string(td)) td = json_object_get(cfg, "torch_dtype");
     int d = dtype_from_torch(json_is_string(td) ? json_string_value(td) : NULL);
     return d >= 0 ? d : W8_BF16;
 }

@@ -19,6 +19,11 @@
  * `label` names the input in messages (usually the file path). */
 json_t *w8_json_load_file(const char *path);
 json_t *w8_json_load_buf(const char *buf, size_t len, const char *label);
+/* jansson's json_loadb (duplicate keys refused, NUL in strings allowed),
+ * except that integers beyond the long long range, which Hugging Face files
+ * hold ("model_max_length": 1000000000000000019884624838656), are read as
+ * the nearest double instead of failing. */
+json_t *w8_json_parse(const char *buf, size_t len, json_error_t *e);
 
 /* Typed lookups in an object.  Each returns 0 when the key holds the right
  * type, 1 when the key is absent or null (value untouched), and -1 with an
@@ -38,5 +43,15 @@ const char *w8_json_type_name(const json_t *v);
 /* Serialize compactly with key order kept; caller frees.  Non-ASCII is kept
  * as UTF-8 (ensure_ascii = 0) unless `ascii` is set. */
 char *w8_json_dumps(const json_t *v, int ascii);
+
+/* Edits of a JSON object's text that keep every other byte as it was
+ * (number spellings, key order, layout), for files we copy with one change.
+ * text_set gives top-level `key` the JSON text `value`: replaced in place
+ * when present, else appended after the last member in that member's style.
+ * text_del removes a top-level member and its comma.  Keys match as written
+ * (a key spelled with escapes is not found).  Both return a malloc'd string,
+ * or NULL when the text is not a JSON object. */
+char *w8_json_text_set(const char *text, size_t len, const char *key, const char *value);
+char *w8_json_text_del(const char *text, size_t len, const char *key);
 
 #endif

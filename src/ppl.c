@@ -100,11 +100,11 @@ static int detect_bos(const w8_tok *t) {
 int w8_ppl_tokenize_file(const w8_tok *t, const char *path, int **ids, int *bos_id) {
     size_t len = 0;
     *ids = NULL;
-    char *text = w8_read_file(path, PPL_MAX_FILE, &len);
+    char *text = w8_read_input(path, PPL_MAX_FILE, &len);
     if (!text) return -1;
     int n = w8_tok_encode(t, text, len, 1, ids);
     free(text);
-    if (n < 0) return w8_preferr("%s", path);
+    if (n < 0) return w8_preferr("%s", strcmp(path, "-") ? path : "<stdin>");
     *bos_id = detect_bos(t);
     return n;
 }

@@ -79,7 +79,8 @@ int w8_ppl_eval(const w8_model *m, const int *ids, int n, const w8_ppl_opts *o,
 /* Check options against the model and fill defaults (batch). 0 ok, -1 error. */
 int w8_ppl_check_opts(const w8_model *m, w8_ppl_opts *o);
 
-/* Read a text file and tokenize it once, the way llama.cpp does (special
+/* Read a text file ("-" is standard input; a pipe or FIFO works too, see
+ * w8_read_input) and tokenize it once, the way llama.cpp does (special
  * tokens added, so BOS leads when the vocabulary adds one).  Sets *bos_id to
  * the BOS the tokenizer adds (-1 when it adds none).  Returns the number of
  * ids (caller frees *ids) or -1. */

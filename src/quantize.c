@@ -997,39 +997,29 @@ static int write_index(const olist *ol, const char *tmp) {
     return rc;
 }
 
-/* The source config.json text with "quantize": "w8a8" added before the final
- * '}' (and torch_dtype "float32" -> "bfloat16" for an f32 source), so every
- * other byte, number formatting included, stays as the source wrote it.
- * NULL when the text does not have the simple shape this needs. */
-static char *edit_config_text(const char *text, size_t len, int convert) {
-    const char *end = text + len;
-    while (end > text && end[-1] != '}') end--;
-    if (end == text) return NULL;
-    const char *close = end - 1, *prev = close;
-    while (prev > text && strchr(" \t\r\n", prev[-1])) prev--;
-    int empty = prev > text && prev[-1] == '{';
-    const char *add = empty ? "\n  \"quantize\": \"w8a8\"\n" : ",\n  \"quantize\": \"w8a8\"\n";
-    size_t head = (size_t)(prev - text), tail = len - (size_t)(close - text);
-    char *out = w8_xmalloc(len + strlen(add) + 16);
-    memcpy(out, text, head);
-    strcpy(out + head, add);
-    memcpy(out + head + strlen(add), close, tail);
-    out[head + strlen(add) + tail] = 0;
-    if (convert) {
-        char *k = strstr(out, "\"torch_dtype\"");
-        if (!k) return out; /* the json path adds the key */
-        char *v = k + 13;
-        while (*v == ' ' || *v == ':' || *v == '\t') v++;
-        if (strncmp(v, "\"float32\"", 9)) {
-            free(out);
-            return NULL;
-        }
-        memmove(v + 10, v + 9, strlen(v + 9) + 1);
-        memcpy(v, "\"bfloat16\"", 10);
-    }
-    return out;
+/* One text edit of the config (w8_json_text_set / _del); *t is replaced.
+ * A NULL result (text not an object) leaves *t NULL. */
+static void edit_text(char **t, const char *key, const char *value) {
+    if (!*t) return;
+    char *e = value ? w8_json_text_set(*t, strlen(*t), key, value) : w8_json_text_del(*t, strlen(*t), key);
+    free(*t);
+    *t = e;
 }
 
+/* config.json of the output: the source's text with only these changes made
+ * to it, so every other byte (number spellings such as 1e-05, key order,
+ * layout) stays as the source wrote it:
+ *  - "quantize": "w8a8" added after the last key (its value replaced when
+ *    the source has the key);
+ *  - for an f32 source (its float tensors become bf16), the dtype key the
+ *    source uses ("dtype", "torch_dtype" or both) set to "bfloat16", and
+ *    "torch_dtype" added only when it has neither, so no two keys disagree;
+ *  - "quantization_config" dropped: vllm-ascend would follow it instead of
+ *    the description.  Every source tensor is F16/BF16/F32 (plan() refuses
+ *    others), so it can only describe a quantize-on-load recipe, which our
+ *    W8A8 output replaces.
+ * The edited text must parse to exactly the intended object; if it ever
+ * does not (a key written with escapes), the object is written instead. */
 static int write_config(const qstate *s, const char *tmp) {
     char *src = w8_path_join(s->o->model_path, "config.json");
     size_t len;
@@ -1042,23 +1032,40 @@ static int write_config(const qstate *s, const char *tmp) {
         json_decref(cfg);
         return cfg ? w8_seterr("config.json: not a JSON object") : -1;
     }
-    int rc;
-    char *edited = json_object_get(cfg, "quantize") ? NULL : edit_config_text(text, len, s->convert);
-    json_t *check = edited ? json_loads(edited, JSON_REJECT_DUPLICATES, NULL) : NULL;
-    const json_t *q = check ? json_object_get(check, "quantize") : NULL;
-    const json_t *td = check ? json_object_get(check, "torch_dtype") : NULL;
-    /* use the edited text only if it parses to exactly the intended object */
-    if (q && json_is_string(q) && !strcmp(json_string_value(q), "w8a8") &&
-        json_object_size(check) == json_object_size(cfg) + 1 &&
-        (!s->convert || (json_is_string(td) && !strcmp(json_string_value(td), "bfloat16")))) {
-        rc = write_text(tmp, "config.json", edited);
-    } else {
-        json_object_set_new(cfg, "quantize", json_string("w8a8"));
-        if (s->convert) json_object_set_new(cfg, "torch_dtype", json_string("bfloat16"));
-        rc = write_json(tmp, "config.json", cfg);
+    json_t *want = json_deep_copy(cfg);
+    char *ed = w8_xstrndup(text, len);
+    const json_t *qc = json_object_get(cfg, "quantization_config");
+    if (qc) {
+        const json_t *qm = json_object_get(qc, "quant_method");
+        note(s, "note: config.json's quantization_config (quant_method %s) is not copied: the "
+             "output is W8A8, described by quant_model_description.json",
+             json_is_string(qm) ? json_string_value(qm) : "unknown");
+        edit_text(&ed, "quantization_config", NULL);
+        json_object_del(want, "quantization_config");
     }
+    edit_text(&ed, "quantize", "\"w8a8\"");
+    json_object_set_new(want, "quantize", json_string("w8a8"));
+    if (s->convert) {
+        static const char *const keys[] = {"dtype", "torch_dtype"};
+        int any = 0;
+        for (int i = 0; i < 2; i++)
+            if (json_object_get(cfg, keys[i])) {
+                any = 1;
+                edit_text(&ed, keys[i], "\"bfloat16\"");
+                json_object_set_new(want, keys[i], json_string("bfloat16"));
+            }
+        if (!any) {
+            edit_text(&ed, "torch_dtype", "\"bfloat16\"");
+            json_object_set_new(want, "torch_dtype", json_string("bfloat16"));
+        }
+    }
+    json_error_t je;
+    json_t *check = ed ? w8_json_parse(ed, strlen(ed), &je) : NULL;
+    int rc = check && json_equal(check, want) ? write_text(tmp, "config.json", ed)
+                                              : write_json(tmp, "config.json", want);
     json_decref(check);
-    free(edited);
+    json_decref(want);
+    free(ed);
     json_decref(cfg);
     free(text);
     return rc;

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat_template.h"
 #include "json.h"
 #include "tok_internal.h"
 #include "unicode.h"
@@ -277,7 +278,7 @@ static w8_tok *from_json_fast(const char *buf, size_t len, const char *label, in
     w8_buf_put(&sb, blank[!first], 2);
     w8_buf_put(&sb, r[!first][1], (size_t)(buf + len - r[!first][1]));
     json_error_t e;
-    json_t *root = json_loadb(sb.s, sb.len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &e);
+    json_t *root = w8_json_parse(sb.s, sb.len, &e);
     free(sb.s);
     if (!root) return NULL;
     w8_tok *t = tok_new(label);
@@ -336,6 +337,16 @@ w8_tok *w8_tok_load(const char *dir) {
     w8_tok *t = NULL;
     if (buf && w8_file_exists(cpath)) cbuf = w8_read_file(cpath, W8_JSON_MAX_FILE, &clen);
     if (buf && (cbuf || !w8_file_exists(cpath))) t = w8_tok_from_json(buf, len, cbuf, clen, path);
+    /* the directory's chat template, found as every command finds it
+     * (chat_template.jinja first), replaces tokenizer_config.json's */
+    char *tmpl = NULL;
+    if (t && w8_chat_template_find(cdir, &tmpl) < 0) {
+        w8_tok_free(t);
+        t = NULL;
+    } else if (t) {
+        free(t->chat_template);
+        t->chat_template = tmpl;
+    }
     free(buf);
     free(cbuf);
     free(path);

@@ -203,6 +203,56 @@ char *w8_read_file(const char *path, size_t max_bytes, size_t *len_out) {
     return buf;
 }
 
+char *w8_read_stream(FILE *f, const char *label, size_t max_bytes, size_t *len_out) {
+    size_t n = 0, cap = 1 << 16;
+    char *buf = w8_xmalloc(cap);
+    for (;;) {
+        if (n == cap - 1) {
+            if (cap - 1 > max_bytes) break; /* already read one byte past the cap */
+            buf = w8_xrealloc(buf, cap *= 2);
+        }
+        size_t got = fread(buf + n, 1, cap - 1 - n, f);
+        n += got;
+        if (got == 0) break;
+    }
+    if (n > max_bytes) {
+        free(buf);
+        w8_seterr("%s: more than %zu bytes", label, max_bytes);
+        return NULL;
+    }
+    if (ferror(f)) {
+        free(buf);
+        w8_seterr("%s: read error: %s", label, strerror(errno));
+        return NULL;
+    }
+    buf[n] = 0;
+    if (len_out) *len_out = n;
+    return buf;
+}
+
+char *w8_read_input(const char *path, size_t max_bytes, size_t *len_out) {
+    if (!strcmp(path, "-")) return w8_read_stream(stdin, "<stdin>", max_bytes, len_out);
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        w8_seterr("%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (S_ISREG(st.st_mode)) return w8_read_file(path, max_bytes, len_out);
+    if (S_ISDIR(st.st_mode)) {
+        w8_seterr("%s: is a directory, not a file", path);
+        return NULL;
+    }
+    /* a FIFO, /dev/fd/N of a pipe, /dev/stdin, a terminal: read to the end */
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        w8_seterr("%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = w8_read_stream(f, path, max_bytes, len_out);
+    fclose(f);
+    return buf;
+}
+
 char *w8_path_join(const char *dir, const char *name) {
     size_t a = strlen(dir), b = strlen(name);
     int slash = a > 0 && dir[a - 1] != '/';

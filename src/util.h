@@ -56,8 +56,15 @@ uint16_t w8_f32_to_bf16(float f);
 /* Round half to even, as FORMAT.md requires (uses the FPU's default mode). */
 float w8_round_even(float x);
 
-/* Whole-file read with a size cap; NUL-terminates.  NULL + error on failure. */
+/* Whole-file read with a size cap; NUL-terminates.  NULL + error on failure.
+ * Regular files only (model files: a FIFO there is a mistake). */
 char *w8_read_file(const char *path, size_t max_bytes, size_t *len_out);
+/* All of a stream up to EOF, with the same cap and NUL; `label` names it in errors. */
+char *w8_read_stream(FILE *f, const char *label, size_t max_bytes, size_t *len_out);
+/* A user's input file (--file): "-" is standard input; a regular file is read
+ * as w8_read_file; a FIFO, /dev/fd/N (bash's <(...)) or other non-directory is
+ * read to its end. */
+char *w8_read_input(const char *path, size_t max_bytes, size_t *len_out);
 /* Path join into a fresh string: "dir/name". */
 char *w8_path_join(const char *dir, const char *name);
 int w8_file_exists(const char *path);

@@ -13,10 +13,12 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../src/chat_template.h"
 #include "../src/jinja.h"
 #include "../src/json.h"
+#include "../src/tokenizer.h"
 #include "../src/util.h"
 #include "test.h"
 
@@ -636,11 +638,66 @@ static void test_chat_render(void) {
     json_decref(extra);
 }
 
+/* Where a model directory's template comes from: the real directories, and
+ * the tokenizer (what serve and run --chat use) agreeing with it. */
+static void test_find(void) {
+    char dir[512];
+    char *t = NULL;
+    snprintf(dir, sizeof dir, "%s/realmodels/TinyLlama-1.1B-Chat-v1.0-resaved", shared_dir());
+    char *jp = w8_path_join(dir, "chat_template.jinja");
+    char *want = w8_read_file(jp, 1 << 20, NULL);
+    CHECK(w8_chat_template_find(dir, &t) == 0 && want && t && !strcmp(t, want),
+          "TinyLlama re-save: the template is chat_template.jinja's text");
+    free(t);
+    t = NULL;
+    w8_tok *tok = w8_tok_load(dir);
+    CHECK(tok && want && w8_tok_chat_template(tok) && !strcmp(w8_tok_chat_template(tok), want),
+          "the tokenizer (serve, run --chat) carries the same template");
+    w8_tok_free(tok);
+    free(want);
+    free(jp);
+    snprintf(dir, sizeof dir, "%s/realmodels/SmolLM2-360M-Instruct", shared_dir());
+    CHECK(w8_chat_template_find(dir, &t) == 0 && t && strstr(t, "<|im_start|>"),
+          "SmolLM2: the template from tokenizer_config.json");
+    free(t);
+    t = (char *)1;
+    snprintf(dir, sizeof dir, "%s/models/stories260K-hf-f16", shared_dir());
+    CHECK(w8_chat_template_find(dir, &t) == 1 && t == NULL, "stories260K: no template (1, NULL)");
+    /* a tokenizer_config.json template is replaced by chat_template.jinja */
+    char tmp[] = "/tmp/w8a8-test-ctfind-XXXXXX";
+    if (!mkdtemp(tmp)) return;
+    char *src = w8_path_join(dir, "tokenizer.json"), *dst = w8_path_join(tmp, "tokenizer.json");
+    w8_copy_file(src, dst);
+    char *cp = w8_path_join(tmp, "tokenizer_config.json"), *jj = w8_path_join(tmp, "chat_template.jinja");
+    FILE *f = fopen(cp, "w");
+    fputs("{\"bos_token\": \"<s>\", \"model_max_length\": 1000000000000000019884624838656, "
+          "\"chat_template\": \"CONFIG\"}", f);
+    fclose(f);
+    tok = w8_tok_load(tmp);
+    CHECK(tok && w8_tok_chat_template(tok) && !strcmp(w8_tok_chat_template(tok), "CONFIG") &&
+              w8_tok_bos_id(tok) == 1,
+          "tokenizer_config.json with a too-big model_max_length: template and BOS read");
+    w8_tok_free(tok);
+    f = fopen(jj, "w");
+    fputs("JINJA", f);
+    fclose(f);
+    tok = w8_tok_load(tmp);
+    CHECK(tok && w8_tok_chat_template(tok) && !strcmp(w8_tok_chat_template(tok), "JINJA"),
+          "chat_template.jinja wins over tokenizer_config.json in the tokenizer too");
+    w8_tok_free(tok);
+    free(src);
+    free(dst);
+    free(cp);
+    free(jj);
+    w8_rm_rf(tmp);
+}
+
 int main(void) {
     test_qwen3();
     test_table();
     test_errors();
     test_limits();
     test_chat_render();
+    test_find();
     TEST_DONE();
 }

@@ -111,8 +111,8 @@ static void test_defaults(void) {
     const char *mistral = "{\"architectures\":[\"MistralForCausalLM\"],\"hidden_size\":64,"
                           "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"intermediate_size\":96,"
                           "\"vocab_size\":100,\"sliding_window\":4096}";
-    CHECK(parse(mistral, &c) == 0 && c.arch == W8_ARCH_MISTRAL && c.max_pos == 131072 && !c.qkv_bias,
-          "mistral parses");
+    CHECK(parse(mistral, &c) == 0 && c.arch == W8_ARCH_MISTRAL && c.max_pos == 4096 && !c.qkv_bias,
+          "mistral parses; its 4096 sliding window caps the context at 4096");
     /* Qwen/Qwen3-0.6B's config.json as published (transformers 4.51) */
     const char *qwen3 =
         "{\"architectures\": [\"Qwen3ForCausalLM\"], \"attention_bias\": false, "
@@ -175,7 +175,7 @@ static void test_bad(void) {
     bad("wrong type (bool)", "\"tie_word_embeddings\":1", "key 'tie_word_embeddings': expected boolean");
     bad("fractional int", "\"num_key_value_heads\":1.5", "key 'num_key_value_heads': expected integer");
     bad("bad rope type", "\"rope_scaling\":{\"type\":\"yarn\",\"factor\":4.0}",
-        "rope_scaling type 'yarn' is unsupported (supported: linear, llama3)");
+        "key 'rope_scaling.type': 'yarn' is unsupported (supported: default, linear, llama3");
     bad("llama3 rope missing params", "\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8.0}",
         "missing required key 'low_freq_factor'");
     bad("llama3 rope bad order",
@@ -200,6 +200,144 @@ static void test_bad(void) {
                         "\"num_attention_heads\":4,\"intermediate_size\":96,\"vocab_size\":100}";
     CHECK(parse(nodiv, &c) != 0 && strstr(w8_lasterr(), "not divisible"), "refuses hidden %% heads: %s",
           w8_lasterr());
+}
+
+/* The real files of ../shared/realmodels: originals and transformers
+ * 4.56 / 5.1 re-saves, each giving the fields transformers would use. */
+static void test_realmodels(void) {
+    w8_config c;
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/realmodels/Llama-3.2-1B-Instruct", shared_dir());
+    int rc = w8_config_load(dir, &c);
+    CHECK(rc == 0, "Llama-3.2-1B-Instruct loads (%s)", rc ? w8_lasterr() : "");
+    CHECK(c.rope_theta == 500000.0f && c.rope_type == W8_ROPE_LLAMA3 && c.rope_factor == 32.0f &&
+              c.rope_low_freq_factor == 1.0f && c.rope_high_freq_factor == 4.0f &&
+              c.rope_orig_max_pos == 8192 && c.max_pos == 131072 && c.head_dim == 64,
+          "Llama-3.2: llama3 rope (theta 5e5, factor 32, 1/4, 8192), 131072 positions");
+    CHECK(c.torch_dtype == W8_BF16 && c.tie_embeddings && c.n_eos == 3 && c.eos_ids[0] == 128001 &&
+              c.eos_ids[2] == 128009 && c.bos_id == 128000 && fabsf(c.rms_eps - 1e-5f) < 1e-12f,
+          "Llama-3.2: bf16, tied, eos [128001, 128008, 128009], bos 128000");
+
+    snprintf(dir, sizeof dir, "%s/realmodels/Qwen2.5-0.5B-Instruct", shared_dir());
+    rc = w8_config_load(dir, &c);
+    CHECK(rc == 0, "Qwen2.5-0.5B-Instruct loads (%s)", rc ? w8_lasterr() : "");
+    CHECK(c.arch == W8_ARCH_QWEN2 && c.rope_theta == 1e6f && c.rope_type == W8_ROPE_DEFAULT &&
+              c.max_pos == 32768 && c.torch_dtype == W8_BF16 && c.n_eos == 2 &&
+              c.eos_ids[0] == 151645 && c.eos_ids[1] == 151643 && c.pad_id == 151643,
+          "Qwen2.5-0.5B: theta 1e6, sliding window off, bf16, eos from generation_config");
+
+    snprintf(dir, sizeof dir, "%s/realmodels/Qwen2.5-1.5B-Instruct-tf5-resaved", shared_dir());
+    rc = w8_config_load(dir, &c);
+    CHECK(rc == 0, "Qwen2.5-1.5B-Instruct-tf5-resaved loads (%s)", rc ? w8_lasterr() : "");
+    CHECK(c.rope_theta == 1e6f && c.rope_type == W8_ROPE_DEFAULT && c.torch_dtype == W8_F16 &&
+              c.max_pos == 32768 && c.n_layers == 28 && c.tie_embeddings && c.n_eos == 2 &&
+              c.eos_ids[0] == 151645,
+          "Qwen2.5-1.5B tf5: theta 1e6 from rope_parameters, dtype float16, layer_types accepted");
+
+    snprintf(dir, sizeof dir, "%s/realmodels/SmolLM2-360M-Instruct", shared_dir());
+    rc = w8_config_load(dir, &c);
+    CHECK(rc == 0, "SmolLM2-360M-Instruct loads (%s)", rc ? w8_lasterr() : "");
+    CHECK(c.rope_theta == 100000.0f && c.rope_type == W8_ROPE_DEFAULT && c.torch_dtype == W8_BF16 &&
+              c.n_heads == 15 && c.n_kv_heads == 5 && c.head_dim == 64 && c.n_eos == 1 &&
+              c.eos_ids[0] == 2 && c.max_pos == 8192,
+          "SmolLM2: integer rope_theta 100000, rope_scaling null, eos 2");
+
+    snprintf(dir, sizeof dir, "%s/realmodels/TinyLlama-1.1B-Chat-v1.0-resaved", shared_dir());
+    rc = w8_config_load(dir, &c);
+    CHECK(rc == 0, "TinyLlama-1.1B-Chat-v1.0-resaved loads (%s)", rc ? w8_lasterr() : "");
+    CHECK(c.rope_theta == 10000.0f && c.torch_dtype == W8_F32 && !c.tie_embeddings &&
+              c.n_eos == 1 && c.eos_ids[0] == 2 && c.pad_id == 0 && c.max_pos == 2048,
+          "TinyLlama 4.56: dtype float32 (the new key), theta 1e4, eos 2");
+}
+
+/* Compares every field of two configs. */
+static int same_config(const w8_config *a, const w8_config *b) { return !memcmp(a, b, sizeof *a); }
+
+/* transformers 4.x and 5.x spellings of the same model give the same config. */
+static void test_tf5(void) {
+    static const struct {
+        const char *what, *v4, *v5;
+    } pairs[] = {
+        {"default rope", "\"rope_theta\":500000.0,\"torch_dtype\":\"float16\"",
+         "\"rope_parameters\":{\"rope_theta\":500000.0,\"rope_type\":\"default\"},\"dtype\":\"float16\""},
+        {"llama3 rope",
+         "\"rope_theta\":500000.0,\"rope_scaling\":{\"factor\":32.0,\"high_freq_factor\":4.0,"
+         "\"low_freq_factor\":1.0,\"original_max_position_embeddings\":8192,\"rope_type\":\"llama3\"}",
+         "\"rope_parameters\":{\"factor\":32.0,\"high_freq_factor\":4.0,\"low_freq_factor\":1.0,"
+         "\"original_max_position_embeddings\":8192,\"rope_theta\":500000.0,\"rope_type\":\"llama3\"}"},
+        {"linear rope, old 'type' key",
+         "\"rope_theta\":10000,\"rope_scaling\":{\"type\":\"linear\",\"factor\":4}",
+         "\"rope_parameters\":{\"rope_theta\":10000.0,\"rope_type\":\"linear\",\"factor\":4.0}"},
+        {"rope per layer type", "\"rope_theta\":1000000.0,\"layer_types\":[\"full_attention\",\"full_attention\"]",
+         "\"rope_parameters\":{\"full_attention\":{\"rope_theta\":1000000.0,\"rope_type\":\"default\"}},"
+         "\"layer_types\":[\"full_attention\",\"full_attention\"]"},
+        {"both dtype keys: dtype wins", "\"torch_dtype\":\"float32\"",
+         "\"dtype\":\"float32\",\"torch_dtype\":\"bfloat16\""},
+        {"null optional values", "", "\"rope_scaling\":null,\"rope_parameters\":null,\"sliding_window\":null,"
+         "\"bos_token_id\":null,\"pad_token_id\":null,\"head_dim\":null,\"layer_types\":null"},
+        {"empty rope_scaling falls back to rope_parameters", "\"rope_theta\":20000.0",
+         "\"rope_scaling\":{},\"rope_parameters\":{\"rope_theta\":20000.0}"},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        w8_config a, b;
+        int ra = parse_with(pairs[i].v4, &a);
+        int rb = ra == 0 ? parse_with(pairs[i].v5, &b) : -1;
+        CHECK(ra == 0 && rb == 0 && same_config(&a, &b), "4.x and 5.x configs agree: %s (%s)",
+              pairs[i].what, ra || rb ? w8_lasterr() : "");
+    }
+    w8_config c;
+    CHECK(parse_with("\"rope_theta\":1.0e4,\"rope_parameters\":{\"rope_theta\":30000,\"rope_type\":\"default\"}",
+                     &c) == 0 && c.rope_theta == 30000.0f,
+          "rope_parameters' rope_theta wins over the top-level one (as transformers 5)");
+    const char *odd = "{\"architectures\":[\"Qwen2ForCausalLM\"],\"hidden_size\":64,\"num_hidden_layers\":2,"
+                      "\"num_attention_heads\":4,\"intermediate_size\":96,\"vocab_size\":100,"
+                      "\"hidden_act\":\"silu\",\"use_sliding_window\":false,\"sliding_window\":4096,"
+                      "\"max_position_embeddings\":32768,\"some_future_key\":{\"x\":[1,2]},"
+                      "\"model_max_length\":1000000000000000019884624838656,\"rope_theta\":10000}";
+    CHECK(parse(odd, &c) == 0 && c.max_pos == 32768 && c.rope_theta == 10000.0f,
+          "unknown keys, a too-big integer and a switched-off window are accepted");
+    CHECK(parse_with("\"use_sliding_window\":true,\"sliding_window\":1024,\"max_window_layers\":0,"
+                     "\"max_position_embeddings\":32768", &c) == 0 && c.max_pos == 1024,
+          "use_sliding_window true: the context is capped at the window (1024)");
+    CHECK(parse_with("\"use_sliding_window\":true,\"sliding_window\":1024,\"max_window_layers\":2,"
+                     "\"max_position_embeddings\":32768", &c) == 0 && c.max_pos == 32768,
+          "use_sliding_window true but no layer past max_window_layers: full context");
+    CHECK(parse_with("\"layer_types\":[\"full_attention\",\"sliding_attention\"],\"sliding_window\":512,"
+                     "\"max_position_embeddings\":4096", &c) == 0 && c.max_pos == 512,
+          "a sliding_attention layer: the context is capped at the window (512)");
+    CHECK(parse_with("\"use_sliding_window\":true,\"sliding_window\":null,\"max_window_layers\":0,"
+                     "\"max_position_embeddings\":32768", &c) == 0 && c.max_pos == 32768,
+          "use_sliding_window true with sliding_window null: no window");
+    CHECK(parse_with("\"use_sliding_window\":true,\"sliding_window\":65536,\"max_window_layers\":0,"
+                     "\"max_position_embeddings\":32768", &c) == 0 && c.max_pos == 32768,
+          "a window at least the context changes nothing");
+    const char *mistral = "{\"architectures\":[\"MistralForCausalLM\"],\"hidden_size\":64,"
+                          "\"num_hidden_layers\":2,\"num_attention_heads\":4,\"intermediate_size\":96,"
+                          "\"vocab_size\":100,\"sliding_window\":null,\"max_position_embeddings\":32768}";
+    CHECK(parse(mistral, &c) == 0 && c.max_pos == 32768, "mistral with sliding_window null: full context");
+
+    bad("unknown activation", "\"hidden_act\":\"gelu\"", "key 'hidden_act': 'gelu' is unsupported");
+    bad("yarn in rope_parameters", "\"rope_parameters\":{\"rope_theta\":1e6,\"rope_type\":\"yarn\",\"factor\":4}",
+        "key 'rope_parameters.rope_type': 'yarn' is unsupported");
+    CHECK(parse_with("\"rope_scaling\":{\"rope_type\":\"dynamic\",\"factor\":2.0}", &c) == 0 &&
+              c.rope_type == W8_ROPE_DEFAULT && c.rope_factor == 1.0f,
+          "dynamic RoPE within max_position_embeddings is the default RoPE");
+    bad("dynamic rope past its original context",
+        "\"rope_scaling\":{\"rope_type\":\"dynamic\",\"factor\":2.0,\"original_max_position_embeddings\":1024}",
+        "key 'rope_scaling.rope_type': 'dynamic' with original_max_position_embeddings 1024 below "
+        "max_position_embeddings 2048");
+    bad("per-layer rope, yarn", "\"rope_parameters\":{\"full_attention\":{\"rope_type\":\"yarn\",\"factor\":4}}",
+        "key 'rope_parameters.full_attention.rope_type': 'yarn'");
+    bad("partial rotary", "\"partial_rotary_factor\":0.5", "key 'partial_rotary_factor': 0.5 is unsupported");
+    bad("partial rotary in rope_parameters",
+        "\"rope_parameters\":{\"rope_theta\":1e4,\"partial_rotary_factor\":0.25}",
+        "rope_parameters: key 'partial_rotary_factor'");
+    bad("unknown layer type", "\"layer_types\":[\"full_attention\",\"linear_attention\"]",
+        "key 'layer_types': element 1 ('linear_attention') is unsupported");
+    bad("layer_types of the wrong length", "\"layer_types\":[\"full_attention\"]",
+        "key 'layer_types': 1 entries for 2 layers");
+    bad("rope_parameters not an object", "\"rope_parameters\":[1]", "key 'rope_parameters': expected object");
+    bad("unknown dtype key value", "\"dtype\":\"float8_e4m3fn\"", "key 'dtype': 'float8_e4m3fn'");
 }
 
 static void test_qdesc(void) {
@@ -262,6 +400,8 @@ int main(void) {
     test_stories();
     test_defaults();
     test_bad();
+    test_realmodels();
+    test_tf5();
     test_qdesc();
     TEST_DONE();
 }

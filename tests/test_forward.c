@@ -6,6 +6,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../src/generate.h"
 #include "../src/sampler.h"
@@ -833,6 +834,90 @@ static void test_qwen3(void) {
     w8_rm_rf(tmp);
 }
 
+/* ------------------------------------------------- 4.x and 5.x configs */
+
+#define STORIES_SHAPE                                                                      \
+    "\"architectures\": [\"LlamaForCausalLM\"], \"model_type\": \"llama\", \"hidden_size\": 64,"   \
+    " \"intermediate_size\": 172, \"num_hidden_layers\": 5, \"num_attention_heads\": 8,"         \
+    " \"num_key_value_heads\": 4, \"head_dim\": 8, \"vocab_size\": 512,"                          \
+    " \"max_position_embeddings\": 512, \"rms_norm_eps\": 1e-05, \"hidden_act\": \"silu\","        \
+    " \"tie_word_embeddings\": true, \"bos_token_id\": 1, \"eos_token_id\": 2, "
+
+/* The stories260K-hf-f16 weights in DIR with config.json `cfg`; the last
+ * logits of a 24-token prompt into out.  0 on success. */
+static int logits_with_config(const char *dir, const char *cfg, float *out, int vocab) {
+    w8_rm_rf(dir);
+    w8_mkdir_p(dir);
+    char *src = w8_path_join(model_path("stories260K-hf-f16"), "model.safetensors");
+    char *dst = w8_path_join(dir, "model.safetensors"), *cp = w8_path_join(dir, "config.json");
+    int rc = w8_copy_file(src, dst);
+    FILE *f = fopen(cp, "w");
+    if (f) {
+        fputs(cfg, f);
+        fclose(f);
+    }
+    free(src);
+    free(dst);
+    free(cp);
+    w8_model *m = rc == 0 ? w8_model_load(dir) : NULL;
+    rc = -1;
+    if (m && m->cfg.vocab == vocab) {
+        int tok[24];
+        tok[0] = 1;
+        for (int i = 1; i < 24; i++) tok[i] = STORIES_IDS[i - 1];
+        rc = engine_logits(m, tok, 24, 4, out);
+    }
+    if (!m) printf("# %s\n", w8_lasterr());
+    w8_model_free(m);
+    w8_rm_rf(dir);
+    return rc;
+}
+
+/* A config as transformers 4.x writes it and the same one re-saved by 5.x
+ * (rope_parameters instead of rope_theta / rope_scaling, dtype instead of
+ * torch_dtype, layer_types) give bitwise the same logits on the same
+ * weights; a config without the RoPE scaling gives different ones, so the
+ * scaling is really read from both. */
+static void test_config_generations(void) {
+    static const struct {
+        const char *what, *v4, *v5;
+    } cases[] = {
+        {"llama3 RoPE",
+         "{" STORIES_SHAPE "\"rope_theta\": 500000.0, \"rope_scaling\": {\"factor\": 8.0,"
+         " \"high_freq_factor\": 4.0, \"low_freq_factor\": 1.0, \"original_max_position_embeddings\": 64,"
+         " \"rope_type\": \"llama3\"}, \"torch_dtype\": \"float16\", \"transformers_version\": \"4.45.0\"}",
+         "{" STORIES_SHAPE "\"dtype\": \"float16\", \"layer_types\": [\"full_attention\","
+         " \"full_attention\", \"full_attention\", \"full_attention\", \"full_attention\"],"
+         " \"rope_parameters\": {\"factor\": 8.0, \"high_freq_factor\": 4.0, \"low_freq_factor\": 1.0,"
+         " \"original_max_position_embeddings\": 64, \"rope_theta\": 500000.0, \"rope_type\": \"llama3\"},"
+         " \"transformers_version\": \"5.1.0\"}"},
+        {"linear RoPE",
+         "{" STORIES_SHAPE "\"rope_theta\": 20000, \"rope_scaling\": {\"type\": \"linear\", \"factor\": 4},"
+         " \"torch_dtype\": \"float16\"}",
+         "{" STORIES_SHAPE "\"rope_parameters\": {\"full_attention\": {\"rope_theta\": 20000.0,"
+         " \"rope_type\": \"linear\", \"factor\": 4.0}}, \"dtype\": \"float16\"}"},
+    };
+    const char *plain = "{" STORIES_SHAPE "\"rope_theta\": 10000.0, \"torch_dtype\": \"float16\"}";
+    char d4[64], d5[64];
+    snprintf(d4, sizeof d4, "/tmp/w8a8-test-fwd4-%ld", (long)getpid());
+    snprintf(d5, sizeof d5, "/tmp/w8a8-test-fwd5-%ld", (long)getpid());
+    int V = 512;
+    float *a = malloc(V * sizeof(float)), *b = malloc(V * sizeof(float)), *c = malloc(V * sizeof(float));
+    int rc = logits_with_config(d4, plain, c, V);
+    CHECK(rc == 0, "stories260K weights with a written config run");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int ra = logits_with_config(d4, cases[i].v4, a, V);
+        int rb = logits_with_config(d5, cases[i].v5, b, V);
+        CHECK(ra == 0 && rb == 0 && !memcmp(a, b, V * sizeof(float)),
+              "%s: 4.x and 5.x configs give bitwise equal logits", cases[i].what);
+        CHECK(rc == 0 && ra == 0 && memcmp(a, c, V * sizeof(float)) != 0,
+              "%s: the scaling changes the logits (it is read, not defaulted)", cases[i].what);
+    }
+    free(a);
+    free(b);
+    free(c);
+}
+
 int main(void) {
     w8_set_threads(2);
     test_vs_reference("stories260K-hf-f32");
@@ -846,5 +931,6 @@ int main(void) {
     test_batching();
     test_w8a8();
     test_qwen3();
+    test_config_generations();
     TEST_DONE();
 }

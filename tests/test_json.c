@@ -52,6 +52,69 @@ static void test_errors_and_lookups(void) {
     json_decref(v);
 }
 
+/* Integers beyond the long long range, as Hugging Face writes them. */
+static void test_big_ints(void) {
+    const char *txt = "{\"model_max_length\": 1000000000000000019884624838656,\n"
+                      " \"neg\": -99999999999999999999, \"edge\": 9223372036854775807,\n"
+                      " \"s\": \"12345678901234567890123\", \"r\": 1.5e300,\n"
+                      " \"huge\": 1" "0000000000000000000000000000000000000000000000000000000000000000000"
+                      "000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+                      "000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+                      "000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+                      "00000000000, \"list\": [18446744073709551616]}";
+    json_t *v = w8_json_load_buf(txt, strlen(txt), "tokenizer_config.json");
+    CHECK(v != NULL, "integers of any size parse (%s)", v ? "" : w8_lasterr());
+    if (v) {
+        CHECK(json_real_value(json_object_get(v, "model_max_length")) == 1e30,
+              "LLaMA's model_max_length is the double 1e30");
+        CHECK(json_real_value(json_object_get(v, "neg")) == -1e20, "a negative one: -1e20");
+        CHECK(json_is_integer(json_object_get(v, "edge")) &&
+                  json_integer_value(json_object_get(v, "edge")) == 9223372036854775807LL,
+              "LLONG_MAX stays an integer");
+        CHECK(!strcmp(json_string_value(json_object_get(v, "s")), "12345678901234567890123"),
+              "digits inside a string are untouched");
+        CHECK(json_real_value(json_object_get(v, "r")) == 1.5e300, "a real is untouched");
+        CHECK(json_real_value(json_object_get(v, "huge")) == 1.7976931348623157e308,
+              "one past the double range is the largest double");
+        CHECK(json_real_value(json_array_get(json_object_get(v, "list"), 0)) == 18446744073709551616.0,
+              "2^64 in a list");
+    }
+    json_decref(v);
+    /* an error after a rewritten integer keeps its line and column */
+    const char *bad = "{\"a\": 100000000000000000000000, \"b\": ]}";
+    v = w8_json_load_buf(bad, strlen(bad), "x.json");
+    CHECK(v == NULL && strstr(w8_lasterr(), "x.json:1:38:"),
+          "a later error keeps its column: %s", w8_lasterr());
+}
+
+/* Text edits of an object that keep the other bytes. */
+static void edit_case(const char *what, char *got, const char *want) {
+    CHECK(got && !strcmp(got, want), "text edit: %s", what);
+    if (!got || strcmp(got, want)) printf("# got:\n%s\n", got ? got : "(null)");
+    free(got);
+}
+
+static void test_text_edits(void) {
+    const char *t = "{\n  \"a\": 1e-05,\n  \"b\": {\"x\": \"}\"},\n  \"c\": [1, \"]\"]\n}\n";
+    edit_case("set replaces a value in place", w8_json_text_set(t, strlen(t), "b", "2"),
+              "{\n  \"a\": 1e-05,\n  \"b\": 2,\n  \"c\": [1, \"]\"]\n}\n");
+    edit_case("set appends in the last member's style", w8_json_text_set(t, strlen(t), "q", "\"w8a8\""),
+              "{\n  \"a\": 1e-05,\n  \"b\": {\"x\": \"}\"},\n  \"c\": [1, \"]\"],\n  \"q\": \"w8a8\"\n}\n");
+    edit_case("del of a middle member", w8_json_text_del(t, strlen(t), "b"),
+              "{\n  \"a\": 1e-05,\n  \"c\": [1, \"]\"]\n}\n");
+    edit_case("del of the last member", w8_json_text_del(t, strlen(t), "c"),
+              "{\n  \"a\": 1e-05,\n  \"b\": {\"x\": \"}\"}\n}\n");
+    edit_case("del of an absent key", w8_json_text_del(t, strlen(t), "zz"), t);
+    const char *c = "{\"a\":1,\"b\":true}";
+    edit_case("compact style kept", w8_json_text_set(c, strlen(c), "q", "\"w\""),
+              "{\"a\":1,\"b\":true,\"q\":\"w\"}");
+    edit_case("empty object", w8_json_text_set("{}", 2, "q", "1"), "{\n  \"q\": 1\n}");
+    edit_case("del of the only member", w8_json_text_del("{\"a\": 1}", 8, "a"), "{}");
+    edit_case("nested keys are not top-level", w8_json_text_set(t, strlen(t), "x", "0"),
+              "{\n  \"a\": 1e-05,\n  \"b\": {\"x\": \"}\"},\n  \"c\": [1, \"]\"],\n  \"x\": 0\n}\n");
+    CHECK(w8_json_text_set("[1]", 3, "a", "1") == NULL, "not an object: NULL");
+}
+
 static void test_file_cap(void) {
     char path[] = "/tmp/w8a8-test-json-XXXXXX";
     int fd = mkstemp(path);
@@ -96,6 +159,8 @@ static void test_arith_and_halves(void) {
 int main(void) {
     test_nesting_limit();
     test_errors_and_lookups();
+    test_big_ints();
+    test_text_edits();
     test_file_cap();
     test_arith_and_halves();
     TEST_DONE();

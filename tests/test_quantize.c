@@ -745,6 +745,89 @@ static void test_calib_file(void) {
     free(p);
 }
 
+/* ---------------------------------------------------- output config.json */
+
+/* Writes text as DIR/config.json. */
+static void put_config(const char *dir, const char *text) {
+    char *p = w8_path_join(dir, "config.json");
+    FILE *f = fopen(p, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+    free(p);
+}
+
+/* Quantizes a copy of model `name` whose config.json is `in`; the output's
+ * config.json must be exactly `want`. */
+static void config_case(const char *what, const char *name, const char *in, const char *want) {
+    char *src = model_dir(name), *v = tmp_path("cfgtext-src"), *d = tmp_path("cfgtext-out");
+    w8_rm_rf(v);
+    make_variant(src, v, NULL, 1);
+    put_config(v, in);
+    int rc = quantize(v, d, 1, NULL);
+    char *p = w8_path_join(d, "config.json");
+    char *got = rc == 0 ? w8_read_file(p, 1 << 20, NULL) : NULL;
+    CHECK(got && !strcmp(got, want), "output config.json: %s%s%s", what,
+          got ? "" : " -- ", got ? "" : w8_lasterr());
+    if (got && strcmp(got, want)) printf("# got:\n%s\n# want:\n%s\n", got, want);
+    free(got);
+    free(p);
+    w8_rm_rf(v);
+    w8_rm_rf(d);
+    free(v);
+    free(d);
+    free(src);
+}
+
+#define STORIES_KEYS                                                                        \
+    "  \"architectures\": [\n    \"LlamaForCausalLM\"\n  ],\n  \"hidden_size\": 64,\n"          \
+    "  \"intermediate_size\": 172,\n  \"num_hidden_layers\": 5,\n  \"num_attention_heads\": 8,\n" \
+    "  \"num_key_value_heads\": 4,\n  \"vocab_size\": 512,\n  \"max_position_embeddings\": 512,\n"
+
+static void test_config_text(void) {
+    /* transformers 5: dtype, rope_parameters, a quantization_config in the
+     * middle; f32 becomes bf16 under the same key, nothing re-spelled */
+    config_case("f32 5.x source: dtype changed in place, quantization_config dropped, 1e-05 kept",
+                "stories260K-hf-f32",
+                "{\n" STORIES_KEYS
+                "  \"dtype\": \"float32\",\n"
+                "  \"quantization_config\": {\"quant_method\": \"bitsandbytes\", \"load_in_8bit\": true},\n"
+                "  \"rms_norm_eps\": 1e-05,\n"
+                "  \"rope_parameters\": {\"rope_theta\": 10000, \"rope_type\": \"default\"},\n"
+                "  \"tie_word_embeddings\": true\n}\n",
+                "{\n" STORIES_KEYS
+                "  \"dtype\": \"bfloat16\",\n"
+                "  \"rms_norm_eps\": 1e-05,\n"
+                "  \"rope_parameters\": {\"rope_theta\": 10000, \"rope_type\": \"default\"},\n"
+                "  \"tie_word_embeddings\": true,\n  \"quantize\": \"w8a8\"\n}\n");
+    /* transformers 4: torch_dtype; an existing quantize replaced; a compact,
+     * tab-free layout copied as it is */
+    config_case("f32 4.x source: torch_dtype changed, existing quantize replaced",
+                "stories260K-hf-f32",
+                "{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":64,\"intermediate_size\":172,"
+                "\"num_hidden_layers\":5,\"num_attention_heads\":8,\"num_key_value_heads\":4,"
+                "\"vocab_size\":512,\"quantize\":\"none\",\"rms_norm_eps\":1e-05,\"torch_dtype\":\"float32\","
+                "\"tie_word_embeddings\":true}",
+                "{\"architectures\":[\"LlamaForCausalLM\"],\"hidden_size\":64,\"intermediate_size\":172,"
+                "\"num_hidden_layers\":5,\"num_attention_heads\":8,\"num_key_value_heads\":4,"
+                "\"vocab_size\":512,\"quantize\":\"w8a8\",\"rms_norm_eps\":1e-05,\"torch_dtype\":\"bfloat16\","
+                "\"tie_word_embeddings\":true}");
+    config_case("f32 source with no dtype key: torch_dtype added once", "stories260K-hf-f32",
+                "{\n" STORIES_KEYS "  \"tie_word_embeddings\": true\n}",
+                "{\n" STORIES_KEYS
+                "  \"tie_word_embeddings\": true,\n  \"quantize\": \"w8a8\",\n"
+                "  \"torch_dtype\": \"bfloat16\"\n}");
+    config_case("f16 source: only quantize added, a big integer kept as written", "stories260K-hf-f16",
+                "{\n" STORIES_KEYS
+                "  \"torch_dtype\": \"float16\",\n  \"x_max\": 1000000000000000019884624838656,\n"
+                "  \"rms_norm_eps\": 1e-05,\n  \"tie_word_embeddings\": true\n}\n",
+                "{\n" STORIES_KEYS
+                "  \"torch_dtype\": \"float16\",\n  \"x_max\": 1000000000000000019884624838656,\n"
+                "  \"rms_norm_eps\": 1e-05,\n  \"tie_word_embeddings\": true,\n"
+                "  \"quantize\": \"w8a8\"\n}\n");
+}
+
 int main(void) {
     snprintf(tmp_root, sizeof tmp_root, "/tmp/w8a8-test-quantize-%ld", (long)getpid());
     w8_rm_rf(tmp_root);
@@ -767,6 +850,7 @@ int main(void) {
     test_bad_sources();
     test_options();
     test_inspect_rejects();
+    test_config_text();
     w8_rm_rf(tmp_root);
     TEST_DONE();
 }
