@@ -201,6 +201,9 @@ static void note(const qstate *s, const char *fmt, ...) {
 
 static int is_float_dt(w8_dtype t) { return t == W8_F32 || t == W8_F16 || t == W8_BF16; }
 
+/* "llama" is the default recipe (every linear layer but lm_head int8) */
+const char *const w8_quant_recipes[] = {"qwen2", "llama", NULL};
+
 static int recipe_is_qwen2(const qstate *s) {
     const char *mt = s->o->model_type;
     if (mt && *mt) return !strncasecmp(mt, "qwen2", 5);
