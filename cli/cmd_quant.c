@@ -41,13 +41,19 @@ static char **split_names(const w8_strlist *l, int *n_out, char **store) {
  * "org/" in front ignored), and the recipe each family gets.  The recipe must
  * be one of w8_quant_recipes, or the name is refused as not in this build. */
 static const struct {
-    const char *prefix, *recipe;
+    const char *prefix, *recipe, *shown; /* shown: in the refusal's list */
 } families[] = {
-    {"qwen3", "qwen3"},     {"qwen2", "qwen2"},        {"qwen1.5", "qwen2"},
-    {"qwq", "qwen2"},       {"deepseek-r1-distill-qwen", "qwen2"},
-    {"llama", "llama"},     {"meta-llama", "llama"},   {"codellama", "llama"},
-    {"tinyllama", "llama"}, {"deepseek-r1-distill-llama", "llama"},
-    {"mistral", "llama"},
+    {"qwen3", "qwen3", "Qwen3*"},
+    {"qwen2", "qwen2", "Qwen2*, Qwen2.5*"},
+    {"qwen1.5", "qwen2", "Qwen1.5*"},
+    {"qwq", "qwen2", "QwQ*"},
+    {"deepseek-r1-distill-qwen", "qwen2", "DeepSeek-R1-Distill-Qwen*"},
+    {"llama", "llama", "Llama*"},
+    {"meta-llama", "llama", "Meta-Llama*"},
+    {"codellama", "llama", "CodeLlama*"},
+    {"tinyllama", "llama", "TinyLlama*"},
+    {"deepseek-r1-distill-llama", "llama", "DeepSeek-R1-Distill-Llama*"},
+    {"mistral", "llama", "Mistral*"},
 };
 #define N_FAMILIES ((int)(sizeof families / sizeof families[0]))
 
@@ -84,7 +90,7 @@ static const char *model_recipe(const char *name) {
     else
         for (int i = 0, k = 0; i < N_FAMILIES; i++)
             if (recipe_known(families[i].recipe))
-                fprintf(stderr, "%s%s*", k++ ? ", " : "", families[i].prefix);
+                fprintf(stderr, "%s%s", k++ ? ", " : "", families[i].shown);
     fprintf(stderr, ")\n");
     return NULL;
 }

@@ -75,7 +75,7 @@ bad() { # description, expected message, quant options...
     local rc=$?
     check "$d" [ $rc -eq 1 -a -n "$(grep -F -- "$msg" "$T/out")" ]
 }
-bad "unknown --model_type refused with the known families" "unknown model family (known: qwen2*" \
+bad "unknown --model_type refused with the known families" "unknown model family (known: Qwen2*, Qwen2.5*, Qwen1.5*" \
     --model_type Baichuan2-7B
 bad "--model_type Mixtral (no letter-run prefix match) refused" "unknown model family" \
     --model_type Mixtral-8x7B
