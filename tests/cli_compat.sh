@@ -65,8 +65,14 @@ check "Qwen2.5-7B-Instruct takes the qwen2 recipe (down_proj float)" \
 check "-q prints nothing on success" [ ! -s "$T/out" ]
 "$W" quant --model_path "$SRC" --save_path "$T/q3" --model_type Qwen3-8B "${SMALL[@]}" >"$T/out" 2>&1
 rc=$?
-check "Qwen3-8B maps to the qwen3 recipe, or says it is not in this build (exit $rc)" \
-    grep -q -e 'recipe qwen3' -e 'qwen3 recipe is not in this build' "$T/out"
+# (the qwen3 recipe comes from another branch: before it is merged the name
+# is refused as such, after it the quantization runs)
+if [ $rc -eq 0 ]; then
+    check "Qwen3-8B runs with the qwen3 recipe (exit 0)" [ -s "$T/q3/quant_model_description.json" ]
+else
+    check "Qwen3-8B maps to qwen3, a recipe not in this build (exit $rc)" \
+        grep -q 'the qwen3 recipe is not in this build (recipes: qwen2, llama' "$T/out"
+fi
 
 bad() { # description, expected message, quant options...
     local d=$1 msg=$2
