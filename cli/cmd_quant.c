@@ -127,7 +127,8 @@ int w8_cmd_quant(int argc, char **argv) {
         {"quant_type", 0, W8_ARG_STR, &quant_type, "quantization type: w8a8 (the only one; default)"},
         {"model_type", 0, W8_ARG_STR, &model_type,
          "model name as msModelSlim writes it (Qwen2.5-7B-Instruct, Llama-3.1-8B, Mistral-7B...), "
-         "or a recipe (qwen2: mlp.down_proj float; llama: every linear int8); default from config"},
+         "or a recipe (qwen2: mlp.down_proj float; llama: every linear int8); default (or \"default\"): "
+         "from config.json"},
         {"calib_file", 0, W8_ARG_STR, &o.calib_file,
          "calibration text: plain lines or JSON lines with \"text\"/\"inputs_pretokenized\""},
         {"calib_samples", 0, W8_ARG_INT, &o.calib_samples, "calibration samples used (50)"},
@@ -208,7 +209,10 @@ int w8_cmd_quant(int argc, char **argv) {
         }
         if (k >= 2) quiet = 1;
     }
-    if (model_type && !(o.model_type = model_recipe(model_type))) goto out;
+    /* msModelSlim's "default" adapter: the recipe follows config.json here */
+    if (model_type && strcasecmp(model_type, "default") &&
+        !(o.model_type = model_recipe(model_type)))
+        goto out;
     if (anti && strcasecmp(anti, "smoothquant") && strcasecmp(anti, "none")) {
         fprintf(stderr, "w8a8: --anti_outlier %s is not supported (supported: smoothquant)\n", anti);
         goto out;

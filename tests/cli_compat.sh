@@ -63,6 +63,10 @@ check "no --quant_type means w8a8, as msModelSlim" grep -q '35 layers W8A8' "$T/
 check "Qwen2.5-7B-Instruct takes the qwen2 recipe (down_proj float)" \
     [ $? -eq 0 -a -n "$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["model.layers.0.mlp.down_proj.weight"])' "$T/q2/quant_model_description.json" | grep -x FLOAT)" ]
 check "-q prints nothing on success" [ ! -s "$T/out" ]
+"$W" quant --model_path "$S/models/stories260K-as-qwen2-bf16-zero-bias" --save_path "$T/qd" \
+    --model_type default "${SMALL[@]}" >"$T/out" 2>&1
+check "--model_type default: the recipe follows config.json (qwen2 here)" \
+    grep -q 'recipe qwen2, from config architectures' "$T/out"
 "$W" quant --model_path "$SRC" --save_path "$T/q3" --model_type Qwen3-8B "${SMALL[@]}" >"$T/out" 2>&1
 rc=$?
 # (the qwen3 recipe comes from another branch: before it is merged the name
