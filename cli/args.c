@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../src/util.h"
 
@@ -14,6 +15,7 @@ static void print_help(const char *usage, const char *about, const w8_opt *o, in
     for (int i = 0; i < n; i++) {
         char left[64];
         const char *meta = o[i].type == W8_ARG_FLAG   ? ""
+                           : o[i].type == W8_ARG_BOOL ? " [BOOL]"
                            : o[i].type == W8_ARG_LIST ? " V [V ...]"
                            : o[i].type == W8_ARG_INT  ? " N"
                            : o[i].type == W8_ARG_FLOAT ? " X"
@@ -25,6 +27,15 @@ static void print_help(const char *usage, const char *about, const w8_opt *o, in
         printf("%-34s %s\n", left, o[i].help ? o[i].help : "");
     }
     printf("  %-32s %s\n", "-h, --help", "show this help");
+}
+
+int w8_args_bool(const char *s) {
+    static const char *const yes[] = {"true", "1", "yes", "on"}, *const no[] = {"false", "0", "no", "off"};
+    for (int i = 0; i < 4; i++) {
+        if (!strcasecmp(s, yes[i])) return 1;
+        if (!strcasecmp(s, no[i])) return 0;
+    }
+    return -1;
 }
 
 static int set_value(const w8_opt *o, const char *val, const char *usage) {
@@ -121,6 +132,17 @@ int w8_args_parse(int argc, char **argv, const char *usage, const char *about,
                 return -1;
             }
             *(int *)o->dst = 1;
+            continue;
+        }
+        if (o->type == W8_ARG_BOOL) {
+            int b = 1;
+            if (val && (b = w8_args_bool(val)) < 0) {
+                fprintf(stderr, "w8a8: option --%s: '%s' is not a boolean (true/false)\n", o->name,
+                        val);
+                return -1;
+            }
+            if (!val && i + 1 < argc && w8_args_bool(argv[i + 1]) >= 0) b = w8_args_bool(argv[++i]);
+            *(int *)o->dst = b;
             continue;
         }
         if (o->type == W8_ARG_LIST) {

@@ -9,7 +9,11 @@
 #ifndef W8_ARGS_H
 #define W8_ARGS_H
 
-typedef enum { W8_ARG_FLAG, W8_ARG_INT, W8_ARG_FLOAT, W8_ARG_STR, W8_ARG_LIST } w8_arg_type;
+/* W8_ARG_BOOL: a flag that may take a value, as Python tools spell booleans
+ * ("--trust_remote_code", "--trust_remote_code True", "--x=false"): the next
+ * word is taken only when it is a boolean word (true/false, 1/0, yes/no,
+ * on/off, any case), so a bare flag before a positional still works. */
+typedef enum { W8_ARG_FLAG, W8_ARG_INT, W8_ARG_FLOAT, W8_ARG_STR, W8_ARG_LIST, W8_ARG_BOOL } w8_arg_type;
 
 typedef struct {
     int n;
@@ -20,7 +24,7 @@ typedef struct {
     const char *name;   /* long name without "--", or NULL for a positional */
     char short_name;    /* 0 if none */
     w8_arg_type type;
-    void *dst;          /* int* (FLAG, INT), float* (FLOAT), const char** (STR), w8_strlist* (LIST) */
+    void *dst;          /* int* (FLAG, INT, BOOL), float* (FLOAT), const char** (STR), w8_strlist* (LIST) */
     const char *help;   /* one line, shown by --help (include the default) */
 } w8_opt;
 
@@ -29,6 +33,9 @@ typedef struct {
  * `usage` is the first help line, e.g. "w8a8 run --model_path DIR [options]". */
 int w8_args_parse(int argc, char **argv, const char *usage, const char *about,
                   const w8_opt *opts, int nopts);
+
+/* A boolean word: 1 (true/1/yes/on), 0 (false/0/no/off), any case; -1 otherwise. */
+int w8_args_bool(const char *s);
 
 /* The common -t/--threads option applies itself: call after parsing. */
 void w8_args_apply_threads(int threads);

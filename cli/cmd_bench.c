@@ -7,8 +7,11 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "../src/bench.h"
 #include "../src/model.h"
+#include "../src/roofline.h"
 #include "../src/util.h"
 #include "args.h"
 #include "commands.h"
@@ -22,9 +25,68 @@ static void on_run(void *ud, const char *test, int rep, int reps) {
     if (rep == reps - 1) fprintf(stderr, "\r\033[K");
 }
 
+/* A test's place under its ceiling: prefill (pp) is compute-bound, so its
+ * int8 ops/s over the int8 peak; decode (tg) reads every weight once per
+ * token, so its weight bytes/s over the read bandwidth.  Returns the
+ * fraction, or -1 when the model has no int8 layer (a pp test only). */
+static double roof_fraction(const w8_bench_test *t, const w8_roofline *rf, double macs,
+                            double bytes, double *achieved) {
+    if (t->n_gen == 0) {
+        *achieved = t->mean_ts * 2.0 * macs;
+        return macs > 0 && rf->int8_ops > 0 ? *achieved / rf->int8_ops : -1;
+    }
+    *achieved = t->mean_ts * bytes;
+    return rf->read_bytes > 0 ? *achieved / rf->read_bytes : -1;
+}
+
+static void roof_print(const w8_bench_result *res, const w8_roofline *rf, double macs,
+                       double bytes) {
+    printf("roofline: int8 peak %.1f GOPS (%s %s, %d thread%s), read bandwidth %.1f GB/s "
+           "(%zu MiB buffer)\n", rf->int8_ops / 1e9, rf->isa, rf->insn, rf->threads,
+           rf->threads == 1 ? "" : "s", rf->read_bytes / 1e9, rf->buffer_bytes >> 20);
+    for (int i = 0; i < res->n_tests; i++) {
+        const w8_bench_test *t = &res->tests[i];
+        double got, f = roof_fraction(t, rf, macs, bytes, &got);
+        if (t->n_gen == 0 && f < 0)
+            printf("roofline: %s: no int8 layer (float model); no int8 fraction\n", t->name);
+        else if (t->n_gen == 0)
+            printf("roofline: %s: %.4f of int8 peak (%.1f GOPS; 2 x %.3g int8 MACs/token)\n",
+                   t->name, f, got / 1e9, macs);
+        else
+            printf("roofline: %s: %.4f of read bandwidth (%.2f GB/s; %.3g MB of weights/token%s)\n",
+                   t->name, f, got / 1e9, bytes / 1e6,
+                   bytes <= (double)rf->llc_bytes ? "; they fit in the cache, so above 1 is possible"
+                                                  : "");
+    }
+}
+
+/* The --json text with the roofline fields added to each test's object. */
+static char *roof_json(const char *text, const w8_bench_result *res, const w8_roofline *rf,
+                       double macs, double bytes) {
+    json_t *arr = json_loads(text, 0, NULL);
+    if (!json_is_array(arr)) {
+        json_decref(arr);
+        w8_seterr("bench: internal JSON error");
+        return NULL;
+    }
+    for (int i = 0; i < res->n_tests && i < (int)json_array_size(arr); i++) {
+        const w8_bench_test *t = &res->tests[i];
+        json_t *o = json_array_get(arr, (size_t)i);
+        double got, f = roof_fraction(t, rf, macs, bytes, &got);
+        json_object_set_new(o, "roofline_int8_peak_ops", json_real(rf->int8_ops));
+        json_object_set_new(o, "roofline_read_bytes_per_s", json_real(rf->read_bytes));
+        json_object_set_new(o, "roofline_bound", json_string(t->n_gen == 0 ? "int8" : "bandwidth"));
+        json_object_set_new(o, "roofline_achieved", json_real(got));
+        json_object_set_new(o, "roofline_fraction", f < 0 ? json_null() : json_real(f));
+    }
+    char *s = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+    json_decref(arr);
+    return s;
+}
+
 int w8_cmd_bench(int argc, char **argv) {
     const char *model_path = NULL;
-    int n_prompt = 512, n_gen = 128, reps = 3, threads = 0, json = 0, seed = 1234;
+    int n_prompt = 512, n_gen = 128, reps = 3, threads = 0, json = 0, seed = 1234, roof = 0;
     const w8_opt opts[] = {
         {"model_path", 'm', W8_ARG_STR, &model_path, "model directory, float or W8A8 (required)"},
         {"n-prompt", 'p', W8_ARG_INT, &n_prompt, "prompt tokens for the pp test, 0 skips (default 512)"},
@@ -33,6 +95,8 @@ int w8_cmd_bench(int argc, char **argv) {
         {"threads", 't', W8_ARG_INT, &threads, "threads (default: all cores)"},
         {"seed", 0, W8_ARG_INT, &seed, "seed of the random token ids (default 1234)"},
         {"json", 0, W8_ARG_FLAG, &json, "print JSON instead of the markdown table"},
+        {"roofline", 0, W8_ARG_FLAG, &roof,
+         "measure int8 peak and read bandwidth (~1 s); print each test's fraction of it"},
     };
     int pr = w8_args_parse(argc, argv, "w8a8 bench --model_path DIR [-p 512] [-n 128] [options]",
                            "Prompt processing (one batch of -p random tokens) and generation (-n "
@@ -61,14 +125,27 @@ int w8_cmd_bench(int argc, char **argv) {
     if (!m) goto out;
     w8_bench_opts o = {n_prompt, n_gen, reps, (uint64_t)seed};
     if (w8_bench_run(m, &o, &res, on_run, NULL) != 0) goto out;
+    /* measured after the tests, so the read buffer does not disturb them */
+    w8_roofline rf;
+    double macs = 0, bytes = 0;
+    if (roof) {
+        if (w8_roofline_measure(&rf) != 0) goto out;
+        w8_roofline_model(m, &macs, &bytes);
+    }
     if (json) {
         if (!(text = w8_bench_json(&res))) goto out;
+        if (roof) {
+            char *t2 = roof_json(text, &res, &rf, macs, bytes);
+            free(text);
+            if (!(text = t2)) goto out;
+        }
         printf("%s\n", text);
     } else {
         if (!(text = w8_bench_markdown(&res))) goto out;
         char rss[32];
         w8_bench_fmt_size(rss, sizeof rss, res.peak_rss);
         printf("%s\npeak RSS: %s (%zu bytes)\n", text, rss, res.peak_rss);
+        if (roof) roof_print(&res, &rf, macs, bytes);
     }
     rc = 0;
 out:

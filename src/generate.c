@@ -61,6 +61,7 @@ typedef struct {
 } gen_state;
 
 static int is_eos(const gen_state *g, int id) {
+    if (g->o->ignore_eos) return 0;
     if (w8_config_is_eos(&g->m->cfg, id)) return 1;
     for (int i = 0; i < g->o->n_extra_eos; i++)
         if (g->o->extra_eos[i] == id) return 1;

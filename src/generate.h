@@ -21,6 +21,7 @@ typedef struct {
     uint64_t seed;             /* sequence i samples with seed + i */
     const int *extra_eos;      /* more stop ids (e.g. the tokenizer's eos), may be NULL */
     int n_extra_eos;
+    int ignore_eos;            /* 1: no id stops a sequence early (run_pa --ignore_eos) */
 } w8_gen_opts;
 
 /* Fill opts with greedy decoding of max_new_tokens, no extra eos. */

@@ -201,6 +201,9 @@ static void note(const qstate *s, const char *fmt, ...) {
 
 static int is_float_dt(w8_dtype t) { return t == W8_F32 || t == W8_F16 || t == W8_BF16; }
 
+/* "llama" is the default recipe (every linear layer but lm_head int8) */
+const char *const w8_quant_recipes[] = {"qwen2", "qwen3", "llama", NULL};
+
 /* The recipe: --model_type when given (msModelSlim's names, "Qwen2-7B",
  * "Qwen3-8B", matched on the family prefix), else the config's architecture.
  * Qwen2 and Qwen3 keep every mlp.down_proj float: its input (silu(gate) *

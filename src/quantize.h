@@ -56,6 +56,12 @@ typedef struct {
     size_t bytes;             /* bytes of weights written */
 } w8_quant_report;
 
+/* The recipe names w8_quant_opts.model_type selects (NULL-terminated); any
+ * other non-empty model_type gets the default recipe.  Front ends map the
+ * documentation's model names (Qwen2.5-7B-Instruct, Llama-3.1-8B...) onto
+ * these and refuse a family whose recipe is not listed here. */
+extern const char *const w8_quant_recipes[];
+
 void w8_quant_opts_init(w8_quant_opts *o);
 /* 0 on success (save_path complete), -1 with w8_lasterr() and nothing at save_path
  * (an existing directory replaced with --force is kept when the run fails). */

@@ -41,9 +41,9 @@ SRC_SUM=$(sum_dir "$F16")
 rc=$?
 check "--quant_type w4a16 refused with the supported list" \
     test $rc -eq 1 -a -n "$(grep 'not supported (supported: w8a8)' "$T/out")"
-"$W" quant --model_path "$F16" --save_path "$T/x" --quant_type w8a8 --device npu >"$T/out" 2>&1
+"$W" quant --model_path "$F16" --save_path "$T/x" --quant_type w8a8 --device gpu >"$T/out" 2>&1
 rc=$?
-check "--device npu refused" test $rc -eq 1 -a -n "$(grep 'supported: cpu' "$T/out")"
+check "--device gpu refused" test $rc -eq 1 -a -n "$(grep 'supported: cpu' "$T/out")"
 "$W" quant --save_path "$T/x" --quant_type w8a8 >"$T/out" 2>&1
 rc=$?
 check "missing --model_path is a usage error" test $rc -eq 1 -a -n "$(grep model_path "$T/out")"

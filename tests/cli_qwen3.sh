@@ -76,7 +76,7 @@ check "q_proj is W8A8, down_proj FLOAT" \
              grep -q '\"model.layers.0.mlp.down_proj.weight\": \"FLOAT\"' '$Q/quant_model_description.json'"
 "$W" inspect "$Q" >"$T/insp" 2>&1
 check "inspect accepts it (exit $?)" grep -q 'W8A8 model, bf16, Qwen3ForCausalLM' "$T/insp"
-check "inspect: 12 quantized, 2 float" grep -q 'linear layers: 12 quantized, 2 float' "$T/insp"
+check "inspect: 12 quantized, 3 float (lm_head copy)" grep -q "linear layers: 12 quantized, 3 float" "$T/insp"
 
 # ---- W8A8 run, normal and ASan builds give the same tokens
 for tb in "opt:$W" "asan:$A"; do

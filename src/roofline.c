@@ -1,0 +1,167 @@
+/* roofline.c - see roofline.h. */
+#include "roofline.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kernels/kernels.h"
+#include "util.h"
+
+#define TARGET_S 0.1  /* seconds per timed run; the best of RUNS is kept */
+#define RUNS 3
+#define BUF_MIN ((size_t)64 << 20)
+#define BUF_MAX ((size_t)512 << 20)
+
+/* The scalar build's multiply-accumulate: int8 products into int32, over a
+ * block the compiler may vectorize with baseline SSE2 (what scalar kernels
+ * get).  The empty asm makes the block look changed each round, so the
+ * invariant dot product is not hoisted out of the loop. */
+static uint64_t dot_scalar(long iters) {
+    int8_t a[256], b[256];
+    for (int i = 0; i < 256; i++) {
+        a[i] = (int8_t)(i * 7 + (int)iters);
+        b[i] = (int8_t)(i * 13 + 1);
+    }
+    uint32_t acc = 0; /* wraps: only a dependency, never a result */
+    for (long it = 0; it < iters; it++) {
+        __asm__ volatile("" : : "r"(a), "r"(b) : "memory");
+        for (int i = 0; i < 256; i++) acc += (uint32_t)(a[i] * b[i]);
+    }
+    return acc;
+}
+
+static uint64_t read_scalar(const void *p, size_t bytes) {
+    const uint64_t *v = p;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (size_t i = 0; i < bytes / 8; i += 4) {
+        s0 += v[i];
+        s1 += v[i + 1];
+        s2 += v[i + 2];
+        s3 += v[i + 3];
+    }
+    return s0 + s1 + s2 + s3;
+}
+
+/* MACs per round of the dot loop of isa */
+static double dot_macs(w8_isa isa) {
+    return isa == W8_ISA_AVX512 ? 64.0 * W8_ROOF_ACC : isa == W8_ISA_AVX2 ? 16.0 * W8_ROOF_ACC : 256.0;
+}
+
+static uint64_t dot(w8_isa isa, long iters) {
+    return isa == W8_ISA_AVX512 ? w8_roof_dot_avx512(iters)
+           : isa == W8_ISA_AVX2 ? w8_roof_dot_avx2(iters)
+                                : dot_scalar(iters);
+}
+
+static uint64_t rd(w8_isa isa, const void *p, size_t bytes) {
+    return isa == W8_ISA_AVX512 ? w8_roof_read_avx512(p, bytes)
+           : isa == W8_ISA_AVX2 ? w8_roof_read_avx2(p, bytes)
+                                : read_scalar(p, bytes);
+}
+
+static volatile uint64_t sink; /* results land here, so the loops must run */
+
+/* Seconds for every thread to run `iters` rounds at once. */
+static double time_dot(w8_isa isa, int nt, long iters) {
+    uint64_t s = 0;
+    double t0 = w8_now();
+#pragma omp parallel num_threads(nt) reduction(+ : s)
+    s += dot(isa, iters);
+    double t = w8_now() - t0;
+    sink += s;
+    return t;
+}
+
+/* Seconds for the threads to read their slices of buf once. */
+static double time_read(w8_isa isa, int nt, const unsigned char *buf, size_t bytes) {
+    uint64_t s = 0;
+    size_t slice = bytes / (size_t)nt / 256 * 256;
+    double t0 = w8_now();
+#pragma omp parallel num_threads(nt) reduction(+ : s)
+    s += rd(isa, buf + (size_t)omp_get_thread_num() * slice, slice);
+    double t = w8_now() - t0;
+    sink += s;
+    return t;
+}
+
+int w8_roofline_measure(w8_roofline *r) {
+    memset(r, 0, sizeof *r);
+    w8_isa isa = w8_isa_active();
+    int nt = w8_get_threads();
+    if (nt < 1) nt = 1;
+    r->isa = w8_isa_name(isa);
+    r->insn = isa == W8_ISA_AVX512 ? "vpdpbusd" : isa == W8_ISA_AVX2 ? "vpmaddwd" : "C loop";
+    r->threads = nt;
+
+    /* int8 peak: grow the round count until a run takes a tenth of the
+     * target, then scale it to the target */
+    long iters = 1024;
+    double t;
+    while ((t = time_dot(isa, nt, iters)) < TARGET_S / 10 && iters < (1L << 40)) iters *= 4;
+    iters = (long)((double)iters * TARGET_S / (t > 1e-6 ? t : 1e-6)) + 1;
+    for (int run = 0; run < RUNS; run++) {
+        t = time_dot(isa, nt, iters);
+        double ops = 2.0 * dot_macs(isa) * (double)iters * nt / (t > 1e-9 ? t : 1e-9);
+        if (ops > r->int8_ops) r->int8_ops = ops;
+    }
+
+    /* bandwidth: twice the last-level cache (within [64, 512] MiB), each
+     * thread first touching its own slice (pages land near it, and are
+     * real pages: an untouched buffer would read the shared zero page) */
+    long l3 = sysconf(_SC_LEVEL3_CACHE_SIZE);
+    r->llc_bytes = l3 > 0 ? (size_t)l3 : 0;
+    size_t bytes = l3 > 0 ? (size_t)l3 * 2 : BUF_MIN;
+    if (bytes < BUF_MIN) bytes = BUF_MIN;
+    if (bytes > BUF_MAX) bytes = BUF_MAX;
+    bytes = bytes / (256 * (size_t)nt) * (256 * (size_t)nt);
+    unsigned char *buf = aligned_alloc(64, bytes);
+    if (!buf) return w8_seterr("roofline: cannot allocate a %zu MiB read buffer", bytes >> 20);
+    size_t slice = bytes / (size_t)nt;
+#pragma omp parallel num_threads(nt)
+    memset(buf + (size_t)omp_get_thread_num() * slice, 1, slice);
+    r->buffer_bytes = bytes;
+    time_read(isa, nt, buf, bytes); /* warm-up: TLB, page tables */
+    double t_all = 0;
+    for (int run = 0; run < 64 && (run < RUNS || t_all < TARGET_S * RUNS); run++) {
+        t = time_read(isa, nt, buf, bytes);
+        t_all += t;
+        double bw = (double)(slice / 256 * 256) * nt / (t > 1e-9 ? t : 1e-9);
+        if (bw > r->read_bytes) r->read_bytes = bw;
+    }
+    free(buf);
+    return 0;
+}
+
+static void lin_cost(const w8_linear *l, double *macs, double *bytes) {
+    if (l->quantized) {
+        *macs += (double)l->n * l->k;
+        *bytes += (double)l->q.packed_bytes;
+    } else {
+        *bytes += l->f.packed ? (double)l->f.packed_bytes
+                              : (double)l->n * l->k * (double)w8_dtype_size(l->f.dtype);
+    }
+}
+
+static void group_cost(const w8_linear_group *g, double *macs, double *bytes) {
+    if (g->fused) {
+        lin_cost(&g->fused_lin, macs, bytes);
+        return;
+    }
+    for (int i = 0; i < g->n_parts; i++) lin_cost(&g->parts[i], macs, bytes);
+}
+
+void w8_roofline_model(const w8_model *m, double *int8_macs, double *weight_bytes) {
+    double macs = 0, bytes = 0;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const w8_layer *ly = &m->layers[l];
+        group_cost(&ly->qkv, &macs, &bytes);
+        lin_cost(&ly->o, &macs, &bytes);
+        group_cost(&ly->gate_up, &macs, &bytes);
+        lin_cost(&ly->down, &macs, &bytes);
+    }
+    lin_cost(&m->lm_head, &macs, &bytes);
+    *int8_macs = macs;
+    *weight_bytes = bytes;
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# cli_roofline.sh - `w8a8 bench --roofline` (issue 17.3): the measured int8
+# peak and read bandwidth are printed, and each phase's fraction of its
+# ceiling is a positive number (markdown and JSON; every ISA the CPU has;
+# the ASan build once).  Timing values are never compared: the machine is shared.
+#
+# usage: bash tests/cli_roofline.sh BUILD/w8a8 ASAN/w8a8   (from the repo root)
+set -u
+W=${1:-build/w8a8}
+A=${2:-build/asan/w8a8}
+S=${W8A8_SHARED:-../shared}
+export W8A8_QUIET=1
+T=$(mktemp -d /tmp/w8a8-cli-roofline-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+
+ok() { echo "ok - $*"; }
+fail() { echo "FAIL - $*"; }
+check() { # description, then a command that must succeed
+    local d=$1
+    shift
+    if "$@"; then ok "$d"; else fail "$d"; fi
+}
+NUM='[0-9]+(\.[0-9]+)?'
+POS='0*[1-9][0-9]*(\.[0-9]+)?|0+\.[0-9]*[1-9][0-9]*' # a number above zero
+
+"$W" quant --model_path "$S/models/stories260K-hf-f16" --save_path "$T/q" -q \
+    --calib_samples 2 --calib_seq_len 16 >"$T/out" 2>&1
+check "quantize stories260K" [ $? -eq 0 ]
+
+# W8A8_CPU caps the ISA: on a CPU without avx512 the first run measures avx2
+for isa in avx512 avx2 scalar; do
+    W8A8_CPU=$isa "$W" bench --model_path "$T/q" -p 16 -n 8 -r 1 -t 2 --roofline >"$T/b" 2>"$T/e"
+    rc=$?
+    got=$(grep -o 'CPU ([a-z0-9]*)' "$T/b" | head -1)
+    check "bench --roofline runs (W8A8_CPU=$isa -> $got, exit $rc)" [ $rc -eq 0 ]
+    check "peak and bandwidth line ($isa)" grep -Eq \
+        "^roofline: int8 peak ($POS) GOPS \([a-z0-9]+ [A-Za-z0-9 ]+, 2 threads\), read bandwidth ($POS) GB/s \($NUM MiB buffer\)$" "$T/b"
+    check "pp16: a positive fraction of the int8 peak ($isa)" \
+        grep -Eq "^roofline: pp16: ($POS) of int8 peak \($NUM GOPS; 2 x [0-9.e+]+ int8 MACs/token\)$" "$T/b"
+    check "tg8: a positive fraction of the read bandwidth ($isa)" \
+        grep -Eq "^roofline: tg8: ($POS) of read bandwidth \($NUM GB/s; [0-9.e+]+ MB of weights/token" "$T/b"
+done
+
+"$W" bench --model_path "$T/q" -p 16 -n 8 -r 1 -t 1 --roofline --json >"$T/j" 2>&1
+check "bench --roofline --json exits 0" [ $? -eq 0 ]
+check "JSON: each test has its bound and a positive fraction" python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert [t["test"] for t in d] == ["pp16", "tg8"], d
+assert [t["roofline_bound"] for t in d] == ["int8", "bandwidth"], d
+for t in d:
+    assert t["roofline_fraction"] > 0 and t["roofline_int8_peak_ops"] > 0, t
+    assert t["roofline_read_bytes_per_s"] > 0 and t["roofline_achieved"] > 0, t
+' "$T/j"
+
+"$W" bench --model_path "$S/models/stories260K-hf-f16" -p 16 -n 8 -r 1 -t 1 --roofline >"$T/f" 2>&1
+check "float model: pp has no int8 fraction, tg still has one" \
+    [ -n "$(grep '^roofline: pp16: no int8 layer' "$T/f")" -a -n "$(grep -E "^roofline: tg8: ($POS) of read bandwidth" "$T/f")" ]
+"$W" bench --model_path "$T/q" -p 16 -n 8 -r 1 >"$T/n" 2>&1
+check "without --roofline nothing is measured" [ -z "$(grep roofline "$T/n")" ]
+
+"$A" bench --model_path "$T/q" -p 8 -n 4 -r 1 -t 2 --roofline >"$T/a" 2>&1
+check "ASan build: bench --roofline runs clean, with both fractions" \
+    [ $? -eq 0 -a "$(grep -Ec "^roofline: (pp8|tg4): ($POS) of" "$T/a")" -eq 2 ]
