@@ -20,7 +20,7 @@
 
 typedef struct {
     const char *path;
-    char kind[64];   /* "float" or "W8A8 (N int8 + M float linear layers)" */
+    char kind[64]; /* "float" or "W8A8 (N int8 + M float linear layers)" */
     char arch[64];
 } model_info;
 
@@ -31,14 +31,17 @@ static void on_progress(void *ud, int done, int total) {
 
 /* "0.8500 +/- 0.0819" (the error left out when there is none). */
 static void fmt_value(char *buf, size_t n, double v, double se) {
-    if (isnan(se)) snprintf(buf, n, "%.4f", v);
-    else snprintf(buf, n, "%.4f +/- %.4f", v, se);
+    if (isnan(se))
+        snprintf(buf, n, "%.4f", v);
+    else
+        snprintf(buf, n, "%.4f +/- %.4f", v, se);
 }
 
 static void print_table(const w8_eval_set *set, const model_info *mi, int nm,
                         const w8_eval_row *rows, int nr) {
     printf("models:\n");
-    for (int k = 0; k < nm; k++) printf("  [%d] %s  (%s, %s)\n", k + 1, mi[k].path, mi[k].arch, mi[k].kind);
+    for (int k = 0; k < nm; k++)
+        printf("  [%d] %s  (%s, %s)\n", k + 1, mi[k].path, mi[k].arch, mi[k].kind);
     printf("\n%-20s %-12s %5s", "task", "metric", "n");
     char h[32];
     for (int k = 0; k < nm; k++) {
@@ -62,8 +65,10 @@ static void print_table(const w8_eval_set *set, const model_info *mi, int nm,
             printf("  %-19s", buf);
         }
         for (int k = 1; k < nm; k++) {
-            if (isnan(w->diff_se[k])) snprintf(buf, sizeof buf, "%+.4f", w->diff[k]);
-            else snprintf(buf, sizeof buf, "%+.4f +/- %.4f", w->diff[k], w->diff_se[k]);
+            if (isnan(w->diff_se[k]))
+                snprintf(buf, sizeof buf, "%+.4f", w->diff[k]);
+            else
+                snprintf(buf, sizeof buf, "%+.4f +/- %.4f", w->diff[k], w->diff_se[k]);
             if (w->significant[k]) {
                 strcat(buf, " *");
                 any_sig = 1;
@@ -79,8 +84,8 @@ static void print_table(const w8_eval_set *set, const model_info *mi, int nm,
 
 static json_t *num_or_null(double x) { return isfinite(x) ? json_real(x) : json_null(); }
 
-static int print_json(const w8_eval_set *set, const model_info *mi, int nm,
-                      const w8_eval_row *rows, int nr, w8_eval_score *const *scores) {
+static int print_json(const w8_eval_set *set, const model_info *mi, int nm, const w8_eval_row *rows,
+                      int nr, w8_eval_score *const *scores) {
     json_t *root = json_object(), *models = json_array(), *res = json_array(),
            *samples = json_array();
     for (int k = 0; k < nm; k++)
@@ -110,9 +115,9 @@ static int print_json(const w8_eval_set *set, const model_info *mi, int nm,
         if (it->kind != W8_EVAL_GEN) continue;
         json_t *outs = json_array();
         for (int k = 0; k < nm; k++)
-            json_array_append_new(outs, json_pack("{s:s?, s:s?, s:b}", "output", scores[k][i].output,
-                                                  "extracted", scores[k][i].extracted,
-                                                  "exact_match", scores[k][i].v[0] > 0));
+            json_array_append_new(
+                outs, json_pack("{s:s?, s:s?, s:b}", "output", scores[k][i].output, "extracted",
+                                scores[k][i].extracted, "exact_match", scores[k][i].v[0] > 0));
         json_array_append_new(samples, json_pack("{s:i, s:s, s:s, s:o}", "line", it->line, "task",
                                                  set->tasks[it->task], "answer", it->answer,
                                                  "models", outs));
@@ -148,7 +153,8 @@ int w8_cmd_eval(int argc, char **argv) {
          "new tokens per generation line unless it sets its own (default 64)"},
         {"threads", 't', W8_ARG_INT, &threads, "threads (default: all cores)"},
     };
-    int pr = w8_args_parse(argc, argv, "w8a8 eval --model_path DIR [--model_path DIR2 ...] --tasks FILE.jsonl",
+    int pr = w8_args_parse(argc, argv,
+                           "w8a8 eval --model_path DIR [--model_path DIR2 ...] --tasks FILE.jsonl",
                            "Accuracy on lm-evaluation-harness style tasks: multiple choice "
                            "(acc, acc_norm),\ngeneration (exact_match, greedy) and "
                            "loglikelihood (logprob, greedy), several\nmodels side by side "
@@ -196,7 +202,8 @@ int w8_cmd_eval(int argc, char **argv) {
         if (m->quantized)
             snprintf(mi[k].kind, sizeof mi[k].kind, "W8A8: %d int8 + %d float linear layers",
                      m->n_int8, m->n_float);
-        else snprintf(mi[k].kind, sizeof mi[k].kind, "float");
+        else
+            snprintf(mi[k].kind, sizeof mi[k].kind, "float");
         scores[k] = w8_xcalloc((size_t)set.n, sizeof **scores);
         char label[32];
         snprintf(label, sizeof label, "eval [%d/%d]", k + 1, nm);

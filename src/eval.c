@@ -28,15 +28,17 @@
 #include "ppl.h"
 #include "util.h"
 
-#define EVAL_BLOCK 16               /* KV block size: sequences here are short */
-#define EVAL_MAX_FILE (256u << 20)
+#define EVAL_BLOCK       16 /* KV block size: sequences here are short */
+#define EVAL_MAX_FILE    (256u << 20)
 #define EVAL_MAX_CHOICES 1024
 
 static const char *kind_names[] = {"multiple_choice", "generation", "loglikelihood"};
 
 /* ------------------------------------------------------------ task file */
 
-static int ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+static int ws(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
 
 static void item_free(w8_eval_item *it) {
     free(it->context);
@@ -124,8 +126,7 @@ static int parse_item(const json_t *o, const char *label, int line, w8_eval_item
             return w8_seterr("%s:%d: \"choices\" must be a non-empty array of strings", label,
                              line);
         for (int i = 0; i < it->n_choices; i++)
-            if (!it->choices[i][0])
-                return w8_seterr("%s:%d: choice %d is empty", label, line, i);
+            if (!it->choices[i][0]) return w8_seterr("%s:%d: choice %d is empty", label, line, i);
         long long g;
         const json_t *gv = json_object_get(o, "gold");
         if (!gv) return w8_seterr("%s:%d: missing \"gold\"", label, line);
@@ -146,8 +147,7 @@ static int parse_item(const json_t *o, const char *label, int line, w8_eval_item
         const json_t *mv = json_object_get(o, "max_gen_toks");
         if (mv) {
             if (!w8_json_as_int(mv, &mg) || mg < 1 || mg > 1 << 20)
-                return w8_seterr("%s:%d: \"max_gen_toks\" must be a positive integer", label,
-                                 line);
+                return w8_seterr("%s:%d: \"max_gen_toks\" must be a positive integer", label, line);
             it->max_gen_toks = (int)mg;
         }
     } else if (json_object_get(o, "continuation")) {
@@ -155,8 +155,7 @@ static int parse_item(const json_t *o, const char *label, int line, w8_eval_item
         if (get_str(o, "context", 1, label, line, &it->context) ||
             get_str(o, "continuation", 1, label, line, &it->continuation))
             return -1;
-        if (!it->continuation[0])
-            return w8_seterr("%s:%d: \"continuation\" is empty", label, line);
+        if (!it->continuation[0]) return w8_seterr("%s:%d: \"continuation\" is empty", label, line);
     } else {
         return w8_seterr("%s:%d: a line needs \"choices\" (multiple choice), \"prompt\" "
                          "(generation) or \"continuation\" (loglikelihood)",
@@ -243,8 +242,8 @@ static char *chat_text(const w8_tok *tok, const char *text) {
         w8_seterr("--chat: a context is not valid UTF-8");
         return NULL;
     }
-    char *r = w8_chat_render(tmpl, msgs, NULL, 1, NULL, w8_tok_bos_token(tok),
-                             w8_tok_eos_token(tok));
+    char *r =
+        w8_chat_render(tmpl, msgs, NULL, 1, NULL, w8_tok_bos_token(tok), w8_tok_eos_token(tok));
     json_decref(msgs);
     return r;
 }
@@ -258,8 +257,7 @@ static int prefix_token(const w8_tok *t, const w8_model *m) {
 }
 
 int w8_eval_encode_pair(const w8_tok *t, const w8_model *m, const char *ctx, const char *cont,
-                        int add_special, int **ctx_ids, int *n_ctx, int **cont_ids,
-                        int *n_cont) {
+                        int add_special, int **ctx_ids, int *n_ctx, int **cont_ids, int *n_cont) {
     *ctx_ids = *cont_ids = NULL;
     *n_ctx = *n_cont = 0;
     size_t lc = strlen(ctx), lk = strlen(cont), cut = lc;
@@ -382,8 +380,7 @@ static long batch_blocks(const int *owner, const int *pos, int rows) {
     return b;
 }
 
-int w8_eval_loglik(const w8_model *m, w8_ll_req *r, int n, int max_rows, w8_ll_cb cb,
-                   void *ud) {
+int w8_eval_loglik(const w8_model *m, w8_ll_req *r, int n, int max_rows, w8_ll_cb cb, void *ud) {
     if (n <= 0) return 0;
     if (max_rows < 1) return w8_seterr("eval: batch must be at least 1 row");
     const int vocab = m->cfg.vocab, max_pos = m->cfg.max_pos > 0 ? m->cfg.max_pos : 1 << 30;
@@ -393,7 +390,8 @@ int w8_eval_loglik(const w8_model *m, w8_ll_req *r, int n, int max_rows, w8_ll_c
             return free(pl), w8_seterr("eval: request %d has an empty context or continuation", i);
         if (r[i].n_cont > max_pos)
             return free(pl), w8_seterr("eval: a continuation of %d tokens does not fit the "
-                                       "model's context of %d", r[i].n_cont, max_pos);
+                                       "model's context of %d",
+                                       r[i].n_cont, max_pos);
         for (int j = 0; j < r[i].n_ctx + r[i].n_cont; j++) {
             int id = j < r[i].n_ctx ? r[i].ctx[j] : r[i].cont[j - r[i].n_ctx];
             if (id < 0 || id >= vocab)
@@ -617,7 +615,7 @@ static int run_loglik(const w8_model *m, const w8_tok *tok, const w8_eval_set *s
                       const w8_eval_opts *o, w8_eval_score *out, ll_progress *prog) {
     int n_req = 0;
     for (int i = 0; i < set->n; i++)
-        n_req += set->items[i].kind == W8_EVAL_MC ? set->items[i].n_choices
+        n_req += set->items[i].kind == W8_EVAL_MC   ? set->items[i].n_choices
                  : set->items[i].kind == W8_EVAL_LL ? 1
                                                     : 0;
     if (n_req == 0) return 0;
@@ -793,8 +791,8 @@ out:
     return rc;
 }
 
-int w8_eval_run(const w8_model *m, const w8_tok *tok, const w8_eval_set *set,
-                const w8_eval_opts *o, w8_eval_score *out, w8_eval_cb cb, void *ud) {
+int w8_eval_run(const w8_model *m, const w8_tok *tok, const w8_eval_set *set, const w8_eval_opts *o,
+                w8_eval_score *out, w8_eval_cb cb, void *ud) {
     memset(out, 0, (size_t)set->n * sizeof *out);
     if (o->batch < 1 || o->max_gen_toks < 1)
         return w8_seterr("eval: --batch and --max_gen_toks must be at least 1");
@@ -822,14 +820,14 @@ static const struct {
     int slot;
     const char *name;
 } metrics[] = {
-    {W8_EVAL_MC, 0, "acc"},         {W8_EVAL_MC, 1, "acc_norm"}, {W8_EVAL_GEN, 0, "exact_match"},
-    {W8_EVAL_LL, 0, "logprob"},     {W8_EVAL_LL, 1, "greedy"},
+    {W8_EVAL_MC, 0, "acc"},     {W8_EVAL_MC, 1, "acc_norm"}, {W8_EVAL_GEN, 0, "exact_match"},
+    {W8_EVAL_LL, 0, "logprob"}, {W8_EVAL_LL, 1, "greedy"},
 };
 #define N_METRICS ((int)(sizeof metrics / sizeof metrics[0]))
 
 /* One row over the items of `task` (-1: all) for metric mi; 0 when no item. */
-static int make_row(const w8_eval_set *set, w8_eval_score *const *scores, int nm, int task,
-                    int mi, w8_eval_row *row) {
+static int make_row(const w8_eval_set *set, w8_eval_score *const *scores, int nm, int task, int mi,
+                    w8_eval_row *row) {
     int *sel = w8_xmalloc((size_t)set->n * sizeof(int)), n = 0;
     for (int i = 0; i < set->n; i++)
         if (set->items[i].kind == metrics[mi].kind && (task < 0 || set->items[i].task == task))
@@ -863,8 +861,8 @@ static int make_row(const w8_eval_set *set, w8_eval_score *const *scores, int nm
         row->diff[k] = ds / n;
         row->diff_se[k] = k == 0 ? 0 : w8_eval_mean_stderr(d, n);
         /* with every paired difference equal (se 0) any non-zero difference counts */
-        row->significant[k] = k > 0 && row->diff[k] != 0 &&
-                              !(fabs(row->diff[k]) <= 2 * row->diff_se[k]);
+        row->significant[k] =
+            k > 0 && row->diff[k] != 0 && !(fabs(row->diff[k]) <= 2 * row->diff_se[k]);
     }
     free(x);
     free(d);
@@ -879,9 +877,12 @@ int w8_eval_summarize(const w8_eval_set *set, w8_eval_score *const *scores, int 
     for (int t = 0; t < set->n_tasks; t++)
         for (int mi = 0; mi < N_METRICS; mi++)
             n += make_row(set, scores, n_models, t, mi, &(*rows)[n]);
-    if (set->n_tasks > 1)
-        for (int mi = 0; mi < N_METRICS; mi++)
-            n += make_row(set, scores, n_models, -1, mi, &(*rows)[n]);
+    /* overall: a metric that more than one task reports, over all their items */
+    for (int mi = 0; mi < N_METRICS; mi++) {
+        int tasks_with = 0;
+        for (int r = 0; r < n; r++) tasks_with += (*rows)[r].metric == metrics[mi].name;
+        if (tasks_with > 1) n += make_row(set, scores, n_models, -1, mi, &(*rows)[n]);
+    }
     return n;
 }
 
