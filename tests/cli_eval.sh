@@ -89,10 +89,30 @@ if [ -n "$nid" ] && [ "$nid" -ge 8 ]; then
     "$W" eval --model_path "$M" --tasks "$T/ll.jsonl" --json -t 1 >"$T/ll.json" 2>&1
     lp=$(sed -n 's/.*"metric":"logprob","n":1,"models":\[{"value":\([-0-9.e]*\).*/\1/p' "$T/ll.json")
     check "eval's logprob ($lp) over $((nid - 1)) tokens is ppl's full-window figure ($ppl)" \
-        awk -v lp="$lp" -v p="$ppl" -v n="$((nid - 1))" 'BEGIN { e = exp(-lp / n); d = e - p; if (d < 0) d = -d; exit !(lp < 0 && d < 0.0001 * p) }'
+        awk -v lp="$lp" -v p="$ppl" -v n="$((nid - 1))" 'BEGIN { e = exp(-lp / n); d = e - p; if (d < 0) d = -d; exit !(lp != "" && lp + 0 < 0 && d < 0.0001 * p) }'
 else
     fail "tokenize counts the story's ids ($nid)"
 fi
+
+# --chat: a copy of the model whose tokenizer_config.json has a chat template
+mkdir -p "$T/chat"
+cp "$M"/config.json "$M"/generation_config.json "$M"/model.safetensors "$M"/tokenizer.json "$T/chat/"
+sed 's|"add_bos_token": true,|"add_bos_token": true, "chat_template": "{{ bos_token }}{% for m in messages %}{{ m.content }} Lily said:{% endfor %}",|' \
+    "$M/tokenizer_config.json" >"$T/chat/tokenizer_config.json"
+printf '{"context": "Once upon a time", "continuation": " hi"}\n{"context": "Once upon a time Lily said:", "continuation": " hi"}\n' >"$T/chat.jsonl"
+sed -n 1p "$T/chat.jsonl" >"$T/c1.jsonl"
+sed -n 2p "$T/chat.jsonl" >"$T/c2.jsonl"
+for bin in "$W" "$A"; do
+    "$bin" eval --model_path "$T/chat" --tasks "$T/chat.jsonl" --chat --json -t 1 >"$T/chat.json" 2>"$T/e"
+    check "--chat runs with the model's template ($(basename "$(dirname "$bin")"))" grep -q '"metric":"logprob"' "$T/chat.json"
+done
+"$W" eval --model_path "$T/chat" --tasks "$T/c2.jsonl" --json -t 1 >"$T/plain.json" 2>&1
+lc=$(sed -n 's/.*"metric":"logprob","n":1,"models":\[{"value":\([-0-9.e]*\).*/\1/p' "$T/chat.json")
+lp=$(sed -n 's/.*"metric":"logprob","n":1,"models":\[{"value":\([-0-9.e]*\).*/\1/p' "$T/plain.json")
+"$W" eval --model_path "$T/chat" --tasks "$T/c1.jsonl" --chat --json -t 1 >"$T/one.json" 2>&1
+l1=$(sed -n 's/.*"metric":"logprob","n":1,"models":\[{"value":\([-0-9.e]*\).*/\1/p' "$T/one.json")
+check "--chat scores the rendered context: same as the rendered text given plainly ($l1 vs $lp)" \
+    awk -v a="$l1" -v b="$lp" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(a != "" && a + 0 < 0 && d < 1e-9) }'
 
 # bad input: one clear line, exit 1
 printf '{"context": "x", "choices": [" a"], "gold": 2}\n' >"$T/bad.jsonl"
