@@ -99,6 +99,26 @@ static void test_loglik_equals_ppl(const w8_model *m, const w8_tok *t) {
           "changing its last token makes it not greedy");
     free(seq);
 
+    /* a request longer than the model's context loses context from the left
+     * (lm-eval keeps the last max_length + 1 tokens) */
+    {
+        const int P = m->cfg.max_pos, LC = P + 40, LK = 6;
+        int *lc = w8_xmalloc(sizeof(int) * (size_t)(LC + LK));
+        for (int i = 0; i < LC + LK; i++) lc[i] = ids[i % n];
+        int drop = LC + LK - 1 - P;
+        w8_ll_req lr[2] = {{lc, LC, lc + LC, LK, 0, 0}, {lc + drop, LC - drop, lc + LC, LK, 0, 0}};
+        int rc1 = w8_eval_loglik(m, &lr[0], 1, 128, NULL, NULL);
+        int rc2 = w8_eval_loglik(m, &lr[1], 1, 128, NULL, NULL);
+        CHECK(rc1 == 0 && rc2 == 0 && lr[0].logprob == lr[1].logprob && lr[0].logprob < 0,
+              "a %d-token request on a %d-position model is its last %d tokens (%.6f == %.6f)",
+              LC + LK, P, P + 1, lr[0].logprob, lr[1].logprob);
+        w8_ll_req big = {lc, 1, lc + 1, P + 1, 0, 0};
+        CHECK(w8_eval_loglik(m, &big, 1, 128, NULL, NULL) != 0 &&
+                  strstr(w8_lasterr(), "does not fit"),
+              "a continuation longer than the context is refused: %s", w8_lasterr());
+        free(lc);
+    }
+
     /* errors: an id outside the vocabulary, an empty continuation */
     int bad = m->cfg.vocab;
     w8_ll_req e = {ids, 3, &bad, 1, 0, 0};
