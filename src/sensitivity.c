@@ -153,22 +153,139 @@ void w8_sens_rank(const w8_sens_layer *l, int n, int *order) {
     }
 }
 
-int w8_sens_measure(const char *model_path, char *const *texts, int n_texts, int seq_len,
-                    w8_sens_layer *l, int n, int n_disable, w8_sens_stats *st, int progress) {
+/* A unit swapped in and out of the float model: a w8_linear, or (compare)
+ * a whole w8_linear_group of an existing W8A8 model. */
+typedef union {
+    w8_linear l;
+    w8_linear_group g;
+} unit_bytes;
+
+typedef struct {
+    void *slot;       /* in the float model */
+    const void *twin; /* its int8 replacement */
+    size_t size;      /* sizeof(w8_linear) or sizeof(w8_linear_group) */
+    unit_bytes saved; /* the float model's own while swapped */
+} unit;
+
+static void unit_on(unit *u) {
+    memcpy(&u->saved, u->slot, u->size);
+    memcpy(u->slot, u->twin, u->size);
+}
+static void unit_off(unit *u) { memcpy(u->slot, &u->saved, u->size); }
+
+/* Measure units u[0..n) of the float model m (see w8_sens_measure). */
+static int measure_units(w8_model *m, const w8_tok *tok, unit *u, int n, char *const *texts,
+                         int n_texts, int seq_len, w8_sens_layer *l, int n_disable,
+                         w8_sens_stats *st, int progress) {
     memset(st, 0, sizeof *st);
     st->n_disable = n_disable;
     if (seq_len < 2) return w8_seterr("sensitivity: samples need at least 2 tokens");
-    int ns = n_texts < W8_SENS_MAX_SAMPLES ? n_texts : W8_SENS_MAX_SAMPLES;
+    const int ns = n_texts < W8_SENS_MAX_SAMPLES ? n_texts : W8_SENS_MAX_SAMPLES;
+    const int V = m->cfg.vocab, T = seq_len < m->cfg.max_pos ? seq_len : m->cfg.max_pos;
+    runner r = {m, NULL, NULL, NULL, NULL, NULL};
+    int *order = w8_xmalloc((size_t)(n ? n : 1) * sizeof(int));
+    double *sum = w8_xcalloc((size_t)(n ? n : 1), sizeof(double));
+    float *ref = NULL, *lg = NULL;
+    int rc = -1;
+    if (!(r.ctx = w8_ctx_new(m, T))) goto out;
+    if (!(r.kv = w8_kv_new(&m->cfg, SENS_BLOCK, (T + SENS_BLOCK - 1) / SENS_BLOCK))) goto out;
+    r.pos = w8_xmalloc((size_t)T * sizeof(int));
+    r.seqs = w8_xmalloc((size_t)T * sizeof(w8_seq *));
+    r.want = w8_xmalloc((size_t)T);
+    ref = w8_xmalloc((size_t)T * (size_t)V * sizeof(float));
+    lg = w8_xmalloc((size_t)T * (size_t)V * sizeof(float));
+    w8_progress pb;
+    w8_progress_begin(&pb, "sensitivity", (long)ns * (n + 1 + (n_disable > 0)));
+    long done = 0;
+    pb.quiet |= !progress;
+    /* pass 0: every unit alone, and all at once (kl_all); pass 1: all but
+     * the n_disable worst of the final ranking (kl_kept) */
+    double s_all = 0, s_kept = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) {
+            if (st->n_tokens == 0) {
+                w8_seterr("sensitivity: no calibration sample produced a token");
+                goto out;
+            }
+            for (int i = 0; i < n; i++) l[i].kl = sum[i] / (double)st->n_tokens;
+            w8_sens_rank(l, n, order);
+            if (n_disable <= 0) {
+                s_kept = s_all;
+                break;
+            }
+        }
+        for (int si = 0; si < ns; si++) {
+            int *ids = NULL;
+            int nt = w8_tok_encode(tok, texts[si], strlen(texts[si]), 1, &ids);
+            if (nt < 0) {
+                w8_preferr("sensitivity: sample %d", si + 1);
+                goto out;
+            }
+            if (nt > T) nt = T;
+            int bad = 0;
+            for (int j = 0; j < nt; j++) bad |= ids[j] < 0 || ids[j] >= V;
+            if (bad) w8_seterr("sensitivity: sample %d has a token outside the vocabulary", si + 1);
+            int er = bad ? -1 : nt < 1 ? 0 : run_rows(&r, ids, nt, ref);
+            if (er == 0 && nt >= 1) {
+                log_softmax_rows(ref, nt, V);
+                for (int i = 0; pass == 0 && i < n && er == 0; i++) {
+                    unit_on(&u[i]);
+                    er = run_rows(&r, ids, nt, lg);
+                    unit_off(&u[i]);
+                    if (er == 0) sum[i] += kl_rows(ref, lg, nt, V);
+                    w8_progress_update(&pb, ++done, NULL);
+                }
+                /* several units at once: swapped in order, restored in reverse */
+                int on = 0;
+                for (int i = 0; i < n && er == 0; i++)
+                    if (pass == 0 || !(i < n_disable)) {
+                        unit_on(&u[pass == 0 ? i : order[i]]);
+                        on = i + 1;
+                    }
+                if (er == 0) er = run_rows(&r, ids, nt, lg);
+                for (int i = on - 1; i >= 0; i--)
+                    if (pass == 0 || !(i < n_disable)) unit_off(&u[pass == 0 ? i : order[i]]);
+                if (er == 0) {
+                    double kl = kl_rows(ref, lg, nt, V);
+                    if (pass == 0) {
+                        s_all += kl;
+                        st->n_tokens += nt;
+                        st->n_samples++;
+                    } else {
+                        s_kept += kl;
+                    }
+                }
+            }
+            free(ids);
+            if (er != 0) goto out;
+            w8_progress_update(&pb, ++done, NULL);
+        }
+    }
+    st->kl_all = s_all / (double)st->n_tokens;
+    st->kl_kept = s_kept / (double)st->n_tokens;
+    w8_progress_end(&pb);
+    rc = 0;
+out:
+    free(order);
+    free(sum);
+    free(ref);
+    free(lg);
+    free(r.pos);
+    free(r.seqs);
+    free(r.want);
+    w8_kv_free(r.kv);
+    w8_ctx_free(r.ctx);
+    return rc;
+}
+
+int w8_sens_measure(const char *model_path, char *const *texts, int n_texts, int seq_len,
+                    w8_sens_layer *l, int n, int n_disable, w8_sens_stats *st, int progress) {
+    memset(st, 0, sizeof *st);
     w8_model *m = w8_model_load(model_path);
     w8_tok *tok = m ? w8_tok_load(model_path) : NULL;
-    runner r = {m, NULL, NULL, NULL, NULL, NULL};
-    w8_linear *orig = w8_xcalloc((size_t)(n ? n : 1), sizeof *orig);
     w8_linear *twin = w8_xcalloc((size_t)(n ? n : 1), sizeof *twin);
-    int *order = w8_xmalloc((size_t)(n ? n : 1) * sizeof(int));
-    char *off = w8_xcalloc((size_t)(n ? n : 1), 1); /* 1: left float in the last pass */
-    float *ref = NULL, *lg = NULL;
+    unit *u = w8_xcalloc((size_t)(n ? n : 1), sizeof *u);
     int built = 0, rc = -1;
-    double *sum = w8_xcalloc((size_t)(n ? n : 1), sizeof(double));
     if (!tok) goto out;
     if (m->quantized) {
         w8_seterr("sensitivity: %s is already quantized", model_path);
@@ -186,123 +303,115 @@ int w8_sens_measure(const char *model_path, char *const *texts, int n_texts, int
             goto out;
         }
         if (build_twin(m, &l[i], s, &twin[i]) != 0) goto out;
-        orig[i] = *s;
         built = i + 1;
+        u[i] = (unit){.slot = s, .twin = &twin[i], .size = sizeof(w8_linear)};
     }
-    const int V = m->cfg.vocab, T = seq_len < m->cfg.max_pos ? seq_len : m->cfg.max_pos;
-    if (!(r.ctx = w8_ctx_new(m, T))) goto out;
-    if (!(r.kv = w8_kv_new(&m->cfg, SENS_BLOCK, (T + SENS_BLOCK - 1) / SENS_BLOCK))) goto out;
-    r.pos = w8_xmalloc((size_t)T * sizeof(int));
-    r.seqs = w8_xmalloc((size_t)T * sizeof(w8_seq *));
-    r.want = w8_xmalloc((size_t)T);
-    ref = w8_xmalloc((size_t)T * (size_t)V * sizeof(float));
-    lg = w8_xmalloc((size_t)T * (size_t)V * sizeof(float));
-    w8_progress pb;
-    w8_progress_begin(&pb, "sensitivity", (long)ns * (n + 2));
-    pb.quiet |= !progress;
-    double s_all = 0, s_kept = 0;
-    for (int si = 0; si < ns; si++) {
-        int *ids = NULL;
-        int nt = w8_tok_encode(tok, texts[si], strlen(texts[si]), 1, &ids);
-        if (nt < 0) {
-            w8_preferr("sensitivity: sample %d", si + 1);
-            goto out;
-        }
-        if (nt > T) nt = T;
-        int bad = 0;
-        for (int j = 0; j < nt; j++) bad |= ids[j] < 0 || ids[j] >= V;
-        if (bad) {
-            free(ids);
-            w8_seterr("sensitivity: sample %d has a token outside the vocabulary", si + 1);
-            goto out;
-        }
-        if (nt < 1) {
-            free(ids);
-            continue;
-        }
-        if (run_rows(&r, ids, nt, ref) != 0) {
-            free(ids);
-            goto out;
-        }
-        log_softmax_rows(ref, nt, V);
-        for (int i = 0; i < n; i++) {
-            w8_linear *s = slot(m, &l[i]);
-            *s = twin[i];
-            int er = run_rows(&r, ids, nt, lg);
-            *s = orig[i];
-            if (er != 0) {
-                free(ids);
-                goto out;
-            }
-            sum[i] += kl_rows(ref, lg, nt, V);
-            w8_progress_update(&pb, (long)si * (n + 2) + i + 1, NULL);
-        }
-        /* every measured layer int8 at once (kl_all) */
-        for (int i = 0; i < n; i++) *slot(m, &l[i]) = twin[i];
-        int er = run_rows(&r, ids, nt, lg);
-        for (int i = 0; i < n; i++) *slot(m, &l[i]) = orig[i];
-        if (er != 0) {
-            free(ids);
-            goto out;
-        }
-        s_all += kl_rows(ref, lg, nt, V);
-        free(ids);
-        st->n_tokens += nt;
-        st->n_samples++;
-        w8_progress_update(&pb, (long)si * (n + 2) + n + 2, NULL);
-    }
-    if (st->n_tokens == 0) {
-        w8_seterr("sensitivity: no calibration sample produced a token");
-        goto out;
-    }
-    for (int i = 0; i < n; i++) l[i].kl = sum[i] / (double)st->n_tokens;
-    st->kl_all = s_all / (double)st->n_tokens;
-    /* the model with the final ranking's n_disable worst layers left float */
-    w8_sens_rank(l, n, order);
-    for (int i = 0; i < n_disable && i < n; i++) off[order[i]] = 1;
-    for (int si = 0; si < ns; si++) {
-        int *ids = NULL;
-        int nt = w8_tok_encode(tok, texts[si], strlen(texts[si]), 1, &ids);
-        if (nt > T) nt = T;
-        if (nt < 1) {
-            free(ids);
-            continue;
-        }
-        int er = run_rows(&r, ids, nt, ref);
-        if (er == 0) {
-            log_softmax_rows(ref, nt, V);
-            for (int i = 0; i < n; i++)
-                if (!off[i]) *slot(m, &l[i]) = twin[i];
-            er = run_rows(&r, ids, nt, lg);
-            for (int i = 0; i < n; i++) *slot(m, &l[i]) = orig[i];
-        }
-        free(ids);
-        if (er != 0) goto out;
-        s_kept += kl_rows(ref, lg, nt, V);
-    }
-    st->kl_kept = s_kept / (double)st->n_tokens;
-    w8_progress_end(&pb);
-    rc = 0;
+    rc = measure_units(m, tok, u, n, texts, n_texts, seq_len, l, n_disable, st, progress);
 out:
-    if (m)
-        for (int i = 0; i < built; i++) {
-            *slot(m, &l[i]) = orig[i];
-            w8_qmat_free(&twin[i].q);
-        }
-    free(orig);
+    for (int i = 0; i < built; i++) w8_qmat_free(&twin[i].q);
     free(twin);
-    free(order);
-    free(off);
-    free(sum);
-    free(ref);
-    free(lg);
-    free(r.pos);
-    free(r.seqs);
-    free(r.want);
-    w8_kv_free(r.kv);
-    w8_ctx_free(r.ctx);
+    free(u);
     w8_tok_free(tok);
     w8_model_free(m);
+    return rc;
+}
+
+/* 1 when the two models' norm weights are the same (no smoothing folded in). */
+static int same_norms(const w8_model *a, const w8_model *b) {
+    const int H = a->cfg.hidden;
+    for (int i = 0; i < a->cfg.n_layers; i++) {
+        const w8_layer *x = &a->layers[i], *y = &b->layers[i];
+        if (y->attn_norm_b || y->ffn_norm_b || memcmp(x->attn_norm, y->attn_norm, H * sizeof(float)) ||
+            memcmp(x->ffn_norm, y->ffn_norm, H * sizeof(float)))
+            return 0;
+    }
+    return 1;
+}
+
+int w8_sens_measure_pair(const char *float_dir, const char *quant_dir, char *const *texts,
+                         int n_texts, int seq_len, w8_sens_layer **out, int *n_out,
+                         w8_sens_stats *st, int progress) {
+    *out = NULL;
+    *n_out = 0;
+    memset(st, 0, sizeof *st);
+    w8_model *f = w8_model_load(float_dir), *q = f ? w8_model_load(quant_dir) : NULL;
+    w8_tok *tok = q ? w8_tok_load(float_dir) : NULL;
+    int rc = -1, n = 0;
+    unit *u = NULL;
+    w8_sens_layer *l = NULL;
+    if (!tok) goto out;
+    if (f->quantized || !q->quantized) {
+        w8_seterr("sensitivity: needs a float model and a W8A8 model (got %s and %s)",
+                  f->quantized ? "W8A8" : "float", q->quantized ? "W8A8" : "float");
+        goto out;
+    }
+    if (f->cfg.n_layers != q->cfg.n_layers || f->cfg.hidden != q->cfg.hidden ||
+        f->cfg.vocab != q->cfg.vocab || f->cfg.intermediate != q->cfg.intermediate) {
+        w8_seterr("sensitivity: %s and %s do not have the same shape", float_dir, quant_dir);
+        goto out;
+    }
+    if (!same_norms(f, q)) {
+        w8_seterr("sensitivity: %s has smoothed (anti-outlier) norms; its layers cannot be "
+                  "swapped one at a time into %s (rank before smoothing with quant "
+                  "--sensitivity_report)",
+                  quant_dir, float_dir);
+        goto out;
+    }
+    const int L = f->cfg.n_layers;
+    u = w8_xcalloc((size_t)L * 7, sizeof *u);
+    l = w8_xcalloc((size_t)L * 7, sizeof *l);
+    static const char *const gname[2] = {"self_attn.q_proj+k_proj+v_proj",
+                                         "mlp.gate_proj+up_proj"};
+    static const char *const pname[7] = {"self_attn.q_proj", "self_attn.k_proj",
+                                         "self_attn.v_proj", "self_attn.o_proj",
+                                         "mlp.gate_proj",    "mlp.up_proj",
+                                         "mlp.down_proj"};
+    for (int i = 0; i < L; i++) {
+        w8_layer *fl = &f->layers[i], *ql = &q->layers[i];
+        /* int8 units in forward order: a fused group swaps as one */
+        w8_linear_group *fg[2] = {&fl->qkv, &fl->gate_up}, *qg[2] = {&ql->qkv, &ql->gate_up};
+        for (int gi = 0; gi < 2; gi++) {
+            if (qg[gi]->fused) {
+                snprintf(l[n].name, sizeof l[n].name, "model.layers.%d.%s", i, gname[gi]);
+                l[n].layer = i;
+                l[n].kind = gi ? W8_SENS_GATE : W8_SENS_Q;
+                u[n++] = (unit){.slot = fg[gi], .twin = qg[gi], .size = sizeof(w8_linear_group)};
+            } else {
+                for (int p = 0; p < qg[gi]->n_parts; p++)
+                    if (qg[gi]->parts[p].quantized) {
+                        int kind = (gi ? W8_SENS_GATE : W8_SENS_Q) + p;
+                        snprintf(l[n].name, sizeof l[n].name, "model.layers.%d.%s", i,
+                                 pname[kind]);
+                        l[n].layer = i;
+                        l[n].kind = kind;
+                        u[n++] = (unit){.slot = &fg[gi]->parts[p], .twin = &qg[gi]->parts[p],
+                                        .size = sizeof(w8_linear)};
+                    }
+            }
+            w8_linear *fs = gi ? &fl->down : &fl->o, *qs = gi ? &ql->down : &ql->o;
+            if (qs->quantized) {
+                int kind = gi ? W8_SENS_DOWN : W8_SENS_O;
+                snprintf(l[n].name, sizeof l[n].name, "model.layers.%d.%s", i, pname[kind]);
+                l[n].layer = i;
+                l[n].kind = kind;
+                l[n].in_scale = qs->in_scale;
+                l[n].in_offset = qs->in_offset;
+                u[n++] = (unit){.slot = fs, .twin = qs, .size = sizeof(w8_linear)};
+            }
+        }
+    }
+    rc = measure_units(f, tok, u, n, texts, n_texts, seq_len, l, 0, st, progress);
+out:
+    free(u);
+    if (rc == 0) {
+        *out = l;
+        *n_out = n;
+    } else {
+        free(l);
+    }
+    w8_tok_free(tok);
+    w8_model_free(q);
+    w8_model_free(f);
     return rc;
 }
 
@@ -367,6 +476,9 @@ void w8_sens_print(FILE *f, const w8_sens_layer *l, int n, const int *order,
         fprintf(f, "  %3d. %-44s %.6f%s\n", r + 1, l[order[r]].name, l[order[r]].kl,
                 r < st->n_disable ? "  -> kept float (--disable_level)" : "");
     if (n > show) fprintf(f, "  ... %d more layers\n", n - show);
-    fprintf(f, "sensitivity: KL with every measured layer int8 %.6f, with the %d worst float "
-               "%.6f\n", st->kl_all, st->n_disable, st->kl_kept);
+    if (st->n_disable > 0)
+        fprintf(f, "sensitivity: KL with every measured layer int8 %.6f, with the %d worst float "
+                   "%.6f\n", st->kl_all, st->n_disable, st->kl_kept);
+    else
+        fprintf(f, "sensitivity: KL with every measured layer int8 %.6f\n", st->kl_all);
 }

@@ -58,6 +58,16 @@ typedef struct {
 int w8_sens_measure(const char *model_path, char *const *texts, int n_texts, int seq_len,
                     w8_sens_layer *l, int n, int n_disable, w8_sens_stats *st, int progress);
 
+/* The same measure for an existing pair of directories (`compare
+ * --sensitivity`): each int8 unit of the W8A8 model swapped alone into the
+ * float model, as loaded (a fused q/k/v or gate/up group counts as one
+ * unit, named "...q_proj+k_proj+v_proj").  Refused when the W8A8 model's
+ * norms differ from the float ones (smoothing folded in).  *out: the units
+ * in forward order (caller frees).  0 ok, -1 error. */
+int w8_sens_measure_pair(const char *float_dir, const char *quant_dir, char *const *texts,
+                         int n_texts, int seq_len, w8_sens_layer **out, int *n_out,
+                         w8_sens_stats *st, int progress);
+
 /* order[0..n): indices of l by decreasing KL (ties: file order). */
 void w8_sens_rank(const w8_sens_layer *l, int n, int *order);
 

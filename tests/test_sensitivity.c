@@ -170,6 +170,43 @@ int main(void) {
         double kept = json_real_value(json_object_get(r, "kl_after_disable"));
         CHECK(kept < all / 2, "KL with every layer int8 %.5f, with the two float %.5f", all, kept);
     }
+
+    /* compare --sensitivity on the plain W8A8 directory measures the same
+     * numbers: its int8 layers are bitwise the twins the quantizer built
+     * (same samples: the built-in set's first 4, 48 tokens) */
+    w8_calib_set cs = {0};
+    w8_calib_builtin(&cs);
+    w8_sens_layer *units = NULL;
+    w8_sens_stats pst;
+    int pn = 0;
+    rc = w8_sens_measure_pair(src, plain, cs.text, 4, 48, &units, &pn, &pst, 0);
+    CHECK(rc == 0, "the pair measure runs (%s)", rc ? w8_lasterr() : "ok");
+    /* every o_proj and down_proj is a unit of its own; q/k/v and gate/up are fused groups */
+    CHECK(pn == 5 * 4, "20 units: per layer q+k+v, o, gate+up, down (%d)", pn);
+    int matched = 0, same = 1;
+    for (int i = 0; i < pn; i++)
+        for (size_t j = 0; j < json_array_size(layers); j++) {
+            const json_t *e = json_array_get(layers, j);
+            if (strcmp(json_string_value(json_object_get(e, "name")), units[i].name)) continue;
+            matched++;
+            double kq = json_real_value(json_object_get(e, "kl"));
+            if (fabs(kq - units[i].kl) > 1e-9 * fmax(kq, 1e-12) + 1e-15) same = 0;
+        }
+    CHECK(matched == 10 && same, "the 10 o_proj/down_proj KLs equal quant's report (%d matched)",
+          matched);
+    double qall = json_real_value(json_object_get(r, "kl_all_int8"));
+    CHECK(rc == 0 && fabs(pst.kl_all - qall) <= 1e-9 * qall,
+          "KL with every layer int8: %.9f (compare) == %.9f (quant)", pst.kl_all, qall);
+    int top = -1;
+    for (int i = 0; i < pn; i++)
+        if (top < 0 || units[i].kl > units[top].kl) top = i;
+    CHECK(top >= 0 && !strcmp(units[top].name, "model.layers.2.mlp.gate_proj+up_proj"),
+          "the damaged gate+up group ranks first (%s)", top >= 0 ? units[top].name : "?");
+    free(units);
+    rc = w8_sens_measure_pair(plain, src, cs.text, 4, 48, &units, &pn, &pst, 0);
+    CHECK(rc != 0 && strstr(w8_lasterr(), "float model and a W8A8"),
+          "the pair in the wrong order is refused: %s", w8_lasterr());
+    w8_calib_free(&cs);
     json_decref(r);
 
     /* the written description keeps them float */
