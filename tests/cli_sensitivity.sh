@@ -64,3 +64,20 @@ for v in Lx -1 "L2.5"; do
         bash -c "[ $? -eq 1 ] && grep -q '^w8a8: --disable_level' '$T/e' && [ ! -e '$T/bad' ]"
 done
 check "quant --help lists --disable_level" bash -c "'$W' quant --help | grep -q -- '--disable_level'"
+
+# compare --sensitivity on an existing pair (normal build only: 16 samples x 20 units)
+"$W" quant --model_path "$M" --save_path "$T/q0s" --quant_type w8a8 "${SMALL[@]}" >/dev/null 2>&1
+TXT=$S/corpus/tinystories-excerpt.txt
+if "$W" compare --float "$M" --quant "$T/q0s" --file "$TXT" --ctx 64 --chunks 1 --sensitivity_report "$T/cmp.json" \
+    -t 1 >"$T/cmp" 2>"$T/cmp.err"; then
+    ok "compare --sensitivity_report runs"
+else
+    fail "compare --sensitivity_report runs: $(tail -2 "$T/cmp.err")"
+fi
+check "compare prints the ranking with fused groups as units" \
+    bash -c "grep -q '^sensitivity: KL(float || one layer int8)' '$T/cmp' && grep -q 'self_attn.q_proj+k_proj+v_proj' '$T/cmp'"
+check "compare's report has 20 units" bash -c "[ \$(grep -o '\"rank\":' '$T/cmp.json' | wc -l) -eq 20 ]"
+"$W" quant --model_path "$M" --save_path "$T/qs" --quant_type w8a8 --anti_outlier smoothquant "${SMALL[@]}" >/dev/null 2>&1
+"$W" compare --float "$M" --quant "$T/qs" --file "$TXT" --ctx 32 --chunks 1 --sensitivity -t 1 >"$T/o" 2>"$T/e"
+check "compare --sensitivity refuses a smoothed W8A8 model with one line, exit 1" \
+    bash -c "[ $? -eq 1 ] && grep -q '^w8a8: sensitivity: .*smoothed' '$T/e'"
