@@ -586,11 +586,14 @@ void w8_eval_scores_free(w8_eval_score *s, int n) {
     }
 }
 
-/* Characters (UTF-8 code points) of s: Python's len(). */
-static long n_chars(const char *s) {
+/* acc_norm's length of a choice: characters (UTF-8 code points, Python's
+ * len()) without one leading space, since lm-eval measures the choice
+ * without its target delimiter " " while our choices carry it; at least 1. */
+static long norm_len(const char *s) {
     long n = 0;
+    if (*s == ' ') s++;
     for (; *s; s++) n += ((unsigned char)*s & 0xC0) != 0x80;
-    return n;
+    return n > 0 ? n : 1;
 }
 
 typedef struct {
@@ -662,7 +665,7 @@ static int run_loglik(const w8_model *m, const w8_tok *tok, const w8_eval_set *s
             int best = 0, best_n = 0;
             double bn = -INFINITY;
             for (int c = 0; c < it->n_choices; c++) {
-                double ll = req[k + c].logprob, lnorm = ll / (double)n_chars(it->choices[c]);
+                double ll = req[k + c].logprob, lnorm = ll / (double)norm_len(it->choices[c]);
                 if (ll > req[k + best].logprob) best = c;
                 if (c == 0 || lnorm > bn) {
                     bn = lnorm;

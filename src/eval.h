@@ -7,7 +7,9 @@
  *                    each choice scored by log p(choice | C); acc: the best
  *                    summed log-likelihood is gold; acc_norm: the best
  *                    log-likelihood divided by the choice's length in
- *                    characters (lm-eval's `len(choice)`, code points);
+ *                    characters (lm-eval's `len(choice)`, code points,
+ *                    without the leading space lm-eval's target delimiter
+ *                    adds and our choices carry);
  *   generation       {"prompt": P, "answer": A, "stop": [...], "regex": R,
  *                    "max_gen_toks": N}: greedy decoding, cut at the first
  *                    stop string, optionally reduced to the first match of R

@@ -351,6 +351,43 @@ static void test_example_file(const w8_model *m, const w8_tok *t) {
     w8_eval_set_free(&s);
 }
 
+/* acc and acc_norm of one item against a computation written here: the
+ * per-choice log-likelihoods through encode_pair + loglik, lengths without
+ * the leading space. */
+static void test_acc_norm(const w8_model *m, const w8_tok *t) {
+    const char *txt = "{\"context\": \"Once upon a time, there was a\", \"choices\": "
+                      "[\" little\", \" little girl named Lily\"], \"gold\": 1}\n";
+    w8_eval_set s;
+    if (w8_eval_parse(txt, strlen(txt), "n", 0, &s) != 0) {
+        CHECK(0, "acc_norm item parses");
+        return;
+    }
+    w8_eval_opts o;
+    w8_eval_opts_default(&o);
+    w8_eval_score sc;
+    int rc = w8_eval_run(m, t, &s, &o, &sc, NULL, NULL);
+    double ll[2] = {0, 0};
+    const double len[2] = {6, 21}; /* "little", "little girl named Lily" */
+    for (int c = 0; c < 2; c++) {
+        int *ci, *ki, nc, nk;
+        if (w8_eval_encode_pair(t, m, s.items[0].context, s.items[0].choices[c], 1, &ci, &nc,
+                                &ki, &nk) != 0)
+            continue;
+        w8_ll_req r = {ci, nc, ki, nk, 0, 0};
+        if (w8_eval_loglik(m, &r, 1, 64, NULL, NULL) == 0) ll[c] = r.logprob;
+        free(ci);
+        free(ki);
+    }
+    double acc = ll[1] > ll[0], acc_norm = ll[1] / len[1] > ll[0] / len[0];
+    CHECK(rc == 0 && sc.v[0] == acc && sc.v[1] == acc_norm,
+          "acc %g and acc_norm %g from log-likelihoods %.4f, %.4f (expected %g, %g)", sc.v[0],
+          sc.v[1], ll[0], ll[1], acc, acc_norm);
+    CHECK(acc != acc_norm, "the item tells acc from acc_norm (the longer choice wins only per "
+                           "character)");
+    w8_eval_scores_free(&sc, 1);
+    w8_eval_set_free(&s);
+}
+
 int main(void) {
     w8_set_threads(1);
     char *dir = w8_path_join(shared_dir(), "models/stories260K-hf-f16");
@@ -362,6 +399,7 @@ int main(void) {
     test_summary();
     if (m && t) {
         test_encode_pair(m, t);
+        test_acc_norm(m, t);
         test_loglik_equals_ppl(m, t);
         test_example_file(m, t);
     }
