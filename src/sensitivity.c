@@ -473,12 +473,12 @@ void w8_sens_print(FILE *f, const w8_sens_layer *l, int n, const int *order,
                "tokens\n", st->n_samples, st->n_tokens);
     int show = st->n_disable > 10 ? st->n_disable : 10;
     for (int r = 0; r < n && r < show; r++)
-        fprintf(f, "  %3d. %-44s %.6f%s\n", r + 1, l[order[r]].name, l[order[r]].kl,
+        fprintf(f, "  %3d. %-44s %.6g%s\n", r + 1, l[order[r]].name, l[order[r]].kl,
                 r < st->n_disable ? "  -> kept float (--disable_level)" : "");
     if (n > show) fprintf(f, "  ... %d more layers\n", n - show);
     if (st->n_disable > 0)
-        fprintf(f, "sensitivity: KL with every measured layer int8 %.6f, with the %d worst float "
-                   "%.6f\n", st->kl_all, st->n_disable, st->kl_kept);
+        fprintf(f, "sensitivity: KL with every measured layer int8 %.6g, with the %d worst float "
+                   "%.6g\n", st->kl_all, st->n_disable, st->kl_kept);
     else
-        fprintf(f, "sensitivity: KL with every measured layer int8 %.6f\n", st->kl_all);
+        fprintf(f, "sensitivity: KL with every measured layer int8 %.6g\n", st->kl_all);
 }
