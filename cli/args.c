@@ -146,10 +146,13 @@ int w8_args_parse(int argc, char **argv, const char *usage, const char *about,
             continue;
         }
         if (o->type == W8_ARG_LIST) {
+            /* a repeated list option adds to the list (--model_path A --model_path B);
+             * every value is a word of argv, so argc entries always suffice */
             w8_strlist *l = o->dst;
-            free(l->v);
-            l->n = 0;
-            l->v = w8_xcalloc((size_t)argc, sizeof(char *));
+            if (!l->v) {
+                l->n = 0;
+                l->v = w8_xcalloc((size_t)argc, sizeof(char *));
+            }
             if (val) l->v[l->n++] = (char *)val;
             while (i + 1 < argc && !is_option(argv[i + 1], opts, nopts)) l->v[l->n++] = argv[++i];
             continue;

@@ -3,7 +3,8 @@
  *
  * Accepts "--name value", "--name=value", short "-t 2", flags without a
  * value, and list options that take every following word up to the next
- * option (MindIE's --input_texts "a" "b").  An entry with name NULL takes a
+ * option (MindIE's --input_texts "a" "b"; a repeated list option adds to
+ * its list, so the w8_strlist must start zeroed).  An entry with name NULL takes a
  * positional argument.  "--help"/"-h" prints the usage and option table.
  */
 #ifndef W8_ARGS_H

@@ -12,6 +12,8 @@
 #include "../src/compare.h"
 #include "../src/model.h"
 #include "../src/ppl.h"
+#include "../src/quantize.h"
+#include "../src/sensitivity.h"
 #include "../src/tokenizer.h"
 #include "../src/util.h"
 #include "args.h"
@@ -52,9 +54,31 @@ static void print_table(const w8_compare_result *r) {
            w8_compare_kl(r), pa, pb, 100.0 * (pb / pa - 1));
 }
 
+/* --sensitivity: the ranking quant --disable_level uses, for this pair, on
+ * the built-in calibration samples (src/sensitivity.c). */
+static int print_sensitivity(const char *fpath, const char *qpath, const char *report) {
+    w8_calib_set cs = {0};
+    w8_calib_builtin(&cs);
+    w8_sens_layer *l = NULL;
+    w8_sens_stats st;
+    int n = 0;
+    int rc = w8_sens_measure_pair(fpath, qpath, cs.text, cs.n, 256, &l, &n, &st, 1);
+    if (rc == 0) {
+        int *order = w8_xmalloc((size_t)(n ? n : 1) * sizeof(int));
+        w8_sens_rank(l, n, order);
+        printf("\n");
+        w8_sens_print(stdout, l, n, order, &st);
+        if (report) rc = w8_sens_write_report(report, l, n, order, &st);
+        free(order);
+    }
+    free(l);
+    w8_calib_free(&cs);
+    return rc;
+}
+
 int w8_cmd_compare(int argc, char **argv) {
-    const char *fpath = NULL, *qpath = NULL, *file = NULL;
-    int ctx = 512, batch = 0, chunks = 0, threads = 0;
+    const char *fpath = NULL, *qpath = NULL, *file = NULL, *sens_report = NULL;
+    int ctx = 512, batch = 0, chunks = 0, threads = 0, sens = 0;
     const w8_opt opts[] = {
         {"float", 0, W8_ARG_STR, &fpath, "float model directory (required)"},
         {"quant", 0, W8_ARG_STR, &qpath, "W8A8 model directory (required)"},
@@ -63,6 +87,10 @@ int w8_cmd_compare(int argc, char **argv) {
         {"batch", 'b', W8_ARG_INT, &batch, "rows per forward call (default: the whole window)"},
         {"chunks", 0, W8_ARG_INT, &chunks, "use only the first N windows (default: all)"},
         {"threads", 't', W8_ARG_INT, &threads, "threads (default: all cores)"},
+        {"sensitivity", 0, W8_ARG_FLAG, &sens,
+         "also rank the int8 layers by the KL each alone causes (quant --disable_level's measure)"},
+        {"sensitivity_report", 0, W8_ARG_STR, &sens_report,
+         "write that ranking as JSON to this file (implies --sensitivity)"},
     };
     int pr = w8_args_parse(argc, argv,
                            "w8a8 compare --float DIR --quant DIR --file TEXT [options]",
@@ -104,6 +132,13 @@ int w8_cmd_compare(int argc, char **argv) {
     w8_progress_end(&prog);
     if (er != 0) goto out;
     print_table(&res);
+    if (sens || sens_report) {
+        /* the measure loads both models itself: free these first */
+        w8_model_free(a);
+        w8_model_free(b);
+        a = b = NULL;
+        if (print_sensitivity(fpath, qpath, sens_report) != 0) goto out;
+    }
     rc = 0;
 out:
     if (rc) fprintf(stderr, "w8a8: %s\n", w8_lasterr());

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../src/quantize.h"
+#include "../src/sensitivity.h"
 #include "../src/util.h"
 #include "args.h"
 #include "commands.h"
@@ -117,7 +118,7 @@ int w8_cmd_quant(int argc, char **argv) {
     w8_quant_opts o;
     w8_quant_opts_init(&o);
     const char *quant_type = NULL, *device = "cpu", *anti = NULL, *config = NULL,
-               *config_path = NULL, *log_level = NULL, *model_type = NULL;
+               *config_path = NULL, *log_level = NULL, *model_type = NULL, *level = NULL;
     w8_strlist disable = {0}, device_id = {0}, tags = {0}, tag = {0};
     float part = 0;
     int threads = 0, trust = 0, debug = 0, verbose = 0, quiet = 0;
@@ -135,6 +136,10 @@ int w8_cmd_quant(int argc, char **argv) {
         {"calib_seq_len", 0, W8_ARG_INT, &o.calib_seq_len, "tokens per sample at most (256)"},
         {"disable_names", 0, W8_ARG_LIST, &disable,
          "linear layers kept float, comma-separated (model.layers.0.mlp.down_proj,...)"},
+        {"disable_level", 0, W8_ARG_STR, &level,
+         "keep the N linear layers most sensitive on the calibration data float (L0, L2, ...)"},
+        {"sensitivity_report", 0, W8_ARG_STR, &o.sensitivity_report,
+         "write the per-layer sensitivity ranking (KL of the logits) to this JSON file"},
         {"anti_outlier", 0, W8_ARG_STR, &anti, "anti-outlier method: smoothquant (default none)"},
         {"alpha", 0, W8_ARG_FLOAT, &o.alpha, "SmoothQuant migration strength (0.5)"},
         {"part_file_size", 0, W8_ARG_FLOAT, &part, "shard the weights at about this many GB"},
@@ -218,6 +223,10 @@ int w8_cmd_quant(int argc, char **argv) {
         goto out;
     }
     o.smooth = anti && !strcasecmp(anti, "smoothquant");
+    if (level && w8_sens_parse_level(level, &o.disable_level) != 0) {
+        fprintf(stderr, "w8a8: %s\n", w8_lasterr());
+        goto out;
+    }
     if (part < 0 || part != part) {
         fprintf(stderr, "w8a8: --part_file_size must be a positive number of GB\n");
         goto out;

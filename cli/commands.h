@@ -12,5 +12,6 @@ int w8_cmd_compare(int argc, char **argv);       /* cmd_compare.c */
 int w8_cmd_bench(int argc, char **argv);         /* cmd_bench.c */
 int w8_cmd_synth(int argc, char **argv);         /* cmd_synth.c */
 int w8_cmd_serve(int argc, char **argv);         /* cmd_serve.c */
+int w8_cmd_eval(int argc, char **argv);          /* cmd_eval.c */
 
 #endif

@@ -17,6 +17,7 @@ static const struct {
     {"tokenize", w8_cmd_tokenize, "encode JSON lines {\"text\": ...} to {\"ids\": [...]}"},
     {"chat-template", w8_cmd_chat_template, "render chat templates for JSON lines of messages"},
     {"ppl", w8_cmd_ppl, "perplexity of a model over a text file"},
+    {"eval", w8_cmd_eval, "accuracy on lm-eval style tasks, several models side by side"},
     {"compare", w8_cmd_compare, "per-layer and logit agreement of a float and a W8A8 model"},
     {"bench", w8_cmd_bench, "prompt processing and generation speed (llama-bench style)"},
     {"synth", w8_cmd_synth, "write a random-weight model with real Qwen shapes"},

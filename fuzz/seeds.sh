@@ -68,6 +68,10 @@ fuzz_calib)
     head -c 4000 "$S/corpus/tinystories-excerpt.txt" >"$O/plain"
     printf '{"text":"hello"}\n{"inputs_pretokenized":"world"}\n\n' >"$O/jsonl"
     ;;
+fuzz_eval_tasks)
+    cp examples/tinystories_tasks.jsonl "$O/tinystories"
+    printf '{"prompt":"so 3 + 4 = 7\\n#### 7","answer":"7","stop":["\\n\\n"],"regex":"#### (\\\\-?[0-9\\\\.\\\\,]+)"}\n' >"$O/gsm8k"
+    ;;
 *)
     ;;
 esac

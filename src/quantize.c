@@ -53,6 +53,7 @@
 #include "json.h"
 #include "kv_cache.h"
 #include "model.h"
+#include "sensitivity.h"
 #include "tokenizer.h"
 #include "util.h"
 
@@ -538,6 +539,64 @@ out:
     if (m) w8_model_free(m);
     if (tok) w8_tok_free(tok);
     w8_calib_free(&cs);
+    return rc;
+}
+
+/* ----------------------------------------------------------- sensitivity */
+
+/* --disable_level / --sensitivity_report: rank the layers planned as W8A8 by
+ * the KL their int8 version alone causes (sensitivity.c; K_Q..K_DOWN are
+ * W8_SENS_Q..W8_SENS_DOWN) and keep the disable_level worst ones float.
+ * Each layer is measured with the activation range calibrate() observed. */
+static int sensitivity(qstate *s) {
+    const w8_quant_opts *o = s->o;
+    int n = 0, rc = -1;
+    w8_sens_layer *sl = w8_xcalloc((size_t)s->n_lin, sizeof *sl);
+    int *idx = w8_xmalloc((size_t)s->n_lin * sizeof(int));
+    int *order = w8_xmalloc((size_t)s->n_lin * sizeof(int));
+    w8_calib_set cs = {0};
+    for (int j = 0; j < s->n_lin; j++) {
+        const qlin *l = &s->lin[j];
+        if (!l->quant || l->group < 0) continue;
+        const qgroup *g = &s->grp[l->group];
+        float lo = 0, hi = 0;
+        for (int c = 0; c < g->k; c++) {
+            lo = fminf(lo, g->cmin[c]);
+            hi = fmaxf(hi, g->cmax[c]);
+        }
+        w8_sens_layer *x = &sl[n];
+        snprintf(x->name, sizeof x->name, "%s", l->name);
+        x->layer = l->layer;
+        x->kind = l->kind;
+        if (w8_quant_act_params(lo, hi, s->out_dt, &x->in_scale, &x->in_offset) != 0) {
+            w8_preferr("%s", l->name);
+            goto out;
+        }
+        idx[n++] = j;
+    }
+    if (!o->calib_file) w8_calib_builtin(&cs);
+    else if (w8_calib_load(o->calib_file, &cs) != 0) goto out;
+    w8_sens_stats st;
+    if (w8_sens_measure(o->model_path, cs.text, cs.n < o->calib_samples ? cs.n : o->calib_samples,
+                        o->calib_seq_len, sl, n, o->disable_level, &st, o->log != NULL) != 0)
+        goto out;
+    w8_sens_rank(sl, n, order);
+    for (int r = 0; r < o->disable_level && r < n; r++) {
+        qlin *l = &s->lin[idx[order[r]]];
+        l->quant = 0;
+        l->why = "--disable_level";
+        s->grp[l->group].n_quant--;
+    }
+    w8_sens_print(o->log, sl, n, order, &st);
+    if (o->sensitivity_report &&
+        w8_sens_write_report(o->sensitivity_report, sl, n, order, &st) != 0)
+        goto out;
+    rc = 0;
+out:
+    w8_calib_free(&cs);
+    free(sl);
+    free(idx);
+    free(order);
     return rc;
 }
 
@@ -1321,6 +1380,7 @@ int w8_quantize(const w8_quant_opts *o, w8_quant_report *rep) {
     if (calibrate(&s, rep) != 0) goto out;
     rep->calib_seconds = w8_now() - tc;
     rep->calib_cpu_seconds = cpu_now() - cc;
+    if ((o->disable_level > 0 || o->sensitivity_report) && sensitivity(&s) != 0) goto out;
     if (params(&s) != 0) goto out;
 
     s.qbias = w8_xcalloc((size_t)s.n_lin, sizeof(int32_t *));

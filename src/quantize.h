@@ -42,6 +42,8 @@ typedef struct {
     double part_file_size_gb; /* > 0: shard the weights at about this many GB */
     int force;                /* replace a non-empty save_path (after success) */
     FILE *log;                /* notes and the float-layer list; NULL: silent */
+    int disable_level;        /* keep the N most sensitive linear layers float (sensitivity.h) */
+    const char *sensitivity_report; /* write the sensitivity ranking here as JSON, or NULL */
 } w8_quant_opts;
 
 typedef struct {
