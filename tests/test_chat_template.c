@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "../src/chat_template.h"
-#include "../src/jinja.h"
+#include "../src/jinja/runtime.h"
 #include "../src/json.h"
 #include "../src/util.h"
 #include "test.h"
