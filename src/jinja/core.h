@@ -232,7 +232,7 @@ typedef struct jnode {
     jnode_kind kind;
     int op;       /* operator token for BINOP/COMPARE ('+', '/', 'F' for //, ...) */
     uint32_t pos; /* where it starts, for error messages */
-    struct jnode *a, *b, *c, *d; /* children; meaning per kind (see jinja_parse.c) */
+    struct jnode *a, *b, *c, *d; /* children; meaning per kind (see parse.c) */
     struct jnode *kids;          /* first of a list linked through `next` */
     struct jnode *next;
     const char *name; /* names, attributes, filter/test names, text of N_TEXT */

@@ -25,11 +25,11 @@
 #include <string.h>
 
 #include "../util.h"
+#include "builtins.h"
 #include "eval.h"
 #include "filters.h"
 #include "globals.h"
 #include "methods.h"
-#include "builtins.h"
 
 enum { BRK = 1, CONT = 2 };
 
