@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "calib_data.h"
 #include "json.h"
-#include "quantize.h"
 #include "util.h"
 
 static const char *const builtin[] = {

@@ -1,7 +1,7 @@
 /*
  * chat_template.c - render Hugging Face chat templates (see chat_template.h).
  *
- * The Jinja2 interpreter itself is in jinja_*.c (jinja.h explains the
+ * The Jinja2 interpreter itself is in src/jinja/ (jinja/core.h explains the
  * split); this file is the public face: parse, render, free, the chat
  * convenience that builds the variables transformers passes to
  * apply_chat_template, and finding a model directory's template.
@@ -11,7 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jinja.h"
+#include "jinja/eval.h"
+#include "jinja/parse.h"
 #include "json.h"
 #include "util.h"
 

@@ -13,9 +13,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#define W8_JINJA_MAX_OUTPUT ((size_t)8 << 20)   /* bytes of rendered output */
-#define W8_JINJA_MAX_ITERS 1000000              /* loop iterations per render */
-#define W8_JINJA_MAX_DEPTH 200                  /* nesting of blocks/expressions/calls */
+#include "jinja/jinja_limits.h" /* W8_JINJA_MAX_OUTPUT, _ITERS, _DEPTH */
 
 /* Render template text with the variables of `context` (a JSON object:
  * messages, tools, add_generation_prompt, bos_token, eos_token,

@@ -88,17 +88,7 @@ int w8_quant_act_params(float lo, float hi, w8_dtype store, float *scale, int *o
 int w8_quant_linear(const float *w, const float *bias, int n, int k, float in_scale,
                     int in_offset, int8_t *wq, int32_t *quant_bias, float *deq_scale);
 
-/* ---- calibration text (calib_data.c) ---- */
-typedef struct {
-    char **text;
-    int n;
-} w8_calib_set;
-
-/* The built-in set: about 50 varied samples (English, Chinese, code, maths...). */
-void w8_calib_builtin(w8_calib_set *s);
-/* A file of plain text lines or JSON lines with "text" / "inputs_pretokenized";
- * empty lines skipped.  Error names the line. */
-int w8_calib_load(const char *path, w8_calib_set *s);
-void w8_calib_free(w8_calib_set *s);
+/* ---- calibration text: w8_calib_set, w8_calib_builtin/load/free (calib_data.h) ---- */
+#include "calib_data.h"
 
 #endif

@@ -219,6 +219,124 @@ static int load_merges(w8_bpe *m, const json_t *merges, const char *label) {
     return rc;
 }
 
+/* ---- vocab and merges from the raw text (the fast path of tok_fastjson.c) */
+
+/* model.vocab read from its text range.  -1: not the simple form expected
+ * (the caller falls back to jansson). */
+static int fast_vocab(w8_bpe *m, const char *p, const char *e) {
+    /* one pass collects the keys (into one buffer) and ids, then the table is built */
+    w8_buf keys = {0}, key = {0};
+    w8_ivec ent = {0}; /* (id, offset, length) triples */
+    long long maxid = -1;
+    int rc = -1;
+    const char *q = w8_fast_ws(p + 1, e);
+    if (q < e && *q == '}') q = NULL; /* empty vocab */
+    while (q) {
+        if (q >= e || *q != '"' || !(q = w8_fast_read_string(q, e, &key))) goto out;
+        q = w8_fast_ws(q, e);
+        if (q >= e || *q != ':') goto out;
+        q = w8_fast_ws(q + 1, e);
+        long long id = 0;
+        const char *d = q;
+        while (q < e && *q >= '0' && *q <= '9' && q - d < 9) id = id * 10 + (*q++ - '0');
+        if (q == d || (q - d > 1 && *d == '0') ||
+            (q < e && (*q == '.' || *q == 'e' || *q == 'E' || (*q >= '0' && *q <= '9'))))
+            goto out; /* not a plain small non-negative integer */
+        if (id > maxid) maxid = id;
+        if (keys.len > (size_t)1 << 30) goto out;
+        w8_ivec_push(&ent, (int)id);
+        w8_ivec_push(&ent, (int)keys.len);
+        w8_ivec_push(&ent, (int)key.len);
+        w8_buf_put(&keys, key.s, key.len);
+        q = w8_fast_ws(q, e);
+        if (q < e && *q == ',') q = w8_fast_ws(q + 1, e);
+        else if (q < e && *q == '}') q = NULL;
+        else goto out;
+    }
+    if (maxid >= W8_MAX_VOCAB_ID) goto out;
+    w8_bpe_vocab_begin(m, (int)(maxid + 1), ent.n / 3, keys.len);
+    for (size_t i = 0; i < ent.n; i += 3)
+        if (w8_bpe_vocab_add(m, ent.v[i], keys.s + ent.v[i + 1], (size_t)ent.v[i + 2]) < 0) goto out;
+    rc = 0;
+out:
+    free(keys.s);
+    free(key.s);
+    free(ent.v);
+    return rc;
+}
+
+/* model.merges read from its text range.  -1 with *syntax = 1: fall back;
+ * -1 with *syntax = 0: a real error (set). */
+static int fast_merges(w8_bpe *m, const char *p, const char *e, const char *label, int *syntax) {
+    w8_buf a = {0}, b = {0}, joined = {0};
+    *syntax = 1;
+    int rc = -1;
+    size_t n = 0;
+    /* size the table first: the top-level commas + 1 entries */
+    if (w8_fast_ws(p + 1, e) < e && *w8_fast_ws(p + 1, e) != ']') {
+        int depth = 0;
+        n = 1;
+        for (const char *q = p; q < e; q++) {
+            if (*q == '"') {
+                if (!(q = w8_fast_skip_string(q, e))) goto out;
+                q--;
+            } else if (*q == '[') {
+                depth++;
+            } else if (*q == ']') {
+                depth--;
+            } else if (*q == ',' && depth == 1) {
+                n++;
+            }
+        }
+    }
+    w8_bpe_merges_begin(m, n);
+    const char *q = w8_fast_ws(p + 1, e);
+    if (q < e && *q == ']') q = NULL;
+    for (size_t i = 0; q; i++) {
+        size_t al, bl;
+        if (q < e && *q == '"') {
+            if (!(q = w8_fast_read_string(q, e, &a))) goto out;
+            const char *sp = memchr(a.s, ' ', a.len);
+            if (!sp || memchr(sp + 1, ' ', a.len - (size_t)(sp + 1 - a.s))) {
+                *syntax = 0; /* a real error, reported like the jansson path does */
+                w8_seterr("%s: model.merges[%zu]: expected \"a b\" or [\"a\", \"b\"]", label, i);
+                goto out;
+            }
+            al = (size_t)(sp - a.s);
+            b.len = 0;
+            w8_buf_put(&b, sp + 1, a.len - al - 1);
+            bl = b.len;
+        } else if (q < e && *q == '[') {
+            q = w8_fast_ws(q + 1, e);
+            if (q >= e || *q != '"' || !(q = w8_fast_read_string(q, e, &a))) goto out;
+            q = w8_fast_ws(q, e);
+            if (q >= e || *q != ',') goto out;
+            q = w8_fast_ws(q + 1, e);
+            if (q >= e || *q != '"' || !(q = w8_fast_read_string(q, e, &b))) goto out;
+            q = w8_fast_ws(q, e);
+            if (q >= e || *q != ']') goto out;
+            q++;
+            al = a.len, bl = b.len;
+        } else {
+            goto out;
+        }
+        if (w8_bpe_merge_add(m, i, a.s, al, b.s, bl, label, &joined) < 0) {
+            *syntax = 0;
+            goto out;
+        }
+        q = w8_fast_ws(q, e);
+        if (q < e && *q == ',') q = w8_fast_ws(q + 1, e);
+        else if (q < e && *q == ']') q = NULL;
+        else goto out;
+    }
+    rc = 0;
+out:
+    free(a.s);
+    free(b.s);
+    free(joined.s);
+    return rc;
+}
+
 /* ---- the word cache */
 
 #define WC_SLOTS 16384
@@ -297,7 +415,7 @@ int w8_bpe_load(w8_bpe *m, const json_t *model, const char *label, const w8_fast
         get_opt_str(model, "end_of_word_suffix", label, &m->end_suffix) < 0)
         return -1;
     if (fr) {
-        if (w8_fast_vocab(m, fr->vocab, fr->vocab_end) < 0) return -2;
+        if (fast_vocab(m, fr->vocab, fr->vocab_end) < 0) return -2;
     } else if (load_vocab(m, json_object_get(model, "vocab"), label) < 0) {
         return -1;
     }
@@ -316,7 +434,7 @@ int w8_bpe_load(w8_bpe *m, const json_t *model, const char *label, const w8_fast
     }
     if (fr) {
         int syntax;
-        if (w8_fast_merges(m, fr->merges, fr->merges_end, label, &syntax) < 0) return syntax ? -2 : -1;
+        if (fast_merges(m, fr->merges, fr->merges_end, label, &syntax) < 0) return syntax ? -2 : -1;
         return 0;
     }
     return load_merges(m, json_object_get(model, "merges"), label);

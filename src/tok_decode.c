@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "tok_internal.h"
+#include "tokenizer.h"
 #include "unicode.h"
 #include "util.h"
 

@@ -7,7 +7,8 @@
  * reading those two members straight from the text takes a few tens of ms.
  * So the loader first skims the document for the byte ranges of
  * model.vocab and model.merges, lets jansson parse everything else (with
- * those two values blanked to {} and []), and reads the two ranges here.
+ * those two values blanked to {} and []), and tok_bpe.c reads the two ranges
+ * with the scanning primitives here (this file knows nothing of BPE).
  *
  * This is only a fast path: anything unexpected (escapes in key names,
  * duplicate keys, invalid UTF-8, odd nesting...) makes these functions return
@@ -22,13 +23,13 @@
 
 #define MAX_DEPTH 512
 
-static const char *ws(const char *p, const char *e) {
+const char *w8_fast_ws(const char *p, const char *e) {
     while (p < e && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
     return p;
 }
 
 /* p at '"': return the position after the closing quote, or NULL. */
-static const char *skip_string(const char *p, const char *e) {
+const char *w8_fast_skip_string(const char *p, const char *e) {
     for (p++; p < e; p++) {
         if (*p == '\\') {
             if (++p >= e) return NULL;
@@ -44,9 +45,9 @@ static const unsigned char special[256] = {['"'] = 1, ['['] = 1, ['{'] = 1, [']'
 
 /* Skip any JSON value (not validated in detail: jansson validates the rest). */
 static const char *skip_value(const char *p, const char *e) {
-    p = ws(p, e);
+    p = w8_fast_ws(p, e);
     if (p >= e) return NULL;
-    if (*p == '"') return skip_string(p, e);
+    if (*p == '"') return w8_fast_skip_string(p, e);
     if (*p == '{' || *p == '[') {
         int depth = 0;
         while (p < e) {
@@ -54,7 +55,7 @@ static const char *skip_value(const char *p, const char *e) {
             if (p >= e) break;
             char c = *p;
             if (c == '"') {
-                if (!(p = skip_string(p, e))) return NULL;
+                if (!(p = w8_fast_skip_string(p, e))) return NULL;
                 continue;
             }
             if (c == '{' || c == '[') {
@@ -84,18 +85,18 @@ typedef struct {
 } wanted;
 
 static const char *members(const char *p, const char *e, wanted *w, const char *sub, wanted *subw) {
-    p = ws(p, e);
+    p = w8_fast_ws(p, e);
     if (p >= e || *p != '{') return NULL;
-    p = ws(p + 1, e);
+    p = w8_fast_ws(p + 1, e);
     if (p < e && *p == '}') return p + 1;
     while (p < e) {
         if (*p != '"') return NULL;
-        const char *k = p + 1, *kend = skip_string(p, e);
+        const char *k = p + 1, *kend = w8_fast_skip_string(p, e);
         if (!kend) return NULL;
         size_t klen = (size_t)(kend - 1 - k);
-        p = ws(kend, e);
+        p = w8_fast_ws(kend, e);
         if (p >= e || *p != ':') return NULL;
-        const char *v = ws(p + 1, e), *vend;
+        const char *v = w8_fast_ws(p + 1, e), *vend;
         int is_sub = sub && strlen(sub) == klen && !memcmp(sub, k, klen);
         if (is_sub && !w->sub_seen && v < e && *v == '{') {
             vend = members(v, e, subw, NULL, NULL);
@@ -110,9 +111,9 @@ static const char *members(const char *p, const char *e, wanted *w, const char *
                 if (w->vb[i]) return NULL; /* duplicate key: let jansson refuse it */
                 w->vb[i] = v, w->ve[i] = vend;
             }
-        p = ws(vend, e);
+        p = w8_fast_ws(vend, e);
         if (p < e && *p == ',') {
-            p = ws(p + 1, e);
+            p = w8_fast_ws(p + 1, e);
             continue;
         }
         if (p < e && *p == '}') return p + 1;
@@ -126,7 +127,7 @@ int w8_fast_skim(const char *buf, size_t len, w8_fast_ranges *r) {
     const char *e = buf + len;
     wanted top = {.nn = 0}, model = {.names = {"vocab", "merges"}, .nn = 2};
     const char *end = members(buf, e, &top, "model", &model);
-    if (!end || ws(end, e) != e || !top.sub_seen || !model.vb[0] || !model.vb[1]) return -1;
+    if (!end || w8_fast_ws(end, e) != e || !top.sub_seen || !model.vb[0] || !model.vb[1]) return -1;
     if (*model.vb[0] != '{' || *model.vb[1] != '[') return -1;
     r->vocab = model.vb[0], r->vocab_end = model.ve[0];
     r->merges = model.vb[1], r->merges_end = model.ve[1];
@@ -150,7 +151,7 @@ static int hex4(const char *p, const char *e, uint32_t *v) {
 }
 
 /* Decode the JSON string at p ('"') into out; returns the position after it. */
-static const char *read_string(const char *p, const char *e, w8_buf *out) {
+const char *w8_fast_read_string(const char *p, const char *e, w8_buf *out) {
     out->len = 0;
     p++;
     const char *run = p;
@@ -201,116 +202,4 @@ static const char *read_string(const char *p, const char *e, w8_buf *out) {
         run = p;
     }
     return NULL;
-}
-
-int w8_fast_vocab(w8_bpe *m, const char *p, const char *e) {
-    /* one pass collects the keys (into one buffer) and ids, then the table is built */
-    w8_buf keys = {0}, key = {0};
-    w8_ivec ent = {0}; /* (id, offset, length) triples */
-    long long maxid = -1;
-    int rc = -1;
-    const char *q = ws(p + 1, e);
-    if (q < e && *q == '}') q = NULL; /* empty vocab */
-    while (q) {
-        if (q >= e || *q != '"' || !(q = read_string(q, e, &key))) goto out;
-        q = ws(q, e);
-        if (q >= e || *q != ':') goto out;
-        q = ws(q + 1, e);
-        long long id = 0;
-        const char *d = q;
-        while (q < e && *q >= '0' && *q <= '9' && q - d < 9) id = id * 10 + (*q++ - '0');
-        if (q == d || (q - d > 1 && *d == '0') ||
-            (q < e && (*q == '.' || *q == 'e' || *q == 'E' || (*q >= '0' && *q <= '9'))))
-            goto out; /* not a plain small non-negative integer */
-        if (id > maxid) maxid = id;
-        if (keys.len > (size_t)1 << 30) goto out;
-        w8_ivec_push(&ent, (int)id);
-        w8_ivec_push(&ent, (int)keys.len);
-        w8_ivec_push(&ent, (int)key.len);
-        w8_buf_put(&keys, key.s, key.len);
-        q = ws(q, e);
-        if (q < e && *q == ',') q = ws(q + 1, e);
-        else if (q < e && *q == '}') q = NULL;
-        else goto out;
-    }
-    if (maxid >= W8_MAX_VOCAB_ID) goto out;
-    w8_bpe_vocab_begin(m, (int)(maxid + 1), ent.n / 3, keys.len);
-    for (size_t i = 0; i < ent.n; i += 3)
-        if (w8_bpe_vocab_add(m, ent.v[i], keys.s + ent.v[i + 1], (size_t)ent.v[i + 2]) < 0) goto out;
-    rc = 0;
-out:
-    free(keys.s);
-    free(key.s);
-    free(ent.v);
-    return rc;
-}
-
-int w8_fast_merges(w8_bpe *m, const char *p, const char *e, const char *label, int *syntax) {
-    w8_buf a = {0}, b = {0}, joined = {0};
-    *syntax = 1;
-    int rc = -1;
-    size_t n = 0;
-    /* size the table first: the top-level commas + 1 entries */
-    if (ws(p + 1, e) < e && *ws(p + 1, e) != ']') {
-        int depth = 0;
-        n = 1;
-        for (const char *q = p; q < e; q++) {
-            if (*q == '"') {
-                if (!(q = skip_string(q, e))) goto out;
-                q--;
-            } else if (*q == '[') {
-                depth++;
-            } else if (*q == ']') {
-                depth--;
-            } else if (*q == ',' && depth == 1) {
-                n++;
-            }
-        }
-    }
-    w8_bpe_merges_begin(m, n);
-    const char *q = ws(p + 1, e);
-    if (q < e && *q == ']') q = NULL;
-    for (size_t i = 0; q; i++) {
-        size_t al, bl;
-        if (q < e && *q == '"') {
-            if (!(q = read_string(q, e, &a))) goto out;
-            const char *sp = memchr(a.s, ' ', a.len);
-            if (!sp || memchr(sp + 1, ' ', a.len - (size_t)(sp + 1 - a.s))) {
-                *syntax = 0; /* a real error, reported like the jansson path does */
-                w8_seterr("%s: model.merges[%zu]: expected \"a b\" or [\"a\", \"b\"]", label, i);
-                goto out;
-            }
-            al = (size_t)(sp - a.s);
-            b.len = 0;
-            w8_buf_put(&b, sp + 1, a.len - al - 1);
-            bl = b.len;
-        } else if (q < e && *q == '[') {
-            q = ws(q + 1, e);
-            if (q >= e || *q != '"' || !(q = read_string(q, e, &a))) goto out;
-            q = ws(q, e);
-            if (q >= e || *q != ',') goto out;
-            q = ws(q + 1, e);
-            if (q >= e || *q != '"' || !(q = read_string(q, e, &b))) goto out;
-            q = ws(q, e);
-            if (q >= e || *q != ']') goto out;
-            q++;
-            al = a.len, bl = b.len;
-        } else {
-            goto out;
-        }
-        if (w8_bpe_merge_add(m, i, a.s, al, b.s, bl, label, &joined) < 0) {
-            *syntax = 0;
-            goto out;
-        }
-        q = ws(q, e);
-        if (q < e && *q == ',') q = ws(q + 1, e);
-        else if (q < e && *q == ']') q = NULL;
-        else goto out;
-    }
-    rc = 0;
-out:
-    free(a.s);
-    free(b.s);
-    free(joined.s);
-    return rc;
 }

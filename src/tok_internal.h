@@ -1,11 +1,15 @@
 /*
  * tok_internal.h - the pieces of the tokenizer shared by its source files
- * (not a public header: only tokenizer.c, tok_bpe.c, tok_text.c and
- * tok_decode.c include it).
+ * (not a public header: only the tok_*.c files and tokenizer.c include it;
+ * it does not include tokenizer.h, so that the parts below depend on
+ * nothing above them).
  *
  *   tokenizer.c   loading tokenizer.json / tokenizer_config.json, added
  *                 tokens, the encode pipeline, post-processor, accessors
- *   tok_bpe.c     the BPE model: vocab and merge hash maps, merging
+ *   tok_core.c    the growable containers below (used by every file)
+ *   tok_bpe.c     the BPE model: vocab and merge hash maps, merging, and
+ *                 reading vocab/merges from the JSON tree or the raw text
+ *   tok_fastjson.c  scanning tokenizer.json's text for the big members
  *   tok_text.c    patterns (Oniguruma), normalizers, pre-tokenizers,
  *                 decoders: parsing from JSON and applying them
  *   tok_decode.c  ids -> text, and the streaming decoder
@@ -21,7 +25,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tokenizer.h"
 
 /* ---- growable buffers */
 
@@ -168,10 +171,13 @@ typedef struct {
     const char *vocab, *vocab_end, *merges, *merges_end;
 } w8_fast_ranges;
 int w8_fast_skim(const char *buf, size_t len, w8_fast_ranges *r);
-/* -1: not the simple form expected (the caller falls back to jansson). */
-int w8_fast_vocab(w8_bpe *m, const char *p, const char *e);
-/* -1 with *syntax = 1: fall back; -1 with *syntax = 0: a real error (set). */
-int w8_fast_merges(w8_bpe *m, const char *p, const char *e, const char *label, int *syntax);
+/* Scanning primitives over text [p, e): skip JSON whitespace; skip the
+ * string that starts at p (NULL when it does not end); decode that string
+ * into out (replacing its contents; NULL on an escape or UTF-8 problem the
+ * fast path leaves to jansson).  Each returns the position after. */
+const char *w8_fast_ws(const char *p, const char *e);
+const char *w8_fast_skip_string(const char *p, const char *e);
+const char *w8_fast_read_string(const char *p, const char *e, w8_buf *out);
 
 /* Load model (type, options, vocab, merges).  With fr, vocab and merges are
  * read from those text ranges instead of the JSON tree; then -2 means "the

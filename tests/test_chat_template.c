@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "../src/chat_template.h"
-#include "../src/jinja.h"
+#include "../src/jinja/runtime.h"
 #include "../src/json.h"
 #include "../src/tokenizer.h"
 #include "../src/util.h"

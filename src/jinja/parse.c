@@ -1,5 +1,5 @@
 /*
- * jinja_parse.c - tokens -> syntax tree, after jinja2/parser.py.
+ * parse.c - tokens -> syntax tree, after jinja2/parser.py.
  *
  * Expression precedence, loosest first (as in Jinja2):
  *   a if c else b  >  or  >  and  >  not  >  ==,!=,<,<=,>,>=,in,not in  >
@@ -23,75 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat_template.h"
-#include "jinja.h"
-#include "util.h"
-
-/* ------------------------------------------------------------ arena */
-
-struct jarena_block {
-    jarena_block *next;
-    size_t used, cap;
-    max_align_t data[];
-};
-
-void *jarena_alloc(jarena *a, size_t n) {
-    n = (n + 15) & ~(size_t)15;
-    jarena_block *b = a->head;
-    if (!b || b->used + n > b->cap) {
-        size_t cap = n > 65536 ? n : 65536;
-        b = w8_xmalloc(sizeof *b + cap);
-        b->next = a->head;
-        b->used = 0;
-        b->cap = cap;
-        a->head = b;
-    }
-    void *p = (char *)b->data + b->used;
-    b->used += n;
-    memset(p, 0, n);
-    return p;
-}
-
-char *jarena_strndup(jarena *a, const char *s, size_t n) {
-    char *p = jarena_alloc(a, n + 1);
-    memcpy(p, s, n);
-    p[n] = 0;
-    return p;
-}
-
-void jarena_free(jarena *a) {
-    while (a->head) {
-        jarena_block *n = a->head->next;
-        free(a->head);
-        a->head = n;
-    }
-}
-
-/* ------------------------------------------------------------ errors */
-
-/* Line and column (in code points, 1-based) of byte offset pos. */
-static void linecol(const char *src, uint32_t pos, int *line, int *col) {
-    *line = *col = 1;
-    for (uint32_t i = 0; i < pos && src[i]; i++) {
-        if (src[i] == '\n') {
-            ++*line;
-            *col = 1;
-        } else if (((unsigned char)src[i] & 0xC0) != 0x80) {
-            ++*col;
-        }
-    }
-}
-
-int jj_error(const char *src, uint32_t pos, const char *fmt, ...) {
-    int line, col;
-    linecol(src, pos, &line, &col);
-    char msg[W8_ERRMAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return w8_seterr("template:%d:%d: %s", line, col, msg);
-}
+#include "../util.h"
+#include "filters.h"
+#include "lex.h"
+#include "parse.h"
 
 /* ------------------------------------------------------------ parser */
 
@@ -963,7 +898,7 @@ static jnode *parse_body(parser *p, const char *const *ends, const char *opener,
                     for (int i = 0; ends[i]; i++)
                         if (!strncmp(ends[i], "end", 3)) end = ends[i];
                     int l, c;
-                    linecol(p->src, open_pos, &l, &c);
+                    jj_linecol(p->src, open_pos, &l, &c);
                     jj_error(p->src, name->pos, "unexpected '%.*s': expected '%s' to close the '%s' at %d:%d",
                              (int)name->len, name->str, end, opener, l, c);
                 } else {

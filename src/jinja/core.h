@@ -1,15 +1,25 @@
 /*
- * jinja.h - internals of the Jinja2 interpreter behind chat_template.h.
+ * core.h - the base of the Jinja2 interpreter behind chat_template.h: values,
+ * the growable buffer, UTF-8 helpers, the arena, syntax tree nodes and error
+ * reporting.  core.c depends on no other file of the interpreter.
  *
- * The interpreter has four parts, one file each:
- *   jinja_value.c    values with Python semantics (str(), repr(), ==, <, truth,
- *                    json.dumps) and their conversion from jansson
- *   jinja_lex.c      template text -> tokens, with Jinja2's whitespace rules
- *                    (trim_blocks, lstrip_blocks, "-"/"+" modifiers) exactly as
- *                    transformers configures them
- *   jinja_parse.c    tokens -> syntax tree (Jinja2's grammar and precedence)
- *   jinja_eval.c     tree walk: statements, expressions, scopes, limits
- *   jinja_builtins.c filters, tests, str/dict/list methods, globals
+ * The interpreter, bottom to top (each file uses only those above it):
+ *   core.c       values with Python semantics (str(), repr(), ==, <, truth,
+ *                json.dumps), their conversion from jansson, the arena and
+ *                jj_error
+ *   lex.c        template text -> tokens, with Jinja2's whitespace rules
+ *                (trim_blocks, lstrip_blocks, "-"/"+" modifiers) exactly as
+ *                transformers configures them
+ *   runtime.c    the render context: limits and work accounting, output,
+ *                item access, slicing, iteration
+ *   builtins.c   what filters and methods share: argument access, string
+ *                helpers, Python's `%` formatting, dict items
+ *   filters.c    the filter and test tables
+ *   methods.c    the str/dict/list/loop method tables
+ *   globals.c    the global function table (range, namespace, ...)
+ *   parse.c      tokens -> syntax tree (Jinja2's grammar and precedence);
+ *                filter and test names are checked against the tables
+ *   eval.c       tree walk: statements, expressions, scopes, macro calls
  *
  * Values are small structs passed by value; strings, lists, dicts and the
  * other heap parts are reference counted.  A render owns everything it
@@ -20,14 +30,14 @@
  * Errors: functions return -1 (or a NULL/false result) after calling
  * jj_error(), which records "template:LINE:COL: message" via w8_seterr.
  */
-#ifndef W8_JINJA_H
-#define W8_JINJA_H
+#ifndef W8_JINJA_CORE_H
+#define W8_JINJA_CORE_H
 
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "chat_template.h"
+#include "jinja_limits.h"
 
 /* ------------------------------------------------------------------ values */
 
@@ -191,30 +201,7 @@ size_t ju_decode(const char *s, size_t n, uint32_t *cp);     /* bytes used (>=1)
 void ju_encode(jbuf *b, uint32_t cp);
 int ju_isspace(uint32_t cp);                                 /* Python str.isspace */
 
-/* ------------------------------------------------------------- tokens/tree */
-
-typedef enum {
-    TK_EOF,
-    TK_DATA,        /* text outside tags (str, len) */
-    TK_VAR_BEGIN,   /* {{ */
-    TK_VAR_END,     /* }} */
-    TK_BLOCK_BEGIN, /* {% */
-    TK_BLOCK_END,   /* %} */
-    TK_NAME,
-    TK_STRING, /* decoded */
-    TK_INT,
-    TK_FLOAT,
-    TK_OP /* str holds the operator text, e.g. "//" */
-} jtok_type;
-
-typedef struct {
-    jtok_type t;
-    uint32_t pos; /* byte offset in the (newline-normalized) source */
-    const char *str; /* arena text for DATA/NAME/STRING/OP */
-    size_t len;
-    long long i;
-    double f;
-} jtok;
+/* ------------------------------------------------------------------ arena */
 
 /* Bump allocator for everything that lives as long as the parsed template. */
 typedef struct jarena_block jarena_block;
@@ -224,6 +211,8 @@ typedef struct {
 void *jarena_alloc(jarena *a, size_t n); /* zeroed */
 char *jarena_strndup(jarena *a, const char *s, size_t n);
 void jarena_free(jarena *a);
+
+/* ------------------------------------------------------------- syntax tree */
 
 typedef enum {
     /* expressions */
@@ -243,7 +232,7 @@ typedef struct jnode {
     jnode_kind kind;
     int op;       /* operator token for BINOP/COMPARE ('+', '/', 'F' for //, ...) */
     uint32_t pos; /* where it starts, for error messages */
-    struct jnode *a, *b, *c, *d; /* children; meaning per kind (see jinja_parse.c) */
+    struct jnode *a, *b, *c, *d; /* children; meaning per kind (see parse.c) */
     struct jnode *kids;          /* first of a list linked through `next` */
     struct jnode *next;
     const char *name; /* names, attributes, filter/test names, text of N_TEXT */
@@ -251,113 +240,13 @@ typedef struct jnode {
     jv val; /* N_CONST value; N_NAME/N_PARAM/N_KWARG: the name as an immortal string */
 } jnode;
 
-typedef struct {
-    const char *src; /* normalized source (owned by the arena) */
-    size_t len;
-    jarena arena;
-    jnode *root; /* N_BODY */
-} jtemplate;
-
+/* Line and column (in code points, 1-based) of byte offset pos of src. */
+void jj_linecol(const char *src, uint32_t pos, int *line, int *col);
 /* Record "template:LINE:COL: message" for position pos of src. Returns -1. */
 int jj_error(const char *src, uint32_t pos, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
 #endif
     ;
-
-/* Tokenize (tokens in the arena, *ntok set); src is the normalized source. */
-int jj_lex(const char *src, size_t len, jarena *a, jtok **toks, size_t *ntok);
-/* Parse template text.  Returns 0 and fills t (free with jj_template_free). */
-int jj_parse(const char *text, size_t len, jtemplate *t);
-void jj_template_free(jtemplate *t);
-
-/* ------------------------------------------------------------- evaluation */
-
-typedef struct jscope {
-    struct jscope *parent;
-    jv_dict *vars;
-} jscope;
-
-typedef struct jctx {
-    const char *src;
-    jscope *root;     /* the context variables and top-level sets */
-    jscope *scope;    /* innermost scope now */
-    jbuf *out;        /* where output goes now (macro calls and block sets swap it) */
-    size_t iters;     /* loop iterations so far (W8_JINJA_MAX_ITERS) */
-    int depth;        /* evaluation nesting */
-    int macro_depth;  /* macro call nesting */
-    int loop_depth;
-    jv_dict **nss;    /* every namespace created, to break cycles at the end */
-    size_t nns, cap_nss;
-} jctx;
-
-/* Evaluation nesting allowed (expressions, statements and macro calls
- * together); keeps the C stack small whatever the template. */
-#define JJ_MAX_EVAL_DEPTH (W8_JINJA_MAX_DEPTH * 10)
-/* range() longer than this is refused, like Jinja2's sandbox (MAX_RANGE). */
-#define JJ_MAX_RANGE 100000
-
-int jj_render(const jtemplate *t, const json_t *context, char **out, size_t *out_len);
-
-/* Evaluation entry points used by the builtins (jinja_eval.c). */
-int jj_eval(jctx *c, const jnode *n, jv *out);
-int jj_call_value(jctx *c, const jnode *at, jv fn, jv *args, int nargs, jv *kwv,
-                  const char **kwn, int nkw, jv *out);
-/* Write to the current output, with the size cap. */
-int jj_emit(jctx *c, const struct jnode *at, const char *s, size_t n);
-/* A buffer whose growth stops at W8_JINJA_MAX_OUTPUT; jj_buf_done() turns it
- * into a string value or an error naming `at`. */
-jbuf jj_buf(void);
-int jj_buf_done(jctx *c, const struct jnode *at, jbuf *b, jv *out);
-/* Error for using an undefined value (names the variable when known). */
-int jj_undef_error(jctx *c, const struct jnode *at, jv u);
-/* The iteration limit in force: W8_JINJA_MAX_ITERS.  Only tests change it
- * (to reach the limit quickly under sanitizers); not for concurrent use. */
-extern long jj_iter_limit;
-/* Count one unit of work against W8_JINJA_MAX_ITERS. */
-int jj_tick(jctx *c, const jnode *at);
-/* Count `units` of work at once.  Operations that are linear in a value's
- * size (copying, searching, comparing) charge one unit per JJ_WORK_UNIT
- * bytes or elements (jj_cost), so a loop that repeats them on big values
- * stops at the same limit instead of running for hours. */
-int jj_charge(jctx *c, const jnode *at, size_t units);
-/* Items of an iterable as a list (a new reference): list items, dict keys,
- * string characters (charged per character), nothing for undefined; any
- * other type is an error at `at`.  Shared by for-loops and filters. */
-int jj_iterate(jctx *c, const jnode *at, jv v, jv_list **out);
-#define JJ_WORK_UNIT 1024
-size_t jj_cost(jv v);
-/* Refuse strings/lists beyond W8_JINJA_MAX_OUTPUT. */
-int jj_check_size(jctx *c, const jnode *at, size_t n);
-void jj_track_ns(jctx *c, jv_dict *ns);
-
-/* Builtins (jinja_builtins.c).  Arguments are borrowed; *out owns a reference. */
-typedef struct {
-    jv *args; /* positional */
-    int nargs;
-    jv *kwv;  /* keyword values */
-    const char **kwn;
-    int nkw;
-} jargs;
-int jj_filter(jctx *c, const jnode *at, const char *name, jv x, const jargs *a, jv *out);
-int jj_has_filter(const char *name);
-/* Returns 1 true / 0 false / -1 error. */
-int jj_test(jctx *c, const jnode *at, const char *name, jv x, const jargs *a);
-int jj_has_test(const char *name);
-/* obj.name(args) for str/dict/list/loop objects.  Returns 1 when handled,
- * 0 when obj has no such method, -1 on error. */
-int jj_method(jctx *c, const jnode *at, jv obj, const char *name, const jargs *a, jv *out);
-/* Python's `fmt % args` (jinja_builtins.c). */
-int jj_percent_format(jctx *c, const struct jnode *at, const jv_str *fmt, jv args, jv *out);
-/* The static name of obj's method `name`, or NULL: Python's getattr finds
- * methods before dict keys, so `schema.items` is the method, not the key. */
-const char *jj_method_name(jv obj, const char *name);
-/* Globals: index by name (-1 if none), and call. */
-int jj_global_find(const char *name);
-int jj_global_call(jctx *c, const jnode *at, int fn, const jargs *a, jv *out);
-/* Python-style slicing of str/list; missing bounds are JV_NONE. */
-int jj_slice(jctx *c, const jnode *at, jv obj, jv start, jv stop, jv step, jv *out);
-/* obj[key] / obj.attr: JV_UNDEF when missing (with a hint for messages). */
-int jj_getitem(jctx *c, const jnode *at, jv obj, jv key, jv *out);
 
 #endif

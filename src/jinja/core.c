@@ -1,5 +1,6 @@
 /*
- * jinja_value.c - template values with Python's semantics.
+ * core.c - template values with Python's semantics, the growable buffer,
+ * UTF-8 helpers, the arena and error reporting.
  *
  * Chat templates are judged byte for byte against Python's Jinja2, so the
  * details that show in output follow CPython: str() of a float is the
@@ -10,12 +11,13 @@
  */
 #include <ctype.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "jinja.h"
-#include "util.h"
+#include "../util.h"
+#include "core.h"
 
 /* ------------------------------------------------------------ references */
 
@@ -719,4 +721,70 @@ jv jv_from_json(const json_t *j) {
     }
     }
     return jv_none();
+}
+
+/* ------------------------------------------------------------ arena */
+
+struct jarena_block {
+    jarena_block *next;
+    size_t used, cap;
+    max_align_t data[];
+};
+
+void *jarena_alloc(jarena *a, size_t n) {
+    n = (n + 15) & ~(size_t)15;
+    jarena_block *b = a->head;
+    if (!b || b->used + n > b->cap) {
+        size_t cap = n > 65536 ? n : 65536;
+        b = w8_xmalloc(sizeof *b + cap);
+        b->next = a->head;
+        b->used = 0;
+        b->cap = cap;
+        a->head = b;
+    }
+    void *p = (char *)b->data + b->used;
+    b->used += n;
+    memset(p, 0, n);
+    return p;
+}
+
+char *jarena_strndup(jarena *a, const char *s, size_t n) {
+    char *p = jarena_alloc(a, n + 1);
+    memcpy(p, s, n);
+    p[n] = 0;
+    return p;
+}
+
+void jarena_free(jarena *a) {
+    while (a->head) {
+        jarena_block *n = a->head->next;
+        free(a->head);
+        a->head = n;
+    }
+}
+
+/* ------------------------------------------------------------ errors */
+
+/* Line and column (in code points, 1-based) of byte offset pos. */
+void jj_linecol(const char *src, uint32_t pos, int *line, int *col) {
+    *line = *col = 1;
+    for (uint32_t i = 0; i < pos && src[i]; i++) {
+        if (src[i] == '\n') {
+            ++*line;
+            *col = 1;
+        } else if (((unsigned char)src[i] & 0xC0) != 0x80) {
+            ++*col;
+        }
+    }
+}
+
+int jj_error(const char *src, uint32_t pos, const char *fmt, ...) {
+    int line, col;
+    jj_linecol(src, pos, &line, &col);
+    char msg[W8_ERRMAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return w8_seterr("template:%d:%d: %s", line, col, msg);
 }

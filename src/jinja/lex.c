@@ -1,5 +1,5 @@
 /*
- * jinja_lex.c - template text -> tokens, with Jinja2's whitespace rules.
+ * lex.c - template text -> tokens, with Jinja2's whitespace rules.
  *
  * transformers compiles chat templates with trim_blocks=True and
  * lstrip_blocks=True (and keep_trailing_newline=False, handled by the
@@ -20,9 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat_template.h"
-#include "jinja.h"
-#include "util.h"
+#include "../util.h"
+#include "lex.h"
 
 typedef struct {
     const char *s;
