@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "kernels/kernels.h"
+#include "roofline_isa.h"
 #include "util.h"
 
 #define TARGET_S 0.1  /* seconds per timed run; the best of RUNS is kept */

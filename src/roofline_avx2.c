@@ -1,8 +1,8 @@
-/* roofline_avx2.c - the AVX2 loops of roofline.h (built with the avx2
+/* roofline_avx2.c - the AVX2 loops of roofline_isa.h (built with the avx2
  * flags; only called when cpu.c chose avx2). */
 #include <immintrin.h>
 
-#include "roofline.h"
+#include "roofline_isa.h"
 
 /* kernels_avx2.c's int8 step: vpmaddwd on widened int16, then vpaddd */
 #define MADD(acc, a, b) acc = _mm256_add_epi32(acc, _mm256_madd_epi16(a, b))

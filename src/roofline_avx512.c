@@ -1,8 +1,8 @@
-/* roofline_avx512.c - the AVX-512 loops of roofline.h (built with the
+/* roofline_avx512.c - the AVX-512 loops of roofline_isa.h (built with the
  * avx512 flags; only called when cpu.c chose avx512). */
 #include <immintrin.h>
 
-#include "roofline.h"
+#include "roofline_isa.h"
 
 /* The kernel's instruction, tied to its register as kernels_avx512.c does,
  * so each of the 12 accumulators is one dependency chain. */
