@@ -1,7 +1,7 @@
 /*
  * jinja.h - internals of the Jinja2 interpreter behind chat_template.h.
  *
- * The interpreter has four parts, one file each:
+ * The interpreter has five parts, one file each:
  *   jinja_value.c    values with Python semantics (str(), repr(), ==, <, truth,
  *                    json.dumps) and their conversion from jansson
  *   jinja_lex.c      template text -> tokens, with Jinja2's whitespace rules

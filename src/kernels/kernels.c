@@ -50,13 +50,15 @@ static const w8_kern_table *active(void) {
 
 w8_isa w8_isa_active(void) { return active()->isa; }
 
-static int g_no_bf16; /* tests: emulate the BF16 dot product */
+static int g_no_bf16; /* tests: emulate the BF16 dot product (atomic: read by every GEMM thread) */
 
-int w8_kern_bf16_native(void) { return !g_no_bf16 && w8_isa_hw_bf16(); }
+int w8_kern_bf16_native(void) {
+    return !__atomic_load_n(&g_no_bf16, __ATOMIC_RELAXED) && w8_isa_hw_bf16();
+}
 
 int w8_isa_use_bf16(int on) {
     if (on && !w8_isa_hw_bf16()) return w8_seterr("kernels: this CPU has no AVX512_BF16");
-    g_no_bf16 = !on;
+    __atomic_store_n(&g_no_bf16, !on, __ATOMIC_RELAXED);
     return 0;
 }
 
