@@ -97,7 +97,12 @@ int w8_cmd_serve(int argc, char **argv) {
         }
         n_blocks = (int)nb;
     }
-    w8_engine_opts eo = {max_batch, max_seq_len, block_size, n_blocks, max_queue, prefill_chunk};
+    w8_engine_opts eo = {max_batch, max_seq_len, block_size, n_blocks, max_queue, prefill_chunk, 0};
+    /* A test-only knob (tests/cli_serve.sh): milliseconds of pause per engine
+     * step, so disconnect checks do not depend on how fast the machine is. */
+    const char *delay = getenv("W8A8_TEST_STEP_DELAY_MS");
+    long delay_ms = delay ? strtol(delay, NULL, 10) : 0;
+    if (delay_ms > 0 && delay_ms <= 1000) eo.step_delay_us = (int)delay_ms * 1000;
     w8_engine *e = n_blocks > 0 ? w8_engine_new(m, tok, &eo) : NULL;
     if (!e) {
         fprintf(stderr, "w8a8: %s\n", n_blocks > 0 ? w8_lasterr() : "serve: KV cache too small for one block");

@@ -330,6 +330,10 @@ static void *engine_main(void *arg) {
             sample_rows(e, n_want);
             accept_rows(e, n_want);
         }
+        if (e->o.step_delay_us > 0) {
+            struct timespec d = {e->o.step_delay_us / 1000000, e->o.step_delay_us % 1000000 * 1000L};
+            nanosleep(&d, NULL);
+        }
         pthread_mutex_lock(&e->mu);
         /* the error buffer is this thread's: copy the message to the requests */
         if (got != n_want)
@@ -359,7 +363,7 @@ static void *engine_main(void *arg) {
 
 w8_engine *w8_engine_new(const w8_model *m, const w8_tok *tok, const w8_engine_opts *o) {
     if (o->max_batch_size < 1 || o->block_size < 1 || o->n_blocks < 1 || o->max_queue < 1 ||
-        o->prefill_chunk < 1 || o->max_seq_len < 2)
+        o->prefill_chunk < 1 || o->max_seq_len < 2 || o->step_delay_us < 0)
         return w8_seterr("engine: invalid options"), NULL;
     /* rows per step and pool tokens are ints everywhere downstream */
     if (o->prefill_chunk > INT_MAX - o->max_batch_size)

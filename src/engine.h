@@ -36,6 +36,8 @@ typedef struct {
     int n_blocks;       /* KV pool size in blocks */
     int max_queue;      /* requests waiting for admission; more are refused */
     int prefill_chunk;  /* prompt rows per step */
+    int step_delay_us;  /* tests only: pause after each step, so that a tiny model's
+                         * generation outlasts a client's disconnect on any machine */
 } w8_engine_opts;
 
 /* Sampling and stopping of one request. */
