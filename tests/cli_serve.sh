@@ -221,7 +221,7 @@ check "... and stops at the context (total_tokens $CT <= 512)" [ "${CT:-999}" -l
 # machine finished all 511 before the client's timeout).  The streaming
 # client leaves as soon as it has read the first chunk.
 URL1=$URL
-if W8A8_TEST_STEP_DELAY_MS=25 start_server "$A" s3.log --model_path "$M" -t 1; then
+if W8A8_TEST_STEP_DELAY_MS=25 start_server "$A" slow.log --model_path "$M" -t 1; then
     S3=$SPID
     G0=$(health_field tokens_generated)
     curl -s -N -m 60 -H 'Content-Type: application/json' \
@@ -244,10 +244,10 @@ if W8A8_TEST_STEP_DELAY_MS=25 start_server "$A" s3.log --model_path "$M" -t 1; t
         [ $((G1 - G0)) -lt 511 ]
     check "slowed server: exit status 0 on SIGTERM" stop_server "$S3"
     check "slowed server: no sanitizer report" \
-        bash -c '! grep -qE "Sanitizer|runtime error|leak" "$1"' _ "$T/s3.log"
+        bash -c '! grep -qE "Sanitizer|runtime error|leak" "$1"' _ "$T/slow.log"
 else
     fail "slowed server starts"
-    sed 's/^/    /' "$T/s3.log" | head -20
+    sed 's/^/    /' "$T/slow.log" | head -20
 fi
 URL=$URL1
 
@@ -392,3 +392,21 @@ else
     fail "fourth server starts"
     sed 's/^/    /' "$T/s4.log" | head
 fi
+
+# ---------------------------------------------------------------- sizes that overflow an int
+# The KV pool's size in tokens and the rows per step are ints: options whose
+# product or sum passes INT_MAX are refused with a message, not wrapped.
+"$A" serve --model_path "$M" --port 0 -t 1 --max_seq_len 512 --max_batch_size 2000000000 \
+    >"$T/big1" 2>&1 </dev/null
+RC=$?
+check "serve: max_seq_len x max_batch_size past INT_MAX is refused (status $RC)" \
+    bash -c '[ "$1" = 1 ] && grep -q "too many for the KV cache" "$2"' _ "$RC" "$T/big1"
+"$A" serve --model_path "$M" --port 0 -t 1 --kv_cache_gb 1e30 >"$T/big2" 2>&1 </dev/null
+RC=$?
+check "serve: --kv_cache_gb 1e30 is refused, not cast past size_t (status $RC)" \
+    bash -c '[ "$1" = 1 ] && grep -q "too large" "$2" && ! grep -q "runtime error" "$2"' _ "$RC" "$T/big2"
+"$A" serve --model_path "$M" --port 0 -t 1 --max_batch_size 2147483000 --prefill_chunk 1000 \
+    --kv_cache_gb 0.01 >"$T/big3" 2>&1 </dev/null
+RC=$?
+check "serve: max_batch_size + prefill_chunk past INT_MAX is refused (status $RC)" \
+    bash -c '[ "$1" = 1 ] && grep -q "overflow" "$2"' _ "$RC" "$T/big3"
