@@ -7,6 +7,7 @@
  * async-signal-safety concerns, and shutdown runs as ordinary code:
  * stop accepting, end the engine's requests, join the connections, free.
  */
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -80,11 +81,28 @@ int w8_cmd_serve(int argc, char **argv) {
     if (!max_seq_len) max_seq_len = ctx < 4096 ? ctx : 4096;
     if (max_seq_len > ctx) max_seq_len = ctx;
     int n_blocks;
-    if (kv_gb > 0)
-        n_blocks = w8_kv_blocks_for_bytes(&m->cfg, block_size, (size_t)((double)kv_gb * (1 << 30)));
-    else
-        n_blocks = (int)(((long long)max_seq_len * max_batch + block_size - 1) / block_size);
-    w8_engine_opts eo = {max_batch, max_seq_len, block_size, n_blocks, max_queue, prefill_chunk};
+    if (kv_gb > 0) {
+        /* a size past what size_t holds is no real request: cap it (blocks are capped too) */
+        double bytes = (double)kv_gb * (1 << 30);
+        n_blocks = w8_kv_blocks_for_bytes(&m->cfg, block_size,
+                                          bytes < 0x1p62 ? (size_t)bytes : (size_t)1 << 62);
+    } else {
+        long long nb = ((long long)max_seq_len * max_batch + block_size - 1) / block_size;
+        if (nb * block_size > INT_MAX) {
+            fprintf(stderr, "w8a8: serve: max_seq_len %d x max_batch_size %d tokens is too many "
+                            "for the KV cache\n", max_seq_len, max_batch);
+            w8_tok_free(tok);
+            w8_model_free(m);
+            return 1;
+        }
+        n_blocks = (int)nb;
+    }
+    w8_engine_opts eo = {max_batch, max_seq_len, block_size, n_blocks, max_queue, prefill_chunk, 0};
+    /* A test-only knob (tests/cli_serve.sh): milliseconds of pause per engine
+     * step, so disconnect checks do not depend on how fast the machine is. */
+    const char *delay = getenv("W8A8_TEST_STEP_DELAY_MS");
+    long delay_ms = delay ? strtol(delay, NULL, 10) : 0;
+    if (delay_ms > 0 && delay_ms <= 1000) eo.step_delay_us = (int)delay_ms * 1000;
     w8_engine *e = n_blocks > 0 ? w8_engine_new(m, tok, &eo) : NULL;
     if (!e) {
         fprintf(stderr, "w8a8: %s\n", n_blocks > 0 ? w8_lasterr() : "serve: KV cache too small for one block");
@@ -107,7 +125,7 @@ int w8_cmd_serve(int argc, char **argv) {
            m->quantized ? "W8A8" : "float", m->n_int8, m->n_float);
     printf("w8a8 serve: KV cache %d blocks x %d tokens = %d tokens; max_seq_len %d, "
            "max_batch_size %d, threads %d\n",
-           n_blocks, block_size, n_blocks * block_size, w8_engine_max_seq_len(e), max_batch,
+           n_blocks, block_size, w8_engine_kv_tokens(e), w8_engine_max_seq_len(e), max_batch,
            w8_get_threads());
     printf("w8a8 serve: listening on http://%s:%d\n", host, w8_server_port(s));
     fflush(stdout);

@@ -64,6 +64,47 @@ fuzz_api)
     printf '\x00{"messages":[{"role":"user","content":[{"type":"text","text":"a"}]}],"stop":["x","y"],"seed":1,"top_p":0.9,"top_k":5,"n":1}' >"$O/chat-parts"
     printf '\x01{"prompt":"Once upon a time","max_tokens":16,"stop":"\\n","stream_options":{"include_usage":true}}' >"$O/completion"
     ;;
+fuzz_stop)
+    # byte 0: stop-string count (low 3 bits) and id mode (bit 3); NUL-separated fields
+    printf '\x02stop\0\0Once upon a ti\0me st\0op here\0' >"$O/two-stops-one-empty"
+    printf '\x01a little girl\0there was a lit\0tle\0 girl named Lily' >"$O/spanning"
+    printf '\x03\xe4\xbd\0\xa0\0abc\0x\xe4\0\xbd\xa0\xff\xfe\0' >"$O/invalid-utf8"
+    printf '\x04aa\0aaa\0ab\0b\0aaaaaaaaaaaaab' >"$O/overlapping"
+    printf '\x00no stop strings at all\0\0\0' >"$O/none"
+    # id mode: stories260K ids (little-endian uint16), BOS then a story and byte tokens
+    printf '\x09Lily\0\x01\x00\x93\x01\x9b\x01\x20\x00\x40\x01\x10\x00\x05\x00\x06\x00' >"$O/ids"
+    printf '\x0a\xef\xbf\0\0\x83\x00\x84\x00\xc5\x00\xbf\x00\x07\x00' >"$O/ids-bytes"
+    ;;
+fuzz_qlayer)
+    # byte 0: variant (bit 0 tied, 1 bf16, 2 qwen2, 3 int8 lm_head, 4 W8A16 type); then
+    # 8-byte edits [op, tensor, a..f] (see fuzz_qlayer.c).  Tensors of the fp16 llama
+    # variant: 0 embed, 1-2 norms, q_proj 3-7 (weight, input_scale, input_offset,
+    # quant_bias, deq_scale), k_proj 8-12, v 13-17, o 18-22, gate 23-27, up 28-32, down 33-37
+    hexbin() { printf "$(printf %s "$1" | sed 's/../\\x&/g')"; }
+    hexbin 00 >"$O/fp16"
+    hexbin 01 >"$O/tied"
+    hexbin 02 >"$O/bf16"
+    hexbin 04 >"$O/qwen2"
+    hexbin 06 >"$O/qwen2-bf16"
+    hexbin 08 >"$O/lm-head-int8"
+    hexbin 10 >"$O/w8a16-type"
+    hexbin 000207030000000000 >"$O/deq-nan"
+    hexbin 000207060000010000 >"$O/deq-denormal-upper-bits"
+    hexbin 000307000000000000 >"$O/deq-all-zero"
+    hexbin 000307040000010000 >"$O/deq-all-inf-upper-ones"
+    hexbin 020207030100000000 >"$O/deq-f32-nan"
+    hexbin 000304000000000000 >"$O/scale-zero"
+    hexbin 000304060000000000 >"$O/scale-denormal"
+    hexbin 000304020000000000 >"$O/scale-negative"
+    hexbin 0003050d0000000000 >"$O/offset-128"
+    hexbin 000003000000000000 >"$O/weight-f32"
+    hexbin 000007010000000000 >"$O/deq-f16"
+    hexbin 000103010500000000 >"$O/weight-cols-5"
+    hexbin 000507000000000000 >"$O/deq-dropped"
+    hexbin 000603000000000000 >"$O/q-float-in-desc"
+    hexbin 0003090f0000000000 >"$O/kv-scales-differ"
+    hexbin 0007000001000000000228030000000000 >"$O/norm-bias-nan"
+    ;;
 fuzz_calib)
     head -c 4000 "$S/corpus/tinystories-excerpt.txt" >"$O/plain"
     printf '{"text":"hello"}\n{"inputs_pretokenized":"world"}\n\n' >"$O/jsonl"

@@ -4,9 +4,12 @@
  * Locking: one engine mutex `mu` guards the queue, the request fields marked
  * "shared" below, reference counts, the KV pool's block accounting (blocks
  * are reserved and released only under mu) and the statistics.  The
- * scheduler drops mu only while w8_forward and the sampling run; then it
- * touches only scheduler-owned state (KV contents, samplers, token lists).  Each request has its own condition
- * variable on which its HTTP thread waits for text.
+ * scheduler drops mu while w8_forward, the sampling, the detokenizing and
+ * the stop-string search run; then it touches only scheduler-owned state (KV
+ * contents, samplers, token lists, the detokenizer and the stop_text buffer).
+ * Under mu it then copies the text that became ready into the shared `gen`
+ * buffer, which is all the HTTP threads read.  Each request has its own
+ * condition variable on which its HTTP thread waits for text.
  *
  * Lifetime: a request is referenced by its submitter and by the engine until
  * it finishes; whoever drops the last reference frees it.
@@ -14,6 +17,7 @@
 #include "engine.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +26,7 @@
 #include "forward.h"
 #include "kv_cache.h"
 #include "sampler.h"
+#include "stop_text.h"
 #include "util.h"
 
 struct w8_req {
@@ -34,9 +39,6 @@ struct w8_req {
     int n_prompt;
     long long max_tokens;
     int reserve;               /* tokens of KV reserved at admission */
-    char **stop;
-    int n_stop;
-    size_t max_stop;           /* longest stop string */
     float temperature, top_p, rep_pen;
     int top_k;
     uint64_t seed;
@@ -48,14 +50,16 @@ struct w8_req {
     w8_seq seq;
     w8_sampler sampler;
     w8_tok_stream *ts;
+    w8_stop_text st;           /* the text with stop strings applied */
+    const char *ending;        /* finish reason decided by the last accepted token */
     int admitted;
     /* output (shared) */
-    char *gen;                 /* all generated text */
+    char *gen;                 /* text published to the submitter (a prefix of st.text) */
     size_t gen_len, gen_cap;
-    size_t emitted;            /* bytes published to the submitter */
     size_t taken;              /* bytes the submitter has taken */
     int done;
     const char *finish;
+    char *error;               /* why it failed, when finish is "error" (or NULL) */
 };
 
 struct w8_engine {
@@ -86,10 +90,10 @@ struct w8_engine {
 /* ---- requests */
 
 static void req_free(w8_req *r) {
-    for (int i = 0; i < r->n_stop; i++) free(r->stop[i]);
-    free(r->stop);
+    w8_stop_text_free(&r->st);
     free(r->tokens);
     free(r->gen);
+    free(r->error);
     pthread_cond_destroy(&r->cv);
     free(r);
 }
@@ -109,13 +113,23 @@ static void gen_append(w8_req *r, const char *s, size_t n) {
     r->gen[r->gen_len] = 0;
 }
 
+/* Copy the text that became ready to the shared buffer and wake the
+ * submitter.  Caller holds mu (and is the scheduler thread, which owns st). */
+static void publish(w8_req *r) {
+    if (r->st.ready <= r->gen_len) return;
+    gen_append(r, r->st.text + r->gen_len, r->st.ready - r->gen_len);
+    pthread_cond_broadcast(&r->cv);
+}
+
 /* End a request: publish all its text, free its KV blocks and sampler, and
  * drop the engine's reference.  Caller holds mu; r must be off the queue and
  * removed from `running` by the caller. */
 static void req_finish(w8_engine *e, w8_req *r, const char *why) {
+    w8_stop_text_end(&r->st);
+    publish(r);
+    w8_stop_text_free(&r->st);
     r->finish = why;
     r->done = 1;
-    r->emitted = r->gen_len;
     if (r->admitted) {
         w8_kv_seq_release(e->kv, &r->seq);
         w8_sampler_free(&r->sampler);
@@ -128,73 +142,34 @@ static void req_finish(w8_engine *e, w8_req *r, const char *why) {
     req_unref(r);
 }
 
-/* ---- stop strings */
-
-/* Look for a stop string in the text added since `from` (a stop string may
- * straddle the old end, so the search starts max_stop - 1 bytes earlier).
- * Returns its offset or -1. */
-static long find_stop(const w8_req *r, size_t from) {
-    size_t start = from > r->max_stop ? from - r->max_stop : 0;
-    long best = -1;
-    for (int i = 0; i < r->n_stop; i++) {
-        const char *p = memmem(r->gen + start, r->gen_len - start, r->stop[i], strlen(r->stop[i]));
-        if (p && (best < 0 || p - r->gen < best)) best = p - r->gen;
-    }
-    return best;
-}
-
-/* Bytes at the end of the text that could be the start of a stop string:
- * they are held back from the client until we know. */
-static size_t stop_holdback(const w8_req *r) {
-    size_t hold = 0;
-    for (int i = 0; i < r->n_stop; i++) {
-        size_t n = strlen(r->stop[i]);
-        for (size_t k = n - 1; k > hold; k--)
-            if (k <= r->gen_len && !memcmp(r->gen + r->gen_len - k, r->stop[i], k)) {
-                hold = k;
-                break;
-            }
-    }
-    return hold;
-}
-
 /* ---- the step */
 
 static int is_eos(const w8_engine *e, int id) {
     return w8_config_is_eos(&e->m->cfg, id) || id == w8_tok_eos_id(e->tok);
 }
 
-/* Add text to the output; returns 1 if a stop string ended the request. */
+/* Add decoded text (malloc'd, may be NULL) to the scheduler's copy of the
+ * output; returns 1 if a stop string ended the request. */
 static int add_text(w8_req *r, char *text) {
     if (!text) return 0;
-    size_t from = r->gen_len;
-    gen_append(r, text, strlen(text));
+    int stopped = w8_stop_text_add(&r->st, text, strlen(text));
     free(text);
-    long at = r->n_stop ? find_stop(r, from) : -1;
-    if (at < 0) return 0;
-    if ((size_t)at < r->emitted) at = (long)r->emitted; /* never take back published text */
-    r->gen_len = (size_t)at;
-    r->gen[at] = 0;
-    return 1;
+    return stopped;
 }
 
-/* Take sampled token `id` for r.  Returns the finish reason or NULL. */
+/* Take sampled token `id` for r.  Scheduler thread without mu: touches only
+ * scheduler-owned fields (tokens, detokenizer, st).  Returns the finish
+ * reason or NULL. */
 static const char *accept_token(w8_engine *e, w8_req *r, int id) {
     r->tokens[r->n_tokens++] = id;
-    r->n_gen++;
-    e->n_generated++;
     if (is_eos(e, id)) {
         add_text(r, w8_tok_stream_flush(r->ts));
         return "stop";
     }
     if (add_text(r, w8_tok_stream_push(r->ts, id))) return "stop";
-    if ((r->max_tokens > 0 && r->n_gen >= r->max_tokens) || r->n_tokens >= e->o.max_seq_len)
+    int n_gen = r->n_tokens - r->n_prompt;
+    if ((r->max_tokens > 0 && n_gen >= r->max_tokens) || r->n_tokens >= e->o.max_seq_len)
         return add_text(r, w8_tok_stream_flush(r->ts)) ? "stop" : "length";
-    size_t hold = stop_holdback(r);
-    if (r->gen_len - hold > r->emitted) {
-        r->emitted = r->gen_len - hold;
-        pthread_cond_broadcast(&r->cv);
-    }
     return NULL;
 }
 
@@ -288,26 +263,43 @@ static void sample_rows(w8_engine *e, int n_want) {
     }
 }
 
-/* Publish the sampled tokens; finished requests leave `running`.  Holds mu. */
-static void after_forward(w8_engine *e, int n_want) {
+/* Detokenize the sampled tokens and apply stop strings.  Without mu. */
+static void accept_rows(w8_engine *e, int n_want) {
     for (int i = 0; i < n_want; i++) {
         w8_req *r = e->b_owner[i];
-        r->finish = accept_token(e, r, e->b_ids[i]); /* non-NULL: finished, swept below */
+        r->ending = accept_token(e, r, e->b_ids[i]); /* non-NULL: finished */
+    }
+}
+
+/* Publish the accepted tokens' text; finished requests leave `running`.
+ * Holds mu. */
+static void after_forward(w8_engine *e, int n_want) {
+    for (int i = 0; i < n_want; i++) {
+        e->b_owner[i]->n_gen++;
+        e->n_generated++;
     }
     int k = 0;
     for (int i = 0; i < e->n_running; i++) {
         w8_req *r = e->running[i];
-        if (r->finish) {
-            req_finish(e, r, r->finish);
+        if (r->ending) {
+            req_finish(e, r, r->ending);
         } else {
+            publish(r);
             e->running[k++] = r;
         }
     }
     e->n_running = k;
 }
 
-static void fail_running(w8_engine *e) {
-    for (int i = 0; i < e->n_running; i++) req_finish(e, e->running[i], "error");
+/* End r with finish reason "error" and the message the client will see. */
+static void req_fail(w8_engine *e, w8_req *r, const char *why) {
+    free(r->error);
+    r->error = w8_xstrdup(why);
+    req_finish(e, r, "error");
+}
+
+static void fail_running(w8_engine *e, const char *why) {
+    for (int i = 0; i < e->n_running; i++) req_fail(e, e->running[i], why);
     e->n_running = 0;
 }
 
@@ -319,13 +311,14 @@ static void *engine_main(void *arg) {
         if (e->stopping) break;
         schedule(e);
         if (!e->n_running) {
-            /* nothing admitted with an empty batch: the head can never fit */
+            /* nothing admitted with an empty batch: the head can never fit
+             * (admit's error says how many blocks it needs) */
             if (e->q_head && !e->q_head->cancelled) {
                 w8_req *r = e->q_head;
                 e->q_head = r->next;
                 if (!e->q_head) e->q_tail = NULL;
                 e->n_waiting--;
-                req_finish(e, r, "error");
+                req_fail(e, r, w8_lasterr());
             }
             continue;
         }
@@ -333,10 +326,18 @@ static void *engine_main(void *arg) {
         w8_batch b = {n, e->b_tok, e->b_pos, e->b_seq, e->b_want};
         pthread_mutex_unlock(&e->mu);
         int got = w8_forward(e->ctx, e->m, e->kv, &b, e->logits);
-        if (got == n_want) sample_rows(e, n_want);
+        if (got == n_want) {
+            sample_rows(e, n_want);
+            accept_rows(e, n_want);
+        }
+        if (e->o.step_delay_us > 0) {
+            struct timespec d = {e->o.step_delay_us / 1000000, e->o.step_delay_us % 1000000 * 1000L};
+            nanosleep(&d, NULL);
+        }
         pthread_mutex_lock(&e->mu);
+        /* the error buffer is this thread's: copy the message to the requests */
         if (got != n_want)
-            fail_running(e);
+            fail_running(e, got < 0 ? w8_lasterr() : "forward: wrong number of logit rows");
         else
             after_forward(e, n_want);
     }
@@ -362,8 +363,15 @@ static void *engine_main(void *arg) {
 
 w8_engine *w8_engine_new(const w8_model *m, const w8_tok *tok, const w8_engine_opts *o) {
     if (o->max_batch_size < 1 || o->block_size < 1 || o->n_blocks < 1 || o->max_queue < 1 ||
-        o->prefill_chunk < 1 || o->max_seq_len < 2)
+        o->prefill_chunk < 1 || o->max_seq_len < 2 || o->step_delay_us < 0)
         return w8_seterr("engine: invalid options"), NULL;
+    /* rows per step and pool tokens are ints everywhere downstream */
+    if (o->prefill_chunk > INT_MAX - o->max_batch_size)
+        return w8_seterr("engine: max_batch_size %d + prefill_chunk %d rows overflow",
+                         o->max_batch_size, o->prefill_chunk), NULL;
+    if ((long long)o->block_size * o->n_blocks > INT_MAX)
+        return w8_seterr("engine: a KV pool of %d blocks x %d tokens is too large", o->n_blocks,
+                         o->block_size), NULL;
     w8_engine *e = w8_xcalloc(1, sizeof *e);
     e->m = m;
     e->tok = tok;
@@ -452,12 +460,7 @@ w8_req *w8_engine_submit(w8_engine *e, const int *prompt, int n_prompt, const w8
     r->tokens = w8_xmalloc((size_t)r->cap * sizeof(int));
     memcpy(r->tokens, prompt, (size_t)n_prompt * sizeof(int));
     r->n_tokens = n_prompt;
-    r->n_stop = p->n_stop;
-    r->stop = w8_xcalloc((size_t)(p->n_stop ? p->n_stop : 1), sizeof(char *));
-    for (int i = 0; i < p->n_stop; i++) {
-        r->stop[i] = w8_xstrdup(p->stop[i]);
-        if (strlen(r->stop[i]) > r->max_stop) r->max_stop = strlen(r->stop[i]);
-    }
+    w8_stop_text_init(&r->st, p->stop, p->n_stop);
     r->temperature = p->temperature;
     r->top_k = p->top_k;
     r->top_p = p->top_p;
@@ -495,15 +498,15 @@ int w8_req_wait(w8_req *r, double timeout_s, char **text, size_t *len, int *done
     ts.tv_nsec += (long)(frac * 1e9);
     if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
     pthread_mutex_lock(&e->mu);
-    while (!r->done && r->taken == r->emitted)
+    while (!r->done && r->taken == r->gen_len)
         if (pthread_cond_timedwait(&r->cv, &e->mu, &ts) == ETIMEDOUT) break;
-    int news = r->done || r->taken < r->emitted;
+    int news = r->done || r->taken < r->gen_len;
     *text = NULL;
     if (news) {
-        size_t n = r->emitted - r->taken;
+        size_t n = r->gen_len - r->taken;
         *text = w8_xstrndup(r->gen + r->taken, n);
         if (len) *len = n;
-        r->taken = r->emitted;
+        r->taken = r->gen_len;
     }
     *done = r->done;
     pthread_mutex_unlock(&e->mu);
@@ -515,6 +518,13 @@ const char *w8_req_finish_reason(w8_req *r) {
     const char *f = r->done ? r->finish : NULL;
     pthread_mutex_unlock(&r->e->mu);
     return f;
+}
+
+const char *w8_req_error(w8_req *r) {
+    pthread_mutex_lock(&r->e->mu);
+    const char *m = r->done ? r->error : NULL;
+    pthread_mutex_unlock(&r->e->mu);
+    return m;
 }
 
 void w8_req_usage(w8_req *r, int *prompt_tokens, int *completion_tokens) {

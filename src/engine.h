@@ -36,6 +36,8 @@ typedef struct {
     int n_blocks;       /* KV pool size in blocks */
     int max_queue;      /* requests waiting for admission; more are refused */
     int prefill_chunk;  /* prompt rows per step */
+    int step_delay_us;  /* tests only: pause after each step, so that a tiny model's
+                         * generation outlasts a client's disconnect on any machine */
 } w8_engine_opts;
 
 /* Sampling and stopping of one request. */
@@ -86,6 +88,9 @@ w8_req *w8_engine_submit(w8_engine *e, const int *prompt, int n_prompt, const w8
 int w8_req_wait(w8_req *r, double timeout_s, char **text, size_t *len, int *done);
 /* After done: "stop", "length", "abort" (shutdown) or "error". */
 const char *w8_req_finish_reason(w8_req *r);
+/* After done with "error": why (the scheduler's error message, e.g. the
+ * forward pass's), valid until the handle is released; NULL otherwise. */
+const char *w8_req_error(w8_req *r);
 void w8_req_usage(w8_req *r, int *prompt_tokens, int *completion_tokens);
 /* Drop the caller's handle; a request still running is cancelled and its
  * blocks are freed at the scheduler's next step.  r is invalid afterwards. */

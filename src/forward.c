@@ -17,6 +17,7 @@
  */
 #include "forward.h"
 
+#include <limits.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -339,22 +340,29 @@ static void swiglu_down(w8_ctx *c, const w8_linear *down, int n, int layer) {
     w8_linear_apply(down, n, c->act, I, c->tmp, (size_t)c->hidden, c->xq);
 }
 
-/* Make the attention scratch hold positions 0..max_pos_in_batch. */
-static void grow_att(w8_ctx *c, const w8_batch *b) {
+/* Make the attention scratch hold positions 0..max_pos_in_batch.  Out of
+ * memory is an error, not an abort: the server's scheduler fails the
+ * running requests and goes on (as when the KV pool is out of blocks). */
+static int grow_att(w8_ctx *c, const w8_batch *b) {
     int need = 0;
     for (int r = 0; r < b->n; r++)
         if (b->pos[r] + 1 > need) need = b->pos[r] + 1;
-    if (need <= c->att_cap) return;
-    int cap = c->att_cap * 2 > need ? c->att_cap * 2 : need;
+    if (need <= c->att_cap) return 0;
+    int cap = c->att_cap <= INT_MAX / 2 && c->att_cap * 2 > need ? c->att_cap * 2 : need;
     if (cap > c->max_pos) cap = c->max_pos;
+    size_t n = (size_t)c->n_threads * ATT_ROWS * (size_t)c->group * (size_t)cap;
+    void *p = NULL;
+    if (n > SIZE_MAX / sizeof(float) || posix_memalign(&p, 64, n * sizeof(float)) != 0)
+        return w8_seterr("forward: out of memory for attention scores over %d positions "
+                         "(%zu floats)", cap, n);
     free(c->att);
-    c->att = falloc((size_t)c->n_threads * ATT_ROWS * c->group * (size_t)cap);
+    c->att = p;
     c->att_cap = cap;
+    return 0;
 }
 
 int w8_forward(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b, float *logits) {
-    if (check_batch(c, m, kv, b)) return -1;
-    grow_att(c, b);
+    if (check_batch(c, m, kv, b) || grow_att(c, b)) return -1;
     const w8_config *cfg = &m->cfg;
     int n = b->n;
     size_t H = (size_t)c->hidden;

@@ -1290,7 +1290,9 @@ static int check_target(const w8_quant_opts *o, const char *save) {
 static int install(const char *tmp, const char *save) {
     struct stat st;
     char old[4096];
-    snprintf(old, sizeof old, "%s.w8a8-old-%ld", save, (long)getpid());
+    int n = snprintf(old, sizeof old, "%s.w8a8-old-%ld", save, (long)getpid());
+    if (n < 0 || (size_t)n >= sizeof old) /* a cut name could be someone else's path */
+        return w8_seterr("%s: path too long (%d bytes)", save, (int)strlen(save));
     int had = lstat(save, &st) == 0;
     if (had && rename(save, old) != 0)
         return w8_seterr("%s: cannot move the existing directory aside: %s", save, strerror(errno));

@@ -69,6 +69,10 @@ static enum MHD_Result send_body(struct MHD_Connection *c, unsigned status, char
                                  const char *type) {
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) { /* out of memory: nothing can be sent, close the connection */
+        free(body);
+        return MHD_NO;
+    }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     enum MHD_Result ret = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
@@ -189,6 +193,23 @@ static void stream_next(stream_state *st) {
         /* fall through */
     case 2: {
         const char *fin = w8_req_finish_reason(st->r);
+        if (fin && !strcmp(fin, "error")) {
+            /* the headers (200) are gone: say why in an error event, then [DONE] */
+            const char *why = w8_req_error(st->r);
+            w8_api_err err;
+            w8_api_set_err(&err, 500, "server_error", NULL, "generation failed: %s",
+                           why ? why : "unknown error");
+            char *j = w8_api_error_json(&err);
+            size_t n = strlen(j);
+            st->buf = w8_xmalloc(n + 9);
+            memcpy(st->buf, "data: ", 6);
+            memcpy(st->buf + 6, j, n);
+            memcpy(st->buf + 6 + n, "\n\n", 3);
+            st->len = n + 8;
+            free(j);
+            st->stage = 4;
+            return;
+        }
         st->buf = w8_api_chunk(st->kind, st->id, st->created, model, NULL, NULL, 0,
                                fin ? fin : "stop", NULL, &st->len);
         st->stage = st->include_usage ? 3 : 4;
@@ -294,6 +315,10 @@ static enum MHD_Result complete(w8_server *s, struct MHD_Connection *c, w8_api_k
         w8_api_req_free(&q);
         struct MHD_Response *resp =
             MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, st, stream_free);
+        if (!resp) { /* MHD calls stream_free only for a response it made */
+            stream_free(st);
+            return MHD_NO;
+        }
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
         enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
@@ -330,12 +355,20 @@ static enum MHD_Result complete(w8_server *s, struct MHD_Connection *c, w8_api_k
     const char *fin = w8_req_finish_reason(r);
     w8_api_usage u;
     w8_req_usage(r, &u.prompt_tokens, &u.completion_tokens);
-    w8_req_release(r);
     if (!strcmp(fin, "error") || !strcmp(fin, "abort")) {
         free(all);
-        return send_error(c, !strcmp(fin, "error") ? 500 : 503, "server_error", NULL,
-                          !strcmp(fin, "error") ? "generation failed" : "the server is shutting down");
+        w8_api_err e;
+        if (!strcmp(fin, "error")) {
+            const char *why = w8_req_error(r);
+            w8_api_set_err(&e, 500, "server_error", NULL, "generation failed: %s",
+                           why ? why : "unknown error");
+        } else {
+            w8_api_set_err(&e, 503, "server_error", NULL, "the server is shutting down");
+        }
+        w8_req_release(r);
+        return send_err(c, &e);
     }
+    w8_req_release(r);
     char *resp = w8_api_response_json(kind, id, created, s->model_id, all, tlen, fin, &u);
     free(all);
     return send_json(c, MHD_HTTP_OK, resp);
@@ -372,6 +405,10 @@ static enum MHD_Result method_not_allowed(struct MHD_Connection *c, const char *
     char *body = w8_api_error_json(&err);
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_METHOD_NOT_ALLOWED, resp);

@@ -97,6 +97,7 @@ char *w8_xstrndup(const char *s, size_t n) {
 
 void *w8_xalloc_aligned(size_t n) {
     void *p = NULL;
+    if (n > SIZE_MAX - W8_HUGE_ALIGN) oom(n); /* rounding up would wrap */
     size_t rounded = (n + 63) & ~(size_t)63;
     size_t align = rounded >= W8_HUGE_MIN ? W8_HUGE_ALIGN : 64;
     if (posix_memalign(&p, align, rounded ? rounded : 64) != 0) oom(n);

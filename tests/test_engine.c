@@ -73,7 +73,7 @@ int main(void) {
     CHECK(m && tok, "load stories260K (%s)", m && tok ? "ok" : w8_lasterr());
     if (!m || !tok) TEST_DONE();
     /* 8 sequences, prompt chunks of 5 rows so every prompt is prefilled in pieces */
-    w8_engine_opts o = {8, 512, 16, 8 * 512 / 16, 16, 5};
+    w8_engine_opts o = {8, 512, 16, 8 * 512 / 16, 16, 5, 0};
     w8_engine *e = w8_engine_new(m, tok, &o);
     CHECK(e != NULL, "engine starts");
     if (!e) TEST_DONE();
@@ -124,6 +124,48 @@ int main(void) {
           "stop string spanning tokens: '%s' (%s)", s ? s : "(null)", s ? fin : "");
     free(s);
 
+    /* an empty stop string is ignored (it used to make the hold-back loop
+     * start at (size_t)-1: about 2^64 steps under the engine's mutex) */
+    char *empty_stops[2] = {"", "a little girl"};
+    p = greedy(60);
+    p.stop = empty_stops;
+    p.n_stop = 2;
+    s = run_one(e, tok, "", &p, &fin);
+    sl = s ? strlen(s) : 0;
+    CHECK(s && sl >= 10 && !strcmp(s + sl - 10, "there was ") && !strcmp(fin, "stop"),
+          "an empty stop string is ignored, the other one applies: '%s' (%s)", s ? s : "(null)",
+          s ? fin : "");
+    free(s);
+    char *only_empty[1] = {""};
+    p = greedy(8);
+    p.stop = only_empty;
+    p.n_stop = 1;
+    s = run_one(e, tok, "Once upon a time", &p, &fin);
+    CHECK(s && strlen(s) > 0 && !strcmp(fin, "length"),
+          "only an empty stop string: the text runs to max_tokens ('%s', %s)", s ? s : "(null)",
+          s ? fin : "");
+    free(s);
+
+    /* a forward failure reaches the submitter with its message (the error
+     * buffer is the scheduler thread's own) */
+    {
+        int bad_ids[2] = {1, m->cfg.vocab + 5};
+        w8_submit_status bst;
+        p = greedy(4);
+        w8_req *br = w8_engine_submit(e, bad_ids, 2, &p, &bst);
+        int bng = 0;
+        char *bt = br ? collect(br, &fin, &bng) : NULL;
+        const char *why = br ? w8_req_error(br) : NULL;
+        CHECK(br && !strcmp(fin, "error") && why && strstr(why, "out of range"),
+              "a failed forward pass: finish 'error' with the reason '%s'", why ? why : "(none)");
+        free(bt);
+        if (br) w8_req_release(br);
+        p = greedy(5);
+        s = run_one(e, tok, "Once upon a time", &p, &fin);
+        CHECK(s && !strcmp(fin, "length"), "the engine serves the next request after the failure");
+        free(s);
+    }
+
     /* refusals: a prompt that fills the context, an empty one */
     int *big = w8_xcalloc(600, sizeof(int));
     for (int i = 0; i < 600; i++) big[i] = 300 + i % 100;
@@ -173,7 +215,7 @@ int main(void) {
     w8_engine_free(e);
 
     /* a full queue refuses: one running, one waiting, the third refused */
-    w8_engine_opts o2 = {1, 512, 16, 32, 1, 256};
+    w8_engine_opts o2 = {1, 512, 16, 32, 1, 256, 0};
     e = w8_engine_new(m, tok, &o2);
     p = greedy(0);
     w8_req *a = w8_engine_submit(e, bos, 1, &p, &st);
@@ -186,6 +228,18 @@ int main(void) {
     if (b) w8_req_release(b);
     if (c) w8_req_release(c);
     CHECK(all_free(e), "queue-full engine drains");
+    w8_engine_free(e);
+
+    /* option sums and products that overflow an int are refused, not wrapped */
+    w8_engine_opts o3 = {2147483000, 512, 16, 32, 1, 1000, 0};
+    e = w8_engine_new(m, tok, &o3);
+    CHECK(!e && strstr(w8_lasterr(), "overflow"), "max_batch_size + prefill_chunk past INT_MAX: %s",
+          w8_lasterr());
+    w8_engine_free(e);
+    w8_engine_opts o4 = {1, 512, 1 << 20, 1 << 12, 1, 16, 0};
+    e = w8_engine_new(m, tok, &o4);
+    CHECK(!e && strstr(w8_lasterr(), "too large"), "a KV pool past INT_MAX tokens: %s",
+          w8_lasterr());
     w8_engine_free(e);
     free(big);
     w8_tok_free(tok);

@@ -9,9 +9,13 @@
  * {1, 2, 3, 7, 16, 33}, strided rows, operands at -128/127.
  */
 #include <math.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "../src/kernels/kernels.h"
 #include "../src/util.h"
@@ -317,6 +321,31 @@ static void test_fmat_pack_slices(void) {
     free(w);
 }
 
+/* A source that is not aligned to its element size (a tensor in a
+ * safetensors file after an odd-sized one) packs to the same bytes as an
+ * aligned copy (and, under UBSan, without misaligned loads). */
+static void test_fmat_pack_unaligned(void) {
+    int n = 70, k = 9, same = 0;
+    for (int d = 0; d < 3; d++) {
+        w8_dtype dt = d == 0 ? W8_F32 : d == 1 ? W8_F16 : W8_BF16;
+        size_t bytes = (size_t)n * k * w8_dtype_size(dt);
+        unsigned char *a = malloc(bytes), *u = malloc(bytes + 3);
+        for (size_t i = 0; i < bytes; i++) a[i] = (unsigned char)(i * 37 + 11);
+        /* keep every value finite and normal whatever the dtype */
+        for (size_t i = 0; i < bytes; i += w8_dtype_size(dt)) a[i + w8_dtype_size(dt) - 1] = 0x3f;
+        memcpy(u + 2, a, bytes);
+        w8_fmat fa = {.n = n, .k = k, .dtype = dt, .w = a}, fu = {.n = n, .k = k, .dtype = dt, .w = u + 2};
+        w8_fmat_pack(&fa, NULL, NULL);
+        w8_fmat_pack(&fu, NULL, NULL);
+        same += fa.packed_bytes == fu.packed_bytes && !memcmp(fa.packed, fu.packed, fa.packed_bytes);
+        w8_fmat_free(&fa);
+        w8_fmat_free(&fu);
+        free(a);
+        free(u);
+    }
+    CHECK(same == 3, "fmat_pack of a source at 2 mod 4 equals the aligned one (%d/3 dtypes)", same);
+}
+
 /* A packed matrix gives the scalar reference's bits on every ISA (one fmaf
  * chain per output): odd k (BF16's last half-step), column tails, k blocks
  * of the prefill path (k = 600 > 256 steps for F32/F16), bias or not. */
@@ -556,7 +585,44 @@ static void test_layout_sticks(void) {
     w8_qmat_free(&q);
 }
 
+/* The first detection, from several threads at once (OpenMP workers and
+ * server threads can all be first): every caller gets the one answer. */
+static void *detect_thread(void *arg) {
+    *(int *)arg = (int)w8_isa_detect();
+    return NULL;
+}
+
+static void test_detect_threads(void) {
+    pthread_t th[8];
+    int got[8];
+    for (int i = 0; i < 8; i++) pthread_create(&th[i], NULL, detect_thread, &got[i]);
+    for (int i = 0; i < 8; i++) pthread_join(th[i], NULL);
+    int same = 0;
+    for (int i = 0; i < 8; i++) same += got[i] == (int)w8_isa_detect();
+    CHECK(same == 8, "8 threads detecting the ISA at once agree (%d/8, %s)", same,
+          w8_isa_name(w8_isa_detect()));
+}
+
+/* A size whose rounding up to 64 bytes would wrap past SIZE_MAX must fail
+ * as out of memory (abort), not wrap to a tiny block. */
+static void test_aligned_alloc_wrap(void) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stderr)) _exit(3);
+        void *p = w8_xalloc_aligned(SIZE_MAX - 10);
+        free(p);
+        _exit(0); /* reached only if the size wrapped */
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(pid > 0 && WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+          "w8_xalloc_aligned(SIZE_MAX - 10) aborts as out of memory (status %d)", status);
+}
+
 int main(void) {
+    test_detect_threads();
+    test_aligned_alloc_wrap();
     w8_rng_seed(&rng, 12345);
     CHECK(w8_isa_force((w8_isa)7) == -1, "w8_isa_force rejects an unknown ISA");
     CHECK(!strcmp(w8_isa_name(W8_ISA_AVX512), "avx512") && !strcmp(w8_isa_name(W8_ISA_SCALAR), "scalar"),
@@ -580,5 +646,6 @@ int main(void) {
     }
     test_layout_sticks();
     test_fmat_pack_slices();
+    test_fmat_pack_unaligned();
     TEST_DONE();
 }

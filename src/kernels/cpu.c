@@ -8,6 +8,7 @@
  * lower paths can be run on a big machine.
  */
 #include <cpuid.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,18 +50,25 @@ static int detect_bf16(void) {
     return (a >> 5) & 1;
 }
 
-static int g_bf16 = -1;
+/* The hardware answers, found once: pthread_once makes the first calls from
+ * several threads (OpenMP workers, server threads) wait for one detection
+ * instead of racing on plain variables. */
+static int g_bf16;
+static w8_isa g_hw;
+static pthread_once_t g_detect_once = PTHREAD_ONCE_INIT;
+
+static void detect_once(void) {
+    g_hw = detect_hw();
+    g_bf16 = detect_bf16();
+}
 
 int w8_isa_hw_bf16(void) {
-    if (g_bf16 < 0) g_bf16 = detect_bf16();
+    pthread_once(&g_detect_once, detect_once);
     return g_bf16;
 }
 
-static w8_isa g_hw = (w8_isa)-1;
-
 w8_isa w8_isa_hw(void) {
-    /* Racing first calls compute the same answer; the store is idempotent. */
-    if ((int)g_hw < 0) g_hw = detect_hw();
+    pthread_once(&g_detect_once, detect_once);
     return g_hw;
 }
 

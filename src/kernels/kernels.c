@@ -50,13 +50,15 @@ static const w8_kern_table *active(void) {
 
 w8_isa w8_isa_active(void) { return active()->isa; }
 
-static int g_no_bf16; /* tests: emulate the BF16 dot product */
+static int g_no_bf16; /* tests: emulate the BF16 dot product (atomic: read by every GEMM thread) */
 
-int w8_kern_bf16_native(void) { return !g_no_bf16 && w8_isa_hw_bf16(); }
+int w8_kern_bf16_native(void) {
+    return !__atomic_load_n(&g_no_bf16, __ATOMIC_RELAXED) && w8_isa_hw_bf16();
+}
 
 int w8_isa_use_bf16(int on) {
     if (on && !w8_isa_hw_bf16()) return w8_seterr("kernels: this CPU has no AVX512_BF16");
-    g_no_bf16 = !on;
+    __atomic_store_n(&g_no_bf16, !on, __ATOMIC_RELAXED);
     return 0;
 }
 
@@ -197,27 +199,40 @@ size_t w8_fmat_block_bytes(const w8_fmat *m) {
     return w8_fp_steps(m) * w8_fp_step_bytes(m->dtype);
 }
 
+/* The source is the file's mapping, where a tensor need not be aligned to
+ * its element size (safetensors does not require it; an odd-sized int8
+ * tensor before it shifts it): elements are read with memcpy. */
+static inline float ld_f32(const unsigned char *p, size_t i) {
+    float v;
+    memcpy(&v, p + 4 * i, 4);
+    return v;
+}
+
+static inline uint16_t ld_u16(const unsigned char *p, size_t i) {
+    uint16_t v;
+    memcpy(&v, p + 2 * i, 2);
+    return v;
+}
+
 static void pack_block(const w8_fmat *m, size_t b, unsigned char *dst) {
     size_t k = (size_t)m->k, steps = w8_fp_steps(m);
     memset(dst, 0, w8_fmat_block_bytes(m));
     for (size_t c = 0; c < W8_FP_NB; c++) {
         size_t j = b * W8_FP_NB + c;
         if (j >= (size_t)m->n) break;
+        const unsigned char *src = (const unsigned char *)m->w + j * k * w8_dtype_size(m->dtype);
         if (m->dtype == W8_F32) {
-            const float *src = (const float *)m->w + j * k;
             float *d = (float *)dst + c;
-            for (size_t s = 0; s < steps; s++) d[s * W8_FP_NB] = src[s];
+            for (size_t s = 0; s < steps; s++) d[s * W8_FP_NB] = ld_f32(src, s);
         } else if (m->dtype == W8_F16) {
-            const uint16_t *src = (const uint16_t *)m->w + j * k;
             uint16_t *d = (uint16_t *)dst + c;
-            for (size_t s = 0; s < steps; s++) d[s * W8_FP_NB] = src[s];
+            for (size_t s = 0; s < steps; s++) d[s * W8_FP_NB] = ld_u16(src, s);
         } else {
             /* denormal weights become signed zeros: the BF16 dot product
              * reads them so, and every ISA must agree with it */
-            const uint16_t *src = (const uint16_t *)m->w + j * k;
             uint32_t *d = (uint32_t *)dst + c;
             for (size_t s = 0; s < steps; s++) {
-                uint32_t lo = src[2 * s], hi = 2 * s + 1 < k ? src[2 * s + 1] : 0;
+                uint32_t lo = ld_u16(src, 2 * s), hi = 2 * s + 1 < k ? ld_u16(src, 2 * s + 1) : 0;
                 if (!(lo & 0x7f80u)) lo &= 0x8000u;
                 if (!(hi & 0x7f80u)) hi &= 0x8000u;
                 d[s * W8_FP_NB] = lo | hi << 16;
