@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # replay.sh ASAN_BUILD_DIR - replay every fuzz target's seed corpus (from
 # ../shared) and its regression corpus (fuzz/regressions/TARGET/: every input
-# that ever crashed or hung a target) under AddressSanitizer, without
+# that ever crashed or hung a target) and the corpus long runs grew
+# (fuzz/corpus/TARGET/) under AddressSanitizer, without
 # libFuzzer.  Prints ok/FAIL lines.
 set -u
 cd "$(dirname "$0")/.."
@@ -13,7 +14,9 @@ for src in fuzz/fuzz_*.c; do
     bin="$A/fuzz/$t"
     if [ ! -x "$bin" ]; then echo "FAIL - $t: $bin not built"; continue; fi
     bash fuzz/seeds.sh "$t" "$tmp/$t"
-    if timeout 300 "$bin" "$tmp/$t" "fuzz/regressions/$t" >"$tmp/$t.log" 2>&1; then
+    dirs=("$tmp/$t")
+    for d in "fuzz/regressions/$t" "fuzz/corpus/$t"; do [ -d "$d" ] && dirs+=("$d"); done
+    if timeout 300 "$bin" "${dirs[@]}" >"$tmp/$t.log" 2>&1; then
         echo "ok - $t replays seeds and regressions cleanly ($(grep -o 'replayed [0-9]* inputs' "$tmp/$t.log" | awk '{s+=$2} END {print s+0}') inputs)"
     else
         echo "FAIL - $t: replay failed"

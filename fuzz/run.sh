@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# run.sh SECONDS - build the libFuzzer targets (clang) and fuzz each one for
-# SECONDS, starting from its seeds and regression corpus.  A crash, leak or
+# run.sh SECONDS [TARGET...] - build the libFuzzer targets (clang) and fuzz each one for
+# SECONDS, starting from its seeds, its regression corpus and the corpus that
+# earlier long runs grew (fuzz/corpus/TARGET/, minimized with -merge=1), so a
+# short run begins where the long ones ended.  A crash, leak or
 # hang (10 s per input) is a FAIL line; the input that caused it is copied to
 # build/fuzz/findings/TARGET/ to be added to fuzz/regressions/TARGET/.
 set -u
@@ -13,14 +15,17 @@ if ! make -s fuzz >build-fuzz.log 2>&1; then
     exit 1
 fi
 rm -f build-fuzz.log
-for src in fuzz/fuzz_*.c; do
-    t=$(basename "$src" .c)
+[ $# -gt 0 ] && shift
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || for src in fuzz/fuzz_*.c; do targets+=("$(basename "$src" .c)"); done
+for t in "${targets[@]}"; do
     work=build/fuzz/work/$t
     find=build/fuzz/findings/$t
     rm -rf "$work" "$find"
     mkdir -p "$work/corpus" "$find"
     bash fuzz/seeds.sh "$t" "$work/corpus"
     [ -d "fuzz/regressions/$t" ] && cp fuzz/regressions/$t/* "$work/corpus/" 2>/dev/null
+    [ -d "fuzz/corpus/$t" ] && cp fuzz/corpus/$t/* "$work/corpus/" 2>/dev/null
     dict=""
     [ -f "fuzz/$t.dict" ] && dict="-dict=fuzz/$t.dict"
     if build/fuzz/$t $dict -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 \
