@@ -75,7 +75,7 @@ for src in $dirs; do
     q=$T/$n-w8a8
     check "$n: synth --config --layers 1" $W synth --config "$src" --layers 1 --out "$m" --seed 3
     [ -d "$m" ] || continue
-    check "$n: config's small files copied" test -s "$m/generation_config.json"
+    check "$n: every small file of the source copied" bash -c "for f in '$src'/*; do [ -s '$m'/\$(basename \"\$f\") ] || exit 1; done"
     check "$n: no weights file from the source" bash -c "[ \$(ls '$m'/*.safetensors | wc -l) -eq 1 ]"
     check "$n: config says 1 layer" grep -Eq '"num_hidden_layers": ?1,' "$m/config.json"
     hdr() { head -c 65536 "$m/model.safetensors" | tr -d ' '; }
@@ -100,6 +100,8 @@ for src in $dirs; do
     check "$n: quant" $W quant --model_path "$m" --save_path "$q" --quant_type w8a8 \
         --calib_samples 2 --calib_seq_len 16
     check "$n: inspect accepts the output" $W inspect "$q"
+    $W inspect "$q" >"$T/insp" 2>&1
+    check "$n: inspect says all three consumers load it" [ "$(grep -c 'consumer .*: loads$' "$T/insp")" -eq 3 ]
     check "$n: W8A8 run" $W run --model_path "$q" --input_texts "Once upon a time" --max_output_length 4
     if grep -q '"chat_template"' "$src/tokenizer_config.json" 2>/dev/null || [ -f "$src/chat_template.jinja" ] ||
         [ -f "$src/chat_template.json" ]; then
