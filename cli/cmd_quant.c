@@ -3,6 +3,7 @@
  *
  * Flag names follow msModelSlim's quantization script so existing recipes
  * carry over; only what a CPU port can honour is accepted (--quant_type w8a8,
+ * w8a8_dynamic, and w8a8_mix, our mixed recipe;
  * --device cpu).  --trust_remote_code is accepted and ignored: nothing here
  * executes model code.
  */
@@ -44,7 +45,10 @@ int w8_cmd_quant(int argc, char **argv) {
     const w8_opt opts[] = {
         {"model_path", 0, W8_ARG_STR, &o.model_path, "float source directory (HF safetensors)"},
         {"save_path", 0, W8_ARG_STR, &o.save_path, "output directory (W8A8, FORMAT.md)"},
-        {"quant_type", 0, W8_ARG_STR, &quant_type, "quantization type: w8a8 (the only one)"},
+        {"quant_type", 0, W8_ARG_STR, &quant_type,
+         "w8a8 (static activations, calibrated), w8a8_dynamic (per-token activation scales, "
+         "no calibration), or w8a8_mix (w8a8, but every mlp.down_proj W8A8_DYNAMIC instead "
+         "of float; vllm-ascend only)"},
         {"model_type", 0, W8_ARG_STR, &o.model_type,
          "recipe: qwen2* (e.g. Qwen2-7B) keeps mlp.down_proj float; default from config"},
         {"calib_file", 0, W8_ARG_STR, &o.calib_file,
@@ -65,7 +69,9 @@ int w8_cmd_quant(int argc, char **argv) {
                            "w8a8 quant --model_path SRC --save_path DST --quant_type w8a8 [options]",
                            "Quantize a float Qwen2/LLaMA model to msModelSlim/MindIE W8A8 "
                            "(int8 weights per channel, int8 activations per tensor from "
-                           "min/max calibration).",
+                           "min/max calibration) or W8A8_DYNAMIC (int8 activations with one "
+                           "scale per token, computed at run time: no calibration unless "
+                           "--anti_outlier).",
                            opts, (int)(sizeof opts / sizeof opts[0]));
     if (pr != 0) {
         free(disable.v);
@@ -79,11 +85,18 @@ int w8_cmd_quant(int argc, char **argv) {
         goto out;
     }
     if (!quant_type) {
-        fprintf(stderr, "w8a8: quant needs --quant_type (supported: w8a8)\n");
+        fprintf(stderr, "w8a8: quant needs --quant_type (supported: w8a8, w8a8_dynamic, w8a8_mix)\n");
         goto out;
     }
-    if (strcasecmp(quant_type, "w8a8")) {
-        fprintf(stderr, "w8a8: --quant_type %s is not supported (supported: w8a8)\n", quant_type);
+    if (!strcasecmp(quant_type, "w8a8")) {
+        o.quant_type = W8_QT_W8A8;
+    } else if (!strcasecmp(quant_type, "w8a8_dynamic")) {
+        o.quant_type = W8_QT_DYNAMIC;
+    } else if (!strcasecmp(quant_type, "w8a8_mix")) {
+        o.quant_type = W8_QT_MIX;
+    } else {
+        fprintf(stderr, "w8a8: --quant_type %s is not supported (supported: w8a8, w8a8_dynamic, "
+                "w8a8_mix)\n", quant_type);
         goto out;
     }
     if (strcasecmp(device, "cpu")) {
@@ -111,11 +124,11 @@ int w8_cmd_quant(int argc, char **argv) {
         goto out;
     }
     fprintf(stderr,
-            "quant: wrote %s: %d tensors in %d file%s (%.1f MB), %d layers W8A8, %d float; "
+            "quant: wrote %s: %d tensors in %d file%s (%.1f MB), %d layers W8A8 (%d dynamic), %d float; "
             "calibration %d samples / %d tokens in %.1f s (CPU %.1f s), writing %.1f s, "
             "total %.1f s (CPU %.1f s), peak RSS %.0f MB\n",
             o.save_path, rep.n_tensors, rep.n_shards, rep.n_shards == 1 ? "" : "s",
-            (double)rep.bytes / 1e6, rep.n_quant, rep.n_float, rep.n_samples, rep.n_tokens,
+            (double)rep.bytes / 1e6, rep.n_quant, rep.n_dynamic, rep.n_float, rep.n_samples, rep.n_tokens,
             rep.calib_seconds, rep.calib_cpu_seconds, rep.write_seconds, rep.seconds, rep.cpu_seconds,
             (double)rep.peak_rss / 1e6);
     rc = 0;
