@@ -198,6 +198,132 @@ static int is_int8(const loader *ld, const char *prefix) {
     return w8_qdesc_get(ld->qd, name) == 1;
 }
 
+/* ---------------------------------------------------------- W8A8_DYNAMIC
+ * A layer whose .weight value is "W8A8_DYNAMIC" (FORMAT.md): int8 weight
+ * [n, k], fp32 weight_scale [n, 1] (> 0), weight_offset [n, 1] (zeros when
+ * present), optional float bias [n].  Packed with quant_bias 0 and
+ * deq_scale = weight_scale for w8_gemm_i8_dyn.  Integration point: when
+ * w8_qdesc_get returns a type enum, is_dynamic() becomes a comparison. */
+static int is_dynamic(const loader *ld, const char *prefix) {
+    if (!ld->qd) return 0;
+    char name[NAME_MAX_LEN];
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    const json_t *v = json_object_get(w8_qdesc_json(ld->qd), name);
+    return v && json_is_string(v) && !strcmp(json_string_value(v), "W8A8_DYNAMIC");
+}
+
+typedef struct {
+    const w8_tensor *w;
+    float *ws;   /* [n] weight_scale (owned) */
+    float *bias; /* [n] or NULL (owned) */
+} dparts;
+
+static void dparts_free(dparts *d) {
+    free(d->ws);
+    free(d->bias);
+    d->ws = d->bias = NULL;
+}
+
+/* A float [n, 1] (or [n]) vector to f32. */
+static float *load_col(const loader *ld, const char *name, int n) {
+    const w8_tensor *t = need(ld, name, -1, -1, NULL);
+    if (!t) return NULL;
+    if (!is_float_dtype(t->dtype) || !((t->ndim == 2 && t->shape[0] == n && t->shape[1] == 1) ||
+                                       (t->ndim == 1 && t->shape[0] == n))) {
+        w8_seterr("%s: tensor '%s' must be a float [%d, 1] tensor", t->file, name, n);
+        return NULL;
+    }
+    float *v = w8_xmalloc((size_t)n * sizeof(float) + 1);
+    w8_tensor_to_f32(t, v);
+    return v;
+}
+
+static int load_dparts(const loader *ld, const char *prefix, int n, int k, int want_bias,
+                       dparts *d) {
+    char name[NAME_MAX_LEN];
+    int64_t wshape[2] = {n, k};
+    memset(d, 0, sizeof *d);
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    if (!(d->w = need(ld, name, W8_I8, 2, wshape))) return -1;
+    snprintf(name, sizeof name, "%s.weight_scale", prefix);
+    if (!(d->ws = load_col(ld, name, n))) return -1;
+    for (int j = 0; j < n; j++)
+        if (!(d->ws[j] > 0) || !isfinite(d->ws[j]))
+            return w8_seterr("%s: tensor '%s' row %d is %g, expected a positive finite scale",
+                             d->w->file, name, j, (double)d->ws[j]);
+    snprintf(name, sizeof name, "%s.weight_offset", prefix);
+    if (w8_st_find(ld->st, name)) {
+        /* symmetric weights: a non-zero offset would be silently ignored */
+        float *off = load_col(ld, name, n);
+        if (!off) return -1;
+        int bad = -1;
+        for (int j = 0; j < n && bad < 0; j++)
+            if (off[j] != 0) bad = j;
+        free(off);
+        if (bad >= 0)
+            return w8_seterr("%s: tensor '%s' row %d is not 0 (W8A8_DYNAMIC weights are "
+                             "symmetric)", d->w->file, name, bad);
+    }
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    if (want_bias && !(d->bias = load_vec(ld, name, n))) return -1;
+    return 0;
+}
+
+/* Pack dynamic parts stacked along n (fused q/k/v, gate/up: one per-row
+ * activation scale serves them all, since they read the same rows). */
+static void pack_dyn(w8_linear *l, dparts *d, const int *pn, int np, int k) {
+    int ntot = 0, any_bias = 0;
+    for (int i = 0; i < np; i++) ntot += pn[i], any_bias |= d[i].bias != NULL;
+    int8_t *w = np == 1 ? NULL : w8_xmalloc((size_t)ntot * (size_t)k);
+    int32_t *zb = w8_xcalloc((size_t)ntot + 1, sizeof(int32_t));
+    float *ws = w8_xmalloc((size_t)ntot * sizeof(float) + 1);
+    l->bias = any_bias ? w8_xcalloc((size_t)ntot + 1, sizeof(float)) : NULL;
+    int row = 0;
+    for (int i = 0; i < np; i++) {
+        if (w) {
+            memcpy(w + (size_t)row * k, d[i].w->data, (size_t)pn[i] * (size_t)k);
+            release_mapped(d[i].w);
+        }
+        memcpy(ws + row, d[i].ws, (size_t)pn[i] * sizeof(float));
+        if (d[i].bias) memcpy(l->bias + row, d[i].bias, (size_t)pn[i] * sizeof(float));
+        row += pn[i];
+    }
+    w8_qmat_pack(&l->q, w ? w : (const int8_t *)d[0].w->data, ntot, k, zb, ws);
+    if (!w) release_mapped(d[0].w);
+    l->n = ntot;
+    l->k = k;
+    l->quantized = 1;
+    l->dynamic = 1;
+    free(w);
+    free(zb);
+    free(ws);
+}
+
+static int load_dyn_linear(const loader *ld, const char *prefix, int n, int k, int want_bias,
+                           w8_linear *l) {
+    dparts d;
+    int rc = load_dparts(ld, prefix, n, k, want_bias, &d);
+    if (rc == 0) pack_dyn(l, &d, &n, 1, k);
+    dparts_free(&d);
+    return rc;
+}
+
+/* All parts of a group W8A8_DYNAMIC: one stacked GEMM. */
+static int load_dyn_group(const loader *ld, char prefixes[][NAME_MAX_LEN], const int *pn, int np,
+                          int k, int want_bias, w8_linear_group *g) {
+    dparts d[3] = {{0}};
+    int rc = 0;
+    for (int i = 0; i < np && rc == 0; i++) rc = load_dparts(ld, prefixes[i], pn[i], k, want_bias, &d[i]);
+    if (rc == 0) {
+        for (int i = 0; i < np; i++)
+            g->parts[i] = (w8_linear){.n = pn[i], .k = k, .quantized = 1, .dynamic = 1};
+        g->fused = 1;
+        pack_dyn(&g->fused_lin, d, pn, np, k);
+    }
+    for (int i = 0; i < np; i++) dparts_free(&d[i]);
+    return rc;
+}
+
 /* A W8A8 model's few float layers (lm_head, a recipe's down_proj) are
  * repacked into the kernels' streaming layout (kernels.h): decode reads
  * them at near full bandwidth and prefill needs no per-call conversion.
@@ -236,6 +362,7 @@ static int load_linear(const loader *ld, const char *prefix, int n, int k, int w
     memset(l, 0, sizeof *l);
     l->n = n;
     l->k = k;
+    if (is_dynamic(ld, prefix)) return load_dyn_linear(ld, prefix, n, k, want_bias, l);
     if (!is_int8(ld, prefix)) return load_float_linear(ld, prefix, n, k, want_bias, l);
     qparts q;
     if (load_qparts(ld, prefix, n, k, &q)) return -1;
@@ -254,11 +381,13 @@ static int load_group(const loader *ld, char prefixes[][NAME_MAX_LEN], const int
                       int k, int want_bias, w8_linear_group *g) {
     memset(g, 0, sizeof *g);
     g->n_parts = np;
-    int all_int8 = 1;
+    int all_int8 = 1, all_dyn = 1;
     for (int i = 0; i < np; i++) {
         g->part_n[i] = pn[i];
         all_int8 &= is_int8(ld, prefixes[i]);
+        all_dyn &= is_dynamic(ld, prefixes[i]);
     }
+    if (all_dyn) return load_dyn_group(ld, prefixes, pn, np, k, want_bias, g);
     if (all_int8) {
         qparts q[3];
         int same = 1;
@@ -386,7 +515,7 @@ static int load_all(w8_model *m, const w8_qdesc *qd) {
     if (!(m->final_norm = load_vec(&ld, "model.norm.weight", c->hidden))) return -1;
     if (load_opt_vec(&ld, "model.norm.bias", c->hidden, &m->final_norm_b)) return -1;
 
-    if (is_int8(&ld, "lm_head")) {
+    if (is_int8(&ld, "lm_head") || is_dynamic(&ld, "lm_head")) {
         if (load_linear(&ld, "lm_head", c->vocab, c->hidden, 0, &m->lm_head)) return -1;
     } else if (c->tie_embeddings) {
         m->lm_head = (w8_linear){.n = c->vocab, .k = c->hidden};
@@ -403,9 +532,13 @@ static int load_all(w8_model *m, const w8_qdesc *qd) {
         w8_layer *L = &m->layers[i];
         const w8_linear *ls[7] = {&L->qkv.parts[0], &L->qkv.parts[1], &L->qkv.parts[2], &L->o,
                                   &L->gate_up.parts[0], &L->gate_up.parts[1], &L->down};
-        for (int j = 0; j < 7; j++) ls[j]->quantized ? m->n_int8++ : m->n_float++;
+        for (int j = 0; j < 7; j++) {
+            ls[j]->quantized ? m->n_int8++ : m->n_float++;
+            m->n_dynamic += ls[j]->dynamic;
+        }
     }
     m->lm_head.quantized ? m->n_int8++ : m->n_float++;
+    m->n_dynamic += m->lm_head.dynamic;
     return 0;
 }
 
@@ -460,6 +593,10 @@ void w8_linear_apply(const w8_linear *l, int m, const float *x, size_t ldx, floa
     if (!l->quantized) {
         /* w8_gemm_f is row-invariant by contract, packed or not */
         w8_gemm_f(&l->f, m, x, ldx, y, ldy, l->bias);
+        return;
+    }
+    if (l->dynamic) {
+        w8_gemm_i8_dyn(&l->q, m, x, ldx, scratch, y, ldy, l->bias);
         return;
     }
     int8_t *xq = scratch ? scratch : w8_xmalloc((size_t)m * (size_t)l->k);
