@@ -14,7 +14,12 @@
  *   - q/k/v and gate/up share identical input_scale and input_offset;
  *   - config.json has "quantize": "w8a8";
  *   - deq_scale / input_scale is a plausible weight scale (and equals
- *     weight_scale when the directory carries one, as msModelSlim may).
+ *     weight_scale when the directory carries one, as msModelSlim may);
+ *   - W8A8_DYNAMIC layers (FORMAT.md): I8 weight, F32 weight_scale [n, 1]
+ *     positive finite, F32 weight_offset [n, 1] all zero, all marked
+ *     W8A8_DYNAMIC, no static tensors, an F32 "FLOAT" bias; fused parts
+ *     share one value; a directory mixing W8A8 and W8A8_DYNAMIC is named as
+ *     one that only vllm-ascend (and this runtime) load.
  * The model dtype comes from the float tensors (embeddings first), with
  * config torch_dtype as the fallback.
  */
@@ -199,6 +204,86 @@ static void check_layer(ictx *c, const char *layer, const w8_tensor *w, double *
     }
 }
 
+/* One W8A8_DYNAMIC layer (FORMAT.md's table).  Integration point for the
+ * shared layer reader: the same rules as model.c's load_dparts. */
+static void check_dyn_layer(ictx *c, const char *layer, const w8_tensor *w) {
+    w8_inspect_info *r = c->r;
+    if (w->dtype != W8_I8) viol(r, "%s.weight: dtype %s, expected I8", layer, w8_dtype_name(w->dtype));
+    if (w->ndim != 2) {
+        viol(r, "%s.weight: W8A8_DYNAMIC weight is not 2-D", layer);
+        return;
+    }
+    int64_t n = w->shape[0];
+    static const char *const sfx[] = {"weight_scale", "weight_offset"};
+    for (int i = 0; i < 2; i++) {
+        char name[320];
+        snprintf(name, sizeof name, "%s.%s", layer, sfx[i]);
+        const w8_tensor *t = w8_st_find(c->st, name);
+        if (!t) {
+            viol(r, "%s: W8A8_DYNAMIC layer lacks tensor '%s'", layer, name);
+            continue;
+        }
+        const char *dv = desc_val(c, name);
+        if (dv && strcmp(dv, "W8A8_DYNAMIC"))
+            viol(r, "%s: description says \"%s\", expected \"W8A8_DYNAMIC\"", name, dv);
+        if (t->dtype != W8_F32 || t->ndim != 2 || t->shape[0] != n || t->shape[1] != 1) {
+            viol(r, "%s: %s of %d dims, expected F32 [%lld,1]", name, w8_dtype_name(t->dtype),
+                 t->ndim, (long long)n);
+            continue;
+        }
+        int bad = 0;
+        for (int64_t j = 0; j < n && !bad; j++) {
+            float v;
+            memcpy(&v, (const char *)t->data + 4 * j, 4);
+            if (i == 0 && (!(v > 0) || !isfinite(v))) {
+                viol(r, "%s[%lld]: %g is not positive and finite", name, (long long)j, (double)v);
+                bad = 1;
+            } else if (i == 1 && v != 0) {
+                viol(r, "%s[%lld]: %g, expected 0 (symmetric weights)", name, (long long)j, (double)v);
+                bad = 1;
+            } else if (i == 0) {
+                update_range(&r->wscale_min, &r->wscale_max, v);
+            }
+        }
+    }
+    /* vllm-ascend raises on a tensor name its dynamic layer does not define */
+    static const char *const stat[] = {"input_scale", "input_offset", "quant_bias", "deq_scale"};
+    for (int i = 0; i < 4; i++) {
+        char name[320];
+        snprintf(name, sizeof name, "%s.%s", layer, stat[i]);
+        if (w8_st_find(c->st, name))
+            viol(r, "%s: a W8A8_DYNAMIC layer has no %s (vllm-ascend rejects the name)", name, stat[i]);
+    }
+    char bn[320];
+    snprintf(bn, sizeof bn, "%s.bias", layer);
+    const w8_tensor *b = w8_st_find(c->st, bn);
+    if (b) {
+        const char *dv = desc_val(c, bn);
+        if (b->dtype != W8_F32 || b->ndim != 1 || b->shape[0] != n)
+            viol(r, "%s: %s, expected F32 [%lld] (W8A8_DYNAMIC bias)", bn, w8_dtype_name(b->dtype),
+                 (long long)n);
+        if (dv && strcmp(dv, "FLOAT")) viol(r, "%s: description says \"%s\", expected \"FLOAT\"", bn, dv);
+    }
+}
+
+/* Fused parts (q/k/v, gate/up) must all carry one value (vllm-ascend raises). */
+static void check_same_type(ictx *c, const char *prefix, const char *const *members, int nm) {
+    const char *first = NULL, *fv = NULL;
+    char name[320];
+    for (int i = 0; i < nm; i++) {
+        snprintf(name, sizeof name, "%s%s.weight", prefix, members[i]);
+        const char *dv = desc_val(c, name);
+        if (!dv) continue;
+        if (!first) {
+            first = members[i];
+            fv = dv;
+        } else if (strcmp(dv, fv)) {
+            viol(c->r, "%s%s.weight is \"%s\" but %s%s.weight is \"%s\"; fused layers must "
+                 "share one type", prefix, members[i], dv, prefix, first, fv);
+        }
+    }
+}
+
 /* Layers reading one input must carry identical input_scale/offset. */
 static void check_shared(ictx *c, const char *prefix, const char *const *members, int nm) {
     double s0 = NAN, o0 = NAN;
@@ -249,8 +334,9 @@ static int model_dtype(const w8_st *st, const json_t *cfg) {
 static void check_description(ictx *c) {
     w8_inspect_info *r = c->r;
     const json_t *mq = json_object_get(c->desc, "model_quant_type");
-    if (!json_is_string(mq) || strcmp(json_string_value(mq), "W8A8"))
-        viol(r, "description: model_quant_type is %s, expected \"W8A8\"",
+    if (!json_is_string(mq) ||
+        (strcmp(json_string_value(mq), "W8A8") && strcmp(json_string_value(mq), "W8A8_DYNAMIC")))
+        viol(r, "description: model_quant_type is %s, expected \"W8A8\" or \"W8A8_DYNAMIC\"",
              json_is_string(mq) ? json_string_value(mq) : "missing");
     /* every tensor exactly once (duplicate keys were refused by the parser) */
     for (size_t i = 0; i < w8_st_count(c->st); i++) {
@@ -258,8 +344,10 @@ static void check_description(ictx *c) {
         const json_t *v = json_object_get(c->desc, t->name);
         if (!v) viol(r, "description: no entry for tensor '%s'", t->name);
         else if (!json_is_string(v) || (strcmp(json_string_value(v), "W8A8") &&
+                                        strcmp(json_string_value(v), "W8A8_DYNAMIC") &&
                                         strcmp(json_string_value(v), "FLOAT")))
-            viol(r, "description: entry '%s' is not \"W8A8\" or \"FLOAT\"", t->name);
+            viol(r, "description: entry '%s' is not \"W8A8\", \"W8A8_DYNAMIC\" or \"FLOAT\"",
+                 t->name);
     }
     /* every entry names a tensor (top-level keys without a dot are metadata) */
     const char *key;
@@ -273,8 +361,8 @@ static void check_description(ictx *c) {
 
 static void check_quantized(ictx *c) {
     w8_inspect_info *r = c->r;
-    r->in_scale_min = r->deq_min = INFINITY;
-    r->in_scale_max = r->deq_max = -INFINITY;
+    r->in_scale_min = r->deq_min = r->wscale_min = INFINITY;
+    r->in_scale_max = r->deq_max = r->wscale_max = -INFINITY;
     for (size_t i = 0; i < w8_st_count(c->st); i++) {
         const w8_tensor *t = w8_st_at(c->st, i);
         const char *dv = desc_val(c, t->name);
@@ -287,11 +375,25 @@ static void check_quantized(ictx *c) {
                 const char *wv = desc_val(c, wn);
                 if (!wv || strcmp(wv, "W8A8"))
                     viol(r, "%s: marked W8A8 but '%s' is not a W8A8 weight", t->name, wn);
+            } else if (dv && !strcmp(dv, "W8A8_DYNAMIC")) {
+                const char *dot = strrchr(t->name, '.');
+                char wn[320];
+                snprintf(wn, sizeof wn, "%.*s.weight", (int)(dot - t->name), t->name);
+                const char *wv = desc_val(c, wn);
+                if (!wv || strcmp(wv, "W8A8_DYNAMIC"))
+                    viol(r, "%s: marked W8A8_DYNAMIC but '%s' is not a W8A8_DYNAMIC weight",
+                         t->name, wn);
             }
             continue;
         }
         int lin = is_linear_weight(t->name);
-        if (dv && !strcmp(dv, "W8A8")) {
+        if (dv && !strcmp(dv, "W8A8_DYNAMIC")) {
+            char layer[200];
+            snprintf(layer, sizeof layer, "%.*s", (int)(strlen(t->name) - 7), t->name);
+            check_dyn_layer(c, layer, t);
+            r->n_lin_quant++;
+            r->n_lin_dynamic++;
+        } else if (dv && !strcmp(dv, "W8A8")) {
             char layer[200];
             snprintf(layer, sizeof layer, "%.*s", (int)(strlen(t->name) - 7), t->name);
             double s, o;
@@ -316,11 +418,21 @@ static void check_quantized(ictx *c) {
         if (!w8_st_find(c->st, probe) && !w8_st_find(c->st, probe2)) break;
         check_shared(c, p1, qkv, 3);
         check_shared(c, p2, gu, 2);
+        check_same_type(c, p1, qkv, 3);
+        check_same_type(c, p2, gu, 2);
     }
     if (r->n_lin_quant == 0) {
         viol(r, "description says W8A8 but no linear layer is quantized");
         r->in_scale_min = r->in_scale_max = r->deq_min = r->deq_max = 0;
     }
+    r->mixed = r->n_lin_dynamic > 0 && r->n_lin_dynamic < r->n_lin_quant;
+    /* MindIE packs the whole model by "quantize" / model_quant_type: a
+     * W8A8_DYNAMIC label over static layers (or the reverse) is wrong for it */
+    const json_t *mq = json_object_get(c->desc, "model_quant_type");
+    if (json_is_string(mq) && !strcmp(json_string_value(mq), "W8A8_DYNAMIC") &&
+        r->n_lin_dynamic < r->n_lin_quant)
+        viol(r, "description: model_quant_type is \"W8A8_DYNAMIC\" but %d linear layers are "
+             "static W8A8 (a mixed directory says \"W8A8\")", r->n_lin_quant - r->n_lin_dynamic);
 }
 
 static void count_float(const w8_st *st, w8_inspect_info *r) {
@@ -363,8 +475,15 @@ int w8_inspect_dir(const char *dir, w8_inspect_info *r) {
         free(p);
     }
     const json_t *qz = json_object_get(cfg, "quantize");
-    int cfg_q = json_is_string(qz) && !strcmp(json_string_value(qz), "w8a8");
-    if (r->quantized && !cfg_q) viol(r, "config.json: \"quantize\": \"w8a8\" is missing");
+    int cfg_q = json_is_string(qz) && (!strcmp(json_string_value(qz), "w8a8") ||
+                                       !strcmp(json_string_value(qz), "w8a8_dynamic"));
+    /* "quantize" must agree with model_quant_type (MindIE reads it first) */
+    const json_t *dmq = desc ? json_object_get(desc, "model_quant_type") : NULL;
+    const char *want_q = json_is_string(dmq) && !strcmp(json_string_value(dmq), "W8A8_DYNAMIC")
+                             ? "w8a8_dynamic"
+                             : "w8a8";
+    if (r->quantized && (!cfg_q || (desc && strcmp(json_string_value(qz), want_q))))
+        viol(r, "config.json: \"quantize\": \"%s\" is missing", want_q);
     if (!r->quantized) {
         if (cfg_q) viol(r, "config.json says \"quantize\": \"w8a8\" but there is no "
                            "quant_model_description.json");
@@ -392,14 +511,28 @@ void w8_inspect_print(FILE *f, const char *dir, const w8_inspect_info *r) {
     char sz[32];
     human_size(sz, sizeof sz, r->bytes);
     const char *dt = r->dtype == W8_F16 ? "fp16" : r->dtype == W8_BF16 ? "bf16" : "fp32";
-    fprintf(f, "%s: %s model, %s%s%s\n", dir, r->quantized ? "W8A8" : "float", dt,
+    const char *kind = !r->quantized ? "float"
+                       : r->mixed ? "W8A8 (mixed with W8A8_DYNAMIC)"
+                       : r->n_lin_dynamic > 0 ? "W8A8_DYNAMIC"
+                                              : "W8A8";
+    fprintf(f, "%s: %s model, %s%s%s\n", dir, kind, dt,
             r->arch[0] ? ", " : "", r->arch);
     fprintf(f, "  tensors: %ld, %s (%zu bytes)\n", r->n_tensors, sz, r->bytes);
     fprintf(f, "  linear layers: %d quantized, %d float\n", r->n_lin_quant, r->n_lin_float);
-    if (r->quantized && r->n_lin_quant > 0) {
+    if (r->n_lin_dynamic > 0)
+        fprintf(f, "  W8A8_DYNAMIC (per-token activations): %d of the quantized layers\n",
+                r->n_lin_dynamic);
+    if (r->quantized && r->n_lin_quant > r->n_lin_dynamic) {
         fprintf(f, "  input_scale: [%.6g, %.6g]\n", r->in_scale_min, r->in_scale_max);
         fprintf(f, "  deq_scale:   [%.6g, %.6g]\n", r->deq_min, r->deq_max);
     }
+    if (r->n_lin_dynamic > 0)
+        fprintf(f, "  weight_scale: [%.6g, %.6g]\n", r->wscale_min, r->wscale_max);
+    if (r->quantized && r->n_lin_quant > 0)
+        fprintf(f, "  consumers: %s\n",
+                r->mixed ? "vllm-ascend only (mixed W8A8 / W8A8_DYNAMIC layers: MindIE packs "
+                           "every layer by config.json's \"quantize\"), and this runtime"
+                         : "MindIE, vllm-ascend, this runtime");
     if (r->quantized) {
         if (r->n_violations == 0) fprintf(f, "  valid: follows FORMAT.md\n");
         else fprintf(f, "  INVALID: %d violation%s of FORMAT.md\n", r->n_violations,

@@ -14,6 +14,9 @@ typedef struct {
     char arch[64];              /* config architectures[0], "" if unknown */
     int n_lin_quant;            /* linear layers (.weight "W8A8") */
     int n_lin_float;            /* linear layers kept float (*_proj / lm_head) */
+    int n_lin_dynamic;          /* ... of n_lin_quant, "W8A8_DYNAMIC" (per-token) */
+    int mixed;                  /* static W8A8 and W8A8_DYNAMIC layers in one directory */
+    double wscale_min, wscale_max; /* W8A8_DYNAMIC weight_scale range */
     double in_scale_min, in_scale_max;
     double deq_min, deq_max;
     long n_tensors;
