@@ -563,6 +563,12 @@ fail:
     return NULL;
 }
 
+const char *w8_model_kind(const w8_model *m) {
+    if (!m->quantized) return "float";
+    if (m->n_dynamic == 0) return "W8A8";
+    return m->n_dynamic == m->n_int8 ? "W8A8_DYNAMIC" : "W8A8+W8A8_DYNAMIC";
+}
+
 void w8_model_free(w8_model *m) {
     if (!m) return;
     if (m->layers) {

@@ -68,6 +68,8 @@ typedef struct w8_model {
 } w8_model;
 
 w8_model *w8_model_load(const char *dir);
+/* "float", "W8A8", "W8A8_DYNAMIC", or "W8A8+W8A8_DYNAMIC" (mixed), for banners. */
+const char *w8_model_kind(const w8_model *m);
 void w8_model_free(w8_model *m);
 
 /* y[m, n] = x[m, k] W^T + b.  For an int8 layer the rows are quantized

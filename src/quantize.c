@@ -188,6 +188,7 @@ typedef struct {
     int32_t **qbias; /* [n_lin] quant_bias of each quantized layer, once computed */
     float **deq;     /* [n_lin] deq_scale (f32) */
     int obs_bad;     /* 1: non-finite activation, 2: shape mismatch */
+    int n_computed;  /* compute_layer calls (the report's n_layer_quantizations) */
     int obs_layer, obs_point;
 } qstate;
 
@@ -754,6 +755,7 @@ static float *load_f32(const qstate *s, const w8_tensor *t, const qgroup *smooth
 
 static int compute_layer(qstate *s, int li, lcache *c) {
     lcache_clear(c);
+    s->n_computed++;
     const qlin *l = &s->lin[li];
     const qgroup *g = &s->grp[l->group];
     float *w = load_f32(s, l->w, g, NULL);
@@ -889,11 +891,23 @@ static void test_pause(void) {
  * as Hugging Face's safetensors writer does: the data area starts 8-aligned
  * and has no gaps, so every tensor is then aligned to its element size and
  * zero-copy readers can use I64/F32/I32 data in place. */
-static int *shard_order(const olist *ol, int sh, int *n_out) {
+/* W8A8_DYNAMIC: the int8 weights go first when each is a multiple of 8
+ * bytes (every real model: k is), so the alignment still holds, and each
+ * layer's weight_scale is then known when its turn comes: every source
+ * weight is read and quantized once (the size order would read it twice,
+ * once for the scales and once for the int8 weights). */
+static int *shard_order(const olist *ol, int sh, int *n_out, int i8_first) {
     int *ord = w8_xmalloc((size_t)ol->n * sizeof(int)), n = 0;
+    for (int i = 0; i < ol->n && i8_first; i++)
+        if (ol->t[i].shard == sh && ol->t[i].dt == W8_I8 && ol->t[i].nbytes % 8) i8_first = 0;
+    if (i8_first)
+        for (int i = 0; i < ol->n; i++)
+            if (ol->t[i].shard == sh && ol->t[i].dt == W8_I8) ord[n++] = i;
     for (size_t sz = 8; sz >= 1; sz /= 2)
         for (int i = 0; i < ol->n; i++)
-            if (ol->t[i].shard == sh && w8_dtype_size(ol->t[i].dt) == sz) ord[n++] = i;
+            if (ol->t[i].shard == sh && w8_dtype_size(ol->t[i].dt) == sz &&
+                !(i8_first && ol->t[i].dt == W8_I8))
+                ord[n++] = i;
     *n_out = n;
     return ord;
 }
@@ -914,7 +928,7 @@ static int write_shards(qstate *s, olist *ol, const char *tmp, w8_quant_report *
             break;
         }
         int n;
-        int *ord = shard_order(ol, sh, &n);
+        int *ord = shard_order(ol, sh, &n, s->o->quant_type == W8_QT_DYNAMIC);
         for (int i = 0; i < n && rc == 0; i++) {
             const otensor *t = &ol->t[ord[i]];
             rc = w8_stw_declare(w, t->name, t->dt, t->ndim, t->shape);
@@ -1364,6 +1378,7 @@ int w8_quantize(const w8_quant_opts *o, w8_quant_report *rep) {
         else rep->n_float++;
         rep->n_dynamic += s.lin[j].dyn;
     }
+    rep->n_layer_quantizations = s.n_computed;
     rc = 0;
 out:
     if (tmp) w8_rm_rf(tmp);

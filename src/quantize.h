@@ -55,6 +55,8 @@ typedef struct {
 typedef struct {
     int n_quant, n_float;     /* linear layers by kind of output */
     int n_dynamic;            /* ... of n_quant, how many are W8A8_DYNAMIC */
+    int n_layer_quantizations; /* times a source weight was read and quantized
+                                * (= n_quant for w8a8_dynamic: one pass) */
     int n_tensors;            /* tensors written */
     int n_samples, n_tokens;  /* calibration */
     int n_shards;

@@ -728,6 +728,9 @@ static void test_dynamic(const char *name, w8_quant_type qt) {
         if (qt == W8_QT_DYNAMIC) {
             CHECK(rep.n_samples == 0 && q->n_dynamic == q->n_int8 && q->n_int8 > 0,
                   "%s: no calibration; all %d int8 layers dynamic", name, q->n_int8);
+            CHECK(rep.n_layer_quantizations == rep.n_quant,
+                  "%s: each weight read and quantized once (%d for %d layers)", name,
+                  rep.n_layer_quantizations, rep.n_quant);
             CHECK(L->qkv.fused && L->qkv.fused_lin.dynamic && L->gate_up.fused &&
                       L->gate_up.fused_lin.dynamic && L->o.dynamic,
                   "%s: dynamic q/k/v and gate/up fused", name);
