@@ -3,8 +3,9 @@
  *
  * Flag names follow msModelSlim's quantization script so existing recipes
  * carry over; only what a CPU port can honour is accepted (--quant_type w8a8
- * or w8a8_dynamic, plus w8a8_mix, our mixed recipe; --device cpu).  --trust_remote_code is accepted and ignored: nothing here
- * executes model code.
+ * or w8a8_dynamic, plus w8a8_mix, our mixed recipe; --device cpu).
+ * --trust_remote_code is accepted and ignored: nothing here executes model
+ * code.
  */
 #include <stdio.h>
 #include <stdlib.h>
