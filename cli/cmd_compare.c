@@ -120,7 +120,7 @@ int w8_cmd_compare(int argc, char **argv) {
     if (w8_ppl_check_opts(a, &o) != 0) goto out;
     int nw = w8_ppl_windows(n, &o);
     printf("float: %s (%s)\nquant: %s (%s, %d int8 / %d float linear layers)\n", fpath,
-           a->quantized ? "W8A8" : "float", qpath, b->quantized ? "W8A8" : "float", b->n_int8,
+           w8_model_kind(a), qpath, w8_model_kind(b), b->n_int8,
            b->n_float);
     printf("text:  %s: %d tokens, %d window%s of %d\n\n", strcmp(file, "-") ? file : "<stdin>", n,
            nw, nw == 1 ? "" : "s", o.ctx);

@@ -64,7 +64,7 @@ int w8_cmd_ppl(int argc, char **argv) {
     if (w8_ppl_check_opts(m, &o) != 0) goto out;
     int nw = w8_ppl_windows(n, &o);
     printf("model: %s (%s, %s)\n", model_path, m->cfg.model_type,
-           m->quantized ? "W8A8" : "float");
+           w8_model_kind(m));
     printf("text:  %s: %d tokens, %d window%s of %d, batch %d",
            strcmp(file, "-") ? file : "<stdin>", n, nw, nw == 1 ? "" : "s", o.ctx, o.batch);
     if (bos >= 0) printf(", BOS %d starts each window", bos);

@@ -7,7 +7,9 @@
  * our recipes; --device npu / npu:0 quantizes on the CPU (one line says so;
  * the bytes are those of --device cpu); --trust_remote_code [BOOL], --tags,
  * --debug, --log_level, -v, -q are accepted (nothing here executes model
- * code); a YAML --config is refused, since the recipe is built in.
+ * code); a YAML --config is refused, since the recipe is built in.  Quant types:
+ * w8a8 (static, calibrated), w8a8_dynamic (per-token activations), and
+ * w8a8_mix, our mixed recipe (static W8A8 with every mlp.down_proj dynamic).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,7 +127,10 @@ int w8_cmd_quant(int argc, char **argv) {
     const w8_opt opts[] = {
         {"model_path", 0, W8_ARG_STR, &o.model_path, "float source directory (HF safetensors)"},
         {"save_path", 0, W8_ARG_STR, &o.save_path, "output directory (W8A8, FORMAT.md)"},
-        {"quant_type", 0, W8_ARG_STR, &quant_type, "quantization type: w8a8 (the only one; default)"},
+        {"quant_type", 0, W8_ARG_STR, &quant_type,
+         "w8a8 (static activations, calibrated; the default), w8a8_dynamic (per-token activation "
+         "scales, no calibration), or w8a8_mix (w8a8, but every mlp.down_proj W8A8_DYNAMIC instead "
+         "of float; vllm-ascend only)"},
         {"model_type", 0, W8_ARG_STR, &model_type,
          "model name as msModelSlim writes it (Qwen2.5-7B-Instruct, Llama-3.1-8B, Mistral-7B...), "
          "or a recipe (qwen2: mlp.down_proj float; llama: every linear int8); default (or \"default\"): "
@@ -164,7 +169,9 @@ int w8_cmd_quant(int argc, char **argv) {
                            "w8a8 quant --model_path SRC --save_path DST --quant_type w8a8 [options]",
                            "Quantize a float Qwen2/LLaMA model to msModelSlim/MindIE W8A8 "
                            "(int8 weights per channel, int8 activations per tensor from "
-                           "min/max calibration).",
+                           "min/max calibration) or W8A8_DYNAMIC (int8 activations with one "
+                           "scale per token, computed at run time: no calibration unless "
+                           "--anti_outlier).",
                            opts, (int)(sizeof opts / sizeof opts[0]));
     if (pr != 0) {
         free(disable.v);
@@ -188,8 +195,15 @@ int w8_cmd_quant(int argc, char **argv) {
     }
     /* msModelSlim's default when neither --config nor --quant_type is given */
     if (!quant_type) quant_type = "w8a8";
-    if (strcasecmp(quant_type, "w8a8")) {
-        fprintf(stderr, "w8a8: --quant_type %s is not supported (supported: w8a8)\n", quant_type);
+    if (!strcasecmp(quant_type, "w8a8")) {
+        o.quant_type = W8_QUANT_STATIC;
+    } else if (!strcasecmp(quant_type, "w8a8_dynamic")) {
+        o.quant_type = W8_QUANT_DYNAMIC;
+    } else if (!strcasecmp(quant_type, "w8a8_mix")) {
+        o.quant_type = W8_QUANT_MIX;
+    } else {
+        fprintf(stderr, "w8a8: --quant_type %s is not supported (supported: w8a8, w8a8_dynamic, "
+                "w8a8_mix)\n", quant_type);
         goto out;
     }
     int npu = parse_device(device);
@@ -251,11 +265,11 @@ int w8_cmd_quant(int argc, char **argv) {
     }
     if (!quiet)
         fprintf(stderr,
-            "quant: wrote %s: %d tensors in %d file%s (%.1f MB), %d layers W8A8, %d float; "
+            "quant: wrote %s: %d tensors in %d file%s (%.1f MB), %d layers W8A8 (%d dynamic), %d float; "
             "calibration %d samples / %d tokens in %.1f s (CPU %.1f s), writing %.1f s, "
             "total %.1f s (CPU %.1f s), peak RSS %.0f MB\n",
             o.save_path, rep.n_tensors, rep.n_shards, rep.n_shards == 1 ? "" : "s",
-            (double)rep.bytes / 1e6, rep.n_quant, rep.n_float, rep.n_samples, rep.n_tokens,
+            (double)rep.bytes / 1e6, rep.n_quant, rep.n_dynamic, rep.n_float, rep.n_samples, rep.n_tokens,
             rep.calib_seconds, rep.calib_cpu_seconds, rep.write_seconds, rep.seconds, rep.cpu_seconds,
             (double)rep.peak_rss / 1e6);
     rc = 0;

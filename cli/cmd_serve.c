@@ -122,7 +122,7 @@ int w8_cmd_serve(int argc, char **argv) {
         return 1;
     }
     printf("w8a8 serve: model %s (%s, %d int8 / %d float linear layers)\n", id,
-           m->quantized ? "W8A8" : "float", m->n_int8, m->n_float);
+           w8_model_kind(m), m->n_int8, m->n_float);
     printf("w8a8 serve: KV cache %d blocks x %d tokens = %d tokens; max_seq_len %d, "
            "max_batch_size %d, threads %d\n",
            n_blocks, block_size, w8_engine_kv_tokens(e), w8_engine_max_seq_len(e), max_batch,

@@ -26,15 +26,14 @@ static void on_signal(int sig) {
 int w8_cmd_synth(int argc, char **argv) {
     const char *shape = NULL, *dtype = NULL, *out = NULL, *shared = getenv("W8A8_SHARED");
     const char *config = NULL, *from = NULL;
-    int seed = 0, threads = 0, layers = 0;
-    float shard_gb = 0;
+    int seed = 0, threads = 0, layers = 0, outliers = 0;
+    float shard_gb = 0, factor = 30.0f;
     if (!shared) shared = "../shared";
     const w8_opt opts[] = {
         {"shape", 0, W8_ARG_STR, &shape, "qwen2.5-0.5b | qwen2.5-1.5b | qwen2-7b | qwen3-0.6b | qwen3-8b | tiny | qwen3-tiny"},
         {"config", 0, W8_ARG_STR, &config,
          "instead of --shape: a model directory (config.json and its small files, no weights needed);\n"
          "tensors named and shaped as transformers builds that config, small files copied"},
-        {"from", 0, W8_ARG_STR, &from, "same as --config"},
         {"layers", 0, W8_ARG_INT, &layers, "with --config: keep only the first N layers (default: all)"},
         {"dtype", 0, W8_ARG_STR, &dtype, "f16 | bf16 | f32 (default bf16; with --config, the config's dtype)"},
         {"out", 'o', W8_ARG_STR, &out, "output directory; must not exist or be empty (required)"},
@@ -43,14 +42,34 @@ int w8_cmd_synth(int argc, char **argv) {
          "shard into model-0000i-of-0000N.safetensors of at most G GB (default: one file)"},
         {"shared", 0, W8_ARG_STR, &shared, "shared data dir with tokenizers/ (default $W8A8_SHARED or ../shared)"},
         {"threads", 't', W8_ARG_INT, &threads, "threads (default: all cores)"},
+        {"outliers", 0, W8_ARG_INT, &outliers,
+         "instead: copy the float model --from with N activation outlier channels (every "
+         "RMSNorm weight times --factor there, the next layers' input columns divided by it: "
+         "the same float function)"},
+        {"from", 0, W8_ARG_STR, &from, "with --outliers: the float model to copy; otherwise the same as --config"},
+        {"factor", 0, W8_ARG_FLOAT, &factor, "outlier factor for --outliers (default 30)"},
     };
     int r = w8_args_parse(argc, argv, "w8a8 synth (--shape NAME | --config DIR) --out DIR [options]",
                           "Write a float Hugging Face model with random weights (normal, std 0.02)\n"
                           "and the real shapes and config of the chosen model, or of a real model\n"
-                          "directory's config.json (LLaMA, Qwen2, Qwen3, Mistral).",
+                          "directory's config.json (LLaMA, Qwen2, Qwen3, Mistral); or, with\n"
+                          "--outliers N --from DIR, a copy of a float model with N activation outlier channels.",
                           opts, (int)(sizeof opts / sizeof opts[0]));
     if (r) return r > 0 ? 0 : 1;
     w8_args_apply_threads(threads);
+    if (outliers) {
+        if (outliers <= 0 || !from || !out) {
+            fprintf(stderr, "w8a8: synth: --outliers N (N > 0) needs --from DIR and --out DIR\n");
+            return 1;
+        }
+        if (w8_synth_outliers(from, out, outliers, factor, (uint64_t)(seed < 0 ? 0 : seed)) != 0) {
+            fprintf(stderr, "w8a8: %s\n", w8_lasterr());
+            return 1;
+        }
+        fprintf(stderr, "synth: wrote %s: %s with %d outlier channels (x%g)\n", out, from,
+                outliers, (double)factor);
+        return 0;
+    }
     if (from && !config) config = from;
     if (!shape == !config || !out) {
         fprintf(stderr, "w8a8: synth: --out and one of --shape or --config are required (see --help)\n");

@@ -70,7 +70,7 @@ static size_t weights_size(const w8_st *st) {
 
 int w8_bench_describe(const w8_model *m, w8_bench_result *r) {
     memset(r, 0, sizeof *r);
-    const char *kind = m->quantized ? "W8A8" : m->embed ? w8_dtype_name(m->embed->dtype) : "?";
+    const char *kind = m->quantized ? w8_model_kind(m) : m->embed ? w8_dtype_name(m->embed->dtype) : "?";
     snprintf(r->model, sizeof r->model, "%s %s",
              m->cfg.model_type[0] ? m->cfg.model_type : "model", kind);
     size_t n = w8_st_count(m->st);

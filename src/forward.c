@@ -176,7 +176,7 @@ static void run_group(w8_ctx *c, const w8_linear_group *g, const float *x, int n
                       const float *nw, const float *nb, float eps, float *y, size_t ldy,
                       int layer, w8_obs_point pt) {
     size_t H = (size_t)c->hidden;
-    if (g->fused) {
+    if (g->fused && !g->fused_lin.dynamic) {
         /* one int8 GEMM: normalize and quantize in one pass (f32 rows only for the observer) */
         const w8_linear *l = &g->fused_lin;
         w8_rmsnorm_rows(x, n, c->hidden, H, nw, nb, eps, c->obs ? c->xn : NULL, H, c->xq, H,
@@ -187,6 +187,10 @@ static void run_group(w8_ctx *c, const w8_linear_group *g, const float *x, int n
     }
     w8_rmsnorm_rows(x, n, c->hidden, H, nw, nb, eps, c->xn, H, NULL, 0, 1.0f, 0);
     observe(c, layer, pt, c->xn, n, c->hidden);
+    if (g->fused) { /* W8A8_DYNAMIC: one per-row scale for the stacked parts */
+        w8_linear_apply(&g->fused_lin, n, c->xn, H, y, ldy, c->xq);
+        return;
+    }
     size_t off = 0;
     for (int i = 0; i < g->n_parts; i++) {
         w8_linear_apply(&g->parts[i], n, c->xn, H, y + off, ldy, c->xq);
@@ -328,7 +332,7 @@ static void add_rows(float *x, const float *y, size_t n) {
  * down_proj gets its input quantized in the same pass. */
 static void swiglu_down(w8_ctx *c, const w8_linear *down, int n, int layer) {
     size_t I = (size_t)c->inter;
-    if (down->quantized) {
+    if (down->quantized && !down->dynamic) {
         w8_swiglu_rows(n, c->inter, c->gu, c->gu + I, 2 * I, c->act, I, c->xq, I,
                        down->in_scale, down->in_offset);
         observe(c, layer, W8_OBS_DOWN_IN, c->act, n, c->inter);

@@ -183,11 +183,104 @@ static int is_int8(const loader *ld, const char *prefix) { return qtype(ld, pref
  * int8 tensors as float. */
 static int check_supported(const loader *ld, const char *prefix) {
     w8_qtype t = qtype(ld, prefix);
-    if (t == W8_QT_W8A8_DYNAMIC || t == W8_QT_OTHER)
-        return w8_seterr("%s: '%s.weight' is %s, which this runtime cannot run", ld->wlabel,
-                         prefix, t == W8_QT_OTHER ? "of an unknown quantization type"
-                                                  : "W8A8_DYNAMIC (per-token activations)");
+    if (t == W8_QT_OTHER)
+        return w8_seterr("%s: '%s.weight' is of an unknown quantization type, which this runtime "
+                         "cannot run", ld->wlabel, prefix);
     return 0;
+}
+
+/* ---------------------------------------------------------- W8A8_DYNAMIC
+ * A layer whose .weight value is "W8A8_DYNAMIC" (FORMAT.md): int8 weight
+ * [n, k], fp32 weight_scale [n, 1], weight_offset [n, 1] of zeros, optional
+ * float bias [n]; read and validated by w8_qlayer_read like a static layer.
+ * Packed with quant_bias 0 and deq_scale = weight_scale for w8_gemm_i8_dyn. */
+static int is_dynamic(const loader *ld, const char *prefix) {
+    return qtype(ld, prefix) == W8_QT_W8A8_DYNAMIC;
+}
+
+typedef struct {
+    const w8_tensor *w;
+    float *ws;   /* [n] weight_scale (owned) */
+    float *bias; /* [n] or NULL (owned) */
+} dparts;
+
+static void dparts_free(dparts *d) {
+    free(d->ws);
+    free(d->bias);
+    d->ws = d->bias = NULL;
+}
+
+static int load_dparts(const loader *ld, const char *prefix, int n, int k, int want_bias,
+                       dparts *d) {
+    memset(d, 0, sizeof *d);
+    w8_qlayer l;
+    int rc = w8_qlayer_read(ld->st, w8_qdesc_json(ld->qd), prefix, n, k, ld->dtype, &l);
+    if (rc == 0) {
+        d->w = l.weight;
+        d->ws = w8_xmalloc((size_t)n * sizeof(float) + 1);
+        w8_tensor_to_f32(l.weight_scale, d->ws);
+    }
+    w8_qlayer_free(&l);
+    if (rc) return -1;
+    char name[NAME_MAX_LEN];
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    if (want_bias && !(d->bias = load_vec(ld, name, n))) return -1;
+    return 0;
+}
+
+/* Pack dynamic parts stacked along n (fused q/k/v, gate/up: one per-row
+ * activation scale serves them all, since they read the same rows). */
+static void pack_dyn(w8_linear *l, dparts *d, const int *pn, int np, int k) {
+    int ntot = 0, any_bias = 0;
+    for (int i = 0; i < np; i++) ntot += pn[i], any_bias |= d[i].bias != NULL;
+    int8_t *w = np == 1 ? NULL : w8_xmalloc((size_t)ntot * (size_t)k);
+    int32_t *zb = w8_xcalloc((size_t)ntot + 1, sizeof(int32_t));
+    float *ws = w8_xmalloc((size_t)ntot * sizeof(float) + 1);
+    l->bias = any_bias ? w8_xcalloc((size_t)ntot + 1, sizeof(float)) : NULL;
+    int row = 0;
+    for (int i = 0; i < np; i++) {
+        if (w) {
+            memcpy(w + (size_t)row * k, d[i].w->data, (size_t)pn[i] * (size_t)k);
+            release_mapped(d[i].w);
+        }
+        memcpy(ws + row, d[i].ws, (size_t)pn[i] * sizeof(float));
+        if (d[i].bias) memcpy(l->bias + row, d[i].bias, (size_t)pn[i] * sizeof(float));
+        row += pn[i];
+    }
+    w8_qmat_pack(&l->q, w ? w : (const int8_t *)d[0].w->data, ntot, k, zb, ws);
+    if (!w) release_mapped(d[0].w);
+    l->n = ntot;
+    l->k = k;
+    l->quantized = 1;
+    l->dynamic = 1;
+    free(w);
+    free(zb);
+    free(ws);
+}
+
+static int load_dyn_linear(const loader *ld, const char *prefix, int n, int k, int want_bias,
+                           w8_linear *l) {
+    dparts d;
+    int rc = load_dparts(ld, prefix, n, k, want_bias, &d);
+    if (rc == 0) pack_dyn(l, &d, &n, 1, k);
+    dparts_free(&d);
+    return rc;
+}
+
+/* All parts of a group W8A8_DYNAMIC: one stacked GEMM. */
+static int load_dyn_group(const loader *ld, char prefixes[][NAME_MAX_LEN], const int *pn, int np,
+                          int k, int want_bias, w8_linear_group *g) {
+    dparts d[3] = {{0}};
+    int rc = 0;
+    for (int i = 0; i < np && rc == 0; i++) rc = load_dparts(ld, prefixes[i], pn[i], k, want_bias, &d[i]);
+    if (rc == 0) {
+        for (int i = 0; i < np; i++)
+            g->parts[i] = (w8_linear){.n = pn[i], .k = k, .quantized = 1, .dynamic = 1};
+        g->fused = 1;
+        pack_dyn(&g->fused_lin, d, pn, np, k);
+    }
+    for (int i = 0; i < np; i++) dparts_free(&d[i]);
+    return rc;
 }
 
 /* A W8A8 model's few float layers (lm_head, a recipe's down_proj) are
@@ -229,6 +322,7 @@ static int load_linear(const loader *ld, const char *prefix, int n, int k, int w
     l->n = n;
     l->k = k;
     if (check_supported(ld, prefix)) return -1;
+    if (is_dynamic(ld, prefix)) return load_dyn_linear(ld, prefix, n, k, want_bias, l);
     if (!is_int8(ld, prefix)) return load_float_linear(ld, prefix, n, k, want_bias, l);
     qparts q;
     if (load_qparts(ld, prefix, n, k, &q)) return -1;
@@ -247,12 +341,14 @@ static int load_group(const loader *ld, char prefixes[][NAME_MAX_LEN], const int
                       int k, int want_bias, w8_linear_group *g) {
     memset(g, 0, sizeof *g);
     g->n_parts = np;
-    int all_int8 = 1;
+    int all_int8 = 1, all_dyn = 1;
     for (int i = 0; i < np; i++) {
         g->part_n[i] = pn[i];
         if (check_supported(ld, prefixes[i])) return -1;
         all_int8 &= is_int8(ld, prefixes[i]);
+        all_dyn &= is_dynamic(ld, prefixes[i]);
     }
+    if (all_dyn) return load_dyn_group(ld, prefixes, pn, np, k, want_bias, g);
     if (all_int8) {
         qparts q[3];
         int same = 1;
@@ -402,7 +498,7 @@ static int load_all(w8_model *m, const w8_qdesc *qd) {
      * embedding's copy (msModelSlim writes it so that every description key
      * names a tensor); the embedding is used, as config.json says. */
     if (check_supported(&ld, "lm_head")) return -1;
-    if (is_int8(&ld, "lm_head")) {
+    if (is_int8(&ld, "lm_head") || is_dynamic(&ld, "lm_head")) {
         if (load_linear(&ld, "lm_head", c->vocab, c->hidden, 0, &m->lm_head)) return -1;
     } else if (c->tie_embeddings) {
         m->lm_head = (w8_linear){.n = c->vocab, .k = c->hidden};
@@ -419,9 +515,13 @@ static int load_all(w8_model *m, const w8_qdesc *qd) {
         w8_layer *L = &m->layers[i];
         const w8_linear *ls[7] = {&L->qkv.parts[0], &L->qkv.parts[1], &L->qkv.parts[2], &L->o,
                                   &L->gate_up.parts[0], &L->gate_up.parts[1], &L->down};
-        for (int j = 0; j < 7; j++) ls[j]->quantized ? m->n_int8++ : m->n_float++;
+        for (int j = 0; j < 7; j++) {
+            ls[j]->quantized ? m->n_int8++ : m->n_float++;
+            m->n_dynamic += ls[j]->dynamic;
+        }
     }
     m->lm_head.quantized ? m->n_int8++ : m->n_float++;
+    m->n_dynamic += m->lm_head.dynamic;
     return 0;
 }
 
@@ -444,6 +544,12 @@ fail:
     if (qd) w8_qdesc_free(qd);
     w8_model_free(m);
     return NULL;
+}
+
+const char *w8_model_kind(const w8_model *m) {
+    if (!m->quantized) return "float";
+    if (m->n_dynamic == 0) return "W8A8";
+    return m->n_dynamic == m->n_int8 ? "W8A8_DYNAMIC" : "W8A8+W8A8_DYNAMIC";
 }
 
 void w8_model_free(w8_model *m) {
@@ -478,6 +584,10 @@ void w8_linear_apply(const w8_linear *l, int m, const float *x, size_t ldx, floa
     if (!l->quantized) {
         /* w8_gemm_f is row-invariant by contract, packed or not */
         w8_gemm_f(&l->f, m, x, ldx, y, ldy, l->bias);
+        return;
+    }
+    if (l->dynamic) {
+        w8_gemm_i8_dyn(&l->q, m, x, ldx, scratch, y, ldy, l->bias);
         return;
     }
     int8_t *xq = scratch ? scratch : w8_xmalloc((size_t)m * (size_t)l->k);

@@ -21,11 +21,14 @@
 typedef struct {
     int n, k;
     int quantized;      /* 1: int8 path (q, in_scale, in_offset); 0: float path (f, bias) */
+    int dynamic;        /* with quantized: W8A8_DYNAMIC, per-row activation scales
+                         * (q packed with quant_bias 0 and deq_scale = weight_scale,
+                         * bias the f32 float bias); in_scale/in_offset unused */
     w8_qmat q;
     float in_scale;
     int in_offset;
     w8_fmat f;
-    float *bias;        /* float path bias [n] (owned) or NULL */
+    float *bias;        /* float / dynamic path bias [n] (owned) or NULL */
 } w8_linear;
 
 /* Linear layers that read the same input: q/k/v or gate/up.  parts[] are the
@@ -56,6 +59,7 @@ typedef struct w8_model {
     w8_st *st;
     int quantized;          /* directory is W8A8 (has a description) */
     int n_int8, n_float;    /* counts of linear layers by path */
+    int n_dynamic;          /* ... of n_int8, W8A8_DYNAMIC */
     const w8_tensor *embed; /* [vocab, hidden], file dtype */
     float *final_norm;      /* [hidden] */
     float *final_norm_b;
@@ -65,11 +69,14 @@ typedef struct w8_model {
 } w8_model;
 
 w8_model *w8_model_load(const char *dir);
+/* "float", "W8A8", "W8A8_DYNAMIC", or "W8A8+W8A8_DYNAMIC" (mixed), for banners. */
+const char *w8_model_kind(const w8_model *m);
 void w8_model_free(w8_model *m);
 
 /* y[m, n] = x[m, k] W^T + b.  For an int8 layer the rows are quantized
- * with the layer's input scale/offset first (scratch: m*k int8, may be NULL
- * to allocate).  Each row's result is bitwise independent of m and of the
+ * with the layer's input scale/offset first (W8A8_DYNAMIC: each row with
+ * its own scale, w8_gemm_i8_dyn) (scratch: m*k int8, may be NULL to
+ * allocate).  Each row's result is bitwise independent of m and of the
  * other rows (int8 sums are exact; float layers use the row-invariant
  * w8_gemm_f), so batching never changes a sequence's output. */
 void w8_linear_apply(const w8_linear *l, int m, const float *x, size_t ldx, float *y,

@@ -155,7 +155,8 @@ static const int kind_point[] = {W8_OBS_QKV_IN,    W8_OBS_QKV_IN,    W8_OBS_QKV_
 typedef struct {
     char name[160];         /* "model.layers.0.self_attn.q_proj" */
     int layer, kind, group; /* group -1: lm_head */
-    int quant;              /* 1: written as W8A8 */
+    int quant;              /* 1: written as W8A8 (or W8A8_DYNAMIC when dyn) */
+    int dyn;                /* 1: W8A8_DYNAMIC (per-token activations, no input_scale) */
     const char *why;        /* reason it stays float */
     const w8_tensor *w, *b; /* source weight [n, k] and bias [n] (or NULL) */
     int n, k;
@@ -165,6 +166,7 @@ typedef struct {
     int k;
     int n_members, members[3]; /* indices into lin[] */
     int n_quant;
+    int n_static;              /* members that are static W8A8 (need input_scale) */
     float *cmin, *cmax;        /* [k] observed per-channel range */
     float *smooth;             /* [k] SmoothQuant divisor or NULL */
     const w8_tensor *norm;     /* RMSNorm before the group (smoothing), or NULL */
@@ -187,6 +189,7 @@ typedef struct {
     int32_t **qbias; /* [n_lin] quant_bias of each quantized layer, once computed */
     float **deq;     /* [n_lin] deq_scale (f32) */
     int obs_bad;     /* 1: non-finite activation, 2: shape mismatch */
+    int n_computed;  /* compute_layer calls (the report's n_layer_quantizations) */
     int obs_layer, obs_point;
 } qstate;
 
@@ -269,11 +272,31 @@ static int add_lin(qstate *s, const char *name, int layer, int kind, int group) 
         l->quant = 0;
         l->why = "--disable_names";
     }
+    /* W8A8_DYNAMIC keeps the recipe's float layers float; the mixed recipe
+     * gives every down_proj (the widest-ranged input, which static W8A8
+     * spoils) a per-token scale instead of keeping it float */
+    if (s->o->quant_type == W8_QUANT_DYNAMIC) {
+        l->dyn = l->quant;
+    } else if (s->o->quant_type == W8_QUANT_MIX && kind == K_DOWN && !is_disabled(s, name)) {
+        l->quant = 1;
+        l->dyn = 1;
+        l->why = NULL;
+    }
     return 0;
 }
 
 static long find_nonfinite(const w8_tensor *t);
 static void release_pages(const w8_tensor *t);
+
+/* Calibration (running the float model) is needed for static W8A8 layers'
+ * input_scale and for SmoothQuant's activation amax; W8A8_DYNAMIC alone
+ * reads each weight and never runs the model. */
+static int needs_calibration(const qstate *s) {
+    if (s->o->smooth) return 1;
+    for (int g = 0; g < s->n_grp; g++)
+        if (s->grp[g].n_static) return 1;
+    return 0;
+}
 
 static int plan(qstate *s) {
     const w8_config *c = &s->cfg;
@@ -296,6 +319,7 @@ static int plan(qstate *s) {
             gr->k = ln->k;
             gr->members[gr->n_members++] = s->n_lin - 1;
             gr->n_quant += ln->quant;
+            gr->n_static += ln->quant && !ln->dyn;
         }
     if (w8_st_find(s->st, "lm_head.weight") && add_lin(s, "lm_head", -1, K_LMHEAD, -1) != 0)
         return -1;
@@ -334,8 +358,10 @@ static int plan(qstate *s) {
                              "be quantized", t->file, t->name, w8_dtype_name(t->dtype));
     }
     /* NaN/Inf anywhere stops here, naming the tensor, before any work: a bit
-     * test per element, at memory speed */
-    for (size_t i = 0; i < w8_st_count(s->st); i++) {
+     * test per element, at memory speed.  Without calibration (W8A8_DYNAMIC
+     * and no SmoothQuant) the writer's own checks find them on the one pass
+     * it makes, and the temporary directory is removed. */
+    for (size_t i = 0; i < w8_st_count(s->st) && needs_calibration(s); i++) {
         const w8_tensor *t = w8_st_at(s->st, i);
         long bad = find_nonfinite(t);
         release_pages(t);
@@ -355,13 +381,14 @@ static int plan(qstate *s) {
 }
 
 static void print_plan(const qstate *s) {
-    int nq = 0, nf = 0;
+    int nq = 0, nf = 0, nd = 0;
     for (int j = 0; j < s->n_lin; j++) {
         if (s->lin[j].quant) nq++;
         else nf++;
+        nd += s->lin[j].dyn;
     }
-    note(s, "plan: %d linear layers quantized to W8A8, %d kept float (table %d: %s model; recipe "
-         "%s, from %s)", nq, nf, s->out_dt == W8_F16 ? 1 : 2,
+    note(s, "plan: %d linear layers quantized to W8A8, %d of them W8A8_DYNAMIC, %d kept float "
+         "(table %d: %s model; recipe %s, from %s)", nq, nd, nf, s->out_dt == W8_F16 ? 1 : 2,
          s->out_dt == W8_F16 ? "fp16" : "bf16", recipe_names[recipe_of(s)],
          s->o->model_type && *s->o->model_type ? "--model_type" : "config architectures");
     /* one line per reason, listing the layers, so 28 down_proj do not scroll away */
@@ -657,6 +684,7 @@ static int params(qstate *s) {
                      pt == W8_OBS_QKV_IN ? "input_layernorm" : "post_attention_layernorm");
             if (smooth_group(s, g, nn) != 0) return -1;
         }
+        if (!gr->n_static) continue; /* W8A8_DYNAMIC: no input_scale */
         float lo = 0, hi = 0;
         for (int j = 0; j < gr->k; j++) {
             float d = gr->smooth ? gr->smooth[j] : 1.0f;
@@ -671,7 +699,8 @@ static int params(qstate *s) {
 
 /* ----------------------------------------------------------------- write */
 
-enum { O_COPY, O_W8, O_ISCALE, O_IOFF, O_QBIAS, O_DEQ, O_NORM_SMOOTH, O_LIN_SMOOTH };
+enum { O_COPY, O_W8, O_ISCALE, O_IOFF, O_QBIAS, O_DEQ, O_NORM_SMOOTH, O_LIN_SMOOTH, O_WSCALE,
+       O_WOFF, O_BIAS32 };
 
 typedef struct {
     char *name;
@@ -682,7 +711,7 @@ typedef struct {
     int what;              /* O_* */
     const w8_tensor *src;  /* source tensor (copies, weights, norms) */
     int lin, grp;          /* linear layer / group it belongs to, -1 */
-    int quant;             /* description: 1 "W8A8", 0 "FLOAT" */
+    int quant;             /* description: 1 "W8A8", 2 "W8A8_DYNAMIC", 0 "FLOAT" */
     int shard;
 } otensor;
 
@@ -738,7 +767,19 @@ static void build_outputs(qstate *s, olist *ol) {
         for (int g = 0; g < s->n_grp && gi < 0; g++)
             if (s->grp[g].norm == t) gi = g;
         w8_dtype fdt = s->convert ? W8_BF16 : t->dtype;
-        if (li >= 0 && s->lin[li].quant) {
+        int bi = -1; /* the W8A8_DYNAMIC layer whose float bias this is */
+        for (int j = 0; j < s->n_lin && bi < 0; j++)
+            if (s->lin[j].b == t && s->lin[j].dyn) bi = j;
+        if (li >= 0 && s->lin[li].dyn) {
+            /* FORMAT.md's W8A8_DYNAMIC table: weight, weight_scale, weight_offset */
+            const qlin *l = &s->lin[li];
+            int64_t nk[2] = {l->n, l->k}, n1[2] = {l->n, 1};
+            oadd(ol, l->name, ".weight", W8_I8, 2, nk, O_W8, t, li, l->group, 2);
+            oadd(ol, l->name, ".weight_scale", W8_F32, 2, n1, O_WSCALE, t, li, l->group, 2);
+            oadd(ol, l->name, ".weight_offset", W8_F32, 2, n1, O_WOFF, t, li, l->group, 2);
+        } else if (bi >= 0) {
+            oadd(ol, t->name, "", W8_F32, t->ndim, t->shape, O_BIAS32, t, bi, -1, 0);
+        } else if (li >= 0 && s->lin[li].quant) {
             const qlin *l = &s->lin[li];
             int64_t nk[2] = {l->n, l->k}, one[1] = {1}, nn[1] = {l->n};
             oadd(ol, l->name, ".weight", W8_I8, 2, nk, O_W8, t, li, l->group, 1);
@@ -817,18 +858,23 @@ static float *load_f32(const qstate *s, const w8_tensor *t, const qgroup *smooth
 
 static int compute_layer(qstate *s, int li, lcache *c) {
     lcache_clear(c);
+    s->n_computed++;
     const qlin *l = &s->lin[li];
     const qgroup *g = &s->grp[l->group];
     float *w = load_f32(s, l->w, g, NULL);
     float *b = NULL;
-    if (l->b) {
+    if (l->b && !l->dyn) {
         b = w8_xmalloc((size_t)l->n * sizeof(float));
         w8_tensor_to_f32(l->b, b);
     }
     int8_t *wq = w8_xmalloc((size_t)l->n * l->k);
     int32_t *qb = w8_xmalloc((size_t)l->n * sizeof(int32_t));
     float *deq = w8_xmalloc((size_t)l->n * sizeof(float));
-    int rc = w8_quant_linear(w, b, l->n, l->k, g->in_scale, g->in_offset, wq, qb, deq);
+    /* W8A8_DYNAMIC: the same per-channel weights with input scale 1 and no
+     * bias, so deq comes out as weight_scale = max|W| / 127 and qb as 0 (the
+     * float bias is written on its own) */
+    int rc = l->dyn ? w8_quant_linear(w, NULL, l->n, l->k, 1.0f, 0, wq, qb, deq)
+                    : w8_quant_linear(w, b, l->n, l->k, g->in_scale, g->in_offset, wq, qb, deq);
     free(w);
     free(b);
     release_pages(l->w);
@@ -883,7 +929,8 @@ static void *f32_to_dtype(const float *f, size_t n, w8_dtype dt) {
 /* Bytes of output tensor t: a pointer into the source or a fresh buffer (*own). */
 static const void *produce(qstate *s, const otensor *t, lcache *c, void **own) {
     *own = NULL;
-    if (t->what == O_COPY || t->what == O_LIN_SMOOTH || t->what == O_NORM_SMOOTH) {
+    if (t->what == O_COPY || t->what == O_LIN_SMOOTH || t->what == O_NORM_SMOOTH ||
+        t->what == O_BIAS32) {
         long bad = find_nonfinite(t->src);
         if (bad >= 0) {
             w8_seterr("%s: tensor '%s' has a non-finite value (NaN or Inf) at element %ld",
@@ -891,6 +938,11 @@ static const void *produce(qstate *s, const otensor *t, lcache *c, void **own) {
             return NULL;
         }
         if (t->what == O_COPY && !s->convert) return t->src->data;
+        if (t->what == O_BIAS32) { /* a W8A8_DYNAMIC layer's bias: fp32 (FORMAT.md) */
+            float *f = w8_xmalloc(t->src->numel * sizeof(float));
+            w8_tensor_to_f32(t->src, f);
+            return *own = f;
+        }
         const qgroup *gl = t->what == O_LIN_SMOOTH ? &s->grp[t->grp] : NULL;
         const qgroup *gn = t->what == O_NORM_SMOOTH ? &s->grp[t->grp] : NULL;
         float *f = load_f32(s, t->src, gl, gn);
@@ -900,6 +952,7 @@ static const void *produce(qstate *s, const otensor *t, lcache *c, void **own) {
     }
     const qgroup *g = &s->grp[t->grp];
     const qlin *l = &s->lin[t->lin];
+    if (t->what == O_WOFF) return *own = w8_xcalloc((size_t)l->n, sizeof(float));
     if (t->what == O_ISCALE || t->what == O_IOFF) {
         uint16_t *h = w8_xmalloc(2);
         float v = t->what == O_ISCALE ? g->in_scale : (float)g->in_offset;
@@ -910,6 +963,7 @@ static const void *produce(qstate *s, const otensor *t, lcache *c, void **own) {
     if (need && compute_layer(s, t->lin, c) != 0) return NULL;
     if (t->what == O_W8) return c->wq;
     if (t->what == O_QBIAS) return s->qbias[t->lin];
+    if (t->what == O_WSCALE) return s->deq[t->lin];
     /* deq_scale: F32 for bf16 models; for fp16 models the f32 bit pattern
      * widened to int64 (upper 32 bits zero: the value is positive) */
     if (s->out_dt == W8_BF16) return s->deq[t->lin];
@@ -940,11 +994,23 @@ static void test_pause(void) {
  * as Hugging Face's safetensors writer does: the data area starts 8-aligned
  * and has no gaps, so every tensor is then aligned to its element size and
  * zero-copy readers can use I64/F32/I32 data in place. */
-static int *shard_order(const olist *ol, int sh, int *n_out) {
+/* W8A8_DYNAMIC: the int8 weights go first when each is a multiple of 8
+ * bytes (every real model: k is), so the alignment still holds, and each
+ * layer's weight_scale is then known when its turn comes: every source
+ * weight is read and quantized once (the size order would read it twice,
+ * once for the scales and once for the int8 weights). */
+static int *shard_order(const olist *ol, int sh, int *n_out, int i8_first) {
     int *ord = w8_xmalloc((size_t)ol->n * sizeof(int)), n = 0;
+    for (int i = 0; i < ol->n && i8_first; i++)
+        if (ol->t[i].shard == sh && ol->t[i].dt == W8_I8 && ol->t[i].nbytes % 8) i8_first = 0;
+    if (i8_first)
+        for (int i = 0; i < ol->n; i++)
+            if (ol->t[i].shard == sh && ol->t[i].dt == W8_I8) ord[n++] = i;
     for (size_t sz = 8; sz >= 1; sz /= 2)
         for (int i = 0; i < ol->n; i++)
-            if (ol->t[i].shard == sh && w8_dtype_size(ol->t[i].dt) == sz) ord[n++] = i;
+            if (ol->t[i].shard == sh && w8_dtype_size(ol->t[i].dt) == sz &&
+                !(i8_first && ol->t[i].dt == W8_I8))
+                ord[n++] = i;
     *n_out = n;
     return ord;
 }
@@ -965,7 +1031,7 @@ static int write_shards(qstate *s, olist *ol, const char *tmp, w8_quant_report *
             break;
         }
         int n;
-        int *ord = shard_order(ol, sh, &n);
+        int *ord = shard_order(ol, sh, &n, s->o->quant_type == W8_QUANT_DYNAMIC);
         for (int i = 0; i < n && rc == 0; i++) {
             const otensor *t = &ol->t[ord[i]];
             rc = w8_stw_declare(w, t->name, t->dt, t->ndim, t->shape);
@@ -1030,12 +1096,16 @@ static int write_json(const char *dir, const char *name, json_t *v) {
     return rc;
 }
 
-static int write_description(const olist *ol, const char *tmp) {
+/* model_quant_type: W8A8_DYNAMIC only when every quantized layer is; a mixed
+ * directory stays "W8A8" and each layer's value decides (vllm-ascend). */
+static int write_description(const qstate *s, const olist *ol, const char *tmp) {
+    static const char *const val[] = {"FLOAT", "W8A8", "W8A8_DYNAMIC"};
     json_t *d = json_object();
-    json_object_set_new(d, "model_quant_type", json_string("W8A8"));
+    json_object_set_new(d, "model_quant_type",
+                        json_string(s->o->quant_type == W8_QUANT_DYNAMIC ? "W8A8_DYNAMIC" : "W8A8"));
     json_object_set_new(d, "version", json_string("1.0.0"));
     for (int i = 0; i < ol->n; i++)
-        json_object_set_new(d, ol->t[i].name, json_string(ol->t[i].quant ? "W8A8" : "FLOAT"));
+        json_object_set_new(d, ol->t[i].name, json_string(val[ol->t[i].quant]));
     int rc = write_json(tmp, "quant_model_description.json", d);
     json_decref(d);
     return rc;
@@ -1105,8 +1175,12 @@ static int write_config(const qstate *s, const char *tmp) {
         edit_text(&ed, "quantization_config", NULL);
         json_object_del(want, "quantization_config");
     }
-    edit_text(&ed, "quantize", "\"w8a8\"");
-    json_object_set_new(want, "quantize", json_string("w8a8"));
+    /* MindIE reads "quantize" first; a mixed directory says "w8a8" */
+    const char *qv = s->o->quant_type == W8_QUANT_DYNAMIC ? "w8a8_dynamic" : "w8a8";
+    char qtext[32];
+    snprintf(qtext, sizeof qtext, "\"%s\"", qv);
+    edit_text(&ed, "quantize", qtext);
+    json_object_set_new(want, "quantize", json_string(qv));
     if (s->convert) {
         static const char *const keys[] = {"dtype", "torch_dtype"};
         int any = 0;
@@ -1379,7 +1453,7 @@ int w8_quantize(const w8_quant_opts *o, w8_quant_report *rep) {
     print_plan(&s);
 
     double tc = w8_now(), cc = cpu_now();
-    if (calibrate(&s, rep) != 0) goto out;
+    if (needs_calibration(&s) && calibrate(&s, rep) != 0) goto out;
     rep->calib_seconds = w8_now() - tc;
     rep->calib_cpu_seconds = cpu_now() - cc;
     if ((o->disable_level > 0 || o->sensitivity_report) && sensitivity(&s) != 0) goto out;
@@ -1405,7 +1479,7 @@ int w8_quantize(const w8_quant_opts *o, w8_quant_report *rep) {
     }
     double tw = w8_now();
     if (write_shards(&s, &ol, tmp, rep) != 0) goto out;
-    if (write_description(&ol, tmp) != 0) goto out;
+    if (write_description(&s, &ol, tmp) != 0) goto out;
     if (ol.n_shards > 1 && write_index(&ol, tmp) != 0) goto out;
     if (write_config(&s, tmp) != 0) goto out;
     if (copy_side_files(&s, tmp) != 0) goto out;
@@ -1416,7 +1490,9 @@ int w8_quantize(const w8_quant_opts *o, w8_quant_report *rep) {
     for (int j = 0; j < s.n_lin; j++) {
         if (s.lin[j].quant) rep->n_quant++;
         else rep->n_float++;
+        rep->n_dynamic += s.lin[j].dyn;
     }
+    rep->n_layer_quantizations = s.n_computed;
     rc = 0;
 out:
     if (tmp) w8_rm_rf(tmp);

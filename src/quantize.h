@@ -28,8 +28,16 @@
  * (fp16: 2^-14) or at this for bf16, so the stored scale is never 0. */
 #define W8_QUANT_ASCALE_EPS_BF16 1e-8f
 
+/* --quant_type: what the quantized layers become (FORMAT.md). */
+typedef enum {
+    W8_QUANT_STATIC = 0,  /* static per-tensor activations (calibrated) */
+    W8_QUANT_DYNAMIC = 1, /* W8A8_DYNAMIC: per-token activation scales, no calibration */
+    W8_QUANT_MIX = 2      /* static W8A8, but every mlp.down_proj W8A8_DYNAMIC (vllm-ascend) */
+} w8_quant_type;
+
 typedef struct {
     const char *model_path;   /* float source directory (opened read-only) */
+    w8_quant_type quant_type; /* W8_QUANT_STATIC by default */
     const char *save_path;    /* target directory */
     const char *model_type;   /* recipe ("Qwen2-7B", "Qwen3-8B", "llama"...); NULL: from config */
     const char *calib_file;   /* NULL: the built-in set */
@@ -48,6 +56,9 @@ typedef struct {
 
 typedef struct {
     int n_quant, n_float;     /* linear layers by kind of output */
+    int n_dynamic;            /* ... of n_quant, how many are W8A8_DYNAMIC */
+    int n_layer_quantizations; /* times a source weight was read and quantized
+                                * (= n_quant for w8a8_dynamic: one pass) */
     int n_tensors;            /* tensors written */
     int n_samples, n_tokens;  /* calibration */
     int n_shards;

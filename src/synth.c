@@ -562,3 +562,125 @@ int w8_synth_write(const w8_synth_opts *o, const char *out_dir) {
     free(tmp);
     return rc;
 }
+
+/* ----------------------------------------------------- outlier channels */
+
+/* Which norm a tensor is scaled by: 1 for an outlier norm weight, 2 for a
+ * linear weight reading it (columns divided), 0 for neither. */
+static int outlier_role(const char *name) {
+    static const char *const norms[] = {".input_layernorm.weight", ".post_attention_layernorm.weight"};
+    static const char *const lins[] = {".self_attn.q_proj.weight", ".self_attn.k_proj.weight",
+                                       ".self_attn.v_proj.weight", ".mlp.gate_proj.weight",
+                                       ".mlp.up_proj.weight"};
+    if (strncmp(name, "model.layers.", 13)) return 0;
+    size_t n = strlen(name);
+    for (size_t i = 0; i < 2; i++) {
+        size_t m = strlen(norms[i]);
+        if (n > m && !strcmp(name + n - m, norms[i])) return 1;
+    }
+    for (size_t i = 0; i < 5; i++) {
+        size_t m = strlen(lins[i]);
+        if (n > m && !strcmp(name + n - m, lins[i])) return 2;
+    }
+    return 0;
+}
+
+static int outliers_into(const w8_st *st, const char *src_dir, const char *tmp, int nch,
+                         float factor, uint64_t seed) {
+    /* hidden from the first norm weight */
+    int64_t hidden = 0;
+    for (size_t i = 0; i < w8_st_count(st) && !hidden; i++) {
+        const w8_tensor *t = w8_st_at(st, i);
+        if (outlier_role(t->name) == 1 && t->ndim == 1) hidden = t->shape[0];
+    }
+    if (hidden <= 0) return w8_seterr("%s: no model.layers.N.input_layernorm.weight", src_dir);
+    if (nch < 1 || nch > hidden)
+        return w8_seterr("synth --outliers: %d channels of a hidden size of %lld", nch, (long long)hidden);
+    char *is_out = w8_xcalloc((size_t)hidden, 1);
+    int64_t step = hidden / nch;
+    for (int j = 0; j < nch; j++) is_out[(int64_t)(seed % (uint64_t)step) + j * step] = 1;
+    char *path = w8_path_join(tmp, "model.safetensors");
+    w8_stw *w = w8_stw_create(path);
+    free(path);
+    int rc = w ? 0 : -1;
+    for (size_t i = 0; i < w8_st_count(st) && rc == 0; i++) {
+        const w8_tensor *t = w8_st_at(st, i);
+        rc = w8_stw_declare(w, t->name, t->dtype, t->ndim, t->shape);
+    }
+    if (rc == 0) rc = w8_stw_begin(w);
+    for (size_t i = 0; i < w8_st_count(st) && rc == 0; i++) {
+        const w8_tensor *t = w8_st_at(st, i);
+        int role = outlier_role(t->name);
+        int fl = t->dtype == W8_F32 || t->dtype == W8_F16 || t->dtype == W8_BF16;
+        int64_t cols = role == 1 ? t->shape[0] : t->ndim == 2 ? t->shape[1] : 0;
+        if (!role || !fl || cols != hidden) {
+            if (role && (!fl || cols != hidden)) {
+                rc = w8_seterr("%s: tensor '%s' is not a float tensor over %lld channels", t->file,
+                               t->name, (long long)hidden);
+                break;
+            }
+            rc = w8_stw_write(w, t->name, t->data, t->nbytes);
+            continue;
+        }
+        float *f = w8_xmalloc(t->numel * sizeof(float));
+        w8_tensor_to_f32(t, f);
+        for (size_t e = 0; e < t->numel; e++)
+            if (is_out[e % (size_t)hidden]) f[e] = role == 1 ? f[e] * factor : f[e] / factor;
+        void *buf = w8_xmalloc(t->nbytes);
+        convert(t->dtype, f, buf, t->numel);
+        rc = w8_stw_write(w, t->name, buf, t->nbytes);
+        free(buf);
+        free(f);
+    }
+    if (w) {
+        if (rc == 0) rc = w8_stw_finish(w);
+        else w8_stw_abort(w);
+    }
+    free(is_out);
+    /* the other files (config, tokenizer) as they are */
+    DIR *d = rc == 0 ? opendir(src_dir) : NULL;
+    if (rc == 0 && !d) rc = w8_seterr("%s: cannot list: %s", src_dir, strerror(errno));
+    struct dirent *e;
+    while (d && rc == 0 && (e = readdir(d))) {
+        const char *n = e->d_name;
+        size_t l = strlen(n);
+        if (n[0] == '.' || strstr(n, ".safetensors")) continue;
+        (void)l;
+        char *sp = w8_path_join(src_dir, n), *dp = w8_path_join(tmp, n);
+        struct stat sb;
+        if (stat(sp, &sb) == 0 && S_ISREG(sb.st_mode)) rc = w8_copy_file(sp, dp);
+        free(sp);
+        free(dp);
+    }
+    if (d) closedir(d);
+    return rc;
+}
+
+int w8_synth_outliers(const char *src_dir, const char *out_dir, int n_channels, float factor,
+                      uint64_t seed) {
+    if (!(factor > 0) || !isfinite(factor))
+        return w8_seterr("synth --outliers: factor %g must be positive", (double)factor);
+    struct stat sb;
+    if (stat(out_dir, &sb) == 0 && (!S_ISDIR(sb.st_mode) || dir_nonempty(out_dir)))
+        return w8_seterr("%s: already exists and is not an empty directory", out_dir);
+    w8_st *st = w8_st_open_dir(src_dir);
+    if (!st) return -1;
+    size_t len = strlen(out_dir);
+    while (len > 1 && out_dir[len - 1] == '/') len--;
+    char *tmp = w8_xmalloc(len + 16);
+    memcpy(tmp, out_dir, len);
+    memcpy(tmp + len, ".tmp-XXXXXX", 12);
+    int rc;
+    if (!mkdtemp(tmp)) {
+        rc = w8_seterr("%s: cannot create a temporary directory: %s", tmp, strerror(errno));
+    } else {
+        chmod(tmp, 0755);
+        rc = outliers_into(st, src_dir, tmp, n_channels, factor, seed);
+        if (rc == 0 && rename(tmp, out_dir) != 0)
+            rc = w8_seterr("%s: cannot rename %s into place: %s", out_dir, tmp, strerror(errno));
+        if (rc != 0) w8_rm_rf(tmp);
+    }
+    free(tmp);
+    w8_st_close(st);
+    return rc;
+}

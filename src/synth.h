@@ -62,6 +62,18 @@ int w8_synth_count(const w8_synth_opts *o, size_t *numel);
  * non-empty out_dir. */
 int w8_synth_write(const w8_synth_opts *o, const char *out_dir);
 
+/* A float model with strong per-channel activation outliers and the same
+ * float function (issue 14's accuracy test, and sensitivity studies): copy
+ * the float model at src_dir to out_dir (one model.safetensors in the
+ * source dtype, the other files as they are), with n_channels channels of
+ * every input_layernorm / post_attention_layernorm weight multiplied by
+ * `factor` and the matching input columns of the layers reading that norm
+ * (q/k/v, gate/up) divided by it.  The channels are the same in every
+ * layer (as real outlier channels are): c_j = (seed mod step) + j * step,
+ * step = hidden / n_channels.  Built under a temporary name and renamed. */
+int w8_synth_outliers(const char *src_dir, const char *out_dir, int n_channels, float factor,
+                      uint64_t seed);
+
 /* Fill dst[0..n) with normal(0, std) values of tensor `tensor` (its index in
  * the file), starting at element `first`; deterministic in (seed, tensor,
  * element) whatever the chunking or thread count.  Exposed for tests. */

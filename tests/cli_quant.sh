@@ -40,7 +40,7 @@ SRC_SUM=$(sum_dir "$F16")
 "$W" quant --model_path "$F16" --save_path "$T/x" --quant_type w4a16 >"$T/out" 2>&1
 rc=$?
 check "--quant_type w4a16 refused with the supported list" \
-    test $rc -eq 1 -a -n "$(grep 'not supported (supported: w8a8)' "$T/out")"
+    test $rc -eq 1 -a -n "$(grep 'not supported (supported: w8a8, w8a8_dynamic, w8a8_mix)' "$T/out")"
 "$W" quant --model_path "$F16" --save_path "$T/x" --quant_type w8a8 --device gpu >"$T/out" 2>&1
 rc=$?
 check "--device gpu refused" test $rc -eq 1 -a -n "$(grep 'supported: cpu' "$T/out")"

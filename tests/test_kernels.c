@@ -153,6 +153,135 @@ static void test_quant(const char *isa) {
     }
 }
 
+/* ------------------------------------------- W8A8_DYNAMIC (per-row scales) */
+
+/* The spec of FORMAT.md written out independently of the kernels. */
+static float expect_dyn_scale(const float *x, int k) {
+    float amax = 0.0f;
+    for (int t = 0; t < k; t++)
+        if (fabsf(x[t]) > amax) amax = fabsf(x[t]);
+    return amax / 127.0f;
+}
+
+static int8_t expect_qd(float v, float s) {
+    if (s == 0.0f) return 0;
+    float r = nearbyintf(v / s);
+    if (!(r > -127.0f)) r = -127.0f; /* NaN too */
+    if (r > 127.0f) r = 127.0f;
+    return (int8_t)r;
+}
+
+static void test_quant_dyn(const char *isa) {
+    static const int ks[] = { 1, 7, 15, 16, 17, 33, 173, 896 };
+    int bad = 0, rows = 0;
+    for (size_t a = 0; a < sizeof ks / sizeof *ks; a++) {
+        int k = ks[a], m = 6;
+        size_t ldx = (size_t)k + 3, ldq = (size_t)k + 2;
+        float *x = malloc((size_t)m * ldx * sizeof *x), s[6];
+        int8_t *q = malloc((size_t)m * ldq);
+        fill_f(x, (size_t)m * ldx, 3.0f);
+        /* row 1: all zeros (-0 too); row 2: one huge outlier; row 3: ties of
+         * x / s (amax 127 gives s = 1); row 4: NaN and a denormal; row 5:
+         * an infinity (s = inf: finite values go to 0, the inf to -127) */
+        for (int t = 0; t < k; t++) x[ldx + t] = t & 1 ? -0.0f : 0.0f;
+        x[2 * ldx + (size_t)(k / 2)] = -5000.0f;
+        for (int t = 0; t < k; t++) x[3 * ldx + t] = (float)(t % 9) - 4.0f + 0.5f;
+        x[3 * ldx] = 127.0f;
+        x[4 * ldx + (size_t)(k - 1)] = NAN;
+        x[4 * ldx] = 1e-40f;
+        x[5 * ldx + (size_t)(k / 3)] = INFINITY;
+        memset(q, 55, (size_t)m * ldq);
+        w8_quant_rows_dyn(x, m, k, ldx, q, ldq, s);
+        for (int i = 0; i < m; i++, rows++) {
+            const float *xi = x + (size_t)i * ldx;
+            float es = expect_dyn_scale(xi, k);
+            int rb = !same_bits(es, s[i]);
+            for (int t = 0; t < k; t++) rb += q[(size_t)i * ldq + t] != expect_qd(xi[t], es);
+            rb += q[(size_t)i * ldq + k] != 55 || q[(size_t)i * ldq + k + 1] != 55;
+            if (rb) EXPECT(0, "%s quant_rows_dyn k=%d row %d: %d mismatches", isa, k, i, rb);
+            bad += rb;
+        }
+        if (k == 17) /* -2.5 and -1.5 both round to -2 */
+            CHECK(s[1] == 0.0f && q[ldq] == 0 && s[3] == 1.0f && q[3 * ldq + 1] == -2 &&
+                      q[3 * ldq + 2] == -2 && q[3 * ldq] == 127,
+                  "%s quant_rows_dyn k=17: zero row s = 0, ties to even", isa);
+        free(x), free(q);
+    }
+    CHECK(bad == 0, "%s quant_rows_dyn exact on %d rows (scale, ties, clamp, zero/NaN/Inf rows)",
+          isa, rows);
+}
+
+/* y = (acc * ws) * s + b from plain loops, as FORMAT.md writes it. */
+static int check_i8_dyn(int m, int n, int k, int with_bias) {
+    size_t ldx = (size_t)k + 1, ldy = (size_t)n + 2;
+    float *x = malloc((size_t)m * ldx * sizeof *x), *ws = malloc((size_t)n * sizeof *ws);
+    float *b = malloc((size_t)n * sizeof *b), *y = malloc((size_t)m * ldy * sizeof *y);
+    float *y1 = malloc((size_t)n * sizeof *y1);
+    int8_t *w = malloc((size_t)n * k), *zq = calloc((size_t)n + 1, 1);
+    int32_t *zb = calloc((size_t)n + 1, sizeof *zb);
+    fill_f(x, (size_t)m * ldx, 2.0f);
+    if (m > 2) /* an outlier row and an all-zero row */
+        x[ldx + 0] = 900.0f, memset(x + 2 * ldx, 0, (size_t)k * sizeof *x);
+    fill_i8(w, (size_t)n * k);
+    for (int j = 0; j < n; j++) {
+        ws[j] = 1e-3f * (1.0f + w8_rng_f32(&rng));
+        b[j] = w8_rng_normal(&rng);
+    }
+    for (size_t i = 0; i < (size_t)m * ldy; i++) y[i] = -7.0f;
+    w8_qmat q;
+    w8_qmat_pack(&q, w, n, k, zb, ws);
+    w8_gemm_i8_dyn(&q, m, x, ldx, NULL, y, ldy, with_bias ? b : NULL);
+    int bad = 0;
+    int8_t *xq = malloc((size_t)k);
+    for (int i = 0; i < m && bad < 3; i++) {
+        const float *xi = x + (size_t)i * ldx;
+        float s = expect_dyn_scale(xi, k);
+        for (int t = 0; t < k; t++) xq[t] = expect_qd(xi[t], s);
+        /* the same row alone gives the same bits */
+        w8_gemm_i8_dyn(&q, 1, xi, ldx, NULL, y1, (size_t)n, with_bias ? b : NULL);
+        for (int j = 0; j < n && bad < 3; j++) {
+            int64_t acc = 0;
+            for (int t = 0; t < k; t++) acc += (int64_t)xq[t] * w[(size_t)j * k + t];
+            float e = (float)(int32_t)acc * ws[j];
+            e = e * s;
+            if (with_bias) e = e + b[j];
+            float g = y[(size_t)i * ldy + j];
+            if (!same_bits(e, g) || !same_bits(g, y1[j])) {
+                bad++;
+                EXPECT(0, "gemm_i8_dyn m=%d n=%d k=%d y[%d,%d] = %.9g (alone %.9g), expected %.9g",
+                       m, n, k, i, j, g, y1[j], e);
+            }
+        }
+        for (size_t j = (size_t)n; j < ldy; j++)
+            if (y[(size_t)i * ldy + j] != -7.0f) {
+                bad++;
+                EXPECT(0, "gemm_i8_dyn m=%d n=%d k=%d wrote past column n", m, n, k);
+                break;
+            }
+    }
+    w8_qmat_free(&q);
+    free(x), free(ws), free(b), free(y), free(y1), free(w), free(zq), free(zb), free(xq);
+    return bad;
+}
+
+static void test_gemm_i8_dyn(const char *isa) {
+    static const int ks[] = { 1, 5, 64, 65, 173, 896 };
+    static const int ns[] = { 1, 17, 64, 67 };
+    static const int ms[] = { 1, 3, 7, 17, 33 };
+    int bad = 0, cases = 0;
+    for (size_t a = 0; a < sizeof ks / sizeof *ks; a++)
+        for (size_t b = 0; b < sizeof ns / sizeof *ns; b++)
+            for (size_t c = 0; c < sizeof ms / sizeof *ms; c++) {
+                if (SLOW && ks[a] == 896 && ms[c] > 7) continue;
+                bad += check_i8_dyn(ms[c], ns[b], ks[a], (int)(a + b + c) & 1), cases++;
+            }
+    CHECK(bad == 0, "%s gemm_i8_dyn = spec bit for bit, rows alone = batched (%d shapes)", isa,
+          cases);
+    bad = check_i8_dyn(5, 4864, 65, 1) + check_i8_dyn(2, 131, 4864, 0);
+    if (!SLOW) bad += check_i8_dyn(40, 4864, 172, 1);
+    CHECK(bad == 0, "%s gemm_i8_dyn n=4864 / k=4864 (threads split columns)", isa);
+}
+
 /* RMSNorm of the active ISA against the scalar reference, bit for bit. */
 static void rms_run(w8_isa isa, const float *x, int m, int k, const float *g, const float *b,
                     float *y, int8_t *q) {
@@ -636,6 +765,8 @@ int main(void) {
         CHECK(w8_isa_active() == (w8_isa)isa, "%s forced", name);
         test_gemm_i8(name);
         test_quant(name);
+        test_quant_dyn(name);
+        test_gemm_i8_dyn(name);
         test_rmsnorm(name);
         test_gemm_f(name);
         test_gemm_f_rows(name, 0);

@@ -230,8 +230,59 @@ static void test_shapes(void) {
           "qwen3-8b: untied, 36 layers");
 }
 
+/* synth --outliers: channel c of every RMSNorm times the factor, column c of
+ * the layers reading it divided by it, everything else byte for byte. */
+static void test_outliers(void) {
+    char src[4096], tmpl[] = "/tmp/w8a8_test_outl_XXXXXX", out[4200];
+    snprintf(src, sizeof src, "%s/models/stories260K-hf-f32", shared_dir());
+    char *tmp = mkdtemp(tmpl);
+    snprintf(out, sizeof out, "%s/m", tmp ? tmp : "/nonexistent");
+    int rc = w8_synth_outliers(src, out, 4, 30.0f, 1);
+    CHECK(rc == 0, "outlier copy written (%s)", rc ? w8_lasterr() : "");
+    w8_st *a = w8_st_open_dir(src), *b = rc ? NULL : w8_st_open_dir(out);
+    if (a && b) {
+        int H = (int)w8_st_find(a, "model.layers.0.input_layernorm.weight")->shape[0];
+        int step = H / 4, same = 0, scaled = 0, bad = 0, nt = 0;
+        for (size_t i = 0; i < w8_st_count(a); i++) {
+            const w8_tensor *ta = w8_st_at(a, i), *tb = w8_st_find(b, ta->name);
+            if (!tb || tb->nbytes != ta->nbytes || tb->dtype != ta->dtype) {
+                bad++;
+                continue;
+            }
+            nt++;
+            int norm = strstr(ta->name, "layernorm.weight") != NULL;
+            int lin = strstr(ta->name, "q_proj.weight") || strstr(ta->name, "k_proj.weight") ||
+                      strstr(ta->name, "v_proj.weight") || strstr(ta->name, "gate_proj.weight") ||
+                      strstr(ta->name, "up_proj.weight");
+            if (!norm && !lin) {
+                same += !memcmp(ta->data, tb->data, ta->nbytes);
+                bad += !!memcmp(ta->data, tb->data, ta->nbytes);
+                continue;
+            }
+            for (size_t e = 0; e < ta->numel; e++) {
+                int c = (int)(e % (size_t)H), out_ch = c % step == 1 % step;
+                float x = w8_tensor_get_f32(ta, e), y = w8_tensor_get_f32(tb, e);
+                float want = !out_ch ? x : norm ? x * 30.0f : x / 30.0f;
+                bad += y != want;
+            }
+            scaled++;
+        }
+        CHECK(bad == 0 && nt == (int)w8_st_count(a) && scaled == 5 * 7 && same > 0,
+              "outliers: %d norms/linears scaled on channels 1 + %dj, %d tensors unchanged (%d bad)",
+              scaled, step, same, bad);
+    }
+    if (a) w8_st_close(a);
+    if (b) w8_st_close(b);
+    CHECK(w8_synth_outliers(src, out, 4, 30.0f, 1) != 0, "an existing output is refused");
+    CHECK(w8_synth_outliers(src, "/tmp/w8a8-x-unused", 0, 30.0f, 1) != 0 &&
+              w8_synth_outliers(src, "/tmp/w8a8-x-unused", 4, -1.0f, 1) != 0,
+          "0 channels / a negative factor refused");
+    if (tmp) w8_rm_rf(tmp);
+}
+
 int main(void) {
     test_shapes();
+    test_outliers();
     test_normal();
     test_write();
     TEST_DONE();

@@ -51,6 +51,8 @@ typedef struct {
     void (*rmsnorm_rows)(const float *x, int m, int k, size_t ldx, const float *g,
                          const float *b, float eps, float *y, size_t ldy, int8_t *xq,
                          size_t ldq, float scale, int offset);
+    /* one row of w8_quant_rows_dyn: *s = amax / 127, xq = w8_kern_qd1(x, *s) */
+    void (*quant_dyn)(const float *x, int k, int8_t *xq, float *s);
     /* float */
     void (*fgemv)(const w8_fmat *w, int i0, int i1, const float *x, size_t ldx, float *y,
                   size_t ldy, const float *bias, int n0, int n1);
@@ -101,6 +103,24 @@ static inline float w8_kern_rms_inv(float ss, int k, float eps) {
 static inline int8_t w8_kern_q1(float v, float scale, float offset) {
     float r = nearbyintf(v / scale) + offset;
     r = r > -128.0f ? r : -128.0f;
+    r = r < 127.0f ? r : 127.0f;
+    return (int8_t)r;
+}
+
+/* Dynamic (per-row) quantization, the W8A8_DYNAMIC spec (FORMAT.md):
+ * amax = max |x| with `a > m ? a : m` from +0 (NaN never wins; SIMD max_ps
+ * with the running max as second operand does the same, and a max of
+ * non-NaN absolute values is the same in any order), s = amax / 127 (a
+ * true division), xq = clamp(round_half_even(x / s), -127, 127) with NaN
+ * to -127 (max/min operand order as in w8_kern_q1).  amax = 0 is defined
+ * as s = 0 and xq = 0 (no division by zero). */
+static inline float w8_kern_amax1(float m, float v) {
+    float a = fabsf(v);
+    return a > m ? a : m;
+}
+static inline int8_t w8_kern_qd1(float v, float s) {
+    float r = nearbyintf(v / s);
+    r = r > -127.0f ? r : -127.0f;
     r = r < 127.0f ? r : 127.0f;
     return (int8_t)r;
 }

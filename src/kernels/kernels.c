@@ -10,6 +10,10 @@
  *     each item streams a disjoint slice of the weights.
  *     Activations are first converted once (xq ^ 0x80, padded) by all threads
  *     together into a buffer owned by the calling thread.
+ *     W8A8_DYNAMIC (w8_gemm_i8_dyn) is the same GEMM on a matrix packed with
+ *     quant_bias 0 and deq_scale = weight_scale (so the VNNI correction
+ *     -128 * rowsum(W) still applies), after a per-row quantization, with
+ *     the row scale and float bias applied to each tile in plain C.
  *   - float GEMM: column groups handed out dynamically; with m <= 4 each
  *     group streams W in place (lm_head decode), otherwise each thread
  *     widens L2-sized blocks of W into its own scratch.  Both keep every
@@ -75,7 +79,7 @@ int w8_isa_force(w8_isa isa) {
  * page faults every time.  A thread-exit destructor frees them for threads
  * that end (server workers); live threads keep them reachable in TLS. */
 
-enum { SLOT_QPREP, SLOT_FPACK, SLOT_PPREP, SLOT_COUNT };
+enum { SLOT_QPREP, SLOT_FPACK, SLOT_PPREP, SLOT_DYNQ, SLOT_DYNS, SLOT_COUNT };
 static __thread void *tls_buf[SLOT_COUNT];
 static __thread size_t tls_cap[SLOT_COUNT];
 static pthread_key_t g_key[SLOT_COUNT];
@@ -126,7 +130,25 @@ void w8_qmat_free(w8_qmat *m) {
     memset(m, 0, sizeof *m);
 }
 
-void w8_gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float *y, size_t ldy) {
+/* The W8A8_DYNAMIC tail of one output tile, plain C shared by every ISA (this
+ * file is built without FMA, and ISO C mode does not contract): the row
+ * scale, then the float bias. */
+static void dyn_tile(float *y, size_t ldy, int i0, int i1, int n0, int n1, const float *rs,
+                     const float *bias) {
+    for (int i = i0; i < i1; i++) {
+        float *yi = y + (size_t)i * ldy;
+        float s = rs[i];
+        if (bias)
+            for (int j = n0; j < n1; j++) yi[j] = yi[j] * s + bias[j];
+        else
+            for (int j = n0; j < n1; j++) yi[j] = yi[j] * s;
+    }
+}
+
+/* w8_gemm_i8, and with rs != NULL the dynamic tail on each tile while it is
+ * still in cache. */
+static void gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float *y, size_t ldy,
+                    const float *rs, const float *bias) {
     /* The layout decides the kernel: a matrix packed before w8_isa_force()
      * keeps running the kernel it was packed for. */
     const w8_kern_table *t = table_for(w->isa);
@@ -164,8 +186,23 @@ void w8_gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float *y, 
             int i0 = c * mb, i1 = i0 + mb < m ? i0 + mb : m;
             int n0 = g * nb, n1 = n0 + nb < n ? n0 + nb : n;
             t->qgemm(w, i0, i1, xs, ldxs, y, ldy, n0, n1);
+            if (rs) dyn_tile(y, ldy, i0, i1, n0, n1, rs, bias);
         }
     }
+}
+
+void w8_gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float *y, size_t ldy) {
+    gemm_i8(w, m, x, ldx, y, ldy, NULL, NULL);
+}
+
+void w8_gemm_i8_dyn(const w8_qmat *w, int m, const float *x, size_t ldx, int8_t *xq, float *y,
+                    size_t ldy, const float *bias) {
+    if (m <= 0 || w->n <= 0) return;
+    size_t k = (size_t)w->k;
+    if (!xq) xq = scratch(SLOT_DYNQ, (size_t)m * k);
+    float *rs = scratch(SLOT_DYNS, (size_t)m * sizeof(float));
+    w8_quant_rows_dyn(x, m, w->k, ldx, xq, k, rs);
+    gemm_i8(w, m, xq, k, y, ldy, rs, bias);
 }
 
 /* ------------------------------------------------- activation quantization */
@@ -178,6 +215,15 @@ void w8_quant_rows(const float *x, int m, int k, size_t ldx, float scale, int of
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
     for (int i = 0; i < m; i++)
         t->quant_rows(x + (size_t)i * ldx, 1, k, ldx, scale, offset, xq + (size_t)i * ldq, ldq);
+}
+
+void w8_quant_rows_dyn(const float *x, int m, int k, size_t ldx, int8_t *xq, size_t ldq,
+                       float *s) {
+    const w8_kern_table *t = active();
+    int nt = threads_for((double)m * k / 2);
+    if (nt > m) nt = m;
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+    for (int i = 0; i < m; i++) t->quant_dyn(x + (size_t)i * ldx, k, xq + (size_t)i * ldq, &s[i]);
 }
 
 void w8_rmsnorm_rows(const float *x, int m, int k, size_t ldx, const float *g, const float *b,

@@ -54,6 +54,25 @@ void w8_qmat_free(w8_qmat *m);
  * for i < m, j < n; x int8 with row stride ldx, y f32 with row stride ldy. */
 void w8_gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float *y, size_t ldy);
 
+/* W8A8_DYNAMIC (FORMAT.md): per-row symmetric activation quantization.
+ * For each row i of k values: s[i] = max_t |x[i, t]| / 127 (fp32 division),
+ * xq[i, t] = clamp(round_half_even(x[i, t] / s[i]), -127, 127) (a true
+ * division, as the spec's round(x / s)); NaN inputs never raise the max and
+ * quantize to -127; an all-zero row gives s[i] = 0 and xq = 0.  The same
+ * bits on every ISA (kern_impl.h, w8_kern_qd1). */
+void w8_quant_rows_dyn(const float *x, int m, int k, size_t ldx, int8_t *xq, size_t ldq,
+                       float *s);
+
+/* The dynamic int8 linear layer, y = x W^T + bias with per-row activation
+ * scales: W packed by w8_qmat_pack with quant_bias = 0 and deq_scale =
+ * weight_scale.  Quantizes x with w8_quant_rows_dyn (into xq, row stride k,
+ * m * k bytes; NULL: a per-thread buffer) and then, for every output,
+ *   y[i, j] = ((float)acc[i, j] * weight_scale[j]) * s[i] (+ bias[j])
+ * in that order (fp32, no FMA): w8_gemm_i8's epilogue, then the row scale
+ * and the float bias.  Row-invariant and the same bits on every ISA. */
+void w8_gemm_i8_dyn(const w8_qmat *w, int m, const float *x, size_t ldx, int8_t *xq, float *y,
+                    size_t ldy, const float *bias);
+
 /* xq[i] = clamp(round_half_even(x[i] / scale) + offset, -128, 127), rows of k. */
 void w8_quant_rows(const float *x, int m, int k, size_t ldx, float scale, int offset,
                    int8_t *xq, size_t ldq);

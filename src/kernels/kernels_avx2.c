@@ -154,6 +154,35 @@ static void v_quant_rows(const float *x, int m, int k, size_t ldx, float scale, 
     }
 }
 
+/* w8_kern_qd1 on 8 lanes (max/min with the constant second: NaN -> -127) */
+AI __m256i qd8(__m256 v, __m256 sc) {
+    __m256 r = _mm256_round_ps(_mm256_div_ps(v, sc), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm256_max_ps(r, _mm256_set1_ps(-127.0f));
+    r = _mm256_min_ps(r, _mm256_set1_ps(127.0f));
+    return _mm256_cvtps_epi32(r);
+}
+
+static void v_quant_dyn(const float *x, int k, int8_t *xq, float *s) {
+    const __m256 absm = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 mv = _mm256_setzero_ps();
+    int t = 0;
+    /* max_ps(a, m) = a > m ? a : m: a NaN lane never replaces m */
+    for (; t + 8 <= k; t += 8) mv = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + t), absm), mv);
+    float lanes[8], amax = 0.0f;
+    _mm256_storeu_ps(lanes, mv);
+    for (int l = 0; l < 8; l++) amax = w8_kern_amax1(amax, lanes[l]);
+    for (; t < k; t++) amax = w8_kern_amax1(amax, x[t]);
+    float scale = amax / 127.0f;
+    *s = scale;
+    if (amax == 0.0f) {
+        memset(xq, 0, (size_t)k);
+        return;
+    }
+    __m256 sc = _mm256_set1_ps(scale);
+    for (t = 0; t + 8 <= k; t += 8) store8(xq + t, qd8(_mm256_loadu_ps(x + t), sc));
+    for (; t < k; t++) xq[t] = w8_kern_qd1(x[t], scale);
+}
+
 /* w8_ref_sumsq's order: lanes 0-7 in lo, 8-15 in hi, then the halving tree */
 static float v_sumsq(const float *x, int k) {
     __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
@@ -568,6 +597,7 @@ const w8_kern_table w8_kern_avx2 = {
     .qmblock = 16 * QMR,
     .qgemm = q_gemm,
     .quant_rows = v_quant_rows,
+    .quant_dyn = v_quant_dyn,
     .rmsnorm_rows = v_rmsnorm_rows,
     .fgemv = f_gemv,
     .fgemm = NULL,

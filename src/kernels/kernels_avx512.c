@@ -197,6 +197,38 @@ static void x_quant_rows(const float *x, int m, int k, size_t ldx, float scale, 
     }
 }
 
+/* w8_kern_qd1 on 16 lanes (max/min with the constant second: NaN -> -127) */
+AI __m128i qd16(__m512 v, __m512 sc) {
+    __m512 r = _mm512_roundscale_ps(_mm512_div_ps(v, sc), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    r = _mm512_max_ps(r, _mm512_set1_ps(-127.0f));
+    r = _mm512_min_ps(r, _mm512_set1_ps(127.0f));
+    return _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(r));
+}
+
+static void x_quant_dyn(const float *x, int k, int8_t *xq, float *s) {
+    __m512 mv = _mm512_setzero_ps();
+    /* max_ps(a, m) = a > m ? a : m: a NaN lane never replaces m; masked-off
+     * lanes load +0, which never wins either */
+    for (int t = 0; t < k; t += 16) {
+        __mmask16 mk = tailmask16(k - t);
+        mv = _mm512_max_ps(_mm512_abs_ps(_mm512_maskz_loadu_ps(mk, x + t)), mv);
+    }
+    float lanes[16], amax = 0.0f;
+    _mm512_storeu_ps(lanes, mv);
+    for (int l = 0; l < 16; l++) amax = w8_kern_amax1(amax, lanes[l]);
+    float scale = amax / 127.0f;
+    *s = scale;
+    if (amax == 0.0f) {
+        memset(xq, 0, (size_t)k);
+        return;
+    }
+    __m512 sc = _mm512_set1_ps(scale);
+    for (int t = 0; t < k; t += 16) {
+        __mmask16 mk = tailmask16(k - t);
+        _mm_mask_storeu_epi8(xq + t, mk, qd16(_mm512_maskz_loadu_ps(mk, x + t), sc));
+    }
+}
+
 /* The sum of squares in w8_ref_sumsq's order: 16 lanes, then halving. */
 static float x_sumsq(const float *x, int k) {
     __m512 acc = _mm512_setzero_ps();
@@ -809,6 +841,7 @@ const w8_kern_table w8_kern_avx512 = {
     .qmblock = 16 * QMR,
     .qgemm = q_gemm,
     .quant_rows = x_quant_rows,
+    .quant_dyn = x_quant_dyn,
     .rmsnorm_rows = x_rmsnorm_rows,
     .fgemv = f_gemv,
     .fgemm = f_gemm,

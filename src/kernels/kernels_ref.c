@@ -57,6 +57,18 @@ static void ref_quant_rows(const float *x, int m, int k, size_t ldx, float scale
             xq[(size_t)i * ldq + (size_t)t] = w8_kern_q1(x[(size_t)i * ldx + (size_t)t], scale, off);
 }
 
+static void ref_quant_dyn(const float *x, int k, int8_t *xq, float *s) {
+    float amax = 0.0f;
+    for (int t = 0; t < k; t++) amax = w8_kern_amax1(amax, x[t]);
+    float sc = amax / 127.0f;
+    *s = sc;
+    if (amax == 0.0f) {
+        memset(xq, 0, (size_t)k);
+        return;
+    }
+    for (int t = 0; t < k; t++) xq[t] = w8_kern_qd1(x[t], sc);
+}
+
 float w8_ref_sumsq(const float *x, int k) {
     float lane[16] = { 0 };
     for (int t = 0; t < k; t++) {
@@ -210,6 +222,7 @@ const w8_kern_table w8_kern_ref = {
     .qgemm = ref_qgemm,
     .quant_rows = ref_quant_rows,
     .rmsnorm_rows = ref_rmsnorm_rows,
+    .quant_dyn = ref_quant_dyn,
     .fgemv = ref_fgemv,
     .fgemm = ref_fgemm,
     .fnblock = 1,
