@@ -54,7 +54,7 @@
 #include "kv_cache.h"
 #include "model.h"
 #include "sensitivity.h"
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "util.h"
 
 /* ------------------------------------------------------------ arithmetic */

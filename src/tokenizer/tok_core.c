@@ -1,14 +1,14 @@
 /*
  * tok_core.c - the growable containers every tokenizer file uses (w8_buf,
- * w8_ivec, w8_strs; declared in tok_internal.h).  Their own file so that the
+ * w8_ivec, w8_strs; declared in tok_core.h).  Their own file so that the
  * parts (tok_bpe.c, tok_text.c, tok_fastjson.c, tok_decode.c) need nothing
  * from tokenizer.c, which uses them all.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "tok_internal.h"
-#include "util.h"
+#include "tok_core.h"
+#include "../util.h"
 
 void w8_buf_put(w8_buf *b, const void *p, size_t n) {
     if (b->len + n + 1 > b->cap) {
