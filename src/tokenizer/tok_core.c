@@ -1,26 +1,14 @@
 /*
- * tok_core.c - the growable containers every tokenizer file uses (w8_buf,
- * w8_ivec, w8_strs; declared in tok_core.h).  Their own file so that the
- * parts (tok_bpe.c, tok_text.c, tok_fastjson.c, tok_decode.c) need nothing
- * from tokenizer.c, which uses them all.
+ * tok_core.c - the growable containers every tokenizer file uses (w8_ivec,
+ * w8_strs, declared in tok_core.h; w8_buf is the library's, ../buf.c).
+ * Their own file so that the parts (tok_bpe.c, tok_text.c, tok_fastjson.c,
+ * tok_decode.c) need nothing from tokenizer.c, which uses them all.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "tok_core.h"
 #include "../util.h"
-
-void w8_buf_put(w8_buf *b, const void *p, size_t n) {
-    if (b->len + n + 1 > b->cap) {
-        size_t c = b->cap ? b->cap : 64;
-        while (c < b->len + n + 1) c *= 2;
-        b->s = w8_xrealloc(b->s, c);
-        b->cap = c;
-    }
-    if (n) memcpy(b->s + b->len, p, n);
-    b->len += n;
-    b->s[b->len] = 0;
-}
 
 void w8_ivec_push(w8_ivec *v, int x) {
     if (v->n == v->cap) {
@@ -42,7 +30,7 @@ void w8_strs_add(w8_strs *l, const char *s, size_t n) {
 }
 
 void w8_strs_free(w8_strs *l) {
-    free(l->buf.s);
+    w8_buf_free(&l->buf);
     free(l->off);
     memset(l, 0, sizeof *l);
 }

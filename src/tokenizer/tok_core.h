@@ -8,14 +8,9 @@
 
 #include <stddef.h>
 
-/* ---- growable buffers */
+#include "../buf.h"
 
-typedef struct {
-    char *s;
-    size_t len, cap;
-} w8_buf;
-void w8_buf_put(w8_buf *b, const void *p, size_t n);
-static inline void w8_buf_putc(w8_buf *b, char c) { w8_buf_put(b, &c, 1); }
+/* ---- growable containers (w8_buf itself is the library's, ../buf.h) */
 
 typedef struct {
     int *v;
