@@ -655,7 +655,7 @@ void w8_tensor_to_f32(const w8_tensor *t, float *dst) {
     }
     const unsigned char *p = t->data;
     if (t->dtype == W8_F16) {
-#pragma omp parallel for schedule(static) if (n > (1 << 18))
+#pragma omp parallel for schedule(static) num_threads(w8_get_threads()) if (n > (1 << 18))
         for (size_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, p + 2 * i, 2);
@@ -664,7 +664,7 @@ void w8_tensor_to_f32(const w8_tensor *t, float *dst) {
         return;
     }
     if (t->dtype == W8_BF16) {
-#pragma omp parallel for schedule(static) if (n > (1 << 18))
+#pragma omp parallel for schedule(static) num_threads(w8_get_threads()) if (n > (1 << 18))
         for (size_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, p + 2 * i, 2);
