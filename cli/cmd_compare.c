@@ -14,7 +14,7 @@
 #include "../src/ppl.h"
 #include "../src/quantize.h"
 #include "../src/sensitivity.h"
-#include "../src/tokenizer.h"
+#include "../src/tokenizer/tokenizer.h"
 #include "../src/util.h"
 #include "args.h"
 #include "commands.h"

@@ -13,7 +13,7 @@
 #include "../src/eval.h"
 #include "../src/json.h"
 #include "../src/model.h"
-#include "../src/tokenizer.h"
+#include "../src/tokenizer/tokenizer.h"
 #include "../src/util.h"
 #include "args.h"
 #include "commands.h"

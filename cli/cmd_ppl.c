@@ -9,7 +9,7 @@
 
 #include "../src/model.h"
 #include "../src/ppl.h"
-#include "../src/tokenizer.h"
+#include "../src/tokenizer/tokenizer.h"
 #include "../src/util.h"
 #include "args.h"
 #include "commands.h"

@@ -19,7 +19,7 @@
 
 #include "../src/chat_template.h"
 #include "../src/generate.h"
-#include "../src/tokenizer.h"
+#include "../src/tokenizer/tokenizer.h"
 #include "../src/util.h"
 #include "args.h"
 #include "commands.h"

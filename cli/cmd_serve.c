@@ -21,7 +21,7 @@
 #include "../src/kv_cache.h"
 #include "../src/model.h"
 #include "../src/server.h"
-#include "../src/tokenizer.h"
+#include "../src/tokenizer/tokenizer.h"
 #include "../src/util.h"
 
 int w8_cmd_serve(int argc, char **argv) {

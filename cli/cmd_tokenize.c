@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "../src/json.h"
-#include "../src/tokenizer.h"
+#include "../src/tokenizer/tokenizer.h"
 #include "../src/util.h"
 #include "args.h"
 #include "commands.h"

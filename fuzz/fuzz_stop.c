@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "../src/stop_text.h"
-#include "../src/tokenizer.h"
+#include "../src/tokenizer/tokenizer.h"
 #include "../src/util.h"
 #include "fuzz.h"
 

@@ -5,7 +5,7 @@
  */
 #include <string.h>
 
-#include "../src/tokenizer.h"
+#include "../src/tokenizer/tokenizer.h"
 #include "../src/util.h"
 #include "fuzz.h"
 

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "json.h"
 #include "util.h"
 
@@ -102,25 +103,21 @@ static json_t *message_content(json_t *c, size_t i, w8_api_err *err) {
             w8_json_type_name(c));
         return NULL;
     }
-    size_t cap = 64, len = 0, j;
-    char *buf = w8_xmalloc(cap);
+    w8_buf buf = {0};
+    size_t j;
     json_t *part;
     json_array_foreach(c, j, part) {
         const char *type = json_string_value(json_object_get(part, "type"));
         json_t *text = json_object_get(part, "text");
         if (!json_is_object(part) || !type || strcmp(type, "text") || !json_is_string(text)) {
-            free(buf);
+            w8_buf_free(&buf);
             bad(err, param, "'%s[%zu]' must be {\"type\": \"text\", \"text\": string}", param, j);
             return NULL;
         }
-        size_t n = json_string_length(text);
-        while (len + n + 1 > cap) cap *= 2;
-        buf = w8_xrealloc(buf, cap);
-        memcpy(buf + len, json_string_value(text), n);
-        len += n;
+        w8_buf_put(&buf, json_string_value(text), json_string_length(text));
     }
-    json_t *s = json_stringn(buf, len);
-    free(buf);
+    json_t *s = json_stringn(buf.s ? buf.s : "", buf.len);
+    w8_buf_free(&buf);
     return s;
 }
 

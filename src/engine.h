@@ -27,7 +27,7 @@
 #include <stdint.h>
 
 #include "model.h"
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 typedef struct {
     int max_batch_size; /* running sequences at once (decode rows per step) */

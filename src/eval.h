@@ -35,7 +35,7 @@
 #define W8_EVAL_H
 
 #include "model.h"
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 typedef enum { W8_EVAL_MC = 0, W8_EVAL_GEN, W8_EVAL_LL } w8_eval_kind;
 

@@ -22,7 +22,7 @@
 #include "forward.h"
 #include "kv_cache.h"
 #include "model.h"
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 typedef struct {
     int ctx;         /* window length in tokens (>= 4, <= max_position_embeddings) */

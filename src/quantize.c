@@ -54,7 +54,7 @@
 #include "kv_cache.h"
 #include "model.h"
 #include "sensitivity.h"
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "util.h"
 
 /* ------------------------------------------------------------ arithmetic */
@@ -122,7 +122,7 @@ static int quant_row(const float *w, float bias, int k, float in_scale, int in_o
 int w8_quant_linear(const float *w, const float *bias, int n, int k, float in_scale,
                     int in_offset, int8_t *wq, int32_t *quant_bias, float *deq_scale) {
     int bad_row = n, bad_why = 0;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) num_threads(w8_get_threads())
     for (int r = 0; r < n; r++) {
         int rc = quant_row(w + (size_t)r * k, bias ? bias[r] : 0.0f, k, in_scale, in_offset,
                            wq + (size_t)r * k, &quant_bias[r], &deq_scale[r]);

@@ -33,29 +33,6 @@
 #include "json.h"
 #include "util.h"
 
-/* ------------------------------------------------------------ dtypes */
-
-static const struct {
-    const char *name;
-    size_t size;
-} dtypes[W8_DTYPE_COUNT] = {
-    [W8_F32] = {"F32", 4}, [W8_F16] = {"F16", 2}, [W8_BF16] = {"BF16", 2}, [W8_I8] = {"I8", 1},
-    [W8_U8] = {"U8", 1},   [W8_I32] = {"I32", 4}, [W8_I64] = {"I64", 8},
-};
-
-size_t w8_dtype_size(w8_dtype t) { return (unsigned)t < W8_DTYPE_COUNT ? dtypes[t].size : 0; }
-
-const char *w8_dtype_name(w8_dtype t) { return (unsigned)t < W8_DTYPE_COUNT ? dtypes[t].name : "?"; }
-
-int w8_dtype_parse(const char *s, w8_dtype *out) {
-    for (int i = 0; i < W8_DTYPE_COUNT; i++)
-        if (!strcmp(s, dtypes[i].name)) {
-            *out = (w8_dtype)i;
-            return 0;
-        }
-    return -1;
-}
-
 /* "[2, 3]" into buf (for messages). */
 static const char *shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
     size_t o = 0;
@@ -188,9 +165,9 @@ static int parse_entry(w8_st *st, int fi, const char *name, const json_t *e, siz
         if (!w8_mul_ok(numel, (size_t)d, &numel)) overflow = 1;
     }
     size_t nbytes = 0;
-    if (overflow || !w8_mul_ok(numel, dtypes[dt].size, &nbytes))
+    if (overflow || !w8_mul_ok(numel, w8_dtype_size(dt), &nbytes))
         return w8_seterr("%s: tensor '%s': shape %s with dtype %s is too large (size overflows)",
-                         label, name, shape_str(sbuf, sizeof sbuf, (int)ndim, shape), dtypes[dt].name);
+                         label, name, shape_str(sbuf, sizeof sbuf, (int)ndim, shape), w8_dtype_name(dt));
     if (!json_is_array(jo) || json_array_size(jo) != 2)
         return w8_seterr("%s: tensor '%s': 'data_offsets' must be an array [begin, end]", label, name);
     uint64_t b, en;
@@ -205,7 +182,7 @@ static int parse_entry(w8_st *st, int fi, const char *name, const json_t *e, siz
     if (en - b != nbytes)
         return w8_seterr("%s: tensor '%s': shape %s with dtype %s needs %zu bytes, data_offsets give %llu",
                          label, name, shape_str(sbuf, sizeof sbuf, (int)ndim, shape),
-                         dtypes[dt].name, nbytes, (unsigned long long)(en - b));
+                         w8_dtype_name(dt), nbytes, (unsigned long long)(en - b));
     if (st->n == st->cap) {
         st->cap = st->cap ? st->cap * 2 : 64;
         st->t = w8_xrealloc(st->t, st->cap * sizeof *st->t);
@@ -678,7 +655,7 @@ void w8_tensor_to_f32(const w8_tensor *t, float *dst) {
     }
     const unsigned char *p = t->data;
     if (t->dtype == W8_F16) {
-#pragma omp parallel for schedule(static) if (n > (1 << 18))
+#pragma omp parallel for schedule(static) num_threads(w8_get_threads()) if (n > (1 << 18))
         for (size_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, p + 2 * i, 2);
@@ -687,7 +664,7 @@ void w8_tensor_to_f32(const w8_tensor *t, float *dst) {
         return;
     }
     if (t->dtype == W8_BF16) {
-#pragma omp parallel for schedule(static) if (n > (1 << 18))
+#pragma omp parallel for schedule(static) num_threads(w8_get_threads()) if (n > (1 << 18))
         for (size_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, p + 2 * i, 2);
@@ -745,7 +722,7 @@ int w8_stw_declare(w8_stw *w, const char *name, w8_dtype dtype, int ndim, const 
     for (size_t i = 0; i < w->n; i++)
         if (!strcmp(w->e[i].name, name))
             return w8_seterr("%s: tensor '%s' declared twice", w->path, name);
-    size_t nbytes = dtypes[dtype].size, total;
+    size_t nbytes = w8_dtype_size(dtype), total;
     for (int i = 0; i < ndim; i++)
         if (shape[i] < 0 || !w8_mul_ok(nbytes, (size_t)shape[i], &nbytes))
             return w8_seterr("%s: tensor '%s': bad or too large shape", w->path, name);
@@ -803,7 +780,7 @@ static void build_header(w8_stw *w) {
         const stw_entry *e = &w->e[i];
         json_t *o = json_object(), *sh = json_array();
         for (int d = 0; d < e->ndim; d++) json_array_append_new(sh, json_integer(e->shape[d]));
-        json_object_set_new(o, "dtype", json_string(dtypes[e->dtype].name));
+        json_object_set_new(o, "dtype", json_string(w8_dtype_name(e->dtype)));
         json_object_set_new(o, "shape", sh);
         json_object_set_new(o, "data_offsets",
                             json_pack("[II]", (json_int_t)off, (json_int_t)(off + e->nbytes)));

@@ -16,23 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dtype.h"
+
 #define W8_ST_MAX_HEADER ((size_t)100 << 20) /* 100 MB, as HF's reader caps it */
 #define W8_ST_MAX_DIMS 8
-
-typedef enum {
-    W8_F32 = 0,
-    W8_F16,
-    W8_BF16,
-    W8_I8,
-    W8_U8,
-    W8_I32,
-    W8_I64,
-    W8_DTYPE_COUNT
-} w8_dtype;
-
-size_t w8_dtype_size(w8_dtype t);
-const char *w8_dtype_name(w8_dtype t);           /* "F32", "BF16", ... */
-int w8_dtype_parse(const char *s, w8_dtype *out); /* 0 ok, -1 unknown */
 
 typedef struct {
     const char *name;  /* owned by the w8_st */

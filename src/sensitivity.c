@@ -23,7 +23,7 @@
 #include "kv_cache.h"
 #include "model.h"
 #include "quantize.h"
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 #include "util.h"
 
 #define SENS_BLOCK 16

@@ -16,7 +16,7 @@
 
 #include "engine.h"
 #include "model.h"
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 typedef struct {
     const char *host;     /* address to bind (numeric or a name), e.g. "127.0.0.1" */

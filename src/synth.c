@@ -130,7 +130,7 @@ void w8_synth_normal(uint64_t seed, uint64_t tensor, uint64_t first, float std, 
     pthread_once(&zig_once, zig_build);
     uint64_t base = mix64(seed * 0x9e3779b97f4a7c15ull + tensor + 1);
     uint64_t c0 = first / SYNTH_CHUNK, c1 = (first + n + SYNTH_CHUNK - 1) / SYNTH_CHUNK;
-#pragma omp parallel for schedule(dynamic, 4) if (n > SYNTH_CHUNK)
+#pragma omp parallel for schedule(dynamic, 4) num_threads(w8_get_threads()) if (n > SYNTH_CHUNK)
     for (uint64_t c = c0; c < c1; c++) {
         uint64_t lo = c * SYNTH_CHUNK, hi = lo + SYNTH_CHUNK;
         if (lo < first) lo = first;
@@ -249,10 +249,10 @@ static void convert(w8_dtype dt, const float *src, void *dst, size_t n) {
     }
     uint16_t *d = dst;
     if (dt == W8_F16) {
-#pragma omp parallel for schedule(static) if (n > SYNTH_CHUNK)
+#pragma omp parallel for schedule(static) num_threads(w8_get_threads()) if (n > SYNTH_CHUNK)
         for (size_t i = 0; i < n; i++) d[i] = w8_f32_to_f16(src[i]);
     } else {
-#pragma omp parallel for schedule(static) if (n > SYNTH_CHUNK)
+#pragma omp parallel for schedule(static) num_threads(w8_get_threads()) if (n > SYNTH_CHUNK)
         for (size_t i = 0; i < n; i++) d[i] = w8_f32_to_bf16(src[i]);
     }
 }

@@ -103,7 +103,12 @@ uint64_t w8_rng_u64(w8_rng *r);
 float w8_rng_f32(w8_rng *r);    /* uniform [0, 1) */
 float w8_rng_normal(w8_rng *r); /* standard normal (Box-Muller) */
 
-/* Threads: set once by the front end (-t N); 0 means all cores. */
+/* Threads: set once by the front end (-t N); 0 means all cores (OpenMP's
+ * default, OMP_NUM_THREADS when set).  w8_get_threads() is the one source of
+ * the count: every OpenMP parallel region names it (num_threads), directly
+ * or through a count derived from it, so that a region run on another
+ * pthread (the server's scheduler) obeys -t too; omp_set_num_threads only
+ * reaches the thread that called it.  tests/cli_deps.sh checks the regions. */
 void w8_set_threads(int n);
 int w8_get_threads(void);
 

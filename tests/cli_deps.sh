@@ -104,6 +104,30 @@ else
     fail "src/ has dependency cycles:"
     sed 's/^/    /' "$T/real"
 fi
+# One source of the thread count (util.h): every OpenMP parallel region of
+# src/ names num_threads(...), else a region run on a thread that never called
+# omp_set_num_threads (the server's scheduler) would ignore -t.  Pragmas
+# continued with a backslash are joined first.
+omp_unnamed='
+    /^[[:space:]]*#[[:space:]]*pragma[[:space:]]+omp[[:space:]]+parallel/ { p = $0; at = FILENAME ":" FNR }
+    p != "" && p != $0 { p = p " " $0 }
+    p != "" && p !~ /\\$/ { if (p !~ /num_threads\(/) print at; p = "" }
+'
+find src -name '*.[ch]' | LC_ALL=C sort | xargs awk "$omp_unnamed" >"$T/omp"
+if [ -s "$T/omp" ]; then
+    fail "OpenMP parallel regions without num_threads(...): $(tr '\n' ' ' <"$T/omp")"
+else
+    ok "every OpenMP parallel region in src/ names its thread count"
+fi
+# and the check finds one that does not
+printf '%s\n' 'void f(int n) {' '#pragma omp parallel for \' '    schedule(static)' \
+    '    for (int i = 0; i < n; i++) {}' '}' >"$T/omp_bad.c"
+if awk "$omp_unnamed" "$T/omp_bad.c" | grep -q 'omp_bad.c:2'; then
+    ok "the num_threads check finds a continued pragma without it"
+else
+    fail "the num_threads check missed a region without num_threads"
+fi
+
 # informational: the notes and long files, in the log
 grep -E '^(note|long):' "$T/real" | sed 's/^/# /'
 exit 0

@@ -18,7 +18,7 @@
 #include "../src/chat_template.h"
 #include "../src/jinja/runtime.h"
 #include "../src/json.h"
-#include "../src/tokenizer.h"
+#include "../src/tokenizer/tokenizer.h"
 #include "../src/util.h"
 #include "test.h"
 

@@ -9,7 +9,7 @@
 
 #include "../src/engine.h"
 #include "../src/kv_cache.h"
-#include "../src/tokenizer.h"
+#include "../src/tokenizer/tokenizer.h"
 #include "../src/util.h"
 #include "test.h"
 

@@ -15,7 +15,7 @@
 #include "../src/eval.h"
 #include "../src/model.h"
 #include "../src/ppl.h"
-#include "../src/tokenizer.h"
+#include "../src/tokenizer/tokenizer.h"
 #include "../src/util.h"
 #include "test.h"
 

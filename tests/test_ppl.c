@@ -19,7 +19,7 @@
 #include "../src/kv_cache.h"
 #include "../src/model.h"
 #include "../src/ppl.h"
-#include "../src/tokenizer.h"
+#include "../src/tokenizer/tokenizer.h"
 #include "../src/util.h"
 #include "test.h"
 

@@ -28,7 +28,7 @@
 #include "../src/model.h"
 #include "../src/quantize.h"
 #include "../src/safetensors.h"
-#include "../src/tokenizer.h"
+#include "../src/tokenizer/tokenizer.h"
 #include "../src/util.h"
 #include "test.h"
 

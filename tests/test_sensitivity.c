@@ -23,7 +23,7 @@
 #include "../src/quantize.h"
 #include "../src/safetensors.h"
 #include "../src/sensitivity.h"
-#include "../src/tokenizer.h"
+#include "../src/tokenizer/tokenizer.h"
 #include "../src/util.h"
 #include "test.h"
 

@@ -14,7 +14,7 @@
 #include <time.h>
 
 #include "../src/json.h"
-#include "../src/tokenizer.h"
+#include "../src/tokenizer/tokenizer.h"
 #include "../src/util.h"
 #include "test.h"
 

@@ -57,9 +57,9 @@ int jb_arg_int(jctx *c, const jnode *at, const jargs *a, int pos, const char *kw
 /* str(x) as a new string value. */
 jv jb_to_str(jv x) {
     if (x.t == JV_STR) return jv_ref(x);
-    jbuf b = jj_buf();
+    w8_buf b = jj_buf();
     jv_write_str(&b, x);
-    return jbuf_to_str(&b);
+    return jv_str_take(&b);
 }
 
 /* ------------------------------------------------------------ text helpers */
@@ -77,7 +77,7 @@ int jb_is_alnum(uint32_t cp) {
 /* Python's upper()/lower() use Unicode's full mappings where one code point
  * becomes several; utf8proc gives the simple ones.  The cases that occur in
  * text: German sharp s, the Latin ligatures, and dotted capital I. */
-static int special_case(jbuf *b, uint32_t cp, int upper) {
+static int special_case(w8_buf *b, uint32_t cp, int upper) {
     static const struct {
         uint32_t cp;
         const char *up;
@@ -85,19 +85,19 @@ static int special_case(jbuf *b, uint32_t cp, int upper) {
               {0xFB04, "FFL"}, {0xFB05, "ST"}, {0xFB06, "ST"}, {0x149, "\xCA\xBCN"}};
     if (!upper) {
         if (cp != 0x130) return 0;
-        jbuf_puts(b, "i\xCC\x87");
+        w8_buf_puts(b, "i\xCC\x87");
         return 1;
     }
     for (size_t i = 0; i < sizeof sp / sizeof sp[0]; i++)
         if (sp[i].cp == cp) {
-            jbuf_puts(b, sp[i].up);
+            w8_buf_puts(b, sp[i].up);
             return 1;
         }
     return 0;
 }
 
 jv jb_change_case(const jv_str *s, case_mode mode) {
-    jbuf b = {0};
+    w8_buf b = {0};
     int word_start = 1; /* at the start of a word (title) or of the text (capitalize) */
     for (size_t i = 0; i < s->len;) {
         uint32_t cp;
@@ -134,7 +134,7 @@ jv jb_change_case(const jv_str *s, case_mode mode) {
         }
         ju_encode(&b, o);
     }
-    return jbuf_to_str(&b);
+    return jv_str_take(&b);
 }
 
 /* Is code point cp among the code points of `set` (NULL = whitespace)? */
@@ -182,33 +182,33 @@ const char *jb_find_bytes(const char *h, size_t hn, const char *n, size_t nn) {
 
 int jb_replace(jctx *c, const jnode *at, const jv_str *s, const jv_str *old, const jv_str *new, long long count,
                    jv *out) {
-    jbuf b = jj_buf();
+    w8_buf b = jj_buf();
     size_t i = 0;
     long long done = 0;
     if (old->len == 0) {
         /* Python inserts `new` between every code point and at both ends */
         while (count < 0 || done < count) {
-            jbuf_put(&b, new->s, new->len);
+            w8_buf_put(&b, new->s, new->len);
             done++;
             if (i >= s->len) break;
             uint32_t cp;
             size_t k = ju_decode(s->s + i, s->len - i, &cp);
-            jbuf_put(&b, s->s + i, k);
+            w8_buf_put(&b, s->s + i, k);
             i += k;
         }
-        jbuf_put(&b, s->s + i, s->len - i);
+        w8_buf_put(&b, s->s + i, s->len - i);
         return jj_buf_done(c, at, &b, out);
     }
     while (count < 0 || done < count) {
         const char *f = jb_find_bytes(s->s + i, s->len - i, old->s, old->len);
         if (!f) break;
         size_t at_ = (size_t)(f - s->s);
-        jbuf_put(&b, s->s + i, at_ - i);
-        jbuf_put(&b, new->s, new->len);
+        w8_buf_put(&b, s->s + i, at_ - i);
+        w8_buf_put(&b, new->s, new->len);
         i = at_ + old->len;
         done++;
     }
-    jbuf_put(&b, s->s + i, s->len - i);
+    w8_buf_put(&b, s->s + i, s->len - i);
     return jj_buf_done(c, at, &b, out);
 }
 
@@ -371,15 +371,15 @@ int jj_percent_format(jctx *c, const jnode *at, const jv_str *fmt, jv args, jv *
         vals = args.u.l->items;
         nv = args.u.l->n;
     }
-    jbuf b = jj_buf();
+    w8_buf b = jj_buf();
     for (size_t i = 0; i < fmt->len; i++) {
         if (fmt->s[i] != '%') {
-            jbuf_putc(&b, fmt->s[i]);
+            w8_buf_putc(&b, fmt->s[i]);
             continue;
         }
         if (++i >= fmt->len) goto bad;
         if (fmt->s[i] == '%') {
-            jbuf_putc(&b, '%');
+            w8_buf_putc(&b, '%');
             continue;
         }
         const jv *v = NULL;
@@ -390,7 +390,7 @@ int jj_percent_format(jctx *c, const jnode *at, const jv_str *fmt, jv args, jv *
             v = jv_dict_get(args.u.d, key);
             jv_free(key);
             if (!v) {
-                jbuf_free(&b);
+                w8_buf_free(&b);
                 return jj_error(c->src, at->pos, "format: missing key in %%(...) field");
             }
             i = (size_t)(close - fmt->s) + 1;
@@ -407,26 +407,26 @@ int jj_percent_format(jctx *c, const jnode *at, const jv_str *fmt, jv args, jv *
         char conv = fmt->s[i];
         if (!v) {
             if (used >= nv) {
-                jbuf_free(&b);
+                w8_buf_free(&b);
                 return jj_error(c->src, at->pos, "not enough arguments for format string");
             }
             v = &vals[used++];
         }
         char t[512];
         if (conv == 's' || conv == 'r') {
-            jbuf tmp = jj_buf();
+            w8_buf tmp = jj_buf();
             if (conv == 's') jv_write_str(&tmp, *v);
             else jv_write_repr(&tmp, *v);
             /* width / precision apply to code points; plain ASCII is the common case */
             spec[k++] = 's';
             spec[k] = 0;
-            if (k > 2 && tmp.n < 256) {
-                snprintf(t, sizeof t, spec, tmp.p ? tmp.p : "");
-                jbuf_puts(&b, t);
+            if (k > 2 && tmp.len < 256) {
+                snprintf(t, sizeof t, spec, tmp.s ? tmp.s : "");
+                w8_buf_puts(&b, t);
             } else {
-                jbuf_put(&b, tmp.p ? tmp.p : "", tmp.n);
+                w8_buf_put(&b, tmp.s ? tmp.s : "", tmp.len);
             }
-            jbuf_free(&tmp);
+            w8_buf_free(&tmp);
         } else if (strchr("dioxXc", conv)) {
             if (!jv_is_num(*v)) goto type;
             long long n = v->t == JV_FLOAT ? (long long)v->u.f : v->t == JV_INT ? v->u.i : v->u.b;
@@ -439,27 +439,27 @@ int jj_percent_format(jctx *c, const jnode *at, const jv_str *fmt, jv args, jv *
             spec[k++] = conv == 'i' ? 'd' : conv;
             spec[k] = 0;
             snprintf(t, sizeof t, spec, n);
-            jbuf_puts(&b, t);
+            w8_buf_puts(&b, t);
         } else if (strchr("feEgG", conv)) {
             if (!jv_is_num(*v)) goto type;
             spec[k++] = conv;
             spec[k] = 0;
             snprintf(t, sizeof t, spec, jv_num(*v));
-            jbuf_puts(&b, t);
+            w8_buf_puts(&b, t);
         } else {
             goto bad;
         }
     }
     if (used < nv && args.t != JV_DICT) {
-        jbuf_free(&b);
+        w8_buf_free(&b);
         return jj_error(c->src, at->pos, "not all arguments converted during string formatting");
     }
     return jj_buf_done(c, at, &b, out);
 bad:
-    jbuf_free(&b);
+    w8_buf_free(&b);
     return jj_error(c->src, at->pos, "unsupported format string");
 type:
-    jbuf_free(&b);
+    w8_buf_free(&b);
     return jj_error(c->src, at->pos, "format: a number is required");
 }
 

@@ -114,16 +114,16 @@ jv jv_markup(jv s) {
     return m;
 }
 
-void jv_html_escape(jbuf *b, const char *s, size_t n) {
+void jv_html_escape(w8_buf *b, const char *s, size_t n) {
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
         const char *e = s[i] == '&' ? "&amp;" : s[i] == '<' ? "&lt;" : s[i] == '>' ? "&gt;" : s[i] == '"' ? "&#34;" : s[i] == '\'' ? "&#39;" : NULL;
         if (!e) continue;
-        jbuf_put(b, s + run, i - run);
-        jbuf_puts(b, e);
+        w8_buf_put(b, s + run, i - run);
+        w8_buf_puts(b, e);
         run = i + 1;
     }
-    jbuf_put(b, s + run, n - run);
+    w8_buf_put(b, s + run, n - run);
 }
 
 jv_list *jv_list_new(size_t cap) {
@@ -210,36 +210,9 @@ jv jv_dict_val(jv_dict *d) {
 
 /* ------------------------------------------------------------ buffer */
 
-void jbuf_put(jbuf *b, const char *s, size_t n) {
-    if (b->over) return;
-    if (b->limit && n > b->limit - b->n) {
-        b->over = 1;
-        return;
-    }
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->n + n + 1) cap *= 2;
-        b->p = w8_xrealloc(b->p, cap);
-        b->cap = cap;
-    }
-    if (n) memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = 0;
-}
-
-void jbuf_puts(jbuf *b, const char *s) { jbuf_put(b, s, strlen(s)); }
-void jbuf_putc(jbuf *b, char c) { jbuf_put(b, &c, 1); }
-
-void jbuf_free(jbuf *b) {
-    free(b->p);
-    b->p = NULL;
-    b->n = b->cap = 0;
-    b->over = 0;
-}
-
-jv jbuf_to_str(jbuf *b) {
-    jv v = jv_str_n(b->p ? b->p : "", b->n);
-    jbuf_free(b);
+jv jv_str_take(w8_buf *b) {
+    jv v = jv_str_n(b->s ? b->s : "", b->len);
+    w8_buf_free(b);
     return v;
 }
 
@@ -273,7 +246,7 @@ size_t ju_decode(const char *s, size_t n, uint32_t *cp) {
     return (size_t)len;
 }
 
-void ju_encode(jbuf *b, uint32_t cp) {
+void ju_encode(w8_buf *b, uint32_t cp) {
     char t[4];
     size_t n;
     if (cp < 0x80) {
@@ -295,7 +268,7 @@ void ju_encode(jbuf *b, uint32_t cp) {
         t[3] = (char)(0x80 | (cp & 0x3F));
         n = 4;
     }
-    jbuf_put(b, t, n);
+    w8_buf_put(b, t, n);
 }
 
 int ju_isspace(uint32_t c) {
@@ -462,93 +435,93 @@ void jv_fmt_float(double f, char out[40]) {
     *o = 0;
 }
 
-static void write_str_repr(jbuf *b, const char *s, size_t n) {
+static void write_str_repr(w8_buf *b, const char *s, size_t n) {
     /* Python picks single quotes unless the text has ' and no " */
     int sq = memchr(s, '\'', n) != NULL, dq = memchr(s, '"', n) != NULL;
     char q = sq && !dq ? '"' : '\'';
-    jbuf_putc(b, q);
+    w8_buf_putc(b, q);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
         char t[8];
         if (c == (unsigned char)q || c == '\\') {
-            jbuf_putc(b, '\\');
-            jbuf_putc(b, (char)c);
-        } else if (c == '\n') jbuf_puts(b, "\\n");
-        else if (c == '\r') jbuf_puts(b, "\\r");
-        else if (c == '\t') jbuf_puts(b, "\\t");
+            w8_buf_putc(b, '\\');
+            w8_buf_putc(b, (char)c);
+        } else if (c == '\n') w8_buf_puts(b, "\\n");
+        else if (c == '\r') w8_buf_puts(b, "\\r");
+        else if (c == '\t') w8_buf_puts(b, "\\t");
         else if (c < 0x20 || c == 0x7F) {
             snprintf(t, sizeof t, "\\x%02x", c);
-            jbuf_puts(b, t);
-        } else jbuf_putc(b, (char)c);
+            w8_buf_puts(b, t);
+        } else w8_buf_putc(b, (char)c);
     }
-    jbuf_putc(b, q);
+    w8_buf_putc(b, q);
 }
 
-static void write_seq(jbuf *b, jv v, int repr_items) {
+static void write_seq(w8_buf *b, jv v, int repr_items) {
     jv_list *l = v.u.l;
-    jbuf_putc(b, l->tuple ? '(' : '[');
+    w8_buf_putc(b, l->tuple ? '(' : '[');
     for (size_t i = 0; i < l->n; i++) {
-        if (i) jbuf_puts(b, ", ");
+        if (i) w8_buf_puts(b, ", ");
         if (repr_items) jv_write_repr(b, l->items[i]);
     }
-    if (l->tuple && l->n == 1) jbuf_putc(b, ',');
-    jbuf_putc(b, l->tuple ? ')' : ']');
+    if (l->tuple && l->n == 1) w8_buf_putc(b, ',');
+    w8_buf_putc(b, l->tuple ? ')' : ']');
 }
 
-void jv_write_str(jbuf *b, jv v) {
+void jv_write_str(w8_buf *b, jv v) {
     char t[40];
     switch (v.t) {
     case JV_UNDEF: return;
-    case JV_NONE: jbuf_puts(b, "None"); return;
-    case JV_BOOL: jbuf_puts(b, v.u.b ? "True" : "False"); return;
+    case JV_NONE: w8_buf_puts(b, "None"); return;
+    case JV_BOOL: w8_buf_puts(b, v.u.b ? "True" : "False"); return;
     case JV_INT:
         snprintf(t, sizeof t, "%lld", v.u.i);
-        jbuf_puts(b, t);
+        w8_buf_puts(b, t);
         return;
     case JV_FLOAT:
         jv_fmt_float(v.u.f, t);
-        jbuf_puts(b, t);
+        w8_buf_puts(b, t);
         return;
-    case JV_STR: jbuf_put(b, v.u.s->s, v.u.s->len); return;
+    case JV_STR: w8_buf_put(b, v.u.s->s, v.u.s->len); return;
     default: jv_write_repr(b, v); return;
     }
 }
 
-void jv_write_repr(jbuf *b, jv v) {
+void jv_write_repr(w8_buf *b, jv v) {
     switch (v.t) {
     case JV_STR: write_str_repr(b, v.u.s->s, v.u.s->len); return;
     case JV_LIST: write_seq(b, v, 1); return;
     case JV_DICT:
-        jbuf_putc(b, '{');
+        w8_buf_putc(b, '{');
         for (size_t i = 0; i < v.u.d->n; i++) {
-            if (i) jbuf_puts(b, ", ");
+            if (i) w8_buf_puts(b, ", ");
             jv_write_repr(b, v.u.d->keys[i]);
-            jbuf_puts(b, ": ");
+            w8_buf_puts(b, ": ");
             jv_write_repr(b, v.u.d->vals[i]);
         }
-        jbuf_putc(b, '}');
+        w8_buf_putc(b, '}');
         return;
     case JV_NS:
-        jbuf_puts(b, "<Namespace {");
+        w8_buf_puts(b, "<Namespace {");
         for (size_t i = 0; i < v.u.d->n; i++) {
-            if (i) jbuf_puts(b, ", ");
+            if (i) w8_buf_puts(b, ", ");
             jv_write_repr(b, v.u.d->keys[i]);
-            jbuf_puts(b, ": ");
+            w8_buf_puts(b, ": ");
             /* a namespace may hold itself; do not recurse into namespaces */
-            if (v.u.d->vals[i].t == JV_NS) jbuf_puts(b, "<Namespace>");
+            if (v.u.d->vals[i].t == JV_NS) w8_buf_puts(b, "<Namespace>");
             else jv_write_repr(b, v.u.d->vals[i]);
         }
-        jbuf_puts(b, "}>");
+        w8_buf_puts(b, "}>");
         return;
-    case JV_MACRO: jbuf_puts(b, "<Macro>"); return;
-    case JV_FUNC: jbuf_puts(b, "<function>"); return;
-    case JV_LOOP: jbuf_puts(b, "<LoopContext>"); return;
+    case JV_MACRO: w8_buf_puts(b, "<Macro>"); return;
+    case JV_FUNC: w8_buf_puts(b, "<function>"); return;
+    case JV_LOOP: w8_buf_puts(b, "<LoopContext>"); return;
     case JV_METHOD:
-        jbuf_puts(b, "<built-in method ");
-        jbuf_puts(b, v.u.me->name);
-        jbuf_puts(b, " of ");
-        jbuf_puts(b, jv_type_name(v.u.me->self));
-        jbuf_puts(b, " object>");
+        w8_buf_puts(b, "<built-in method ");
+        w8_buf_puts(b, v.u.me->name);
+        w8_buf_puts(b, " of ");
+        w8_buf_puts(b, jv_type_name(v.u.me->self));
+        w8_buf_puts(b, " object>");
         return;
     default: jv_write_str(b, v); return;
     }
@@ -556,8 +529,8 @@ void jv_write_repr(jbuf *b, jv v) {
 
 /* ------------------------------------------------------------ JSON */
 
-static void write_json_str(jbuf *b, const char *s, size_t n) {
-    jbuf_putc(b, '"');
+static void write_json_str(w8_buf *b, const char *s, size_t n) {
+    w8_buf_putc(b, '"');
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -578,33 +551,33 @@ static void write_json_str(jbuf *b, const char *s, size_t n) {
             }
         }
         if (esc) {
-            jbuf_put(b, s + run, i - run);
-            jbuf_puts(b, esc);
+            w8_buf_put(b, s + run, i - run);
+            w8_buf_puts(b, esc);
             run = i + 1;
         }
     }
-    jbuf_put(b, s + run, n - run);
-    jbuf_putc(b, '"');
+    w8_buf_put(b, s + run, n - run);
+    w8_buf_putc(b, '"');
 }
 
-static void json_newline(jbuf *b, const char *indent, int level) {
-    jbuf_putc(b, '\n');
-    for (int i = 0; i < level; i++) jbuf_puts(b, indent);
+static void json_newline(w8_buf *b, const char *indent, int level) {
+    w8_buf_putc(b, '\n');
+    for (int i = 0; i < level; i++) w8_buf_puts(b, indent);
 }
 
 /* json.dumps turns non-string keys into strings: True -> "true", 1.5 -> "1.5". */
-static int write_json_key(jbuf *b, jv k, const char **why) {
+static int write_json_key(w8_buf *b, jv k, const char **why) {
     char t[40];
     switch (k.t) {
     case JV_STR: write_json_str(b, k.u.s->s, k.u.s->len); return 0;
-    case JV_NONE: jbuf_puts(b, "\"null\""); return 0;
-    case JV_BOOL: jbuf_puts(b, k.u.b ? "\"true\"" : "\"false\""); return 0;
-    case JV_INT: snprintf(t, sizeof t, "\"%lld\"", k.u.i); jbuf_puts(b, t); return 0;
+    case JV_NONE: w8_buf_puts(b, "\"null\""); return 0;
+    case JV_BOOL: w8_buf_puts(b, k.u.b ? "\"true\"" : "\"false\""); return 0;
+    case JV_INT: snprintf(t, sizeof t, "\"%lld\"", k.u.i); w8_buf_puts(b, t); return 0;
     case JV_FLOAT:
-        jbuf_putc(b, '"');
+        w8_buf_putc(b, '"');
         jv_fmt_float(k.u.f, t);
-        jbuf_puts(b, !strcmp(t, "nan") ? "NaN" : !strcmp(t, "inf") ? "Infinity" : !strcmp(t, "-inf") ? "-Infinity" : t);
-        jbuf_putc(b, '"');
+        w8_buf_puts(b, !strcmp(t, "nan") ? "NaN" : !strcmp(t, "inf") ? "Infinity" : !strcmp(t, "-inf") ? "-Infinity" : t);
+        w8_buf_putc(b, '"');
         return 0;
     default: *why = "keys must be str, int, float, bool or None"; return -1;
     }
@@ -616,7 +589,7 @@ static int cmp_keys(const void *x, const void *y) {
     return c == -2 ? 0 : c;
 }
 
-int jv_write_json(jbuf *b, jv v, const char *indent, const char *item_sep, const char *key_sep,
+int jv_write_json(w8_buf *b, jv v, const char *indent, const char *item_sep, const char *key_sep,
                   int sort_keys, int level, const char **why) {
     char t[40];
     if (level > 500) { /* jansson input is already limited; this guards template-built values */
@@ -626,28 +599,28 @@ int jv_write_json(jbuf *b, jv v, const char *indent, const char *item_sep, const
     if (!item_sep) item_sep = indent ? "," : ", ";
     if (!key_sep) key_sep = ": ";
     switch (v.t) {
-    case JV_NONE: jbuf_puts(b, "null"); return 0;
-    case JV_BOOL: jbuf_puts(b, v.u.b ? "true" : "false"); return 0;
-    case JV_INT: snprintf(t, sizeof t, "%lld", v.u.i); jbuf_puts(b, t); return 0;
+    case JV_NONE: w8_buf_puts(b, "null"); return 0;
+    case JV_BOOL: w8_buf_puts(b, v.u.b ? "true" : "false"); return 0;
+    case JV_INT: snprintf(t, sizeof t, "%lld", v.u.i); w8_buf_puts(b, t); return 0;
     case JV_FLOAT:
         jv_fmt_float(v.u.f, t);
-        jbuf_puts(b, !strcmp(t, "nan") ? "NaN" : !strcmp(t, "inf") ? "Infinity" : !strcmp(t, "-inf") ? "-Infinity" : t);
+        w8_buf_puts(b, !strcmp(t, "nan") ? "NaN" : !strcmp(t, "inf") ? "Infinity" : !strcmp(t, "-inf") ? "-Infinity" : t);
         return 0;
     case JV_STR: write_json_str(b, v.u.s->s, v.u.s->len); return 0;
     case JV_LIST: {
         jv_list *l = v.u.l;
         if (l->n == 0) {
-            jbuf_puts(b, "[]");
+            w8_buf_puts(b, "[]");
             return 0;
         }
-        jbuf_putc(b, '[');
+        w8_buf_putc(b, '[');
         for (size_t i = 0; i < l->n; i++) {
-            if (i) jbuf_puts(b, item_sep);
+            if (i) w8_buf_puts(b, item_sep);
             if (indent) json_newline(b, indent, level + 1);
             if (jv_write_json(b, l->items[i], indent, item_sep, key_sep, sort_keys, level + 1, why)) return -1;
         }
         if (indent) json_newline(b, indent, level);
-        jbuf_putc(b, ']');
+        w8_buf_putc(b, ']');
         return 0;
     }
     case JV_DICT:
@@ -658,29 +631,29 @@ int jv_write_json(jbuf *b, jv v, const char *indent, const char *item_sep, const
             return -1;
         }
         if (d->n == 0) {
-            jbuf_puts(b, "{}");
+            w8_buf_puts(b, "{}");
             return 0;
         }
         /* order: insertion, or sorted keys (pointers into the dict) */
         const jv **order = w8_xmalloc(d->n * sizeof *order);
         for (size_t i = 0; i < d->n; i++) order[i] = &d->keys[i];
         if (sort_keys) qsort(order, d->n, sizeof *order, cmp_keys);
-        jbuf_putc(b, '{');
+        w8_buf_putc(b, '{');
         int rc = 0;
         for (size_t i = 0; i < d->n && !rc; i++) {
             size_t k = (size_t)(order[i] - d->keys);
-            if (i) jbuf_puts(b, item_sep);
+            if (i) w8_buf_puts(b, item_sep);
             if (indent) json_newline(b, indent, level + 1);
             rc = write_json_key(b, d->keys[k], why);
             if (!rc) {
-                jbuf_puts(b, key_sep);
+                w8_buf_puts(b, key_sep);
                 rc = jv_write_json(b, d->vals[k], indent, item_sep, key_sep, sort_keys, level + 1, why);
             }
         }
         free(order);
         if (rc) return -1;
         if (indent) json_newline(b, indent, level);
-        jbuf_putc(b, '}');
+        w8_buf_putc(b, '}');
         return 0;
     }
     case JV_UNDEF: *why = "Object of type Undefined is not JSON serializable"; return -1;

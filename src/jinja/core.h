@@ -1,7 +1,7 @@
 /*
  * core.h - the base of the Jinja2 interpreter behind chat_template.h: values,
- * the growable buffer, UTF-8 helpers, the arena, syntax tree nodes and error
- * reporting.  core.c depends on no other file of the interpreter.
+ * their output to a w8_buf, UTF-8 helpers, the arena, syntax tree nodes and
+ * error reporting.  core.c depends on no other file of the interpreter.
  *
  * The interpreter, bottom to top (each file uses only those above it):
  *   core.c       values with Python semantics (str(), repr(), ==, <, truth,
@@ -37,6 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../buf.h"
 #include "jinja_limits.h"
 
 /* ------------------------------------------------------------------ values */
@@ -167,29 +168,20 @@ int jv_equal(jv a, jv b);
 int jv_compare(jv a, jv b);
 const char *jv_type_name(jv v); /* Python's name: 'str', 'int', 'dict' ... */
 
-/* A growable byte buffer. */
-typedef struct {
-    char *p;
-    size_t n, cap;
-    size_t limit; /* 0: none; otherwise appends past it are dropped and `over` set */
-    int over;
-} jbuf;
-void jbuf_put(jbuf *b, const char *s, size_t n);
-void jbuf_puts(jbuf *b, const char *s);
-void jbuf_putc(jbuf *b, char c);
-void jbuf_free(jbuf *b);
-jv jbuf_to_str(jbuf *b); /* hands the bytes to a string value; b is reset */
-void jv_html_escape(jbuf *b, const char *s, size_t n);
+/* Output goes to the library's growable buffer (../buf.h); its limit bounds
+ * a render's output. */
+jv jv_str_take(w8_buf *b); /* hands the bytes to a string value; b is reset */
+void jv_html_escape(w8_buf *b, const char *s, size_t n);
 
 /* Python str(v) / repr(v) appended to b. */
-void jv_write_str(jbuf *b, jv v);
-void jv_write_repr(jbuf *b, jv v);
+void jv_write_str(w8_buf *b, jv v);
+void jv_write_repr(w8_buf *b, jv v);
 /* Python repr of a float ("1.0", "1e+16", "0.30000000000000004"). */
 void jv_fmt_float(double f, char out[40]);
 /* json.dumps(v, ensure_ascii=False, indent=indent, separators=..., sort_keys=...):
  * indent NULL for none; item_sep/key_sep NULL for Python's defaults.
  * Returns -1 (with jj error text in *why) on a value JSON cannot hold. */
-int jv_write_json(jbuf *b, jv v, const char *indent, const char *item_sep, const char *key_sep,
+int jv_write_json(w8_buf *b, jv v, const char *indent, const char *item_sep, const char *key_sep,
                   int sort_keys, int level, const char **why);
 
 /* jansson -> value (copies). */
@@ -198,7 +190,7 @@ jv jv_from_json(const json_t *j);
 /* UTF-8 helpers. */
 size_t ju_len(const char *s, size_t n);                      /* code points */
 size_t ju_decode(const char *s, size_t n, uint32_t *cp);     /* bytes used (>=1) */
-void ju_encode(jbuf *b, uint32_t cp);
+void ju_encode(w8_buf *b, uint32_t cp);
 int ju_isspace(uint32_t cp);                                 /* Python str.isspace */
 
 /* ------------------------------------------------------------------ arena */

@@ -82,7 +82,7 @@ static int repeat(jctx *c, const jnode *at, jv seq, long long k, jv *out) {
             memcpy(p + have, p, n);
             have += n;
         }
-        jbuf b = {p, total, total + 1, 0, 0};
+        w8_buf b = {.s = p, .len = total, .cap = total + 1};
         p[total] = 0;
         return jj_buf_done(c, at, &b, out);
     }
@@ -168,11 +168,11 @@ static NOINLINE int arith(jctx *c, const jnode *at, int op, jv a, jv b, jv *out)
     if (op == '+' && a.t == JV_STR && b.t == JV_STR) {
         /* Markup + str escapes the str (markupsafe), even with autoescape off */
         int mk = a.u.s->markup || b.u.s->markup;
-        jbuf t = jj_buf();
+        w8_buf t = jj_buf();
         if (mk && !a.u.s->markup) jv_html_escape(&t, a.u.s->s, a.u.s->len);
-        else jbuf_put(&t, a.u.s->s, a.u.s->len);
+        else w8_buf_put(&t, a.u.s->s, a.u.s->len);
         if (mk && !b.u.s->markup) jv_html_escape(&t, b.u.s->s, b.u.s->len);
-        else jbuf_put(&t, b.u.s->s, b.u.s->len);
+        else w8_buf_put(&t, b.u.s->s, b.u.s->len);
         if (jj_buf_done(c, at, &t, out)) return -1;
         if (mk) *out = jv_markup(*out);
         return 0;
@@ -323,8 +323,8 @@ static NOINLINE int call_macro(jctx *c, const jnode *at, jv_macro *m, const jarg
     }
     jscope sc = {parent, jv_dict_new()};
     jscope *saved_scope = c->scope;
-    jbuf *saved_out = c->out;
-    jbuf buf = jj_buf();
+    w8_buf *saved_out = c->out;
+    w8_buf buf = jj_buf();
     int rc = 0, np = 0;
     c->scope = &sc;
     for (const jnode *p = def->kids; p; p = p->next, np++) {
@@ -379,7 +379,7 @@ done:
     scope_end(sc.vars);
     free(chain);
     if (rc) {
-        jbuf_free(&buf);
+        w8_buf_free(&buf);
         return -1;
     }
     return jj_buf_done(c, at, &buf, out);
@@ -609,7 +609,7 @@ static NOINLINE int eval_binop(jctx *c, const jnode *n, jv *out) {
         return -1;
     }
     if (n->op == '~') {
-        jbuf t = jj_buf();
+        w8_buf t = jj_buf();
         jv_write_str(&t, a);
         jv_write_str(&t, b);
         rc = jj_buf_done(c, n, &t, out);
@@ -775,12 +775,12 @@ static NOINLINE int exec_for(jctx *c, const jnode *n) {
 
 /* Renders a body into a string value (block set, filter block). */
 static int capture(jctx *c, const jnode *body, const jnode *at, jv *out) {
-    jbuf buf = jj_buf(), *saved = c->out;
+    w8_buf buf = jj_buf(), *saved = c->out;
     c->out = &buf;
     int rc = exec_body(c, body);
     c->out = saved;
     if (rc < 0) {
-        jbuf_free(&buf);
+        w8_buf_free(&buf);
         return -1;
     }
     return jj_buf_done(c, at, &buf, out);
@@ -836,11 +836,11 @@ static NOINLINE int exec_output(jctx *c, const jnode *n) {
     if (v.t == JV_STR) {
         rc = jj_emit(c, n, v.u.s->s, v.u.s->len);
     } else {
-        jbuf t = jj_buf();
+        w8_buf t = jj_buf();
         jv_write_str(&t, v);
         rc = t.over ? jj_error(c->src, n->pos, "output larger than %zu bytes", (size_t)W8_JINJA_MAX_OUTPUT)
-                    : jj_emit(c, n, t.p ? t.p : "", t.n);
-        jbuf_free(&t);
+                    : jj_emit(c, n, t.s ? t.s : "", t.len);
+        w8_buf_free(&t);
     }
     jv_free(v);
     return rc;
@@ -872,10 +872,10 @@ static int exec_stmt(jctx *c, const jnode *n) {
         if (res.t == JV_STR) {
             rc = jj_emit(c, n, res.u.s->s, res.u.s->len);
         } else {
-            jbuf t = jj_buf();
+            w8_buf t = jj_buf();
             jv_write_str(&t, res);
-            rc = jj_emit(c, n, t.p ? t.p : "", t.n);
-            jbuf_free(&t);
+            rc = jj_emit(c, n, t.s ? t.s : "", t.len);
+            w8_buf_free(&t);
         }
         jv_free(res);
         return rc;
@@ -920,7 +920,7 @@ int jj_render(const jtemplate *t, const json_t *context, char **out, size_t *out
         return w8_seterr("template: context nested too deeply (limit %d)", JJ_MAX_VALUE_DEPTH);
     }
     jscope root = {NULL, ctxv.u.d};
-    jbuf buf = jj_buf();
+    w8_buf buf = jj_buf();
     c.root = &root;
     c.scope = &root;
     c.out = &buf;
@@ -947,10 +947,10 @@ int jj_render(const jtemplate *t, const json_t *context, char **out, size_t *out
     free(c.nss);
     jv_free(ctxv);
     if (rc) {
-        jbuf_free(&buf);
+        w8_buf_free(&buf);
         return -1;
     }
-    *out_len = buf.n;
-    *out = buf.p ? buf.p : w8_xstrdup("");
+    *out_len = buf.len;
+    *out = buf.s ? buf.s : w8_xstrdup("");
     return 0;
 }

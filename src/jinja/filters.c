@@ -287,10 +287,10 @@ static int f_tojson(jctx *c, const jnode *at, const char *name, jv x, const jarg
     } else if (seps && seps->t != JV_NONE) {
         return jb_bad_arg(c, at, "tojson", "separators must be a pair of strings");
     }
-    jbuf b = jj_buf();
+    w8_buf b = jj_buf();
     const char *why = NULL;
     if (jv_write_json(&b, x, indent, item_sep, key_sep, jb_arg_bool(a, -1, "sort_keys", 0), 0, &why)) {
-        jbuf_free(&b);
+        w8_buf_free(&b);
         if (x.t == JV_UNDEF) return jj_undef_error(c, at, x);
         return jj_error(c->src, at->pos, "tojson: %s", why);
     }
@@ -303,11 +303,11 @@ static int f_join(jctx *c, const jnode *at, const char *name, jv x, const jargs 
     if (jb_arg_str(c, at, a, 0, "d", "join", &sep) || jb_arg_str(c, at, a, 1, "attribute", "join", &attr)) return -1;
     jv_list *l;
     if (jj_iterate(c, at, x, &l)) return -1;
-    jbuf b = jj_buf();
+    w8_buf b = jj_buf();
     int rc = 0;
     for (size_t i = 0; i < l->n && !rc; i++) {
         if ((rc = jj_tick(c, at))) break;
-        if (i && sep) jbuf_put(&b, sep->s, sep->len);
+        if (i && sep) w8_buf_put(&b, sep->s, sep->len);
         if (attr) {
             jv v;
             if ((rc = get_path(c, at, l->items[i], attr, &v))) break;
@@ -319,7 +319,7 @@ static int f_join(jctx *c, const jnode *at, const char *name, jv x, const jargs 
     }
     jv_free(jv_list_val(l));
     if (rc) {
-        jbuf_free(&b);
+        w8_buf_free(&b);
         return -1;
     }
     return jj_buf_done(c, at, &b, out);
@@ -710,42 +710,42 @@ static int f_indent(jctx *c, const jnode *at, const char *name, jv x, const jarg
     (void)name;
     const jv *w = jb_arg(a, 0, "width");
     int first = jb_arg_bool(a, 1, "first", 0), blank = jb_arg_bool(a, 2, "blank", 0);
-    jbuf ind = {0};
-    if (!w) jbuf_puts(&ind, "    ");
-    else if (w->t == JV_STR) jbuf_put(&ind, w->u.s->s, w->u.s->len);
+    w8_buf ind = {0};
+    if (!w) w8_buf_puts(&ind, "    ");
+    else if (w->t == JV_STR) w8_buf_put(&ind, w->u.s->s, w->u.s->len);
     else if (w->t == JV_INT && w->u.i >= 0 && w->u.i <= 1000)
-        for (long long i = 0; i < w->u.i; i++) jbuf_putc(&ind, ' ');
+        for (long long i = 0; i < w->u.i; i++) w8_buf_putc(&ind, ' ');
     else {
-        jbuf_free(&ind);
+        w8_buf_free(&ind);
         return jb_bad_arg(c, at, "indent", "width must be a string or a small integer");
     }
     if (x.t != JV_STR) { /* Jinja does s += "\n", a TypeError for non-strings */
-        jbuf_free(&ind);
+        w8_buf_free(&ind);
         if (x.t == JV_UNDEF) return jj_undef_error(c, at, x);
         return jj_error(c->src, at->pos, "indent: expected a string, got %s", jv_type_name(x));
     }
     jv s = jv_ref(x);
     /* Jinja: lines = (s + "\n").splitlines(); lines after the first get the
      * indent (empty ones only with blank=True), joined by "\n" */
-    jbuf t = {0}, b = jj_buf();
-    jbuf_put(&t, s.u.s->s, s.u.s->len);
-    jbuf_putc(&t, '\n');
-    if (first) jbuf_put(&b, ind.p ? ind.p : "", ind.n);
-    const char *p = t.p, *end = t.p + t.n;
+    w8_buf t = {0}, b = jj_buf();
+    w8_buf_put(&t, s.u.s->s, s.u.s->len);
+    w8_buf_putc(&t, '\n');
+    if (first) w8_buf_put(&b, ind.s ? ind.s : "", ind.len);
+    const char *p = t.s, *end = t.s + t.len;
     for (int line = 0; p < end; line++) {
         const char *e = p;
         while (e < end && *e != '\n' && *e != '\r') e++;
         if (line > 0) {
-            jbuf_putc(&b, '\n');
-            if (e > p || blank) jbuf_put(&b, ind.p ? ind.p : "", ind.n);
+            w8_buf_putc(&b, '\n');
+            if (e > p || blank) w8_buf_put(&b, ind.s ? ind.s : "", ind.len);
         }
-        jbuf_put(&b, p, (size_t)(e - p));
+        w8_buf_put(&b, p, (size_t)(e - p));
         if (e + 1 < end && e[0] == '\r' && e[1] == '\n') e++;
         p = e + 1;
     }
-    jbuf_free(&t);
+    w8_buf_free(&t);
     jv_free(s);
-    jbuf_free(&ind);
+    w8_buf_free(&ind);
     return jj_buf_done(c, at, &b, out);
 }
 
@@ -758,7 +758,7 @@ static int f_escape(jctx *c, const jnode *at, const char *name, jv x, const jarg
         return 0;
     }
     jv s = jb_to_str(x);
-    jbuf b = jj_buf();
+    w8_buf b = jj_buf();
     jv_html_escape(&b, s.u.s->s, s.u.s->len);
     jv_free(s);
     if (jj_buf_done(c, at, &b, out)) return -1;
@@ -790,12 +790,12 @@ static int f_center(jctx *c, const jnode *at, const char *name, jv x, const jarg
     if (width > (long long)W8_JINJA_MAX_OUTPUT) return jj_check_size(c, at, (size_t)-1);
     jv s = jb_to_str(x);
     long long len = (long long)ju_len(s.u.s->s, s.u.s->len);
-    jbuf b = jj_buf();
+    w8_buf b = jj_buf();
     long long pad = width > len ? width - len : 0;
     long long left = pad / 2 + (pad & width & 1); /* CPython's str.center split */
-    for (long long i = 0; i < left; i++) jbuf_putc(&b, ' ');
-    jbuf_put(&b, s.u.s->s, s.u.s->len);
-    for (long long i = 0; i < pad - left; i++) jbuf_putc(&b, ' ');
+    for (long long i = 0; i < left; i++) w8_buf_putc(&b, ' ');
+    w8_buf_put(&b, s.u.s->s, s.u.s->len);
+    for (long long i = 0; i < pad - left; i++) w8_buf_putc(&b, ' ');
     jv_free(s);
     return jj_buf_done(c, at, &b, out);
 }
@@ -878,13 +878,13 @@ static int f_attr(jctx *c, const jnode *at, const char *name, jv x, const jargs 
 static int f_reverse(jctx *c, const jnode *at, const char *name, jv x, const jargs *a, jv *out) {
     (void)name, (void)a;
     if (x.t == JV_STR) {
-        jbuf b = {0};
+        w8_buf b = {0};
         for (size_t e = x.u.s->len; e > 0;) {
             size_t p = jb_prev_cp(x.u.s->s, 0, e);
-            jbuf_put(&b, x.u.s->s + p, e - p);
+            w8_buf_put(&b, x.u.s->s + p, e - p);
             e = p;
         }
-        *out = jbuf_to_str(&b);
+        *out = jv_str_take(&b);
         return 0;
     }
     jv_list *l;

@@ -74,10 +74,10 @@ static int g_dict(jctx *c, const jnode *at, const jargs *a, jv *out) {
 static int g_raise_exception(jctx *c, const jnode *at, const jargs *a, jv *out) {
     (void)c, (void)at, (void)out;
     const jv *m = jb_arg(a, 0, NULL);
-    jbuf b = jj_buf();
+    w8_buf b = jj_buf();
     if (m) jv_write_str(&b, *m);
-    w8_seterr("%s", b.p ? b.p : "raise_exception() called");
-    jbuf_free(&b);
+    w8_seterr("%s", b.s ? b.s : "raise_exception() called");
+    w8_buf_free(&b);
     return -1;
 }
 

@@ -102,10 +102,10 @@ static size_t match_block_end(lexer *L, size_t p, int trim) {
 }
 
 /* Python's unicode-escape decoding of a string literal's body. */
-static void decode_string(jbuf *b, const char *s, size_t n) {
+static void decode_string(w8_buf *b, const char *s, size_t n) {
     for (size_t i = 0; i < n; i++) {
         if (s[i] != '\\' || i + 1 >= n) {
-            jbuf_putc(b, s[i]);
+            w8_buf_putc(b, s[i]);
             continue;
         }
         char c = s[++i];
@@ -113,16 +113,16 @@ static void decode_string(jbuf *b, const char *s, size_t n) {
         int digits = 0, base = 16;
         switch (c) {
         case '\n': continue;
-        case '\\': jbuf_putc(b, '\\'); continue;
-        case '\'': jbuf_putc(b, '\''); continue;
-        case '"': jbuf_putc(b, '"'); continue;
-        case 'a': jbuf_putc(b, '\a'); continue;
-        case 'b': jbuf_putc(b, '\b'); continue;
-        case 'f': jbuf_putc(b, '\f'); continue;
-        case 'n': jbuf_putc(b, '\n'); continue;
-        case 'r': jbuf_putc(b, '\r'); continue;
-        case 't': jbuf_putc(b, '\t'); continue;
-        case 'v': jbuf_putc(b, '\v'); continue;
+        case '\\': w8_buf_putc(b, '\\'); continue;
+        case '\'': w8_buf_putc(b, '\''); continue;
+        case '"': w8_buf_putc(b, '"'); continue;
+        case 'a': w8_buf_putc(b, '\a'); continue;
+        case 'b': w8_buf_putc(b, '\b'); continue;
+        case 'f': w8_buf_putc(b, '\f'); continue;
+        case 'n': w8_buf_putc(b, '\n'); continue;
+        case 'r': w8_buf_putc(b, '\r'); continue;
+        case 't': w8_buf_putc(b, '\t'); continue;
+        case 'v': w8_buf_putc(b, '\v'); continue;
         case 'x': digits = 2; break;
         case 'u': digits = 4; break;
         case 'U': digits = 8; break;
@@ -133,8 +133,8 @@ static void decode_string(jbuf *b, const char *s, size_t n) {
                 i--; /* the digit itself is part of the number */
                 break;
             }
-            jbuf_putc(b, '\\');
-            jbuf_putc(b, c);
+            w8_buf_putc(b, '\\');
+            w8_buf_putc(b, c);
             continue;
         }
         int got = 0;
@@ -148,8 +148,8 @@ static void decode_string(jbuf *b, const char *s, size_t n) {
         }
         if (got == 0 || (base == 16 && got < digits) || cp > 0x10FFFF) {
             /* Python rejects these; keep the text rather than guess */
-            jbuf_putc(b, '\\');
-            jbuf_putc(b, c);
+            w8_buf_putc(b, '\\');
+            w8_buf_putc(b, c);
             continue;
         }
         ju_encode(b, cp);
@@ -267,12 +267,12 @@ static int lex_tag(lexer *L, size_t tagpos, size_t p, int block, size_t *end) {
             size_t q = p + 1;
             while (q < L->n && s[q] != (char)c) q += s[q] == '\\' ? 2 : 1;
             if (q >= L->n) return jj_error(s, (uint32_t)p, "unterminated string");
-            jbuf b = {0};
+            w8_buf b = {0};
             decode_string(&b, s + p + 1, q - p - 1);
             jtok *t = emit(L, TK_STRING, p);
-            t->str = jarena_strndup(L->a, b.p ? b.p : "", b.n);
-            t->len = b.n;
-            jbuf_free(&b);
+            t->str = jarena_strndup(L->a, b.s ? b.s : "", b.len);
+            t->len = b.len;
+            w8_buf_free(&b);
             p = q + 1;
         } else {
             const char *op = match_op(s + p, L->n - p);

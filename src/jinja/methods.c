@@ -48,15 +48,15 @@ static int starts_ends(jctx *c, const jnode *at, const jv_str *s, const jargs *a
 }
 
 static int str_format(jctx *c, const jnode *at, const jv_str *s, const jargs *a, jv *out) {
-    jbuf b = jj_buf();
+    w8_buf b = jj_buf();
     int auto_idx = 0;
     for (size_t i = 0; i < s->len; i++) {
         char ch = s->s[i];
         if (ch == '{' && i + 1 < s->len && s->s[i + 1] == '{') {
-            jbuf_putc(&b, '{');
+            w8_buf_putc(&b, '{');
             i++;
         } else if (ch == '}' && i + 1 < s->len && s->s[i + 1] == '}') {
-            jbuf_putc(&b, '}');
+            w8_buf_putc(&b, '}');
             i++;
         } else if (ch == '{') {
             const char *close = memchr(s->s + i, '}', s->len - i);
@@ -64,7 +64,7 @@ static int str_format(jctx *c, const jnode *at, const jv_str *s, const jargs *a,
             size_t n = (size_t)(close - s->s) - i - 1;
             char field[64];
             if (n >= sizeof field || memchr(s->s + i + 1, ':', n) || memchr(s->s + i + 1, '!', n)) {
-                jbuf_free(&b);
+                w8_buf_free(&b);
                 return jj_error(c->src, at->pos, "format: only {}, {N} and {name} fields are supported");
             }
             memcpy(field, s->s + i + 1, n);
@@ -74,13 +74,13 @@ static int str_format(jctx *c, const jnode *at, const jv_str *s, const jargs *a,
             else if (field[0] >= '0' && field[0] <= '9') v = jb_arg(a, atoi(field), NULL);
             else v = jb_arg(a, -1, field);
             if (!v) {
-                jbuf_free(&b);
+                w8_buf_free(&b);
                 return jj_error(c->src, at->pos, "format: no argument for field {%s}", field);
             }
             jv_write_str(&b, *v);
             i += n + 1;
         } else {
-            jbuf_putc(&b, ch);
+            w8_buf_putc(&b, ch);
         }
     }
     return jj_buf_done(c, at, &b, out);
@@ -196,18 +196,18 @@ static int m_join(jctx *c, const jnode *at, const char *name, jv obj, const jarg
     if (!it) return jb_bad_arg(c, at, "join", "needs an iterable");
     jv_list *l;
     if (jj_iterate(c, at, *it, &l)) return -1;
-    jbuf b = jj_buf();
+    w8_buf b = jj_buf();
     for (size_t i = 0; i < l->n; i++) {
         if (l->items[i].t != JV_STR || jj_tick(c, at)) {
             int rc = l->items[i].t != JV_STR ? jj_error(c->src, at->pos, "sequence item %zu: expected str instance, %s found", i,
                                                         jv_type_name(l->items[i]))
                                              : -1;
             jv_free(jv_list_val(l));
-            jbuf_free(&b);
+            w8_buf_free(&b);
             return rc;
         }
-        if (i) jbuf_put(&b, s->s, s->len);
-        jbuf_put(&b, l->items[i].u.s->s, l->items[i].u.s->len);
+        if (i) w8_buf_put(&b, s->s, s->len);
+        w8_buf_put(&b, l->items[i].u.s->s, l->items[i].u.s->len);
     }
     jv_free(jv_list_val(l));
     if (jj_buf_done(c, at, &b, out)) return -1;

@@ -211,15 +211,15 @@ static jnode *parse_primary(parser *p) {
     }
     if (t->t == TK_STRING) {
         /* adjacent literals concatenate, as in Python */
-        jbuf b = {0};
+        w8_buf b = {0};
         uint32_t pos = t->pos;
         while (cur(p)->t == TK_STRING) {
-            jbuf_put(&b, cur(p)->str, cur(p)->len);
+            w8_buf_put(&b, cur(p)->str, cur(p)->len);
             advance(p);
         }
         n = node(p, N_CONST, pos);
-        n->val = arena_str(p, b.p ? b.p : "", b.n);
-        jbuf_free(&b);
+        n->val = arena_str(p, b.s ? b.s : "", b.len);
+        w8_buf_free(&b);
         return n;
     }
     if (t->t == TK_INT || t->t == TK_FLOAT) {

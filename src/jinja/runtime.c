@@ -15,27 +15,27 @@ static long long as_ll(jv v) { return v.t == JV_INT ? v.u.i : v.u.b; }
 
 /* ------------------------------------------------------------ buffers and limits */
 
-jbuf jj_buf(void) {
-    jbuf b = {0};
+w8_buf jj_buf(void) {
+    w8_buf b = {0};
     b.limit = W8_JINJA_MAX_OUTPUT;
     return b;
 }
 
-int jj_buf_done(jctx *c, const jnode *at, jbuf *b, jv *out) {
+int jj_buf_done(jctx *c, const jnode *at, w8_buf *b, jv *out) {
     if (b->over) {
-        jbuf_free(b);
+        w8_buf_free(b);
         return jj_error(c->src, at->pos, "value larger than %zu bytes", (size_t)W8_JINJA_MAX_OUTPUT);
     }
-    if (jj_charge(c, at, b->n / JJ_WORK_UNIT)) {
-        jbuf_free(b);
+    if (jj_charge(c, at, b->len / JJ_WORK_UNIT)) {
+        w8_buf_free(b);
         return -1;
     }
-    *out = jbuf_to_str(b);
+    *out = jv_str_take(b);
     return 0;
 }
 
 int jj_emit(jctx *c, const jnode *at, const char *s, size_t n) {
-    jbuf_put(c->out, s, n);
+    w8_buf_put(c->out, s, n);
     if (c->out->over)
         return jj_error(c->src, at->pos, "output larger than %zu bytes", (size_t)W8_JINJA_MAX_OUTPUT);
     return 0;
@@ -188,21 +188,21 @@ int jj_slice(jctx *c, const jnode *at, jv obj, jv start, jv stop, jv step, jv *o
     int has_lo = start.t == JV_INT || start.t == JV_BOOL, has_hi = stop.t == JV_INT || stop.t == JV_BOOL;
     lo = has_lo ? clamp_index(as_ll(start), N, neg) : (neg ? N - 1 : 0);
     hi = has_hi ? clamp_index(as_ll(stop), N, neg) : (neg ? -1 : N);
-    jbuf b = {0};
+    w8_buf b = {0};
     jv_list *l = obj.t == JV_LIST ? jv_list_new(0) : NULL;
     if (l) l->tuple = obj.u.l->tuple;
     for (long long i = lo; neg ? i > hi : i < hi; i += st) {
         if (l) {
             jv_list_push(l, jv_ref(obj.u.l->items[i]));
         } else if (offs) {
-            jbuf_put(&b, obj.u.s->s + offs[i], offs[i + 1] - offs[i]);
+            w8_buf_put(&b, obj.u.s->s + offs[i], offs[i + 1] - offs[i]);
         } else {
-            jbuf_putc(&b, obj.u.s->s[i]);
+            w8_buf_putc(&b, obj.u.s->s[i]);
         }
         if ((neg && i < LLONG_MIN - st) || (!neg && i > LLONG_MAX - st)) break;
     }
     free(offs);
-    *out = l ? jv_list_val(l) : jbuf_to_str(&b);
+    *out = l ? jv_list_val(l) : jv_str_take(&b);
     return 0;
 }
 

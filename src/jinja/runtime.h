@@ -17,7 +17,7 @@ typedef struct jctx {
     const char *src;
     jscope *root;     /* the context variables and top-level sets */
     jscope *scope;    /* innermost scope now */
-    jbuf *out;        /* where output goes now (macro calls and block sets swap it) */
+    w8_buf *out;        /* where output goes now (macro calls and block sets swap it) */
     size_t iters;     /* loop iterations so far (W8_JINJA_MAX_ITERS) */
     int depth;        /* evaluation nesting */
     int macro_depth;  /* macro call nesting */
@@ -36,8 +36,8 @@ typedef struct jctx {
 int jj_emit(jctx *c, const struct jnode *at, const char *s, size_t n);
 /* A buffer whose growth stops at W8_JINJA_MAX_OUTPUT; jj_buf_done() turns it
  * into a string value or an error naming `at`. */
-jbuf jj_buf(void);
-int jj_buf_done(jctx *c, const struct jnode *at, jbuf *b, jv *out);
+w8_buf jj_buf(void);
+int jj_buf_done(jctx *c, const struct jnode *at, w8_buf *b, jv *out);
 /* Error for using an undefined value (names the variable when known). */
 int jj_undef_error(jctx *c, const struct jnode *at, jv u);
 /* The iteration limit in force: W8_JINJA_MAX_ITERS.  Only tests change it

@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../safetensors.h"
+#include "../dtype.h"
 
 typedef enum { W8_ISA_SCALAR = 0, W8_ISA_AVX2 = 1, W8_ISA_AVX512 = 2 } w8_isa;
 

@@ -41,7 +41,8 @@ static void q_pack(w8_qmat *m, const int8_t *w, int n, int k, const int32_t *qua
     m->packed = w8_xalloc_aligned(m->packed_bytes ? m->packed_bytes : 64);
     memset(m->packed, 0, m->packed_bytes);
     m->bias = w8_xmalloc((size_t)n * sizeof(int32_t) + 1);
-#pragma omp parallel for schedule(static) if ((size_t)n * (size_t)k > ((size_t)1 << 20))
+#pragma omp parallel for schedule(static) num_threads(w8_get_threads()) \
+    if ((size_t)n * (size_t)k > ((size_t)1 << 20))
     for (int j = 0; j < n; j++) {
         const int8_t *wj = w + (size_t)j * (size_t)k;
         int8_t *dst = m->packed + ((size_t)j / 8) * k4 * 32 + (size_t)(j % 8) * 4;

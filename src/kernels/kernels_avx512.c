@@ -51,7 +51,8 @@ static void q_pack(w8_qmat *m, const int8_t *w, int n, int k, const int32_t *qua
     memset(m->packed, 0, m->packed_bytes);
     m->bias = w8_xmalloc((size_t)n * sizeof(int32_t) + 1);
     /* rows are independent: a 7B layer is ~70 MB, worth both cores at load */
-#pragma omp parallel for schedule(static) if ((size_t)n * (size_t)k > ((size_t)1 << 20))
+#pragma omp parallel for schedule(static) num_threads(w8_get_threads()) \
+    if ((size_t)n * (size_t)k > ((size_t)1 << 20))
     for (int j = 0; j < n; j++) {
         const int8_t *wj = w + (size_t)j * (size_t)k;
         int8_t *dst = m->packed + ((size_t)j / 16) * k4 * 64 + (size_t)(j % 16) * 4;

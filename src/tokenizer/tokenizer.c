@@ -20,12 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chat_template.h"
-#include "json.h"
+#include "../chat_template.h"
+#include "../json.h"
 #include "tok_internal.h"
 #include "tokenizer.h"
 #include "unicode.h"
-#include "util.h"
+#include "../util.h"
 
 #define MAX_ADDED_ID W8_MAX_VOCAB_ID
 

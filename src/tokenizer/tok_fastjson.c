@@ -19,7 +19,7 @@
 
 #include "tok_internal.h"
 #include "unicode.h"
-#include "util.h"
+#include "../util.h"
 
 #define MAX_DEPTH 512
 

@@ -18,10 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
+#include "../json.h"
 #include "tok_internal.h"
 #include "unicode.h"
-#include "util.h"
+#include "../util.h"
 
 static uint64_t hash_bytes(const char *s, size_t n) {
     /* FNV-1a: short keys, good enough spread for a power-of-two table */

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <utf8proc.h>
 
-#include "util.h"
+#include "../util.h"
 
 /* Allowed range of the second byte for each lead byte; later continuation
  * bytes are always 0x80..0xBF.  This is the table from the Unicode standard

@@ -6,13 +6,16 @@
  *
  *   tokenizer.c   loading tokenizer.json / tokenizer_config.json, added
  *                 tokens, the encode pipeline, post-processor, accessors
- *   tok_core.c    the growable containers below (used by every file)
+ *   tok_core.c    the growable containers (tok_core.h; used by every file,
+ *                 needing nothing else of the folder)
  *   tok_bpe.c     the BPE model: vocab and merge hash maps, merging, and
  *                 reading vocab/merges from the JSON tree or the raw text
  *   tok_fastjson.c  scanning tokenizer.json's text for the big members
  *   tok_text.c    patterns (Oniguruma), normalizers, pre-tokenizers,
  *                 decoders: parsing from JSON and applying them
  *   tok_decode.c  ids -> text, and the streaming decoder
+ *   unicode.c     UTF-8 and Rust character classes (needs nothing of the
+ *                 folder either)
  *
  * The pipeline follows Hugging Face tokenizers: added tokens are cut out of
  * the raw text, the rest is normalized, cut again on "normalized" added
@@ -25,35 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-
-/* ---- growable buffers */
-
-typedef struct {
-    char *s;
-    size_t len, cap;
-} w8_buf;
-void w8_buf_put(w8_buf *b, const void *p, size_t n);
-static inline void w8_buf_putc(w8_buf *b, char c) { w8_buf_put(b, &c, 1); }
-
-typedef struct {
-    int *v;
-    size_t n, cap;
-} w8_ivec;
-void w8_ivec_push(w8_ivec *v, int x);
-
-/* A list of strings stored back to back in one buffer: piece i is
- * buf.s[off[2i] .. off[2i+1]).  Decoders transform lists of token strings. */
-typedef struct {
-    w8_buf buf;
-    size_t *off;
-    size_t n, cap;
-} w8_strs;
-void w8_strs_add(w8_strs *l, const char *s, size_t n);
-static inline const char *w8_strs_at(const w8_strs *l, size_t i, size_t *len) {
-    *len = l->off[2 * i + 1] - l->off[2 * i];
-    return l->buf.s + l->off[2 * i];
-}
-void w8_strs_free(w8_strs *l);
+#include "tok_core.h"
 
 /* ---- patterns: a literal string or an Oniguruma regex */
 

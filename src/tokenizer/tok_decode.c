@@ -20,7 +20,7 @@
 #include "tok_internal.h"
 #include "tokenizer.h"
 #include "unicode.h"
-#include "util.h"
+#include "../util.h"
 
 /* Decoding a window over this many ids that still ends in U+FFFD cannot
  * complete a character any more (at most 4 bytes): give the text out as is,

@@ -14,10 +14,10 @@
 #include <string.h>
 #include <utf8proc.h>
 
-#include "json.h"
+#include "../json.h"
 #include "tok_internal.h"
 #include "unicode.h"
-#include "util.h"
+#include "../util.h"
 
 /* ---- patterns */
 
