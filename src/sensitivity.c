@@ -22,7 +22,7 @@
 #include "json.h"
 #include "kv_cache.h"
 #include "model.h"
-#include "quantize.h"
+#include "quant/arith.h"
 #include "tokenizer/tokenizer.h"
 #include "util.h"
 
