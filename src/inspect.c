@@ -132,8 +132,9 @@ static void update_range(double *lo, double *hi, double v) {
 }
 
 /* Layers reading one input (q/k/v, gate/up): FORMAT.md and MindIE need
- * identical input_scale/offset; vllm-ascend needs one description value
- * for all of them (it builds one fused layer and looks up each part). */
+ * identical input_scale/offset; FORMAT.md and vllm-ascend need one
+ * description value for all of them (it builds one fused layer and looks up
+ * each part). */
 static void check_group(ictx *c, const char *prefix, const char *const *members, int nm,
                         int *type_rule, int *scale_rule) {
     double s0 = NAN, o0 = NAN;
@@ -143,6 +144,10 @@ static void check_group(ictx *c, const char *prefix, const char *const *members,
         snprintf(name, sizeof name, "%s%s.weight", prefix, members[i]);
         const char *dv = desc_val(c, name);
         if (!dv || (i > 0 && (!v0 || strcmp(dv, v0)))) {
+            /* FORMAT.md: fused groups share one type (the runtime fuses them too) */
+            if (dv && v0)
+                viol(c->r, "%s: \"%s\" but %s%s.weight is \"%s\"; fused layers must share one type",
+                     name, dv, prefix, members[0], v0);
             if (!(*type_rule)++)
                 cons(c->r, C_VLLM | C_310P,
                      "fused group of one type: '%s' is %s%s%s but '%s%s.weight' is %s%s%s "

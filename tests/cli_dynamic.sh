@@ -64,7 +64,8 @@ check "mix: down_proj W8A8_DYNAMIC" grep -q '"model.layers.4.mlp.down_proj.weigh
 check "mix: q_proj static W8A8" grep -q '"model.layers.4.self_attn.q_proj.weight": "W8A8"' "$M"
 "$W" inspect "$T/mix" >"$T/im.log" 2>&1
 check "inspect: mixed directory valid" test $? -eq 0
-check "inspect: a mixed directory is for vllm-ascend only" grep -q "consumers: vllm-ascend only" "$T/im.log"
+check "inspect: a mixed directory is for vllm-ascend only" bash -c "grep -q 'consumer vllm-ascend A2/A3: loads' '$T/im.log' &&
+    grep -q 'consumer MindIE: will NOT load: one quantization type' '$T/im.log'"
 "$W" quant --model_path "$F16" --save_path "$T/x" --quant_type w4a16 >"$T/w4.log" 2>&1
 rc=$?
 check "--quant_type w4a16 is refused, naming the choices" \

@@ -120,7 +120,7 @@ SPID=""
 "$W" quant --model_path "$M" --save_path "$T/q3-llama" --quant_type w8a8 --model_type llama \
     --calib_file "$TXT" --calib_samples 2 --calib_seq_len 32 -t 2 >"$T/out" 2>&1
 check "--model_type llama quantizes every linear layer" \
-    bash -c "grep -q 'recipe default, from --model_type' '$T/out' && grep -q '14 linear layers quantized to W8A8, 0 kept float' '$T/out'"
+    bash -c "grep -q 'recipe default, from --model_type' '$T/out' && grep -q '14 linear layers quantized to W8A8, 0 of them W8A8_DYNAMIC, 0 kept float' '$T/out'"
 "$W" quant --model_path "$S/models/stories260K-hf-f16" --save_path "$T/st-q3" --quant_type w8a8 \
     --model_type Qwen3-8B --calib_file "$TXT" --calib_samples 2 --calib_seq_len 32 -t 2 >"$T/out" 2>&1
 check "--model_type Qwen3-8B selects the qwen3 recipe" \

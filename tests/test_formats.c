@@ -427,7 +427,7 @@ static void test_rules(const char *q16, const char *qbf) {
     w8_st_close(fs);
     free(src);
     commit(d, &s, desc);
-    expect_rule("k_proj float, q/v W8A8", d, 3, "fused group of one type", 0);
+    expect_rule("k_proj float, q/v W8A8 (FORMAT.md: fused groups share one type)", d, 3, "fused group of one type", 1);
 
     /* equal scales in a fused group (bf16 model) */
     fresh(qbf, d, &s, &desc);
