@@ -49,20 +49,17 @@ static int fail(const char *what) {
     return 1;
 }
 
-/* Sampling settings: the user's, else generation_config.json's (when it
- * samples), else greedy.  -1 marks "not given". */
+/* Sampling settings: the user's, else generation_config.json's
+ * (w8_sampling_resolve, shared with serve).  -1 marks "not given". */
 static void sampling_opts(const run_opts *r, const w8_config *cfg, w8_gen_opts *o) {
-    int cfg_samples = cfg->do_sample > 0;
-    o->temperature = r->temperature >= 0   ? r->temperature
-                     : cfg_samples         ? (cfg->temperature > 0 ? cfg->temperature : 1.0f)
-                                           : 0.0f;
-    o->top_k = r->top_k >= 0 ? r->top_k : (cfg_samples && cfg->top_k > 0 ? cfg->top_k : 0);
-    o->top_p = r->top_p >= 0                                                   ? r->top_p
-               : (cfg_samples && cfg->top_p > 0 && cfg->top_p < 1)            ? cfg->top_p
-                                                                               : 1.0f;
-    o->repetition_penalty = r->rep_penalty > 0 ? r->rep_penalty
-                            : cfg->repetition_penalty > 0 ? cfg->repetition_penalty
-                                                          : 1.0f;
+    w8_sampling_req q = {r->temperature >= 0, r->temperature, r->top_k >= 0, r->top_k,
+                         r->top_p >= 0, r->top_p, r->rep_penalty > 0, r->rep_penalty};
+    w8_gen_params p;
+    w8_sampling_resolve(cfg, &q, &p);
+    o->temperature = p.temperature;
+    o->top_k = p.top_k;
+    o->top_p = p.top_p;
+    o->repetition_penalty = p.repetition_penalty;
     o->seed = (uint64_t)(unsigned)r->seed;
 }
 

@@ -24,6 +24,20 @@ struct w8_sched {
     float *logits;      /* [max_seqs, vocab] */
 };
 
+void w8_sampling_resolve(const w8_config *cfg, const w8_sampling_req *q, w8_gen_params *p) {
+    int cfg_samples = cfg->do_sample > 0;
+    p->temperature = q->has_temperature ? q->temperature
+                     : cfg_samples      ? (cfg->temperature > 0 ? cfg->temperature : 1.0f)
+                                        : 0.0f;
+    p->top_k = q->has_top_k ? q->top_k : cfg_samples && cfg->top_k > 0 ? cfg->top_k : 0;
+    p->top_p = q->has_top_p                                      ? q->top_p
+               : cfg_samples && cfg->top_p > 0 && cfg->top_p < 1 ? cfg->top_p
+                                                                 : 1.0f;
+    p->repetition_penalty = q->has_repetition_penalty ? q->repetition_penalty
+                            : cfg->repetition_penalty > 0 ? cfg->repetition_penalty
+                                                          : 1.0f;
+}
+
 w8_sched *w8_sched_new(const w8_model *m, w8_ctx *ctx, w8_kv *kv, const w8_sched_opts *o) {
     int rows = w8_ctx_max_rows(ctx);
     if (o->max_seqs < 1 || o->prefill_chunk < 1 || o->max_seq_len < 2 || o->n_extra_eos < 0)

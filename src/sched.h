@@ -44,6 +44,34 @@ typedef struct {
     int n_stop;
 } w8_gen_params;
 
+/* What a request (run's options, an API body) says about sampling; a value
+ * counts only with its has_ flag. */
+typedef struct {
+    int has_temperature;
+    float temperature;
+    int has_top_k;
+    int top_k;
+    int has_top_p;
+    float top_p;
+    int has_repetition_penalty;
+    float repetition_penalty;
+} w8_sampling_req;
+
+/* The one rule for run and serve: sampling parameters from the request, else
+ * from generation_config.json as transformers' generate() reads it.
+ *  - do_sample false (or no generation_config): greedy, whatever temperature,
+ *    top_k and top_p the config lists; a request turns sampling on only by
+ *    giving a temperature > 0, and then the config's top_k/top_p stay unused
+ *    (they belong to the config's sampling mode) unless it samples itself;
+ *  - do_sample true: the config's temperature (1 if 0), top_k, top_p fill what
+ *    the request leaves out;
+ *  - repetition_penalty: the request's, else the config's (a logits
+ *    processor in transformers, applied whether or not it samples).  OpenAI's
+ *    API has no such field; the server takes a non-standard
+ *    "repetition_penalty" (as vLLM does), and frequency_penalty maps to it.
+ * Sets p's temperature, top_k, top_p and repetition_penalty. */
+void w8_sampling_resolve(const w8_config *cfg, const w8_sampling_req *req, w8_gen_params *p);
+
 typedef struct {
     int max_seqs;       /* sequences running at once */
     int prefill_chunk;  /* prompt rows per step (also bounded by the context's max_rows) */

@@ -136,18 +136,14 @@ static int make_prompt(w8_server *s, const w8_api_req *q, int **ids, w8_api_err 
 }
 
 /* Sampling parameters: the request's, else the model's generation_config
- * (do_sample false there means greedy, as in transformers), else OpenAI's. */
+ * (w8_sampling_resolve, the rule run uses too). */
 static void gen_params(w8_server *s, const w8_api_req *q, unsigned long long nr,
                        w8_gen_params *p) {
-    const w8_config *cfg = &s->m->cfg;
     memset(p, 0, sizeof *p);
-    p->temperature = q->has_temperature ? q->temperature
-                     : !cfg->do_sample      ? 0.0f
-                     : cfg->temperature > 0 ? cfg->temperature
-                                            : 1.0f;
-    p->top_p = q->has_top_p ? q->top_p : cfg->top_p > 0 && cfg->top_p <= 1 ? cfg->top_p : 1.0f;
-    p->top_k = q->top_k >= 0 ? q->top_k : cfg->top_k > 0 ? cfg->top_k : 0;
-    p->repetition_penalty = q->repetition_penalty;
+    w8_sampling_req sq = {q->has_temperature, q->temperature, q->top_k >= 0, q->top_k,
+                          q->has_top_p, q->top_p, q->has_repetition_penalty,
+                          q->repetition_penalty};
+    w8_sampling_resolve(&s->m->cfg, &sq, p);
     p->seed = q->has_seed ? q->seed
                           : (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ULL ^ (nr + 1) * 0xBF58476D1CE4E5B9ULL;
     p->max_tokens = q->max_tokens;
