@@ -25,8 +25,8 @@
 #include <unistd.h>
 
 #include "api.h"
-#include "chat_template.h"
 #include "json.h"
+#include "prompt.h"
 #include "util.h"
 
 struct w8_server {
@@ -109,29 +109,20 @@ static int conn_fd(struct MHD_Connection *c) {
 
 /* ---- prompt */
 
-/* Render (chat) and tokenize the prompt; NULL-free ids on success. */
+/* Render (chat) and tokenize the prompt (w8_prompt_ids, shared with run);
+ * NULL-free ids on success.  An empty prompt stays empty (the caller's 400). */
 static int make_prompt(w8_server *s, const w8_api_req *q, int **ids, w8_api_err *err) {
-    if (q->kind == W8_API_COMPLETION) {
-        int n = w8_tok_encode(s->tok, q->prompt, q->prompt_len, 1, ids);
-        if (n < 0) w8_api_set_err(err, 400, NULL, "prompt", "cannot tokenize: %s", w8_lasterr());
-        return n;
-    }
-    const char *tmpl = w8_tok_chat_template(s->tok);
-    if (!tmpl) {
-        w8_api_set_err(err, 400, NULL, "messages",
-                       "this model has no chat template: use /v1/completions");
-        return -1;
-    }
-    char *text = w8_chat_render(tmpl, q->messages, NULL, 1, NULL, w8_tok_bos_token(s->tok),
-                                w8_tok_eos_token(s->tok));
-    if (!text) {
-        w8_api_set_err(err, 400, NULL, "messages", "chat template: %s", w8_lasterr());
-        return -1;
-    }
-    /* the template writes any BOS itself, as HF's apply_chat_template */
-    int n = w8_tok_encode(s->tok, text, strlen(text), 0, ids);
-    free(text);
-    if (n < 0) w8_api_set_err(err, 400, NULL, "messages", "cannot tokenize: %s", w8_lasterr());
+    int chat = q->kind == W8_API_CHAT;
+    w8_prompt p = {q->prompt, q->prompt_len, chat ? q->messages : NULL, chat, NULL, 0};
+    w8_prompt_err why;
+    int n = w8_prompt_ids(s->tok, &s->m->cfg, &p, ids, &why);
+    const char *param = chat ? "messages" : "prompt";
+    if (why == W8_PROMPT_NO_TEMPLATE)
+        w8_api_set_err(err, 400, NULL, param, "this model has no chat template: use /v1/completions");
+    else if (why == W8_PROMPT_TEMPLATE)
+        w8_api_set_err(err, 400, NULL, param, "chat template: %s", w8_lasterr());
+    else if (why != W8_PROMPT_OK)
+        w8_api_set_err(err, 400, NULL, param, "cannot tokenize: %s", w8_lasterr());
     return n;
 }
 

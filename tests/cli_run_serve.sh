@@ -63,9 +63,12 @@ stop() {
 run_text() {
     local m=$1
     shift
-    "$B" run --model_path "$m" --input_texts "Once upon a time" --max_output_length 30 -t 1 "$@" \
+    "$B" run --model_path "$m" --input_texts "${RUN_IN:-Once upon a time}" \
+        --max_output_length "${RUN_MAX:-30}" -t 1 "$@" \
         >"$T/run.out" 2>"$T/run.err" || return 1
-    sed -n 's/^\[0\] output: //p' "$T/run.out" >"$T/run"
+    # the output may span lines: up to the summary line
+    awk '/^prompt tokens [0-9]+, generated/ { p = 0 } p { print } /^\[0\] output: / { sub(/^\[0\] output: /, ""); print; p = 1 }' \
+        "$T/run.out" >"$T/run"
     [ -s "$T/run" ]
 }
 # serve_text JSON_OPTIONS -> the completion's text in $T/serve
@@ -78,7 +81,7 @@ serve_text() {
     [ -s "$T/serve" ]
 }
 same() { # what
-    if cmp -s "$T/run" "$T/serve"; then
+    if [ "$(cat "$T/run")" = "$(cat "$T/serve")" ]; then
         ok "$1: run and serve give the same text"
     else
         fail "$1: run and serve differ"
@@ -111,7 +114,10 @@ fi
 G=$T/model
 mkdir -p "$G"
 for f in "$M"/*; do ln -s "$(cd "$(dirname "$f")" && pwd)/$(basename "$f")" "$G/"; done
-rm "$G/generation_config.json"
+rm "$G/generation_config.json" "$G/tokenizer_config.json"
+# and a chat template (the stories tokenizer has none)
+sed '0,/{/s//{\n  "chat_template": "{% for m in messages %}{{ m['"'"'role'"'"'] }}: {{ m['"'"'content'"'"'] }}. {% endfor %}{% if add_generation_prompt %}assistant: {% endif %}",/' \
+    "$M/tokenizer_config.json" >"$G/tokenizer_config.json"
 cat >"$G/generation_config.json" <<'J'
 {"bos_token_id": 1, "eos_token_id": 2, "do_sample": false, "top_k": 3, "top_p": 0.5,
  "temperature": 0.7, "repetition_penalty": 1.5}
@@ -128,6 +134,14 @@ if start "$G"; then
     serve_text ',"repetition_penalty":1'
     cp "$T/nopen" "$T/run"
     same "request repetition_penalty 1 overrides the config"
+    # chat: the same prompt builder renders the template for both
+    RUN_IN="Tell me a story" RUN_MAX=16 run_text "$G" --chat
+    curl -s -m 120 -o "$T/out" -H 'Content-Type: application/json' \
+        --data-binary '{"messages":[{"role":"user","content":"Tell me a story"}],"max_tokens":16}' \
+        "$URL/v1/chat/completions"
+    grep -oE '"content":"([^"\\]|\\.)*"' "$T/out" | head -1 |
+        sed -E 's/^"content":"(.*)"$/\1/; s/\\n/\n/g; s/\\"/"/g; s/\\\\/\\/g' >"$T/serve"
+    same "chat template, one user turn"
     check "serve exits 0 on SIGTERM (config copy)" stop
 else
     fail "serve starts (config copy)"
