@@ -57,7 +57,7 @@ struct w8_engine {
     w8_engine_opts o;
     w8_kv *kv;
     w8_ctx *ctx;
-    w8_sched *sched;           /* the running sequences (engine thread) */
+    w8_sched *sched;           /* the running sequences: admitted and removed under mu */
     int eos;                   /* the tokenizer's eos id, a stop id besides config.json's */
     pthread_t thread;
     int started, stopping, joined;
