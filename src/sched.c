@@ -62,11 +62,7 @@ w8_sched *w8_sched_new(const w8_model *m, w8_ctx *ctx, w8_kv *kv, const w8_sched
 
 void w8_sched_free(w8_sched *s) {
     if (!s) return;
-    while (s->n_run) {
-        w8_sched_seq *q = s->run[0];
-        w8_sched_remove(s, q);
-        w8_sched_seq_free(q);
-    }
+    while (s->n_run) w8_sched_remove(s, s->run[0]);
     free(s->run);
     w8_batch_buf_free(&s->bb);
     free(s->owner);

@@ -116,7 +116,9 @@ typedef struct w8_sched w8_sched;
 
 /* The context and pool are borrowed.  NULL with an error on bad options. */
 w8_sched *w8_sched_new(const w8_model *m, w8_ctx *ctx, w8_kv *kv, const w8_sched_opts *o);
-void w8_sched_free(w8_sched *s); /* removes (and frees) the sequences still in it */
+/* Removes the sequences still in it (their blocks return to the pool); the
+ * sequences themselves are the caller's to free. */
+void w8_sched_free(w8_sched *s);
 int w8_sched_max_seq_len(const w8_sched *s);
 
 /* A sequence for prompt[n] (copied).  Not yet admitted; needs 1 <= n < max_seq_len. */
