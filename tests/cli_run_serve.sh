@@ -39,7 +39,7 @@ fi
 start() {
     "$A" serve --model_path "$1" --port 0 -t 1 >"$T/log" 2>&1 &
     SPID=$!
-    for _ in $(seq 300); do
+    for _ in $(seq 900); do # up to 90 s: an ASan build on a loaded machine
         grep -q "listening on" "$T/log" && break
         kill -0 "$SPID" 2>/dev/null || break
         sleep 0.1
@@ -47,7 +47,9 @@ start() {
     local port
     port=$(sed -n 's/.*listening on http:\/\/[^:]*:\([0-9]*\).*/\1/p' "$T/log")
     URL=http://127.0.0.1:${port:-1}
-    [ -n "$port" ]
+    [ -n "$port" ] && return 0
+    sed 's/^/# serve: /' "$T/log" | tail -5
+    return 1
 }
 stop() {
     kill -TERM "$SPID" 2>/dev/null
