@@ -17,8 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/chat_template.h"
 #include "../src/generate.h"
+#include "../src/prompt.h"
 #include "../src/tokenizer/tokenizer.h"
 #include "../src/util.h"
 #include "args.h"
@@ -49,68 +49,35 @@ static int fail(const char *what) {
     return 1;
 }
 
-/* Sampling settings: the user's, else generation_config.json's (when it
- * samples), else greedy.  -1 marks "not given". */
+/* Sampling settings: the user's, else generation_config.json's
+ * (w8_sampling_resolve, shared with serve).  -1 marks "not given". */
 static void sampling_opts(const run_opts *r, const w8_config *cfg, w8_gen_opts *o) {
-    int cfg_samples = cfg->do_sample > 0;
-    o->temperature = r->temperature >= 0   ? r->temperature
-                     : cfg_samples         ? (cfg->temperature > 0 ? cfg->temperature : 1.0f)
-                                           : 0.0f;
-    o->top_k = r->top_k >= 0 ? r->top_k : (cfg_samples && cfg->top_k > 0 ? cfg->top_k : 0);
-    o->top_p = r->top_p >= 0                                                   ? r->top_p
-               : (cfg_samples && cfg->top_p > 0 && cfg->top_p < 1)            ? cfg->top_p
-                                                                               : 1.0f;
-    o->repetition_penalty = r->rep_penalty > 0 ? r->rep_penalty
-                            : cfg->repetition_penalty > 0 ? cfg->repetition_penalty
-                                                          : 1.0f;
+    w8_sampling_req q = {r->temperature >= 0, r->temperature, r->top_k >= 0, r->top_k,
+                         r->top_p >= 0, r->top_p, r->rep_penalty > 0, r->rep_penalty};
+    w8_gen_params p;
+    w8_sampling_resolve(cfg, &q, &p);
+    o->temperature = p.temperature;
+    o->top_k = p.top_k;
+    o->top_p = p.top_p;
+    o->repetition_penalty = p.repetition_penalty;
     o->seed = (uint64_t)(unsigned)r->seed;
 }
 
-/* The input through the chat template (--chat_template, else the
- * tokenizer's), a plain text as one user turn, with the assistant prompt
- * opened (as HF's apply_chat_template(add_generation_prompt=True)). */
-static char *chat_text(const w8_tok *tok, const char *tmpl, const run_input *in) {
-    if (!tmpl) tmpl = w8_tok_chat_template(tok);
-    if (!tmpl) {
+/* Prompt ids of one input (w8_prompt_ids, shared with serve): through the
+ * chat template (--chat_template, else the tokenizer's) when asked, a plain
+ * text as one user turn.  An empty prompt becomes [BOS].  Returns the count,
+ * or -1. */
+static int encode_prompt(const w8_tok *tok, const w8_config *cfg, const run_input *in, int chat,
+                         const char *tmpl, int **ids) {
+    w8_prompt p = {in->text, in->text ? strlen(in->text) : 0, in->msgs, chat, tmpl, 1};
+    w8_prompt_err why;
+    int n = w8_prompt_ids(tok, cfg, &p, ids, &why);
+    if (why == W8_PROMPT_NO_TEMPLATE)
         w8_seterr("--chat: the model has no chat template (no chat_template.jinja, "
                   "chat_template.json or chat_template in tokenizer_config.json; "
                   "give one with --chat_template FILE)");
-        return NULL;
-    }
-    json_t *msgs = in->msgs ? json_incref(in->msgs)
-                            : json_pack("[{s:s, s:s}]", "role", "user", "content", in->text);
-    if (!msgs) {
+    else if (why == W8_PROMPT_BAD_TEXT)
         w8_seterr("--chat: the input text is not valid UTF-8");
-        return NULL;
-    }
-    char *r = w8_chat_render(tmpl, msgs, NULL, 1, NULL, w8_tok_bos_token(tok),
-                             w8_tok_eos_token(tok));
-    json_decref(msgs);
-    return r;
-}
-
-/* Prompt ids of one input (chat template applied when asked).  An empty
- * prompt becomes [BOS]. Returns the count, or -1. */
-static int encode_prompt(const w8_tok *tok, const w8_config *cfg, const run_input *in, int chat,
-                         const char *tmpl, int **ids) {
-    int n;
-    if (chat) {
-        /* the rendered template carries its own special tokens */
-        char *r = chat_text(tok, tmpl, in);
-        if (!r) return -1;
-        n = w8_tok_encode(tok, r, strlen(r), 0, ids);
-        free(r);
-    } else {
-        n = w8_tok_encode(tok, in->text, strlen(in->text), 1, ids);
-    }
-    if (n < 0) return -1;
-    if (n == 0) {
-        int bos = cfg->bos_id >= 0 ? cfg->bos_id : w8_tok_bos_id(tok);
-        if (bos < 0) return w8_seterr("empty prompt and the model has no BOS token");
-        *ids = w8_xrealloc(*ids, sizeof(int));
-        (*ids)[0] = bos;
-        n = 1;
-    }
     return n;
 }
 

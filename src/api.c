@@ -216,10 +216,11 @@ static int parse_options(json_t *root, w8_api_req *r, w8_api_err *err) {
     if (so && json_is_true(json_object_get(so, "include_usage"))) r->include_usage = 1;
     int has_rep = get_num(root, "repetition_penalty", 0.01, 100, &d, err);
     if (has_rep < 0) return -1;
-    if (has_rep) r->repetition_penalty = (float)d;
+    if (has_rep) r->has_repetition_penalty = 1, r->repetition_penalty = (float)d;
     if (get_num(root, "presence_penalty", -2, 2, &d, err) < 0) return -1;
     if ((rc = get_num(root, "frequency_penalty", -2, 2, &d, err)) < 0) return -1;
-    if (rc && !has_rep && d > 0) r->repetition_penalty = 1.0f + (float)d / 2;
+    if (rc && !has_rep && d > 0)
+        r->has_repetition_penalty = 1, r->repetition_penalty = 1.0f + (float)d / 2;
     return 0;
 }
 

@@ -44,6 +44,7 @@ typedef struct {
     uint64_t seed;
     int stream;
     int include_usage;        /* stream_options.include_usage */
+    int has_repetition_penalty; /* given (non-standard), or mapped from frequency_penalty */
     float repetition_penalty; /* 1: off (frequency_penalty p > 0 maps to 1 + p/2, capped) */
 } w8_api_req;
 

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "batch.h"
 #include "forward.h"
 #include "json.h"
 #include "kv_cache.h"
@@ -113,9 +114,9 @@ typedef struct {
     const w8_model *m;
     w8_ctx *ctx;
     w8_kv *kv;
-    int *tokens, *pos; /* [rows]: prompt ids and positions */
+    int *tokens;       /* [rows]: prompt ids */
     int *gen;          /* [n_gen]: ids fed to the decode steps */
-    w8_seq **seqs;
+    w8_batch_buf bb;   /* [rows] */
     float *logits;     /* one row */
 } bench_state;
 
@@ -131,13 +132,10 @@ static int run_pp(bench_state *b, int n, bench_time *tm) {
     w8_seq_init(&s);
     if (w8_kv_seq_reserve(b->kv, &s, n) != 0)
         return w8_seterr("bench: KV cache has no room for %d tokens", n);
-    for (int i = 0; i < n; i++) {
-        b->pos[i] = i;
-        b->seqs[i] = &s;
-    }
-    w8_batch batch = {n, b->tokens, b->pos, b->seqs, NULL};
+    w8_batch_clear(&b->bb);
+    for (int i = 0; i < n; i++) w8_batch_add(&b->bb, b->tokens[i], i, &s, i == n - 1);
     tbegin(tm);
-    int rc = w8_forward(b->ctx, b->m, b->kv, &batch, b->logits);
+    int rc = w8_forward(b->ctx, b->m, b->kv, &b->bb.b, b->logits);
     tend(tm);
     seq_drop(b->kv, &s);
     return rc < 0 ? -1 : 0;
@@ -150,17 +148,14 @@ static int run_tg(bench_state *b, int n, bench_time *tm) {
     w8_seq_init(&s);
     if (w8_kv_seq_reserve(b->kv, &s, np + n) != 0)
         return w8_seterr("bench: KV cache has no room for %d tokens", np + n);
-    for (int i = 0; i < np; i++) {
-        b->pos[i] = i;
-        b->seqs[i] = &s;
-    }
-    w8_batch batch = {np, b->tokens, b->pos, b->seqs, NULL};
-    int rc = w8_forward(b->ctx, b->m, b->kv, &batch, b->logits);
+    w8_batch_clear(&b->bb);
+    for (int i = 0; i < np; i++) w8_batch_add(&b->bb, b->tokens[i], i, &s, i == np - 1);
+    int rc = w8_forward(b->ctx, b->m, b->kv, &b->bb.b, b->logits);
     tbegin(tm);
     for (int i = 0; i < n && rc >= 0; i++) {
-        int pos = np + i;
-        w8_batch one = {1, &b->gen[i], &pos, b->seqs, NULL};
-        rc = w8_forward(b->ctx, b->m, b->kv, &one, b->logits);
+        w8_batch_clear(&b->bb);
+        w8_batch_add(&b->bb, b->gen[i], np + i, &s, 1);
+        rc = w8_forward(b->ctx, b->m, b->kv, &b->bb.b, b->logits);
     }
     tend(tm);
     seq_drop(b->kv, &s);
@@ -221,8 +216,7 @@ int w8_bench_run(const w8_model *m, const w8_bench_opts *o, w8_bench_result *r, 
         return -1;
     }
     b.tokens = w8_xmalloc((size_t)rows * sizeof *b.tokens);
-    b.pos = w8_xmalloc((size_t)rows * sizeof *b.pos);
-    b.seqs = w8_xmalloc((size_t)rows * sizeof *b.seqs);
+    w8_batch_buf_init(&b.bb, rows);
     b.logits = w8_xmalloc((size_t)m->cfg.vocab * sizeof *b.logits);
     w8_rng rng;
     w8_rng_seed(&rng, o->seed);
@@ -246,8 +240,7 @@ int w8_bench_run(const w8_model *m, const w8_bench_opts *o, w8_bench_result *r, 
     r->peak_rss = w8_peak_rss_bytes();
     free(b.tokens);
     free(b.gen);
-    free(b.pos);
-    free(b.seqs);
+    w8_batch_buf_free(&b.bb);
     free(b.logits);
     w8_ctx_free(b.ctx);
     w8_kv_free(b.kv);

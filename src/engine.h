@@ -8,12 +8,13 @@
  *   1. drops cancelled requests (their KV blocks return to the pool at once),
  *   2. admits queued requests while the pool has blocks for them (FIFO: the
  *      head waits for blocks rather than failing anyone),
- *   3. runs one w8_forward over one decode row per running sequence plus up
- *      to prefill_chunk prompt rows of sequences still in prefill (chunked
- *      prefill, so running streams keep flowing while a long prompt loads),
- *   4. samples each sequence with its own sampler and seed, decodes the new
- *      token with the streaming detokenizer, applies stop strings, eos and
- *      length limits, and publishes the text to the request.
+ *   3. runs one step of the scheduler (sched.h, the loop `w8a8 run` uses
+ *      too): one w8_forward over one decode row per running sequence plus
+ *      up to prefill_chunk prompt rows of sequences still in prefill
+ *      (chunked prefill, so running streams keep flowing while a long prompt
+ *      loads), sampling each sequence with its own sampler and seed,
+ *      detokenizing, and applying eos, stop strings and length limits,
+ *   4. publishes the text to the requests.
  *
  * A sequence reserves KV blocks for min(prompt + max_tokens, max_seq_len)
  * tokens when admitted, so a running sequence never runs out of blocks and no
@@ -27,6 +28,7 @@
 #include <stdint.h>
 
 #include "model.h"
+#include "sched.h"
 #include "tokenizer/tokenizer.h"
 
 typedef struct {
@@ -39,18 +41,6 @@ typedef struct {
     int step_delay_us;  /* tests only: pause after each step, so that a tiny model's
                          * generation outlasts a client's disconnect on any machine */
 } w8_engine_opts;
-
-/* Sampling and stopping of one request. */
-typedef struct {
-    float temperature;        /* 0: greedy */
-    int top_k;                /* 0: off */
-    float top_p;              /* 1: off */
-    float repetition_penalty; /* 1: off */
-    uint64_t seed;
-    long long max_tokens;     /* <= 0: until the context ends */
-    char *const *stop;        /* stop strings (copied at submit) */
-    int n_stop;
-} w8_gen_params;
 
 typedef struct w8_engine w8_engine;
 typedef struct w8_req w8_req;

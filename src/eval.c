@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "chat_template.h"
+#include "batch.h"
 #include "forward.h"
 #include "generate.h"
 #include "json.h"
@@ -420,11 +421,10 @@ int w8_eval_loglik(const w8_model *m, w8_ll_req *r, int n, int max_rows, w8_ll_c
     w8_kv *kv = w8_kv_new(&m->cfg, EVAL_BLOCK, (int)need);
     w8_ctx *c = kv ? w8_ctx_new(m, max_rows) : NULL;
     w8_seq *seqs = w8_xcalloc((size_t)n, sizeof *seqs);
-    int *tok = w8_xmalloc((size_t)max_rows * sizeof(int));
+    w8_batch_buf bb;
+    w8_batch_buf_init(&bb, max_rows);
     int *target = w8_xmalloc((size_t)max_rows * sizeof(int));
     int *wrow = w8_xmalloc((size_t)max_rows * sizeof(int));
-    w8_seq **bseq = w8_xmalloc((size_t)max_rows * sizeof *bseq);
-    char *want = w8_xmalloc((size_t)max_rows);
     float *logits = w8_xmalloc((size_t)max_rows * (size_t)vocab * sizeof(float));
     double *lp = w8_xmalloc((size_t)max_rows * sizeof(double));
     char *top = w8_xmalloc((size_t)max_rows);
@@ -434,24 +434,23 @@ int w8_eval_loglik(const w8_model *m, w8_ll_req *r, int n, int max_rows, w8_ll_c
         int first = ri;
         int rows = fill_rows(pl, n, &ri, &p, max_rows, owner, pos);
         int nw = 0;
+        w8_batch_clear(&bb);
         for (int j = 0; j < rows; j++) {
             const w8_ll_req *q = &r[owner[j]];
             const ll_plan *pp = &pl[owner[j]];
-            tok[j] = tok_at(q, pp, pos[j]);
-            bseq[j] = &seqs[owner[j]];
-            want[j] = pos[j] >= pp->n_ctx - 1;
-            if (want[j]) {
+            int want = pos[j] >= pp->n_ctx - 1;
+            w8_batch_add(&bb, tok_at(q, pp, pos[j]), pos[j], &seqs[owner[j]], want);
+            if (want) {
                 target[nw] = q->cont[pos[j] - pp->n_ctx + 1];
                 wrow[nw++] = owner[j];
             }
-            if (w8_kv_seq_reserve(kv, bseq[j], pos[j] + 1) != 0) {
+            if (w8_kv_seq_reserve(kv, &seqs[owner[j]], pos[j] + 1) != 0) {
                 rc = w8_seterr("eval: KV cache out of blocks (internal sizing error)");
                 break;
             }
         }
         if (rc) break;
-        w8_batch b = {rows, tok, pos, bseq, want};
-        int got = w8_forward(c, m, kv, &b, logits);
+        int got = w8_forward(c, m, kv, &bb.b, logits);
         if (got < 0) {
             rc = -1;
             break;
@@ -484,11 +483,9 @@ int w8_eval_loglik(const w8_model *m, w8_ll_req *r, int n, int max_rows, w8_ll_c
     free(seqs);
     free(owner);
     free(pos);
-    free(tok);
     free(target);
     free(wrow);
-    free(bseq);
-    free(want);
+    w8_batch_buf_free(&bb);
     free(logits);
     free(lp);
     free(top);

@@ -4,13 +4,17 @@
  * MindIE's run_pa do).  Each sequence stops on its own (eos, max_new_tokens,
  * context end) and has its own sampler; a sequence's output does not depend
  * on the other sequences of the batch.
+ *
+ * A thin driver of the scheduler (sched.h) in run's shape: admit all
+ * prompts, prefill them all (prefill_first), then decode; KV blocks are
+ * reserved row by row (lazy_kv).
  */
 #ifndef W8_GENERATE_H
 #define W8_GENERATE_H
 
 #include <stdint.h>
 
-#include "forward.h"
+#include "sched.h"
 
 typedef struct {
     int max_new_tokens;        /* per sequence */
@@ -26,8 +30,6 @@ typedef struct {
 
 /* Fill opts with greedy decoding of max_new_tokens, no extra eos. */
 void w8_gen_opts_default(w8_gen_opts *o, int max_new_tokens);
-
-typedef enum { W8_STOP_EOS = 0, W8_STOP_LENGTH, W8_STOP_CONTEXT } w8_stop_reason;
 
 typedef struct {
     int *ids;       /* generated ids (the stop eos included), caller frees with w8_gen_free */

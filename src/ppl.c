@@ -124,13 +124,7 @@ int w8_win_runner_init(w8_win_runner *r, const w8_model *m, int ctx, int batch) 
         r->kv = NULL;
         return -1;
     }
-    r->pos = w8_xmalloc((size_t)batch * sizeof *r->pos);
-    r->seqs = w8_xmalloc((size_t)batch * sizeof *r->seqs);
-    r->want = w8_xmalloc((size_t)batch);
-    for (int i = 0; i < batch; i++) {
-        r->seqs[i] = &r->seq;
-        r->want[i] = 1;
-    }
+    w8_batch_buf_init(&r->bb, batch);
     r->logits = w8_xmalloc((size_t)batch * (size_t)m->cfg.vocab * sizeof(float));
     return 0;
 }
@@ -140,9 +134,7 @@ void w8_win_runner_free(w8_win_runner *r) {
     free(r->seq.blocks);
     w8_ctx_free(r->ctx);
     w8_kv_free(r->kv);
-    free(r->pos);
-    free(r->seqs);
-    free(r->want);
+    w8_batch_buf_free(&r->bb);
     free(r->logits);
     memset(r, 0, sizeof *r);
 }
@@ -155,9 +147,10 @@ int w8_win_runner_start(w8_win_runner *r, int ctx) {
 }
 
 int w8_win_runner_step(w8_win_runner *r, const int *tokens, int pos0, int rows) {
-    for (int i = 0; i < rows; i++) r->pos[i] = pos0 + i;
-    w8_batch b = {rows, tokens, r->pos, r->seqs, r->want};
-    int got = w8_forward(r->ctx, r->m, r->kv, &b, r->logits);
+    w8_batch_clear(&r->bb);
+    for (int i = 0; i < rows; i++)
+        if (w8_batch_add(&r->bb, tokens[i], pos0 + i, &r->seq, 1) < 0) return -1;
+    int got = w8_forward(r->ctx, r->m, r->kv, &r->bb.b, r->logits);
     if (got < 0) return -1;
     if (got != rows)
         return w8_seterr("ppl: forward pass returned %d logit rows for %d wanted", got, rows);

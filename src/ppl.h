@@ -19,6 +19,7 @@
 #ifndef W8_PPL_H
 #define W8_PPL_H
 
+#include "batch.h"
 #include "forward.h"
 #include "kv_cache.h"
 #include "model.h"
@@ -94,9 +95,7 @@ typedef struct {
     w8_kv *kv;
     w8_seq seq;
     int batch;       /* rows per forward call */
-    int *pos;        /* [batch] */
-    w8_seq **seqs;   /* [batch], all &seq */
-    char *want;      /* [batch], all 1 */
+    w8_batch_buf bb; /* [batch] rows */
     float *logits;   /* [batch, vocab]: logits of the last step's rows */
 } w8_win_runner;
 

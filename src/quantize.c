@@ -48,6 +48,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "batch.h"
 #include "config.h"
 #include "forward.h"
 #include "json.h"
@@ -398,8 +399,7 @@ static int calibrate(qstate *s, w8_quant_report *rep) {
     w8_model *m = NULL;
     w8_ctx *ctx = NULL;
     w8_kv *kv = NULL;
-    int *pos = NULL;
-    w8_seq **seqs = NULL;
+    w8_batch_buf bb = {0};
     float *logits = NULL;
     if (!(tok = w8_tok_load(o->model_path))) {
         w8_preferr("calibration needs the source tokenizer");
@@ -410,8 +410,7 @@ static int calibrate(qstate *s, w8_quant_report *rep) {
     if (!(ctx = w8_ctx_new(m, T))) goto out;
     if (!(kv = w8_kv_new(&m->cfg, bs, (T + bs - 1) / bs))) goto out;
     w8_ctx_set_observer(ctx, observe, s);
-    pos = w8_xmalloc((size_t)T * sizeof(int));
-    seqs = w8_xmalloc((size_t)T * sizeof(w8_seq *));
+    w8_batch_buf_init(&bb, T);
     logits = w8_xmalloc((size_t)m->cfg.vocab * sizeof(float));
     w8_progress pb;
     w8_progress_begin(&pb, "calibrating", n_use);
@@ -439,12 +438,9 @@ static int calibrate(qstate *s, w8_quant_report *rep) {
                 w8_seterr("calibration: KV cache reservation failed");
                 goto out;
             }
-            for (int j = 0; j < n; j++) {
-                pos[j] = j;
-                seqs[j] = &sq;
-            }
-            w8_batch b = {n, ids, pos, seqs, NULL};
-            int got = w8_forward(ctx, m, kv, &b, logits);
+            w8_batch_clear(&bb);
+            for (int j = 0; j < n; j++) w8_batch_add(&bb, ids[j], j, &sq, j == n - 1);
+            int got = w8_forward(ctx, m, kv, &bb.b, logits);
             w8_kv_seq_release(kv, &sq);
             rep->n_tokens += n;
             rep->n_samples++;
@@ -474,8 +470,7 @@ static int calibrate(qstate *s, w8_quant_report *rep) {
     }
     rc = 0;
 out:
-    free(pos);
-    free(seqs);
+    w8_batch_buf_free(&bb);
     free(logits);
     if (kv) w8_kv_free(kv);
     if (ctx) w8_ctx_free(ctx);

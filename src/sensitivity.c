@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "batch.h"
 #include "forward.h"
 #include "json.h"
 #include "kv_cache.h"
@@ -118,22 +119,17 @@ typedef struct {
     w8_model *m;
     w8_ctx *ctx;
     w8_kv *kv;
-    int *pos;
-    w8_seq **seqs;
-    char *want;
+    w8_batch_buf bb; /* [T] rows */
 } runner;
 
 static int run_rows(runner *r, const int *ids, int n, float *logits) {
     w8_seq sq;
     w8_seq_init(&sq);
     if (w8_kv_seq_reserve(r->kv, &sq, n) != 0) return w8_seterr("sensitivity: KV cache full");
-    for (int j = 0; j < n; j++) {
-        r->pos[j] = j;
-        r->seqs[j] = &sq;
-        r->want[j] = 1;
-    }
-    w8_batch b = {n, ids, r->pos, r->seqs, r->want};
-    int got = w8_forward(r->ctx, r->m, r->kv, &b, logits);
+    w8_batch_clear(&r->bb);
+    for (int j = 0; j < n; j++) w8_batch_add(&r->bb, ids[j], j, &sq, 1);
+    int got = r->bb.b.n == n ? w8_forward(r->ctx, r->m, r->kv, &r->bb.b, logits)
+                             : w8_seterr("sensitivity: %d rows, room for %d", n, r->bb.cap);
     w8_kv_seq_release(r->kv, &sq);
     free(sq.blocks);
     if (got != n) return got < 0 ? -1 : w8_seterr("sensitivity: forward returned %d rows", got);
@@ -182,16 +178,14 @@ static int measure_units(w8_model *m, const w8_tok *tok, unit *u, int n, char *c
     if (seq_len < 2) return w8_seterr("sensitivity: samples need at least 2 tokens");
     const int ns = n_texts < W8_SENS_MAX_SAMPLES ? n_texts : W8_SENS_MAX_SAMPLES;
     const int V = m->cfg.vocab, T = seq_len < m->cfg.max_pos ? seq_len : m->cfg.max_pos;
-    runner r = {m, NULL, NULL, NULL, NULL, NULL};
+    runner r = {.m = m};
     int *order = w8_xmalloc((size_t)(n ? n : 1) * sizeof(int));
     double *sum = w8_xcalloc((size_t)(n ? n : 1), sizeof(double));
     float *ref = NULL, *lg = NULL;
     int rc = -1;
     if (!(r.ctx = w8_ctx_new(m, T))) goto out;
     if (!(r.kv = w8_kv_new(&m->cfg, SENS_BLOCK, (T + SENS_BLOCK - 1) / SENS_BLOCK))) goto out;
-    r.pos = w8_xmalloc((size_t)T * sizeof(int));
-    r.seqs = w8_xmalloc((size_t)T * sizeof(w8_seq *));
-    r.want = w8_xmalloc((size_t)T);
+    w8_batch_buf_init(&r.bb, T);
     ref = w8_xmalloc((size_t)T * (size_t)V * sizeof(float));
     lg = w8_xmalloc((size_t)T * (size_t)V * sizeof(float));
     w8_progress pb;
@@ -270,9 +264,7 @@ out:
     free(sum);
     free(ref);
     free(lg);
-    free(r.pos);
-    free(r.seqs);
-    free(r.want);
+    w8_batch_buf_free(&r.bb);
     w8_kv_free(r.kv);
     w8_ctx_free(r.ctx);
     return rc;

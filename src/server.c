@@ -25,8 +25,8 @@
 #include <unistd.h>
 
 #include "api.h"
-#include "chat_template.h"
 #include "json.h"
+#include "prompt.h"
 #include "util.h"
 
 struct w8_server {
@@ -109,45 +109,32 @@ static int conn_fd(struct MHD_Connection *c) {
 
 /* ---- prompt */
 
-/* Render (chat) and tokenize the prompt; NULL-free ids on success. */
+/* Render (chat) and tokenize the prompt (w8_prompt_ids, shared with run);
+ * NULL-free ids on success.  An empty prompt stays empty (the caller's 400). */
 static int make_prompt(w8_server *s, const w8_api_req *q, int **ids, w8_api_err *err) {
-    if (q->kind == W8_API_COMPLETION) {
-        int n = w8_tok_encode(s->tok, q->prompt, q->prompt_len, 1, ids);
-        if (n < 0) w8_api_set_err(err, 400, NULL, "prompt", "cannot tokenize: %s", w8_lasterr());
-        return n;
-    }
-    const char *tmpl = w8_tok_chat_template(s->tok);
-    if (!tmpl) {
-        w8_api_set_err(err, 400, NULL, "messages",
-                       "this model has no chat template: use /v1/completions");
-        return -1;
-    }
-    char *text = w8_chat_render(tmpl, q->messages, NULL, 1, NULL, w8_tok_bos_token(s->tok),
-                                w8_tok_eos_token(s->tok));
-    if (!text) {
-        w8_api_set_err(err, 400, NULL, "messages", "chat template: %s", w8_lasterr());
-        return -1;
-    }
-    /* the template writes any BOS itself, as HF's apply_chat_template */
-    int n = w8_tok_encode(s->tok, text, strlen(text), 0, ids);
-    free(text);
-    if (n < 0) w8_api_set_err(err, 400, NULL, "messages", "cannot tokenize: %s", w8_lasterr());
+    int chat = q->kind == W8_API_CHAT;
+    w8_prompt p = {q->prompt, q->prompt_len, chat ? q->messages : NULL, chat, NULL, 0};
+    w8_prompt_err why;
+    int n = w8_prompt_ids(s->tok, &s->m->cfg, &p, ids, &why);
+    const char *param = chat ? "messages" : "prompt";
+    if (why == W8_PROMPT_NO_TEMPLATE)
+        w8_api_set_err(err, 400, NULL, param, "this model has no chat template: use /v1/completions");
+    else if (why == W8_PROMPT_TEMPLATE)
+        w8_api_set_err(err, 400, NULL, param, "chat template: %s", w8_lasterr());
+    else if (why != W8_PROMPT_OK)
+        w8_api_set_err(err, 400, NULL, param, "cannot tokenize: %s", w8_lasterr());
     return n;
 }
 
 /* Sampling parameters: the request's, else the model's generation_config
- * (do_sample false there means greedy, as in transformers), else OpenAI's. */
+ * (w8_sampling_resolve, the rule run uses too). */
 static void gen_params(w8_server *s, const w8_api_req *q, unsigned long long nr,
                        w8_gen_params *p) {
-    const w8_config *cfg = &s->m->cfg;
     memset(p, 0, sizeof *p);
-    p->temperature = q->has_temperature ? q->temperature
-                     : !cfg->do_sample      ? 0.0f
-                     : cfg->temperature > 0 ? cfg->temperature
-                                            : 1.0f;
-    p->top_p = q->has_top_p ? q->top_p : cfg->top_p > 0 && cfg->top_p <= 1 ? cfg->top_p : 1.0f;
-    p->top_k = q->top_k >= 0 ? q->top_k : cfg->top_k > 0 ? cfg->top_k : 0;
-    p->repetition_penalty = q->repetition_penalty;
+    w8_sampling_req sq = {q->has_temperature, q->temperature, q->top_k >= 0, q->top_k,
+                          q->has_top_p, q->top_p, q->has_repetition_penalty,
+                          q->repetition_penalty};
+    w8_sampling_resolve(&s->m->cfg, &sq, p);
     p->seed = q->has_seed ? q->seed
                           : (uint64_t)time(NULL) * 0x9E3779B97F4A7C15ULL ^ (nr + 1) * 0xBF58476D1CE4E5B9ULL;
     p->max_tokens = q->max_tokens;

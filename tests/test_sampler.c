@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../src/sampler.h"
+#include "../src/sched.h"
 #include "test.h"
 
 #define V 1000
@@ -168,7 +169,41 @@ static void test_penalty(void) {
     w8_sampler_free(&s);
 }
 
+/* w8_sampling_resolve: the rule run and serve share. */
+static void test_resolve(void) {
+    w8_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.do_sample = 0;
+    cfg.temperature = 0.7f;
+    cfg.top_k = 3;
+    cfg.top_p = 0.5f;
+    cfg.repetition_penalty = 1.3f;
+    w8_sampling_req none = {0, 0, 0, 0, 0, 0, 0, 0};
+    w8_gen_params p;
+    w8_sampling_resolve(&cfg, &none, &p);
+    CHECK(p.temperature == 0 && p.top_k == 0 && p.top_p == 1.0f && p.repetition_penalty == 1.3f,
+          "resolve: do_sample false is greedy, the config's repetition_penalty applies");
+    w8_sampling_req t = {1, 0.8f, 0, 0, 0, 0, 0, 0};
+    w8_sampling_resolve(&cfg, &t, &p);
+    CHECK(p.temperature == 0.8f && p.top_k == 0 && p.top_p == 1.0f,
+          "resolve: a request temperature samples, without the config's top_k/top_p");
+    cfg.do_sample = 1;
+    w8_sampling_resolve(&cfg, &none, &p);
+    CHECK(p.temperature == 0.7f && p.top_k == 3 && p.top_p == 0.5f,
+          "resolve: do_sample true takes the config's temperature, top_k, top_p");
+    w8_sampling_req all = {1, 0.0f, 1, 7, 1, 0.9f, 1, 1.0f};
+    w8_sampling_resolve(&cfg, &all, &p);
+    CHECK(p.temperature == 0 && p.top_k == 7 && p.top_p == 0.9f && p.repetition_penalty == 1.0f,
+          "resolve: the request's values win");
+    cfg.temperature = 0;
+    cfg.repetition_penalty = 0;
+    w8_sampling_resolve(&cfg, &none, &p);
+    CHECK(p.temperature == 1.0f && p.repetition_penalty == 1.0f,
+          "resolve: temperature 0 in a sampling config means 1; no penalty means 1");
+}
+
 int main(void) {
+    test_resolve();
     test_greedy();
     test_deterministic();
     test_top_k();
