@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "dirtx.h"
 #include "forward.h"
 #include "json.h"
 #include "kv_cache.h"
@@ -1175,17 +1176,6 @@ static char *strip_slashes(const char *p) {
     return s;
 }
 
-static int dir_is_empty(const char *p) {
-    DIR *d = opendir(p);
-    if (!d) return 0;
-    struct dirent *e;
-    int empty = 1;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = 0;
-    closedir(d);
-    return empty;
-}
-
 /* Absolute, resolved form of a path that may not exist yet (its parent must). */
 static char *resolve(const char *p) {
     char *r = realpath(p, NULL);
@@ -1208,51 +1198,9 @@ static int path_within(const char *a, const char *b) { /* a == b or a inside b *
     return !strncmp(a, b, n) && (a[n] == 0 || a[n] == '/' || (n == 1 && b[0] == '/'));
 }
 
-/* Remove SAVE.w8a8-tmp-PID directories left by runs that were killed; report
- * the ones whose process still runs, and .w8a8-old-PID leftovers of an
- * interrupted --force swap (they hold the previous output: reported only). */
-static void clean_leftovers(const qstate *s, const char *save) {
-    const char *slash = strrchr(save, '/');
-    char *parent = slash ? (slash == save ? w8_xstrdup("/") : w8_xstrndup(save, (size_t)(slash - save)))
-                         : w8_xstrdup(".");
-    const char *base = slash ? slash + 1 : save;
-    char tp[512], op[512];
-    snprintf(tp, sizeof tp, "%s.w8a8-tmp-", base);
-    snprintf(op, sizeof op, "%s.w8a8-old-", base);
-    DIR *d = opendir(parent);
-    if (!d) {
-        free(parent);
-        return;
-    }
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        int is_tmp = !strncmp(e->d_name, tp, strlen(tp));
-        int is_old = !strncmp(e->d_name, op, strlen(op));
-        if (!is_tmp && !is_old) continue;
-        const char *num = e->d_name + strlen(is_tmp ? tp : op);
-        char *end;
-        long pid = strtol(num, &end, 10);
-        if (!*num || *end || pid <= 0) continue;
-        char *full = w8_path_join(parent, e->d_name);
-        int alive = pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
-        if (alive)
-            note(s, "note: %s belongs to a quant run that is still running (pid %ld); left "
-                 "alone", full, pid);
-        else if (is_tmp && pid != (long)getpid()) {
-            if (w8_rm_rf(full) == 0)
-                note(s, "note: removed %s, left by an interrupted quant run (pid %ld)", full,
-                     pid);
-            else
-                note(s, "warning: could not remove %s, left by an interrupted quant run", full);
-        } else if (is_old)
-            note(s, "warning: %s holds the previous output of an interrupted --force run; "
-                 "remove it when no longer needed", full);
-        free(full);
-    }
-    closedir(d);
-    free(parent);
-}
-
+/* The quantizer's own checks before the directory transaction's: the source
+ * must open, and the target must be neither the source nor inside it (nor
+ * the other way round). */
 static int check_target(const w8_quant_opts *o, const char *save) {
     char *rs = resolve(save), *rm = realpath(o->model_path, NULL);
     int rc = 0;
@@ -1264,35 +1212,7 @@ static int check_target(const w8_quant_opts *o, const char *save) {
                        save, o->model_path);
     free(rs);
     free(rm);
-    if (rc) return rc;
-    struct stat st;
-    if (lstat(save, &st) == 0) {
-        if (!S_ISDIR(st.st_mode) && !o->force)
-            return w8_seterr("%s exists and is not a directory (use --force to replace it)", save);
-        if (S_ISDIR(st.st_mode) && !dir_is_empty(save) && !o->force)
-            return w8_seterr("%s exists and is not empty (use --force to replace it)", save);
-    }
-    return 0;
-}
-
-/* Swap the finished temp directory into place.  An existing target is moved
- * aside first and removed only once the new one is in place. */
-static int install(const char *tmp, const char *save) {
-    struct stat st;
-    char old[4096];
-    int n = snprintf(old, sizeof old, "%s.w8a8-old-%ld", save, (long)getpid());
-    if (n < 0 || (size_t)n >= sizeof old) /* a cut name could be someone else's path */
-        return w8_seterr("%s: path too long (%d bytes)", save, (int)strlen(save));
-    int had = lstat(save, &st) == 0;
-    if (had && rename(save, old) != 0)
-        return w8_seterr("%s: cannot move the existing directory aside: %s", save, strerror(errno));
-    if (rename(tmp, save) != 0) {
-        int e = errno;
-        if (had) rename(old, save);
-        return w8_seterr("%s: cannot rename %s into place: %s", save, tmp, strerror(e));
-    }
-    if (had) w8_rm_rf(old);
-    return 0;
+    return rc;
 }
 
 /* ------------------------------------------------------------------ main */
@@ -1341,7 +1261,7 @@ int w8_quantize(const w8_quant_opts *o, w8_quant_report *rep) {
     memset(&s, 0, sizeof s);
     s.o = o;
     char *save = strip_slashes(o->save_path);
-    char *tmp = NULL;
+    w8_dirtx tx = {0};
     int rc = -1;
     olist ol = {0};
     if (!w8_is_dir(o->model_path)) {
@@ -1349,7 +1269,7 @@ int w8_quantize(const w8_quant_opts *o, w8_quant_report *rep) {
         goto out;
     }
     if (check_target(o, save) != 0) goto out;
-    clean_leftovers(&s, save);
+    if (w8_dirtx_begin(&tx, save, o->force, "quant", o->log) != 0) goto out;
     if (w8_config_load(o->model_path, &s.cfg) != 0) goto out;
     {
         w8_qdesc *qd = NULL;
@@ -1379,30 +1299,14 @@ int w8_quantize(const w8_quant_opts *o, w8_quant_report *rep) {
     s.deq = w8_xcalloc((size_t)s.n_lin, sizeof(float *));
     build_outputs(&s, &ol);
     assign_shards(&ol, o->part_file_size_gb);
-    {
-        char buf[64];
-        snprintf(buf, sizeof buf, ".w8a8-tmp-%ld", (long)getpid());
-        tmp = w8_xmalloc(strlen(save) + strlen(buf) + 1);
-        strcpy(tmp, save);
-        strcat(tmp, buf);
-    }
-    w8_rm_rf(tmp);
-    if (mkdir(tmp, 0755) != 0) {
-        w8_seterr("%s: cannot create temporary directory: %s", tmp, strerror(errno));
-        free(tmp);
-        tmp = NULL;
-        goto out;
-    }
     double tw = w8_now();
-    if (write_shards(&s, &ol, tmp, rep) != 0) goto out;
-    if (write_description(&s, &ol, tmp) != 0) goto out;
-    if (ol.n_shards > 1 && write_index(&ol, tmp) != 0) goto out;
-    if (write_config(&s, tmp) != 0) goto out;
-    if (copy_side_files(&s, tmp) != 0) goto out;
+    if (write_shards(&s, &ol, tx.tmp, rep) != 0) goto out;
+    if (write_description(&s, &ol, tx.tmp) != 0) goto out;
+    if (ol.n_shards > 1 && write_index(&ol, tx.tmp) != 0) goto out;
+    if (write_config(&s, tx.tmp) != 0) goto out;
+    if (copy_side_files(&s, tx.tmp) != 0) goto out;
     rep->write_seconds = w8_now() - tw;
-    if (install(tmp, save) != 0) goto out;
-    free(tmp);
-    tmp = NULL;
+    if (w8_dirtx_commit(&tx) != 0) goto out;
     for (int j = 0; j < s.n_lin; j++) {
         if (s.lin[j].quant) rep->n_quant++;
         else rep->n_float++;
@@ -1411,8 +1315,7 @@ int w8_quantize(const w8_quant_opts *o, w8_quant_report *rep) {
     rep->n_layer_quantizations = s.n_computed;
     rc = 0;
 out:
-    if (tmp) w8_rm_rf(tmp);
-    free(tmp);
+    w8_dirtx_abort(&tx);
     olist_free(&ol);
     free_state(&s);
     free(save);
