@@ -1,5 +1,5 @@
 /*
- * quantize.c - float Hugging Face model -> msModelSlim W8A8 directory.
+ * driver.c - float Hugging Face model -> msModelSlim W8A8 directory: w8_quantize.
  *
  * The job in four phases (FORMAT.md is the contract for the output):
  *
@@ -23,10 +23,14 @@
  *              quant_model_description.json, the index (sharded), config.json
  *              with "quantize": "w8a8" and the tokenizer files.
  *
+ * plan, calibrate and params are plan.c's; write is writer.c's; this file
+ * checks the options and the paths and calls them in order.
+ *
  * Safety: everything is written into SAVE.w8a8-tmp-PID next to the target
- * and renamed at the very end, so a failed or killed run never leaves a
- * partial --save_path; the next run removes temp directories whose process is
- * gone.  With --force an existing target is moved aside only after success.
+ * and renamed at the very end (dirtx.c), so a failed or killed run never
+ * leaves a partial --save_path; the next run removes temp directories whose
+ * process is gone.  With --force an existing target is moved aside only
+ * after success.
  * Output is deterministic: per-row work runs in parallel but every value
  * depends only on its own row; min/max do not depend on order.
  */
