@@ -12,8 +12,8 @@
 #include "../src/compare.h"
 #include "../src/model.h"
 #include "../src/ppl.h"
-#include "../src/quantize.h"
-#include "../src/sensitivity.h"
+#include "../src/quant/quantize.h"
+#include "../src/quant/sensitivity.h"
 #include "../src/tokenizer/tokenizer.h"
 #include "../src/util.h"
 #include "args.h"
@@ -55,7 +55,7 @@ static void print_table(const w8_compare_result *r) {
 }
 
 /* --sensitivity: the ranking quant --disable_level uses, for this pair, on
- * the built-in calibration samples (src/sensitivity.c). */
+ * the built-in calibration samples (src/quant/sensitivity.c). */
 static int print_sensitivity(const char *fpath, const char *qpath, const char *report) {
     w8_calib_set cs = {0};
     w8_calib_builtin(&cs);

@@ -15,8 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/quantize.h"
-#include "../src/sensitivity.h"
+#include "../src/quant/quantize.h"
+#include "../src/quant/sensitivity.h"
 #include "../src/util.h"
 #include "args.h"
 #include "commands.h"

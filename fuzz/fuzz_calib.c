@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "../src/quantize.h"
+#include "../src/quant/quantize.h"
 #include "../src/util.h"
 #include "fuzz.h"
 

@@ -21,6 +21,7 @@
 #include <dirent.h>
 
 #include "config.h"
+#include "dirtx.h"
 #include "util.h"
 
 #define SYNTH_CHUNK ((size_t)1 << 16) /* elements per RNG stream */
@@ -544,22 +545,11 @@ int w8_synth_write(const w8_synth_opts *o, const char *out_dir) {
     struct stat sb;
     if (stat(out_dir, &sb) == 0 && (!S_ISDIR(sb.st_mode) || dir_nonempty(out_dir)))
         return w8_seterr("%s: already exists and is not an empty directory", out_dir);
-    size_t len = strlen(out_dir);
-    while (len > 1 && out_dir[len - 1] == '/') len--; /* "out/" -> "out.tmp-..." */
-    char *tmp = w8_xmalloc(len + 16);
-    memcpy(tmp, out_dir, len);
-    memcpy(tmp + len, ".tmp-XXXXXX", 12);
-    if (!mkdtemp(tmp)) {
-        w8_seterr("%s: cannot create a temporary directory: %s", tmp, strerror(errno));
-        free(tmp);
-        return -1;
-    }
-    chmod(tmp, 0755); /* mkdtemp makes it 0700; a model dir is normally shared */
-    int rc = write_all(o, tmp);
-    if (rc == 0 && rename(tmp, out_dir) != 0)
-        rc = w8_seterr("%s: cannot rename %s into place: %s", out_dir, tmp, strerror(errno));
-    if (rc != 0) w8_rm_rf(tmp);
-    free(tmp);
+    w8_dirtx tx;
+    if (w8_dirtx_begin(&tx, out_dir, 0, "synth", NULL) != 0) return -1;
+    int rc = write_all(o, tx.tmp);
+    if (rc == 0) return w8_dirtx_commit(&tx);
+    w8_dirtx_abort(&tx);
     return rc;
 }
 
@@ -665,22 +655,13 @@ int w8_synth_outliers(const char *src_dir, const char *out_dir, int n_channels, 
         return w8_seterr("%s: already exists and is not an empty directory", out_dir);
     w8_st *st = w8_st_open_dir(src_dir);
     if (!st) return -1;
-    size_t len = strlen(out_dir);
-    while (len > 1 && out_dir[len - 1] == '/') len--;
-    char *tmp = w8_xmalloc(len + 16);
-    memcpy(tmp, out_dir, len);
-    memcpy(tmp + len, ".tmp-XXXXXX", 12);
-    int rc;
-    if (!mkdtemp(tmp)) {
-        rc = w8_seterr("%s: cannot create a temporary directory: %s", tmp, strerror(errno));
-    } else {
-        chmod(tmp, 0755);
-        rc = outliers_into(st, src_dir, tmp, n_channels, factor, seed);
-        if (rc == 0 && rename(tmp, out_dir) != 0)
-            rc = w8_seterr("%s: cannot rename %s into place: %s", out_dir, tmp, strerror(errno));
-        if (rc != 0) w8_rm_rf(tmp);
+    w8_dirtx tx;
+    int rc = w8_dirtx_begin(&tx, out_dir, 0, "synth", NULL);
+    if (rc == 0) {
+        rc = outliers_into(st, src_dir, tx.tmp, n_channels, factor, seed);
+        if (rc == 0) rc = w8_dirtx_commit(&tx);
+        else w8_dirtx_abort(&tx);
     }
-    free(tmp);
     w8_st_close(st);
     return rc;
 }

@@ -57,9 +57,9 @@ typedef struct {
 /* Parameter count of what w8_synth_write(o) writes (shape or config). */
 int w8_synth_count(const w8_synth_opts *o, size_t *numel);
 
-/* Write the model into out_dir: built in "out_dir.tmp-XXXXXX" and renamed
- * when complete, so a failure leaves nothing behind.  Refuses an existing
- * non-empty out_dir. */
+/* Write the model into out_dir: built in "out_dir.w8a8-tmp-PID" (dirtx.h)
+ * and renamed when complete, so a failure leaves nothing behind.  Refuses an
+ * existing non-empty out_dir. */
 int w8_synth_write(const w8_synth_opts *o, const char *out_dir);
 
 /* A float model with strong per-channel activation outliers and the same

@@ -33,7 +33,7 @@ for bin in "$W" "$A"; do
     fi
     check "the ranking is printed with two layers kept float ($tag)" \
         bash -c "[ \$(grep -c -- '-> kept float (--disable_level)' '$T/out') -eq 2 ]"
-    check "the summary counts 33 W8A8 and 2 float layers ($tag)" grep -q '33 layers W8A8, 2 float' "$T/out"
+    check "the summary counts 33 W8A8 and 2 float layers ($tag)" grep -q '33 layers W8A8 (0 dynamic), 2 float' "$T/out"
 done
 if command -v python3 >/dev/null; then
     check "the report's first two layers are FLOAT in the description, the rest W8A8 (python3)" python3 -c '
@@ -55,7 +55,7 @@ fi
 "$W" quant --model_path "$M" --save_path "$T/q0" --quant_type w8a8 --sensitivity_report "$T/r0.json" \
     "${SMALL[@]}" >"$T/out0" 2>&1
 check "--sensitivity_report alone writes the ranking and keeps 35 layers W8A8" \
-    bash -c "grep -q '35 layers W8A8, 0 float' '$T/out0' && grep -q '\"disable_level\":0' '$T/r0.json'"
+    bash -c "grep -q '35 layers W8A8 (0 dynamic), 0 float' '$T/out0' && grep -q '\"disable_level\":0' '$T/r0.json'"
 
 # bad values
 for v in Lx -1 "L2.5"; do

@@ -27,7 +27,7 @@ check "same size for another seed" test "$(stat -c %s "$T/a/model.safetensors")"
 for f in config.json generation_config.json tokenizer.json tokenizer_config.json model.safetensors; do
     check "directory has $f" test -s "$T/a/$f"
 done
-check "no temporary left" bash -c "! ls -d '$T'/*.tmp-* 2>/dev/null | grep -q ."
+check "no temporary left" bash -c "! ls -d '$T'/*.w8a8-tmp-* 2>/dev/null | grep -q ."
 check "tokenizer.json is the qwen2.5-derived one" cmp -s "$T/a/tokenizer.json" "$W8A8_SHARED/tokenizers/qwen2.5-derived/tokenizer.json"
 check "tokenizer_config.json has the chat template" grep -q '"chat_template"' "$T/a/tokenizer_config.json"
 check "config: Qwen2ForCausalLM" grep -q '"Qwen2ForCausalLM"' "$T/a/config.json"
@@ -69,7 +69,7 @@ sleep 1
 kill -INT $pid
 wait $pid
 rc=$?
-if [ $rc -eq 1 ] && grep -q "interrupted" "$T/int.err" && [ ! -e "$T/int" ] && ! ls -d "$T"/int.tmp-* >/dev/null 2>&1; then
+if [ $rc -eq 1 ] && grep -q "interrupted" "$T/int.err" && [ ! -e "$T/int" ] && ! ls -d "$T"/int.w8a8-tmp-* >/dev/null 2>&1; then
     ok "SIGINT stops synth and removes its temporary directory"
 else
     fail "SIGINT: rc $rc, $(cat "$T/int.err"), $(ls -d "$T"/int* 2>&1)"

@@ -33,7 +33,7 @@
 #include "../src/json.h"
 #include "../src/model.h"
 #include "../src/qlayer.h"
-#include "../src/quantize.h"
+#include "../src/quant/quantize.h"
 #include "../src/safetensors.h"
 #include "../src/util.h"
 #include "test.h"

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "../src/generate.h"
-#include "../src/quantize.h"
+#include "../src/quant/quantize.h"
 #include "../src/sampler.h"
 #include "../src/util.h"
 #include "test.h"

@@ -26,7 +26,7 @@
 #include "../src/json.h"
 #include "../src/kv_cache.h"
 #include "../src/model.h"
-#include "../src/quantize.h"
+#include "../src/quant/quantize.h"
 #include "../src/safetensors.h"
 #include "../src/tokenizer/tokenizer.h"
 #include "../src/util.h"

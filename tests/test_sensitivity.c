@@ -1,6 +1,6 @@
 /*
  * test_sensitivity.c - `quant --disable_level` / `--sensitivity_report`
- * (src/sensitivity.c) on stories260K with injected activation outliers.
+ * (src/quant/sensitivity.c) on stories260K with injected activation outliers.
  *
  * The outliers: layer 2's post_attention_layernorm weight is multiplied by
  * 100 on two channels and the matching input columns of gate_proj and
@@ -20,9 +20,9 @@
 #include "../src/config.h"
 #include "../src/model.h"
 #include "../src/ppl.h"
-#include "../src/quantize.h"
+#include "../src/quant/quantize.h"
 #include "../src/safetensors.h"
-#include "../src/sensitivity.h"
+#include "../src/quant/sensitivity.h"
 #include "../src/tokenizer/tokenizer.h"
 #include "../src/util.h"
 #include "test.h"

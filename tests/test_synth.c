@@ -152,7 +152,7 @@ static void test_write(void) {
     char *bad = w8_path_join(root, "bad");
     o.tokenizer_json = "/nonexistent/tokenizer.json";
     CHECK(w8_synth_write(&o, bad) != 0 && strstr(w8_lasterr(), "/nonexistent/tokenizer.json") &&
-              !w8_file_exists(bad) && count_entries(root, "bad.tmp-") == 0,
+              !w8_file_exists(bad) && count_entries(root, "bad.w8a8-tmp-") == 0,
           "a failure leaves neither the dir nor its temporary: %s", w8_lasterr());
     /* the untied path (qwen2-7b writes lm_head.weight) on a custom small shape */
     static const w8_synth_shape untied = {"untied", 16, 1, 2, 1, 32, 1000, 0, 4096, 1, 4096, 10000.0, 0, 0};

@@ -13,8 +13,8 @@
 #include <string.h>
 
 #include "calib_data.h"
-#include "json.h"
-#include "util.h"
+#include "../json.h"
+#include "../util.h"
 
 static const char *const builtin[] = {
     "The river was low that summer, and the children walked across it on the flat stones "

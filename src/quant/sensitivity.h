@@ -26,7 +26,7 @@
 
 #include <stdio.h>
 
-#include "safetensors.h"
+#include "../safetensors.h"
 
 /* The calibration samples used at most (each up to calib_seq_len tokens). */
 #define W8_SENS_MAX_SAMPLES 16

@@ -18,14 +18,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "batch.h"
-#include "forward.h"
-#include "json.h"
-#include "kv_cache.h"
-#include "model.h"
-#include "quant/arith.h"
-#include "tokenizer/tokenizer.h"
-#include "util.h"
+#include "../batch.h"
+#include "../forward.h"
+#include "../json.h"
+#include "../kv_cache.h"
+#include "../model.h"
+#include "arith.h"
+#include "../tokenizer/tokenizer.h"
+#include "../util.h"
 
 #define SENS_BLOCK 16
 

@@ -20,7 +20,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "safetensors.h"
+#include "../safetensors.h"
 
 /* --quant_type: what the quantized layers become (FORMAT.md). */
 typedef enum {
@@ -75,7 +75,7 @@ void w8_quant_opts_init(w8_quant_opts *o);
 int w8_quantize(const w8_quant_opts *o, w8_quant_report *rep);
 
 /* ---- the FORMAT.md arithmetic: w8_quant_act_params, w8_quant_linear (quant/arith.h) ---- */
-#include "quant/arith.h"
+#include "arith.h"
 
 /* ---- calibration text: w8_calib_set, w8_calib_builtin/load/free (calib_data.h) ---- */
 #include "calib_data.h"
