@@ -23,7 +23,7 @@ AVX2_FLAGS   = -mavx2 -mfma -mf16c
 AVX512_FLAGS = -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16
 SAN     = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-LIB_SRC  = $(wildcard src/*.c) $(wildcard src/jinja/*.c) $(wildcard src/quant/*.c) $(wildcard src/kernels/*.c) \
+LIB_SRC  = $(wildcard src/*.c) $(wildcard src/jinja/*.c) $(wildcard src/quant/*.c) $(wildcard src/serve/*.c) $(wildcard src/kernels/*.c) \
            $(wildcard src/tokenizer/*.c)
 CLI_SRC  = $(wildcard cli/*.c)
 TEST_SRC = $(wildcard tests/test_*.c)

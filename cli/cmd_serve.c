@@ -16,11 +16,11 @@
 
 #include "args.h"
 #include "commands.h"
-#include "../src/api.h"
-#include "../src/engine.h"
+#include "../src/serve/api.h"
+#include "../src/serve/engine.h"
 #include "../src/kv_cache.h"
 #include "../src/model.h"
-#include "../src/server.h"
+#include "../src/serve/server.h"
 #include "../src/tokenizer/tokenizer.h"
 #include "../src/util.h"
 

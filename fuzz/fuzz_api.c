@@ -7,7 +7,7 @@
  */
 #include <string.h>
 
-#include "../src/api.h"
+#include "../src/serve/api.h"
 #include "../src/util.h"
 #include "fuzz.h"
 

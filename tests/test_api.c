@@ -4,7 +4,7 @@
  */
 #include <string.h>
 
-#include "../src/api.h"
+#include "../src/serve/api.h"
 #include "../src/json.h"
 #include "test.h"
 

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../src/engine.h"
+#include "../src/serve/engine.h"
 #include "../src/kv_cache.h"
 #include "../src/tokenizer/tokenizer.h"
 #include "../src/util.h"

@@ -27,9 +27,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model.h"
-#include "sched.h"
-#include "tokenizer/tokenizer.h"
+#include "../model.h"
+#include "../sched.h"
+#include "../tokenizer/tokenizer.h"
 
 typedef struct {
     int max_batch_size; /* running sequences at once (decode rows per step) */

@@ -25,10 +25,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "forward.h"
-#include "kv_cache.h"
-#include "sched.h"
-#include "util.h"
+#include "../forward.h"
+#include "../kv_cache.h"
+#include "../sched.h"
+#include "../util.h"
 
 struct w8_req {
     w8_engine *e;

@@ -25,9 +25,9 @@
 #include <unistd.h>
 
 #include "api.h"
-#include "json.h"
-#include "prompt.h"
-#include "util.h"
+#include "../json.h"
+#include "../prompt.h"
+#include "../util.h"
 
 struct w8_server {
     struct MHD_Daemon *d;

@@ -15,8 +15,8 @@
 #include <stddef.h>
 
 #include "engine.h"
-#include "model.h"
-#include "tokenizer/tokenizer.h"
+#include "../model.h"
+#include "../tokenizer/tokenizer.h"
 
 typedef struct {
     const char *host;     /* address to bind (numeric or a name), e.g. "127.0.0.1" */

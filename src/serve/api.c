@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "buf.h"
-#include "json.h"
-#include "util.h"
+#include "../buf.h"
+#include "../json.h"
+#include "../util.h"
 
 void w8_api_set_err(w8_api_err *err, int status, const char *type, const char *param,
                     const char *fmt, ...) {
