@@ -38,34 +38,12 @@
 #include "safetensors.h"
 #include "util.h"
 
-static void viol(w8_inspect_info *r, const char *fmt, ...) W8_PRINTF(2, 3);
-static void viol(w8_inspect_info *r, const char *fmt, ...) {
-    char buf[W8_ERRMAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    r->violations = w8_xrealloc(r->violations, (size_t)(r->n_violations + 1) * sizeof(char *));
-    r->violations[r->n_violations++] = w8_xstrdup(buf);
-}
+#define viol(r, ...) w8_lines_addf(&(r)->violations, &(r)->n_violations, __VA_ARGS__)
+#define variant(r, ...) w8_lines_addf(&(r)->variants, &(r)->n_variants, __VA_ARGS__)
 
 const char *const w8_consumer_names[W8_N_CONSUMERS] = {"vllm-ascend A2/A3", "vllm-ascend 310P",
                                                        "MindIE"};
 
-static void list_add(char ***list, int *n, const char *s) {
-    *list = w8_xrealloc(*list, (size_t)(*n + 1) * sizeof(char *));
-    (*list)[(*n)++] = w8_xstrdup(s);
-}
-
-static void variant(w8_inspect_info *r, const char *fmt, ...) W8_PRINTF(2, 3);
-static void variant(w8_inspect_info *r, const char *fmt, ...) {
-    char buf[W8_ERRMAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    list_add(&r->variants, &r->n_variants, buf);
-}
 
 /* Consumer bits for cons(). */
 #define C_VLLM (1 << W8_CONS_VLLM)
@@ -82,18 +60,13 @@ static void cons(w8_inspect_info *r, int mask, const char *fmt, ...) {
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
     for (int c = 0; c < W8_N_CONSUMERS; c++)
-        if (mask & (1 << c)) list_add(&r->cons_fail[c], &r->n_cons_fail[c], buf);
+        if (mask & (1 << c)) w8_lines_add(&r->cons_fail[c], &r->n_cons_fail[c], buf);
 }
 
 void w8_inspect_free(w8_inspect_info *r) {
-    for (int i = 0; i < r->n_violations; i++) free(r->violations[i]);
-    free(r->violations);
-    for (int i = 0; i < r->n_variants; i++) free(r->variants[i]);
-    free(r->variants);
-    for (int c = 0; c < W8_N_CONSUMERS; c++) {
-        for (int i = 0; i < r->n_cons_fail[c]; i++) free(r->cons_fail[c][i]);
-        free(r->cons_fail[c]);
-    }
+    w8_lines_free(r->violations, r->n_violations);
+    w8_lines_free(r->variants, r->n_variants);
+    for (int c = 0; c < W8_N_CONSUMERS; c++) w8_lines_free(r->cons_fail[c], r->n_cons_fail[c]);
     memset(r, 0, sizeof *r);
 }
 

@@ -15,20 +15,10 @@
 
 #define QL_NAME 320
 
-static void viol(w8_qlayer *l, const char *fmt, ...) W8_PRINTF(2, 3);
-static void viol(w8_qlayer *l, const char *fmt, ...) {
-    char buf[W8_ERRMAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    l->violations = w8_xrealloc(l->violations, (size_t)(l->n_violations + 1) * sizeof(char *));
-    l->violations[l->n_violations++] = w8_xstrdup(buf);
-}
+#define viol(l, ...) w8_lines_addf(&(l)->violations, &(l)->n_violations, __VA_ARGS__)
 
 void w8_qlayer_free(w8_qlayer *l) {
-    for (int i = 0; i < l->n_violations; i++) free(l->violations[i]);
-    free(l->violations);
+    w8_lines_free(l->violations, l->n_violations);
     memset(l, 0, sizeof *l);
 }
 

@@ -460,3 +460,24 @@ int w8_get_threads(void) {
     return 1;
 #endif
 }
+
+/* ----------------------------------------------------------- line lists */
+
+void w8_lines_add(char ***list, int *n, const char *s) {
+    *list = w8_xrealloc(*list, (size_t)(*n + 1) * sizeof(char *));
+    (*list)[(*n)++] = w8_xstrdup(s);
+}
+
+void w8_lines_addf(char ***list, int *n, const char *fmt, ...) {
+    char buf[W8_ERRMAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    w8_lines_add(list, n, buf);
+}
+
+void w8_lines_free(char **list, int n) {
+    for (int i = 0; i < n; i++) free(list[i]);
+    free(list);
+}

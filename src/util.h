@@ -26,6 +26,11 @@
 
 /* Record the current error (replaces any previous one). Always returns -1. */
 int w8_seterr(const char *fmt, ...) W8_PRINTF(1, 2);
+/* Append one formatted line (at most W8_ERRMAX bytes) to a growable list of
+ * strings: the violations, variants and consumer verdicts of a checker. */
+void w8_lines_addf(char ***list, int *n, const char *fmt, ...) W8_PRINTF(3, 4);
+void w8_lines_add(char ***list, int *n, const char *s);
+void w8_lines_free(char **list, int n);
 /* Prefix the current error with "prefix: " (e.g. the file name). Returns -1. */
 int w8_preferr(const char *fmt, ...) W8_PRINTF(1, 2);
 const char *w8_lasterr(void);
