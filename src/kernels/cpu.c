@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kern_impl.h"
+#include "cpu.h"
 
 static uint64_t xgetbv0(void) {
     uint32_t lo, hi;

@@ -32,7 +32,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "kernels.h"
+#include "ktypes.h"
 
 typedef struct {
     w8_isa isa;
@@ -80,11 +80,6 @@ extern const w8_kern_table w8_kern_ref;
 extern const w8_kern_table w8_kern_avx2;
 extern const w8_kern_table w8_kern_avx512;
 
-/* What the hardware (and OS) supports, ignoring W8A8_CPU (cpu.c). */
-w8_isa w8_isa_hw(void);
-/* The CPU has AVX512_BF16 (cpu.c); the kernels should use it (kernels.c). */
-int w8_isa_hw_bf16(void);
-int w8_kern_bf16_native(void);
 
 /* The sum of squares in the order every ISA must use so that RMSNorm is bit
  * exact across ISAs: 16 lane partial sums (lane l adds x[i]^2 for i = l mod 16,

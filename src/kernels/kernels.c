@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "../util.h"
+#include "kernels.h"
 #include "kern_impl.h"
 
 /* ------------------------------------------------------------ ISA tables */
@@ -53,18 +54,6 @@ static const w8_kern_table *active(void) {
 }
 
 w8_isa w8_isa_active(void) { return active()->isa; }
-
-static int g_no_bf16; /* tests: emulate the BF16 dot product (atomic: read by every GEMM thread) */
-
-int w8_kern_bf16_native(void) {
-    return !__atomic_load_n(&g_no_bf16, __ATOMIC_RELAXED) && w8_isa_hw_bf16();
-}
-
-int w8_isa_use_bf16(int on) {
-    if (on && !w8_isa_hw_bf16()) return w8_seterr("kernels: this CPU has no AVX512_BF16");
-    __atomic_store_n(&g_no_bf16, !on, __ATOMIC_RELAXED);
-    return 0;
-}
 
 int w8_isa_force(w8_isa isa) {
     if ((int)isa < 0 || isa > W8_ISA_AVX512) return w8_seterr("kernels: unknown ISA %d", (int)isa);
@@ -239,11 +228,6 @@ void w8_rmsnorm_rows(const float *x, int m, int k, size_t ldx, const float *g, c
 }
 
 /* ----------------------------------------------------------------- float */
-
-/* One block of the packed layout (kernels.h): 64 channels x all k-steps. */
-size_t w8_fmat_block_bytes(const w8_fmat *m) {
-    return w8_fp_steps(m) * w8_fp_step_bytes(m->dtype);
-}
 
 /* The source is the file's mapping, where a tensor need not be aligned to
  * its element size (safetensors does not require it; an odd-sized int8

@@ -16,34 +16,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../dtype.h"
+#include "cpu.h"
+#include "kcore.h"
+#include "ktypes.h"
 
-typedef enum { W8_ISA_SCALAR = 0, W8_ISA_AVX2 = 1, W8_ISA_AVX512 = 2 } w8_isa;
-
-/* What this CPU supports (AVX512 means F+BW+VL+DQ+VNNI), capped by W8A8_CPU. */
-w8_isa w8_isa_detect(void);
 /* The ISA every kernel call uses; fixed at the first call (= w8_isa_detect()). */
 w8_isa w8_isa_active(void);
 /* Force the active ISA (tests); returns -1 if the CPU cannot run it. */
 int w8_isa_force(w8_isa isa);
-const char *w8_isa_name(w8_isa isa); /* "scalar", "avx2", "avx512" */
-/* The AVX-512 kernels use the BF16 dot product when the CPU has it (on by
- * default); off runs their emulation of it (tests).  -1: the CPU lacks it. */
-int w8_isa_use_bf16(int on);
 
 /* ------------------------------------------------------------------ int8
  * An int8 linear layer W[n, k] packed once at load time into the layout the
  * active kernel wants, with its epilogue constants.  For VNNI the activation
  * is fed as unsigned (xq ^ 0x80 = xq + 128), so pack stores
  * bias[j] = quant_bias[j] - 128 * sum_k W[j, k]: the correction is folded once. */
-typedef struct {
-    int n, k;
-    w8_isa isa;       /* layout packed for */
-    int8_t *packed;   /* kernel-specific layout (owned) */
-    int32_t *bias;    /* [n] epilogue bias in the kernel's convention (owned) */
-    float *scale;     /* [n] deq_scale (owned) */
-    size_t packed_bytes;
-} w8_qmat;
 
 /* w: row-major [n, k] int8; quant_bias [n]; deq_scale [n] (f32 values). */
 void w8_qmat_pack(w8_qmat *m, const int8_t *w, int n, int k, const int32_t *quant_bias,
@@ -98,15 +84,6 @@ void w8_rmsnorm_rows(const float *x, int m, int k, size_t ldx, const float *g, c
  * word c = W[c][2s] | W[c][2s + 1] << 16, the pair layout of the BF16 dot
  * product; denormal weights are stored as signed zeros).  Block b starts at
  * b * w8_fmat_block_bytes(). */
-typedef struct {
-    int n, k;
-    w8_dtype dtype;
-    const void *w;       /* row-major source (not owned) */
-    void *packed;        /* NULL, or the packed copy (owned, w8_fmat_pack) */
-    size_t packed_bytes;
-} w8_fmat;
-
-enum { W8_FP_NB = 64 }; /* channels per packed block */
 
 /* Pack w->w (must stay valid during the call; may be dropped after).  When
  * done != NULL it is called after each slice of rows is packed with that
@@ -115,7 +92,6 @@ enum { W8_FP_NB = 64 }; /* channels per packed block */
 void w8_fmat_pack(w8_fmat *m, void (*done)(const void *src, size_t bytes, void *ud), void *ud);
 /* Frees the packed copy only (w is not owned). */
 void w8_fmat_free(w8_fmat *m);
-size_t w8_fmat_block_bytes(const w8_fmat *m);
 
 /* y[i, j] = sum_k x[i, k] * W[j, k] (+ bias[j] when bias != NULL)
  * Row-invariant: each output is summed in one fixed order whatever m and the

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "../util.h"
+#include "kcore.h"
 #include "kern_impl.h"
 
 #define AI static inline __attribute__((always_inline))

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../util.h"
+#include "kcore.h"
 #include "kern_impl.h"
 
 /* ------------------------------------------------------------------ int8 */
