@@ -34,6 +34,11 @@ struct w8_server {
     w8_engine *e;
     const w8_model *m;
     const w8_tok *tok;
+    /* The tokenizer's chat template, parsed once at start and rendered by
+     * every request thread at once (chat_template.h says why that is safe).
+     * NULL when there is none, or when it does not parse: then each chat
+     * request parses the text and reports the error as before. */
+    w8_chat_tmpl *tmpl;
     char *model_id;
     size_t max_body;
     int port;
@@ -113,7 +118,7 @@ static int conn_fd(struct MHD_Connection *c) {
  * NULL-free ids on success.  An empty prompt stays empty (the caller's 400). */
 static int make_prompt(w8_server *s, const w8_api_req *q, int **ids, w8_api_err *err) {
     int chat = q->kind == W8_API_CHAT;
-    w8_prompt p = {q->prompt, q->prompt_len, chat ? q->messages : NULL, chat, NULL, 0};
+    w8_prompt p = {q->prompt, q->prompt_len, chat ? q->messages : NULL, chat, NULL, 0, s->tmpl};
     w8_prompt_err why;
     int n = w8_prompt_ids(s->tok, &s->m->cfg, &p, ids, &why);
     const char *param = chat ? "messages" : "prompt";
@@ -500,6 +505,7 @@ w8_server *w8_server_start(w8_engine *e, const w8_model *m, const w8_tok *tok,
     s->e = e;
     s->m = m;
     s->tok = tok;
+    if (w8_tok_chat_template(tok)) s->tmpl = w8_chat_tmpl_parse(w8_tok_chat_template(tok));
     s->model_id = w8_xstrdup(o->model_id);
     s->max_body = o->max_body;
     s->created = (long long)time(NULL);
@@ -513,6 +519,7 @@ w8_server *w8_server_start(w8_engine *e, const w8_model *m, const w8_tok *tok,
         MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!s->d) {
+        w8_chat_tmpl_free(s->tmpl);
         free(s->model_id);
         free(s);
         return w8_seterr("serve: cannot listen on %s:%d (address in use?)", o->host, o->port),
@@ -533,6 +540,7 @@ void w8_server_quiesce(w8_server *s) {
 void w8_server_stop(w8_server *s) {
     if (!s) return;
     MHD_stop_daemon(s->d);
+    w8_chat_tmpl_free(s->tmpl);
     free(s->model_id);
     free(s);
 }
