@@ -69,7 +69,7 @@ static void sampling_opts(const run_opts *r, const w8_config *cfg, w8_gen_opts *
  * or -1. */
 static int encode_prompt(const w8_tok *tok, const w8_config *cfg, const run_input *in, int chat,
                          const char *tmpl, int **ids) {
-    w8_prompt p = {in->text, in->text ? strlen(in->text) : 0, in->msgs, chat, tmpl, 1};
+    w8_prompt p = {in->text, in->text ? strlen(in->text) : 0, in->msgs, chat, tmpl, 1, NULL};
     w8_prompt_err why;
     int n = w8_prompt_ids(tok, cfg, &p, ids, &why);
     if (why == W8_PROMPT_NO_TEMPLATE)

@@ -74,20 +74,20 @@ static size_t longest_partial(const model *m) {
 }
 
 static void check(model *m, const w8_stop_text *s, int stopped, int ended) {
-    if (s->ready > s->len || s->text[s->len] != 0) abort();
-    if (s->ready < m->pub_len || memcmp(s->text, m->pub, m->pub_len)) abort(); /* taken back */
+    if (s->ready > s->text.len || s->text.s[s->text.len] != 0) abort();
+    if (s->ready < m->pub_len || memcmp(s->text.s, m->pub, m->pub_len)) abort(); /* taken back */
     long at = earliest_stop(m);
     if (stopped != (at >= 0) || s->stopped != stopped) abort();
     if (stopped) {
-        if (s->len != (size_t)at || memcmp(s->text, m->all, s->len) || s->ready != s->len) abort();
+        if (s->text.len != (size_t)at || memcmp(s->text.s, m->all, s->text.len) || s->ready != s->text.len) abort();
     } else {
-        if (s->len != m->all_len || memcmp(s->text, m->all, s->len)) abort();
-        size_t want = ended ? s->len : s->len - longest_partial(m);
+        if (s->text.len != m->all_len || memcmp(s->text.s, m->all, s->text.len)) abort();
+        size_t want = ended ? s->text.len : s->text.len - longest_partial(m);
         if (want < m->pub_len) want = m->pub_len;
         if (s->ready != want) abort();
     }
     m->pub = w8_xrealloc(m->pub, s->ready + 1);
-    memcpy(m->pub, s->text, s->ready);
+    memcpy(m->pub, s->text.s, s->ready);
     m->pub_len = s->ready;
 }
 

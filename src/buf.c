@@ -20,6 +20,9 @@ void w8_buf_put(w8_buf *b, const void *p, size_t n) {
         size_t c = b->cap ? b->cap : 64;
         /* doubling, except where doubling would wrap: then exactly what is needed */
         while (c < need) c = c > SIZE_MAX / 2 ? need : c * 2;
+        /* a limited buffer never allocates past its limit (need <= limit + 1
+         * here): the server's body buffer promises max_body bytes at most */
+        if (b->limit && b->limit < SIZE_MAX && c > b->limit + 1) c = b->limit + 1;
         b->s = w8_xrealloc(b->s, c);
         b->cap = c;
     }

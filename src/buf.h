@@ -1,6 +1,7 @@
 /*
  * buf.h - the growable byte buffer of the library (tokenizer, Jinja
- * interpreter, OpenAI request parsing).
+ * interpreter, OpenAI request parsing, the server's bodies and answers, the
+ * engine's published text, stop-string text).
  *
  * A zeroed w8_buf is empty and ready; s stays NULL until the first append,
  * then it is always NUL-terminated (s[len] == 0), so a filled buffer is also
@@ -10,7 +11,8 @@
  * An optional limit caps what a buffer will hold: an append that would take
  * len past it is dropped whole and sets `over`, and every later append is
  * dropped too.  The Jinja interpreter uses it to bound a template's output;
- * the caller checks `over` and reports the error.
+ * the caller checks `over` and reports the error.  A limited buffer never
+ * allocates more than limit + 1 bytes (the server bounds request bodies so).
  */
 #ifndef W8_BUF_H
 #define W8_BUF_H

@@ -34,9 +34,36 @@ char *w8_jinja_render(const char *tmpl, size_t len, const json_t *context) {
     return rc ? NULL : out;
 }
 
-char *w8_chat_render(const char *tmpl, const json_t *messages, const json_t *tools,
-                     int add_generation_prompt, const json_t *extra, const char *bos_token,
-                     const char *eos_token) {
+/* A parsed template: the syntax tree in its arena.  Rendering never writes
+ * to it, so one parse serves any number of concurrent renders (see
+ * chat_template.h and jinja/core.h, "immortal"). */
+struct w8_chat_tmpl {
+    jtemplate t;
+};
+
+w8_chat_tmpl *w8_chat_tmpl_parse(const char *tmpl) {
+    if (!tmpl) {
+        w8_seterr("template: no template");
+        return NULL;
+    }
+    w8_chat_tmpl *ct = w8_xcalloc(1, sizeof *ct);
+    if (jj_parse(tmpl, strlen(tmpl), &ct->t)) {
+        free(ct);
+        return NULL;
+    }
+    return ct;
+}
+
+void w8_chat_tmpl_free(w8_chat_tmpl *ct) {
+    if (!ct) return;
+    jj_template_free(&ct->t);
+    free(ct);
+}
+
+/* The variables transformers' apply_chat_template passes, or NULL with an
+ * error. */
+static json_t *chat_context(const json_t *messages, const json_t *tools, int add_generation_prompt,
+                            const json_t *extra, const char *bos_token, const char *eos_token) {
     if (!messages || !json_is_array(messages)) {
         w8_seterr("chat template: messages must be an array");
         return NULL;
@@ -59,9 +86,29 @@ char *w8_chat_render(const char *tmpl, const json_t *messages, const json_t *too
     json_object_set_new(ctx, "add_generation_prompt", json_boolean(add_generation_prompt));
     if (bos_token) json_object_set_new(ctx, "bos_token", json_string(bos_token));
     if (eos_token) json_object_set_new(ctx, "eos_token", json_string(eos_token));
+    return ctx;
+}
+
+char *w8_chat_render(const char *tmpl, const json_t *messages, const json_t *tools,
+                     int add_generation_prompt, const json_t *extra, const char *bos_token,
+                     const char *eos_token) {
+    json_t *ctx = chat_context(messages, tools, add_generation_prompt, extra, bos_token, eos_token);
+    if (!ctx) return NULL;
     char *out = w8_jinja_render(tmpl, strlen(tmpl), ctx);
     json_decref(ctx);
     return out;
+}
+
+char *w8_chat_tmpl_render(const w8_chat_tmpl *ct, const json_t *messages, const json_t *tools,
+                          int add_generation_prompt, const json_t *extra, const char *bos_token,
+                          const char *eos_token) {
+    json_t *ctx = chat_context(messages, tools, add_generation_prompt, extra, bos_token, eos_token);
+    if (!ctx) return NULL;
+    char *out = NULL;
+    size_t n;
+    int rc = jj_render(&ct->t, ctx, &out, &n);
+    json_decref(ctx);
+    return rc ? NULL : out;
 }
 
 /* ------------------------------------------------------------ finding it */

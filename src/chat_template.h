@@ -31,6 +31,21 @@ char *w8_chat_render(const char *tmpl, const json_t *messages, const json_t *too
                      int add_generation_prompt, const json_t *extra, const char *bos_token,
                      const char *eos_token);
 
+/* A template parsed once and rendered many times: the server parses the
+ * model's template at start and every request renders it.  Rendering only
+ * reads the parsed tree (its constants are immortal values whose reference
+ * counts are never touched), so any number of threads may render one
+ * w8_chat_tmpl at the same time; parse and free are not concurrent with
+ * renders.  w8_chat_tmpl_parse returns NULL with the parse error (as
+ * w8_chat_render would report it); the render takes the arguments and gives
+ * the bytes w8_chat_render gives for the same template text. */
+typedef struct w8_chat_tmpl w8_chat_tmpl;
+w8_chat_tmpl *w8_chat_tmpl_parse(const char *tmpl);
+char *w8_chat_tmpl_render(const w8_chat_tmpl *ct, const json_t *messages, const json_t *tools,
+                          int add_generation_prompt, const json_t *extra, const char *bos_token,
+                          const char *eos_token);
+void w8_chat_tmpl_free(w8_chat_tmpl *ct);
+
 /* The chat template of model directory DIR, as transformers finds it:
  *   1. DIR/chat_template.jinja (transformers >= 4.47 saves the template
  *      there; PreTrainedTokenizerBase.from_pretrained lets it clobber the

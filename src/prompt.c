@@ -37,8 +37,11 @@ int w8_prompt_ids(const w8_tok *tok, const w8_config *cfg, const w8_prompt *p, i
             w8_seterr("the input text is not valid UTF-8");
             return fail(why, W8_PROMPT_BAD_TEXT);
         }
-        char *text = w8_chat_render(tmpl, msgs, NULL, 1, NULL, w8_tok_bos_token(tok),
-                                    w8_tok_eos_token(tok));
+        char *text = p->parsed && !p->tmpl
+                         ? w8_chat_tmpl_render(p->parsed, msgs, NULL, 1, NULL,
+                                               w8_tok_bos_token(tok), w8_tok_eos_token(tok))
+                         : w8_chat_render(tmpl, msgs, NULL, 1, NULL, w8_tok_bos_token(tok),
+                                          w8_tok_eos_token(tok));
         json_decref(msgs);
         if (!text) return fail(why, W8_PROMPT_TEMPLATE);
         /* the rendered template carries its own special tokens */

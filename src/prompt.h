@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "chat_template.h"
 #include "config.h"
 #include "tokenizer/tokenizer.h"
 
@@ -24,6 +25,9 @@ typedef struct {
     int chat;          /* apply the chat template (always with msgs) */
     const char *tmpl;  /* template text; NULL: the tokenizer's */
     int empty_bos;     /* 1: an empty result becomes [BOS] (run); 0: it stays empty */
+    /* The tokenizer's template parsed once (serve: at start, shared by its
+     * request threads); NULL: parse the template text for this call. */
+    const w8_chat_tmpl *parsed;
 } w8_prompt;
 
 typedef enum {

@@ -3,7 +3,6 @@
  */
 #include "stop_text.h"
 
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,9 +17,7 @@ void w8_stop_text_init(w8_stop_text *s, char *const *stop, int n_stop) {
         s->stop[s->n_stop++] = w8_xstrdup(stop[i]);
         if (n > s->max_stop) s->max_stop = n;
     }
-    s->cap = 64;
-    s->text = w8_xmalloc(s->cap);
-    s->text[0] = 0;
+    w8_buf_put(&s->text, "", 0); /* text.s is a C string from the start */
 }
 
 /* Offset of the first stop string that ends after `from` (one may straddle
@@ -29,8 +26,8 @@ static long find_stop(const w8_stop_text *s, size_t from) {
     size_t start = from >= s->max_stop ? from - (s->max_stop - 1) : 0;
     long best = -1;
     for (int i = 0; i < s->n_stop; i++) {
-        const char *p = memmem(s->text + start, s->len - start, s->stop[i], strlen(s->stop[i]));
-        if (p && (best < 0 || p - s->text < best)) best = p - s->text;
+        const char *p = memmem(s->text.s + start, s->text.len - start, s->stop[i], strlen(s->stop[i]));
+        if (p && (best < 0 || p - s->text.s < best)) best = p - s->text.s;
     }
     return best;
 }
@@ -43,7 +40,7 @@ static size_t holdback(const w8_stop_text *s) {
     for (int i = 0; i < s->n_stop; i++) {
         size_t n = strlen(s->stop[i]);
         for (size_t k = n - 1; k > hold; k--)
-            if (k <= s->len && !memcmp(s->text + s->len - k, s->stop[i], k)) {
+            if (k <= s->text.len && !memcmp(s->text.s + s->text.len - k, s->stop[i], k)) {
                 hold = k;
                 break;
             }
@@ -53,34 +50,27 @@ static size_t holdback(const w8_stop_text *s) {
 
 int w8_stop_text_add(w8_stop_text *s, const char *p, size_t n) {
     if (s->stopped) return 1;
-    if (n > SIZE_MAX / 2 - 1 - s->len) abort(); /* no real text is this long */
-    if (s->len + n + 1 > s->cap) {
-        s->cap = (s->len + n + 1) * 2;
-        s->text = w8_xrealloc(s->text, s->cap);
-    }
-    size_t from = s->len;
-    memcpy(s->text + s->len, p, n);
-    s->len += n;
-    s->text[s->len] = 0;
+    size_t from = s->text.len;
+    w8_buf_put(&s->text, p, n); /* aborts on a length that cannot be held */
     long at = s->n_stop ? find_stop(s, from) : -1;
     if (at >= 0) {
         /* the hold-back makes at >= ready; the clamp only guards published text */
-        s->len = (size_t)at < s->ready ? s->ready : (size_t)at;
-        s->text[s->len] = 0;
+        s->text.len = (size_t)at < s->ready ? s->ready : (size_t)at; /* cut in place */
+        s->text.s[s->text.len] = 0;
         s->stopped = 1;
-        s->ready = s->len;
+        s->ready = s->text.len;
         return 1;
     }
-    size_t r = s->len - holdback(s);
+    size_t r = s->text.len - holdback(s);
     if (r > s->ready) s->ready = r;
     return 0;
 }
 
-void w8_stop_text_end(w8_stop_text *s) { s->ready = s->len; }
+void w8_stop_text_end(w8_stop_text *s) { s->ready = s->text.len; }
 
 void w8_stop_text_free(w8_stop_text *s) {
     for (int i = 0; i < s->n_stop; i++) free(s->stop[i]);
     free(s->stop);
-    free(s->text);
+    w8_buf_free(&s->text);
     memset(s, 0, sizeof *s);
 }

@@ -15,13 +15,15 @@
 
 #include <stddef.h>
 
+#include "buf.h"
+
 typedef struct {
     char **stop;     /* the non-empty stop strings (owned copies) */
     int n_stop;
     size_t max_stop; /* longest stop string */
-    char *text;      /* text so far, NUL-terminated; bytes, not necessarily UTF-8 */
-    size_t len, cap;
-    size_t ready;    /* text[0, ready) can no longer be cut */
+    w8_buf text;     /* text so far (text.s NUL-terminated, never NULL after init);
+                      * bytes, not necessarily UTF-8 */
+    size_t ready;    /* text.s[0, ready) can no longer be cut */
     int stopped;     /* a stop string occurred; text ends before it; further adds are ignored */
 } w8_stop_text;
 

@@ -49,6 +49,12 @@ static void test_limit(void) {
     CHECK(b.over && b.len == 4, "after over, later appends are dropped too");
     w8_buf_free(&b);
     CHECK(!b.over && b.limit == 8, "free clears over and keeps the limit");
+    /* growth stops at limit + 1 bytes (the server's body buffer relies on it) */
+    w8_buf big = {.limit = 1000};
+    for (int i = 0; i < 1000; i++) w8_buf_putc(&big, 'x');
+    CHECK(big.len == 1000 && !big.over && big.cap == 1001 && big.s[1000] == 0,
+          "a limited buffer filled to its limit allocated limit + 1 bytes (cap %zu)", big.cap);
+    w8_buf_free(&big);
 }
 
 int main(void) {

@@ -10,7 +10,11 @@
  *    loopcontrols, transformers' tojson).
  * 3. Malformed and hostile templates: the error names line and column, and
  *    nothing crashes, hangs or leaks (this file also runs under ASan).
+ * 4. One parsed template rendered by several threads at once gives what
+ *    serial rendering gives (the server shares one parse between its
+ *    request threads).
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -692,6 +696,126 @@ static void test_find(void) {
     w8_rm_rf(tmp);
 }
 
+/* ------------------------------------------------------------ shared parse */
+
+/* The Qwen3 cases as render arguments (each thread gets its own copies, so
+ * only the parsed template is shared). */
+typedef struct {
+    json_t *msgs, *tools, *extra;
+    int agp;
+} chat_case;
+
+#define CONC_THREADS 4
+#define CONC_ROUNDS 8
+
+typedef struct {
+    const w8_chat_tmpl *t;
+    chat_case *cases;
+    int n, first; /* this thread starts at case `first`, so threads differ */
+    const char *eos;
+    char **want;
+    int bad; /* renders that differed from the serial ones */
+} conc_job;
+
+static void *conc_render(void *arg) {
+    conc_job *j = arg;
+    for (int r = 0; r < CONC_ROUNDS; r++)
+        for (int k = 0; k < j->n; k++) {
+            int i = (j->first + k) % j->n;
+            char *got = w8_chat_tmpl_render(j->t, j->cases[i].msgs, j->cases[i].tools, j->cases[i].agp,
+                                            j->cases[i].extra, NULL, j->eos);
+            if (!got || !j->want[i] || strcmp(got, j->want[i])) j->bad++;
+            free(got);
+        }
+    return NULL;
+}
+
+static void test_shared_parse(void) {
+    json_t *cfg;
+    char *tmpl = qwen3_template(&cfg);
+    CHECK(tmpl != NULL, "shared parse: qwen3 template");
+    if (!tmpl) return;
+    const char *eos = json_string_value(json_object_get(cfg, "eos_token"));
+    char path[512];
+    snprintf(path, sizeof path, "%s/testdata/chat/qwen3_chat_template.jsonl", shared_dir());
+    char *data = w8_read_file(path, (size_t)64 << 20, NULL);
+    CHECK(data != NULL, "read %s", path);
+    json_t *all = json_array();
+    for (char *line = data ? strtok(data, "\n") : NULL; line; line = strtok(NULL, "\n")) {
+        json_t *c = w8_json_load_buf(line, strlen(line), path);
+        if (c) json_array_append_new(all, c);
+    }
+    int n = (int)json_array_size(all);
+    w8_chat_tmpl *t = w8_chat_tmpl_parse(tmpl);
+    CHECK(t != NULL, "the qwen3 template parses once");
+    chat_case *cs[CONC_THREADS];
+    char **want = w8_xcalloc((size_t)(n ? n : 1), sizeof *want);
+    for (int th = 0; th < CONC_THREADS; th++) {
+        cs[th] = w8_xcalloc((size_t)(n ? n : 1), sizeof **cs);
+        for (int i = 0; i < n; i++) {
+            json_t *in = json_object_get(json_array_get(all, (size_t)i), "input");
+            chat_case *c = &cs[th][i];
+            c->msgs = json_deep_copy(json_object_get(in, "messages"));
+            c->tools = json_deep_copy(json_object_get(in, "tools"));
+            c->agp = json_is_true(json_object_get(in, "add_generation_prompt"));
+            c->extra = json_deep_copy(in);
+            json_object_del(c->extra, "messages");
+            json_object_del(c->extra, "tools");
+            json_object_del(c->extra, "add_generation_prompt");
+        }
+    }
+    /* serial: the parsed template renders as the text does, twice alike */
+    int same = 0;
+    for (int i = 0; t && i < n; i++) {
+        chat_case *c = &cs[0][i];
+        want[i] = w8_chat_tmpl_render(t, c->msgs, c->tools, c->agp, c->extra, NULL, eos);
+        char *again = w8_chat_tmpl_render(t, c->msgs, c->tools, c->agp, c->extra, NULL, eos);
+        char *text = w8_chat_render(tmpl, c->msgs, c->tools, c->agp, c->extra, NULL, eos);
+        same += want[i] && again && text && !strcmp(want[i], again) && !strcmp(want[i], text);
+        free(again);
+        free(text);
+    }
+    CHECK(n >= 8 && same == n, "one parse rendered serially = rendering the text (%d of %d)", same, n);
+    if (t) {
+        pthread_t tid[CONC_THREADS];
+        conc_job jobs[CONC_THREADS];
+        int started = 0, bad = 0;
+        for (int th = 0; th < CONC_THREADS; th++) {
+            jobs[th] = (conc_job){t, cs[th], n, th * n / CONC_THREADS, eos, want, 0};
+            if (pthread_create(&tid[th], NULL, conc_render, &jobs[th]) == 0) started++;
+            else break;
+        }
+        for (int th = 0; th < started; th++) {
+            pthread_join(tid[th], NULL);
+            bad += jobs[th].bad;
+        }
+        CHECK(started == CONC_THREADS && bad == 0,
+              "%d threads x %d renders of one parse concurrently = serial (%d differ)",
+              started, CONC_ROUNDS * n, bad);
+    }
+    /* the template still renders after all that (no count went astray) */
+    char *after = t && n ? w8_chat_tmpl_render(t, cs[0][0].msgs, cs[0][0].tools, cs[0][0].agp,
+                                               cs[0][0].extra, NULL, eos)
+                         : NULL;
+    CHECK(after && want[0] && !strcmp(after, want[0]), "the shared parse is unchanged after the threads");
+    free(after);
+    w8_chat_tmpl_free(t);
+    for (int i = 0; i < n; i++) free(want[i]);
+    free(want);
+    for (int th = 0; th < CONC_THREADS; th++) {
+        for (int i = 0; i < n; i++) {
+            json_decref(cs[th][i].msgs);
+            json_decref(cs[th][i].tools);
+            json_decref(cs[th][i].extra);
+        }
+        free(cs[th]);
+    }
+    json_decref(all);
+    free(data);
+    free(tmpl);
+    json_decref(cfg);
+}
+
 int main(void) {
     test_qwen3();
     test_table();
@@ -699,5 +823,6 @@ int main(void) {
     test_limits();
     test_chat_render();
     test_find();
+    test_shared_parse();
     TEST_DONE();
 }

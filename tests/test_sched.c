@@ -106,7 +106,7 @@ int main(void) {
     for (int i = 0; i < 3; i++) {
         CHECK(same_ids(q[i], ref[i]), "sched: sequence %d sampled in a mixed batch equals alone",
               i);
-        CHECK(!strcmp(q[i]->st.text, ref[i]->st.text), "sched: sequence %d text equal", i);
+        CHECK(!strcmp(q[i]->st.text.s, ref[i]->st.text.s), "sched: sequence %d text equal", i);
         w8_sched_seq_free(q[i]);
     }
     CHECK(w8_kv_free_blocks(kv) == w8_kv_total_blocks(kv), "sched: every block returned");
@@ -130,7 +130,7 @@ int main(void) {
           a->stop, a->n_tokens);
     /* the greedy continuation's last word as a stop string: the text ends
      * where that word first occurs */
-    char *cont = w8_xstrdup(a->st.text);
+    char *cont = w8_xstrdup(a->st.text.s);
     w8_sched_seq_free(a);
     char *sp = strrchr(cont, ' ');
     CHECK(sp != NULL, "sched: greedy text has two words (%s)", cont);
@@ -143,9 +143,9 @@ int main(void) {
         a = w8_sched_seq_new(s, ids[0], lens[0], &p);
         w8_sched_admit(s, a);
         drain(s, &a, 1, NULL);
-        CHECK(a->stop == W8_STOP_TEXT && strlen(a->st.text) == cut &&
-                  !strncmp(a->st.text, cont, cut),
-              "sched: a stop string stops, the text ends before it (%s)", a->st.text);
+        CHECK(a->stop == W8_STOP_TEXT && strlen(a->st.text.s) == cut &&
+                  !strncmp(a->st.text.s, cont, cut),
+              "sched: a stop string stops, the text ends before it (%s)", a->st.text.s);
         w8_sched_seq_free(a);
     }
     free(cont);
@@ -166,7 +166,7 @@ int main(void) {
     a = w8_sched_seq_new(s, ids[0], lens[0], &p);
     w8_sched_admit(s, a);
     drain(s, &a, 1, NULL);
-    CHECK(a->stop == W8_STOP_EOS && a->n_tokens == lens[0] + 1 && a->st.len == 0,
+    CHECK(a->stop == W8_STOP_EOS && a->n_tokens == lens[0] + 1 && a->st.text.len == 0,
           "sched: an extra eos id stops at once, kept in the ids (no tokenizer: no text)");
     w8_sched_seq_free(a);
     w8_sched_free(s);

@@ -21,9 +21,19 @@
 
 /* ------------------------------------------------------------ references */
 
+/* Immortal strings are the parsed tree's constants (names, literals: the
+ * only heap values a syntax tree holds, parse.c's arena_str).  Their count
+ * is never written, only read: a parsed template is then immutable while it
+ * renders, so several threads can render one tree without atomics or locks
+ * (w8_chat_tmpl).  A render-made string cannot reach JV_IMMORTAL references
+ * (that is 2^29 live values). */
+#define JV_STR_IMMORTAL(p) ((p)->rc >= JV_IMMORTAL)
+
 jv jv_ref(jv v) {
     switch (v.t) {
-    case JV_STR: v.u.s->rc++; break;
+    case JV_STR:
+        if (!JV_STR_IMMORTAL(v.u.s)) v.u.s->rc++;
+        break;
     case JV_LIST: v.u.l->rc++; break;
     case JV_DICT:
     case JV_NS: v.u.d->rc++; break;
@@ -54,7 +64,7 @@ static void dict_destroy(jv_dict *d) {
 void jv_free(jv v) {
     switch (v.t) {
     case JV_STR:
-        if (--v.u.s->rc == 0) free(v.u.s);
+        if (!JV_STR_IMMORTAL(v.u.s) && --v.u.s->rc == 0) free(v.u.s);
         break;
     case JV_LIST:
         if (--v.u.l->rc == 0) list_destroy(v.u.l);

@@ -22,8 +22,11 @@
  *   eval.c       tree walk: statements, expressions, scopes, macro calls
  *
  * Values are small structs passed by value; strings, lists, dicts and the
- * other heap parts are reference counted.  A render owns everything it
- * creates: the syntax tree lives in one arena freed at the end, and every
+ * other heap parts are reference counted.  The syntax tree lives in one
+ * arena owned by the parsed template and is only read while rendering: its
+ * strings are immortal (jv_ref/jv_free leave their count alone), so one
+ * parse may be rendered by several threads at once.  A render owns
+ * everything it creates, and every
  * namespace() is also remembered by the render so that reference cycles
  * through namespaces ({% set ns.self = ns %}) are broken before freeing.
  *
@@ -59,7 +62,7 @@ typedef enum {
 } jv_type;
 
 typedef struct jv_str {
-    int rc;     /* reference count; immortal constants start huge */
+    int rc;     /* reference count; JV_IMMORTAL (the tree's constants): never changed */
     int markup; /* Jinja's Markup ("x"|safe): `+` HTML-escapes plain strings joined to it */
     size_t len; /* bytes, not counting the NUL */
     char s[];   /* UTF-8, NUL-terminated */

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../buf.h"
 #include "../forward.h"
 #include "../kv_cache.h"
 #include "../sched.h"
@@ -43,8 +44,7 @@ struct w8_req {
     w8_sched_seq *q;
     int n_gen;                 /* shared: tokens generated so far */
     /* output (shared) */
-    char *gen;                 /* text published to the submitter (a prefix of st.text) */
-    size_t gen_len, gen_cap;
+    w8_buf gen;                /* text published to the submitter (a prefix of st.text) */
     size_t taken;              /* bytes the submitter has taken */
     int done;
     const char *finish;
@@ -72,7 +72,7 @@ struct w8_engine {
 
 static void req_free(w8_req *r) {
     w8_sched_seq_free(r->q);
-    free(r->gen);
+    w8_buf_free(&r->gen);
     free(r->error);
     pthread_cond_destroy(&r->cv);
     free(r);
@@ -83,22 +83,12 @@ static void req_unref(w8_req *r) {
     if (--r->refs == 0) req_free(r);
 }
 
-static void gen_append(w8_req *r, const char *s, size_t n) {
-    if (r->gen_len + n + 1 > r->gen_cap) {
-        r->gen_cap = (r->gen_len + n + 1) * 2;
-        r->gen = w8_xrealloc(r->gen, r->gen_cap);
-    }
-    memcpy(r->gen + r->gen_len, s, n);
-    r->gen_len += n;
-    r->gen[r->gen_len] = 0;
-}
-
 /* Copy the text that became ready to the shared buffer and wake the
  * submitter.  Caller holds mu (and is the scheduler thread, which owns st). */
 static void publish(w8_req *r) {
     const w8_stop_text *st = &r->q->st;
-    if (st->ready <= r->gen_len) return;
-    gen_append(r, st->text + r->gen_len, st->ready - r->gen_len);
+    if (st->ready <= r->gen.len) return;
+    w8_buf_put(&r->gen, st->text.s + r->gen.len, st->ready - r->gen.len);
     pthread_cond_broadcast(&r->cv);
 }
 
@@ -326,8 +316,7 @@ w8_req *w8_engine_submit(w8_engine *e, const int *prompt, int n_prompt, const w8
     /* only immutable scheduler fields are read: safe from this thread */
     r->q = w8_sched_seq_new(e->sched, prompt, n_prompt, p);
     r->q->user = r;
-    r->gen = w8_xcalloc(1, 1);
-    r->gen_cap = 1;
+    w8_buf_put(&r->gen, "", 0); /* allocated from the start: w8_req_wait reads gen.s */
     pthread_mutex_lock(&e->mu);
     *status = e->stopping ? W8_SUBMIT_STOPPED
               : e->n_waiting >= e->o.max_queue ? W8_SUBMIT_FULL
@@ -357,15 +346,15 @@ int w8_req_wait(w8_req *r, double timeout_s, char **text, size_t *len, int *done
     ts.tv_nsec += (long)(frac * 1e9);
     if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
     pthread_mutex_lock(&e->mu);
-    while (!r->done && r->taken == r->gen_len)
+    while (!r->done && r->taken == r->gen.len)
         if (pthread_cond_timedwait(&r->cv, &e->mu, &ts) == ETIMEDOUT) break;
-    int news = r->done || r->taken < r->gen_len;
+    int news = r->done || r->taken < r->gen.len;
     *text = NULL;
     if (news) {
-        size_t n = r->gen_len - r->taken;
-        *text = w8_xstrndup(r->gen + r->taken, n);
+        size_t n = r->gen.len - r->taken;
+        *text = w8_xstrndup(r->gen.s + r->taken, n);
         if (len) *len = n;
-        r->taken = r->gen_len;
+        r->taken = r->gen.len;
     }
     *done = r->done;
     pthread_mutex_unlock(&e->mu);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "../buf.h"
 #include "../json.h"
 #include "../prompt.h"
 #include "../util.h"
@@ -34,6 +35,11 @@ struct w8_server {
     w8_engine *e;
     const w8_model *m;
     const w8_tok *tok;
+    /* The tokenizer's chat template, parsed once at start and rendered by
+     * every request thread at once (chat_template.h says why that is safe).
+     * NULL when there is none, or when it does not parse: then each chat
+     * request parses the text and reports the error as before. */
+    w8_chat_tmpl *tmpl;
     char *model_id;
     size_t max_body;
     int port;
@@ -43,8 +49,7 @@ struct w8_server {
 
 /* Per-connection state: the body as it arrives. */
 typedef struct {
-    char *body;
-    size_t len, cap;
+    w8_buf body;    /* never past max_body: checked before each append */
     int too_big;    /* 1: refused from Content-Length; 2: grew past the limit */
     size_t dropped; /* bytes read and dropped after the limit */
 } conn_state;
@@ -113,7 +118,7 @@ static int conn_fd(struct MHD_Connection *c) {
  * NULL-free ids on success.  An empty prompt stays empty (the caller's 400). */
 static int make_prompt(w8_server *s, const w8_api_req *q, int **ids, w8_api_err *err) {
     int chat = q->kind == W8_API_CHAT;
-    w8_prompt p = {q->prompt, q->prompt_len, chat ? q->messages : NULL, chat, NULL, 0};
+    w8_prompt p = {q->prompt, q->prompt_len, chat ? q->messages : NULL, chat, NULL, 0, s->tmpl};
     w8_prompt_err why;
     int n = w8_prompt_ids(s->tok, &s->m->cfg, &p, ids, &why);
     const char *param = chat ? "messages" : "prompt";
@@ -315,17 +320,14 @@ static enum MHD_Result complete(w8_server *s, struct MHD_Connection *c, w8_api_k
     w8_api_req_free(&q);
 
     /* Not streamed: collect everything, watching for the client leaving. */
-    size_t cap = 256, tlen = 0;
-    char *all = w8_xmalloc(cap);
+    w8_buf all = {0};
     int done = 0;
     double next_check = w8_now() + 0.2;
     while (!done) {
         char *t;
         size_t tn = 0;
         if (w8_req_wait(r, 0.2, &t, &tn, &done)) {
-            if (tlen + tn + 1 > cap) cap = (tlen + tn + 1) * 2, all = w8_xrealloc(all, cap);
-            memcpy(all + tlen, t, tn);
-            tlen += tn;
+            w8_buf_put(&all, t, tn);
             free(t);
         }
         /* text arrives every step, so look at the socket on a clock, not on timeouts */
@@ -336,14 +338,14 @@ static enum MHD_Result complete(w8_server *s, struct MHD_Connection *c, w8_api_k
     }
     if (!done) { /* the client left: drop the request, close the connection */
         w8_req_release(r);
-        free(all);
+        w8_buf_free(&all);
         return MHD_NO;
     }
     const char *fin = w8_req_finish_reason(r);
     w8_api_usage u;
     w8_req_usage(r, &u.prompt_tokens, &u.completion_tokens);
     if (!strcmp(fin, "error") || !strcmp(fin, "abort")) {
-        free(all);
+        w8_buf_free(&all);
         w8_api_err e;
         if (!strcmp(fin, "error")) {
             const char *why = w8_req_error(r);
@@ -356,8 +358,9 @@ static enum MHD_Result complete(w8_server *s, struct MHD_Connection *c, w8_api_k
         return send_err(c, &e);
     }
     w8_req_release(r);
-    char *resp = w8_api_response_json(kind, id, created, s->model_id, all, tlen, fin, &u);
-    free(all);
+    char *resp = w8_api_response_json(kind, id, created, s->model_id, all.s ? all.s : "", all.len,
+                                      fin, &u);
+    w8_buf_free(&all);
     return send_json(c, MHD_HTTP_OK, resp);
 }
 
@@ -420,6 +423,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     conn_state *cs = *con_cls;
     if (!cs) { /* first call: headers only */
         cs = w8_xcalloc(1, sizeof *cs);
+        cs->body.limit = s->max_body; /* bounds its allocation too */
         *con_cls = cs;
         if (rt == R_NONE) return send_error(c, 404, NULL, NULL, "unknown path");
         if ((rt == R_CHAT || rt == R_COMPLETION) && !post) return method_not_allowed(c, "POST");
@@ -449,25 +453,19 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return MHD_YES;
     }
     if (*upload_size) {
-        if (cs->len + *upload_size > s->max_body) {
+        if (cs->body.len + *upload_size > s->max_body) {
             cs->too_big = 2;
             cs->dropped = *upload_size;
             *upload_size = 0;
             return MHD_YES;
         }
-        if (cs->len + *upload_size > cs->cap) {
-            cs->cap = (cs->len + *upload_size) * 2;
-            if (cs->cap > s->max_body) cs->cap = s->max_body;
-            cs->body = w8_xrealloc(cs->body, cs->cap);
-        }
-        memcpy(cs->body + cs->len, upload, *upload_size);
-        cs->len += *upload_size;
+        w8_buf_put(&cs->body, upload, *upload_size);
         *upload_size = 0;
         return MHD_YES;
     }
     if (cs->too_big) return too_big(s, c);
     return complete(s, c, rt == R_CHAT ? W8_API_CHAT : W8_API_COMPLETION,
-                    cs->body ? cs->body : "", cs->len);
+                    cs->body.s ? cs->body.s : "", cs->body.len);
 }
 
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -477,7 +475,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)toe;
     conn_state *cs = *con_cls;
     if (cs) {
-        free(cs->body);
+        w8_buf_free(&cs->body);
         free(cs);
         *con_cls = NULL;
     }
@@ -500,6 +498,7 @@ w8_server *w8_server_start(w8_engine *e, const w8_model *m, const w8_tok *tok,
     s->e = e;
     s->m = m;
     s->tok = tok;
+    if (w8_tok_chat_template(tok)) s->tmpl = w8_chat_tmpl_parse(w8_tok_chat_template(tok));
     s->model_id = w8_xstrdup(o->model_id);
     s->max_body = o->max_body;
     s->created = (long long)time(NULL);
@@ -513,6 +512,7 @@ w8_server *w8_server_start(w8_engine *e, const w8_model *m, const w8_tok *tok,
         MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!s->d) {
+        w8_chat_tmpl_free(s->tmpl);
         free(s->model_id);
         free(s);
         return w8_seterr("serve: cannot listen on %s:%d (address in use?)", o->host, o->port),
@@ -533,6 +533,7 @@ void w8_server_quiesce(w8_server *s) {
 void w8_server_stop(w8_server *s) {
     if (!s) return;
     MHD_stop_daemon(s->d);
+    w8_chat_tmpl_free(s->tmpl);
     free(s->model_id);
     free(s);
 }
