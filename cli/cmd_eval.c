@@ -20,7 +20,7 @@
 
 typedef struct {
     const char *path;
-    char kind[64]; /* "float" or "W8A8 (N int8 + M float linear layers)" */
+    char kind[96]; /* "float" or "W8A8: N int8 + M float linear layers" (or W8A8_DYNAMIC...) */
     char arch[64];
 } model_info;
 
@@ -200,8 +200,8 @@ int w8_cmd_eval(int argc, char **argv) {
         mi[k].path = paths.v[k];
         snprintf(mi[k].arch, sizeof mi[k].arch, "%s", m->cfg.model_type);
         if (m->quantized)
-            snprintf(mi[k].kind, sizeof mi[k].kind, "W8A8: %d int8 + %d float linear layers",
-                     m->n_int8, m->n_float);
+            snprintf(mi[k].kind, sizeof mi[k].kind, "%s: %d int8 + %d float linear layers",
+                     w8_model_kind(m), m->n_int8, m->n_float);
         else
             snprintf(mi[k].kind, sizeof mi[k].kind, "float");
         scores[k] = w8_xcalloc((size_t)set.n, sizeof **scores);
