@@ -142,3 +142,15 @@ r=$(rel "$pq" "$po")
 check "outlier model: dynamic + smoothquant ppl $pq within 1% of float $po ($r)" within "$r" 0.01
 check "outlier model: static W8A8 ($ps) is worse than dynamic ($pd): the outliers bite" \
     awk -v s="$ps" -v d="$pd" 'BEGIN { exit !(s > d) }'
+
+# ---- the same greedy tokens on every ISA the CPU has (the int8 GEMM and the
+# per-token quantizer are bit-exact across ISAs), dynamic and mixed
+for m in dyn mix; do
+    ref=""
+    for isa in avx512 avx2 scalar; do
+        out=$(W8A8_CPU=$isa "$W" run --model_path "$T/$m" --input_texts "Once upon a time" \
+            --max_output_length 24 -t 2 2>/dev/null | grep '^\[0\] output')
+        if [ -z "$ref" ]; then ref=$out; continue; fi
+        check "$m: greedy tokens with W8A8_CPU=$isa equal the first ISA's" [ -n "$out" -a "$out" = "$ref" ]
+    done
+done
