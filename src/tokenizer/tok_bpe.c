@@ -583,7 +583,8 @@ void w8_bpe_word(const w8_bpe *m, const char *s, size_t n, w8_ivec *out) {
     if (wc_get(m->cache, h, s, n, out)) return;
     size_t before = out->n;
     merge_word(m, s, n, out);
-    wc_put(m->cache, h, s, n, out->v + before, out->n - before);
+    /* a word that yields no ids leaves out->v NULL: no offset from it */
+    wc_put(m->cache, h, s, n, out->n > before ? out->v + before : NULL, out->n - before);
 }
 
 static void merge_word(const w8_bpe *m, const char *s, size_t n, w8_ivec *out) {
