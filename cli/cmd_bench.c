@@ -50,10 +50,10 @@ static void roof_print(const w8_bench_result *res, const w8_roofline *rf, double
         if (t->n_gen == 0 && f < 0)
             printf("roofline: %s: no int8 layer (float model); no int8 fraction\n", t->name);
         else if (t->n_gen == 0)
-            printf("roofline: %s: %.4f of int8 peak (%.1f GOPS; 2 x %.3g int8 MACs/token)\n",
+            printf("roofline: %s: %.3g of int8 peak (%.1f GOPS; 2 x %.3g int8 MACs/token)\n",
                    t->name, f, got / 1e9, macs);
         else
-            printf("roofline: %s: %.4f of read bandwidth (%.2f GB/s; %.3g MB of weights/token%s)\n",
+            printf("roofline: %s: %.3g of read bandwidth (%.2f GB/s; %.3g MB of weights/token%s)\n",
                    t->name, f, got / 1e9, bytes / 1e6,
                    bytes <= (double)rf->llc_bytes ? "; they fit in the cache, so above 1 is possible"
                                                   : "");
