@@ -97,7 +97,7 @@ int w8_cmd_serve(int argc, char **argv) {
         }
         n_blocks = (int)nb;
     }
-    w8_engine_opts eo = {max_batch, max_seq_len, block_size, n_blocks, max_queue, prefill_chunk, 0};
+    w8_engine_opts eo = {max_batch, max_seq_len, block_size, n_blocks, max_queue, prefill_chunk, 0, 0};
     /* A test-only knob (tests/cli_serve.sh): milliseconds of pause per engine
      * step, so disconnect checks do not depend on how fast the machine is. */
     const char *delay = getenv("W8A8_TEST_STEP_DELAY_MS");

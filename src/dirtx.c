@@ -6,6 +6,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -57,11 +58,14 @@ static void clean_leftovers(const char *save, const char *who, FILE *log) {
     char *parent = parent_of(save);
     const char *slash = strrchr(save, '/');
     const char *base = slash ? slash + 1 : save;
-    char tp[512], op[512];
-    snprintf(tp, sizeof tp, "%s.w8a8-tmp-", base);
-    snprintf(op, sizeof op, "%s.w8a8-old-", base);
+    size_t pn = strlen(base) + sizeof ".w8a8-tmp-";
+    char *tp = w8_xmalloc(pn), *op = w8_xmalloc(pn);
+    snprintf(tp, pn, "%s.w8a8-tmp-", base);
+    snprintf(op, pn, "%s.w8a8-old-", base);
     DIR *d = opendir(parent);
     if (!d) {
+        free(tp);
+        free(op);
         free(parent);
         return;
     }
@@ -91,11 +95,30 @@ static void clean_leftovers(const char *save, const char *who, FILE *log) {
         free(full);
     }
     closedir(d);
+    free(tp);
+    free(op);
     free(parent);
+}
+
+/* The temporary (TARGET.w8a8-tmp-PID) and moved-aside (TARGET.w8a8-old-PID)
+ * names are the target's plus a suffix of the same length, and the system
+ * refuses a path of PATH_MAX bytes or more: refuse such a target before
+ * anything is written (a name cut to fit could be someone else's path).  The
+ * message shows only the path's start: the error line holds W8_ERRMAX bytes,
+ * and the whole path would push out what is wrong with it. */
+int w8_dirtx_check_len(const char *target) {
+    char suffix[64];
+    size_t n = strlen(target);
+    while (n > 1 && target[n - 1] == '/') n--;
+    size_t sl = (size_t)snprintf(suffix, sizeof suffix, ".w8a8-tmp-%ld", (long)getpid());
+    if (n + sl < PATH_MAX) return 0;
+    return w8_seterr("%.60s...: path too long (%zu bytes; with the %zu-byte temporary suffix "
+                     "it must stay under %d)", target, n, sl, PATH_MAX);
 }
 
 int w8_dirtx_begin(w8_dirtx *tx, const char *target, int force, const char *who, FILE *log) {
     memset(tx, 0, sizeof *tx);
+    if (w8_dirtx_check_len(target)) return -1;
     char *save = strip_slashes(target);
     char *parent = parent_of(save);
     int ok = w8_is_dir(parent);
@@ -139,7 +162,7 @@ int w8_dirtx_begin(w8_dirtx *tx, const char *target, int force, const char *who,
 int w8_dirtx_commit(w8_dirtx *tx) {
     const char *save = tx->target, *tmp = tx->tmp;
     struct stat st;
-    char old[4096];
+    char old[PATH_MAX];
     int rc = 0;
     int n = snprintf(old, sizeof old, "%s.w8a8-old-%ld", save, (long)getpid());
     int had = lstat(save, &st) == 0;

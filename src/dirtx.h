@@ -31,6 +31,11 @@ typedef struct {
  * with w8_lasterr() and nothing created. */
 int w8_dirtx_begin(w8_dirtx *tx, const char *target, int force, const char *who, FILE *log);
 
+/* 0 when target is short enough for its temporary names (PATH_MAX), else -1
+ * with w8_lasterr() (w8_dirtx_begin checks it too; a caller that must look at
+ * the target first checks it before). */
+int w8_dirtx_check_len(const char *target);
+
 /* Rename tx->tmp into place (an existing target is moved aside first and
  * removed once the new one is in place).  Frees tx either way; on failure
  * the temp directory is removed and -1 returned with w8_lasterr(). */

@@ -88,6 +88,18 @@ check "refused run left the existing output untouched" \
     >"$T/out" 2>&1
 check "--force replaces it" test $? -eq 0
 
+# ---- a --save_path too long for its temporary name (TARGET.w8a8-tmp-PID
+# past PATH_MAX): refused before anything is written, in one line that says
+# why (the whole path would fill the error line and push the reason out)
+LONG=$T/$(printf './%.0s' $(seq 2040))long
+"$A" quant --model_path "$F16" --save_path "$LONG" --quant_type w8a8 "${SMALL[@]}" \
+    >"$T/lout" 2>"$T/lerr"
+rc=$?
+check "a --save_path of ${#LONG} bytes is refused: exit 1, one line 'path too long'" \
+    test $rc -eq 1 -a "$(wc -l <"$T/lerr")" -eq 1 -a \
+    -n "$(grep '^w8a8: .*\.\.\.: path too long ([0-9]* bytes' "$T/lerr")"
+check "... and leaves nothing behind" bash -c "! ls -d '$T'/long* 2>/dev/null | grep -q ."
+
 # ---- SIGKILL in the middle of writing
 W8A8_TEST_QUANT_SLEEP=60 "$W" quant --model_path "$F16" --save_path "$T/k" --quant_type w8a8 \
     "${SMALL[@]}" >"$T/kout" 2>&1 &

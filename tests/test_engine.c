@@ -73,7 +73,7 @@ int main(void) {
     CHECK(m && tok, "load stories260K (%s)", m && tok ? "ok" : w8_lasterr());
     if (!m || !tok) TEST_DONE();
     /* 8 sequences, prompt chunks of 5 rows so every prompt is prefilled in pieces */
-    w8_engine_opts o = {8, 512, 16, 8 * 512 / 16, 16, 5, 0};
+    w8_engine_opts o = {8, 512, 16, 8 * 512 / 16, 16, 5, 0, 0};
     w8_engine *e = w8_engine_new(m, tok, &o);
     CHECK(e != NULL, "engine starts");
     if (!e) TEST_DONE();
@@ -215,7 +215,7 @@ int main(void) {
     w8_engine_free(e);
 
     /* a full queue refuses: one running, one waiting, the third refused */
-    w8_engine_opts o2 = {1, 512, 16, 32, 1, 256, 0};
+    w8_engine_opts o2 = {1, 512, 16, 32, 1, 256, 0, 0};
     e = w8_engine_new(m, tok, &o2);
     p = greedy(0);
     w8_req *a = w8_engine_submit(e, bos, 1, &p, &st);
@@ -231,12 +231,12 @@ int main(void) {
     w8_engine_free(e);
 
     /* option sums and products that overflow an int are refused, not wrapped */
-    w8_engine_opts o3 = {2147483000, 512, 16, 32, 1, 1000, 0};
+    w8_engine_opts o3 = {2147483000, 512, 16, 32, 1, 1000, 0, 0};
     e = w8_engine_new(m, tok, &o3);
     CHECK(!e && strstr(w8_lasterr(), "overflow"), "max_batch_size + prefill_chunk past INT_MAX: %s",
           w8_lasterr());
     w8_engine_free(e);
-    w8_engine_opts o4 = {1, 512, 1 << 20, 1 << 12, 1, 16, 0};
+    w8_engine_opts o4 = {1, 512, 1 << 20, 1 << 12, 1, 16, 0, 0};
     e = w8_engine_new(m, tok, &o4);
     CHECK(!e && strstr(w8_lasterr(), "too large"), "a KV pool past INT_MAX tokens: %s",
           w8_lasterr());

@@ -131,7 +131,7 @@ int w8_quantize(const w8_quant_opts *o, w8_quant_report *rep) {
         w8_seterr("%s: model directory not found", o->model_path);
         goto out;
     }
-    if (check_target(o, save) != 0) goto out;
+    if (w8_dirtx_check_len(save) != 0 || check_target(o, save) != 0) goto out;
     if (w8_dirtx_begin(&tx, save, o->force, "quant", o->log) != 0) goto out;
     if (w8_config_load(o->model_path, &s.cfg) != 0) goto out;
     {

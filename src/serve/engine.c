@@ -66,6 +66,7 @@ struct w8_engine {
     w8_req *q_head, *q_tail;   /* FIFO of waiting requests */
     int n_waiting;
     long long n_done, n_generated;
+    long long n_steps;         /* steps run (for fail_step) */
 };
 
 /* ---- requests */
@@ -196,7 +197,9 @@ static void *engine_main(void *arg) {
         }
         pthread_mutex_unlock(&e->mu);
         w8_step_info info;
-        int rc = w8_sched_step(e->sched, &info);
+        int rc = ++e->n_steps == e->o.fail_step
+                     ? w8_seterr("engine: step %lld failed (injected by a test)", e->n_steps)
+                     : w8_sched_step(e->sched, &info);
         if (e->o.step_delay_us > 0) {
             struct timespec d = {e->o.step_delay_us / 1000000, e->o.step_delay_us % 1000000 * 1000L};
             nanosleep(&d, NULL);
@@ -229,7 +232,8 @@ static void *engine_main(void *arg) {
 
 w8_engine *w8_engine_new(const w8_model *m, const w8_tok *tok, const w8_engine_opts *o) {
     if (o->max_batch_size < 1 || o->block_size < 1 || o->n_blocks < 1 || o->max_queue < 1 ||
-        o->prefill_chunk < 1 || o->max_seq_len < 2 || o->step_delay_us < 0)
+        o->prefill_chunk < 1 || o->max_seq_len < 2 || o->step_delay_us < 0 ||
+        o->fail_step < 0)
         return w8_seterr("engine: invalid options"), NULL;
     /* rows per step and pool tokens are ints everywhere downstream */
     if (o->prefill_chunk > INT_MAX - o->max_batch_size)

@@ -40,6 +40,9 @@ typedef struct {
     int prefill_chunk;  /* prompt rows per step */
     int step_delay_us;  /* tests only: pause after each step, so that a tiny model's
                          * generation outlasts a client's disconnect on any machine */
+    int fail_step;      /* tests only: the fail_step-th step (from 1) fails as a forward
+                         * pass that runs out of memory would, so that the way an error
+                         * reaches the clients (mid-stream too) can be tested; 0: never */
 } w8_engine_opts;
 
 typedef struct w8_engine w8_engine;

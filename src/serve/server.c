@@ -63,15 +63,17 @@ typedef struct {
     long long created;
     int include_usage;
     int fd;
-    int stage; /* 0 role, 1 text, 2 finish, 3 usage, 4 [DONE], 5 end */
-    char *buf;
-    size_t len, off;
+    int stage;  /* 0 role, 1 text, 2 finish, 3 usage, 4 [DONE], 5 end, 6 client gone */
+    w8_buf out; /* the SSE event being sent */
+    size_t off; /* bytes of out already handed to MHD */
 } stream_state;
 
 /* ---- responses */
 
+/* Send body (malloc'd; freed here in every case) with its content type and,
+ * when not NULL, an Allow header. */
 static enum MHD_Result send_body(struct MHD_Connection *c, unsigned status, char *body,
-                                 const char *type) {
+                                 const char *type, const char *allow) {
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
     if (!resp) { /* out of memory: nothing can be sent, close the connection */
@@ -79,13 +81,14 @@ static enum MHD_Result send_body(struct MHD_Connection *c, unsigned status, char
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    if (allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     enum MHD_Result ret = MHD_queue_response(c, status, resp);
     MHD_destroy_response(resp);
     return ret;
 }
 
 static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, char *json) {
-    return send_body(c, status, json, "application/json");
+    return send_body(c, status, json, "application/json", NULL);
 }
 
 static enum MHD_Result send_err(struct MHD_Connection *c, const w8_api_err *err) {
@@ -149,26 +152,33 @@ static void gen_params(w8_server *s, const w8_api_req *q, unsigned long long nr,
 
 /* ---- streaming */
 
+/* Make out hold a chunk of w8_api_chunk (malloc'd, n bytes). */
+static void put_chunk(stream_state *st, char *chunk, size_t n) {
+    w8_buf_put(&st->out, chunk, n);
+    free(chunk);
+}
+
+/* Fill out with the next SSE event (nothing at stages 5 and 6). */
 static void stream_next(stream_state *st) {
-    free(st->buf);
-    st->buf = NULL;
-    st->len = st->off = 0;
+    w8_buf_free(&st->out);
+    st->off = 0;
     const char *model = st->s->model_id;
+    size_t n = 0;
     switch (st->stage) {
     case 0:
         st->stage = 1;
         if (st->kind == W8_API_CHAT) {
-            st->buf = w8_api_chunk(st->kind, st->id, st->created, model, "assistant", NULL, 0,
-                                   NULL, NULL, &st->len);
+            put_chunk(st, w8_api_chunk(st->kind, st->id, st->created, model, "assistant", NULL, 0,
+                                       NULL, NULL, &n), n);
             return;
         }
         /* fall through */
     case 1:
         for (;;) {
             char *text;
-            size_t n = 0;
+            size_t tn = 0;
             int done;
-            if (!w8_req_wait(st->r, 0.5, &text, &n, &done)) {
+            if (!w8_req_wait(st->r, 0.5, &text, &tn, &done)) {
                 if (client_gone(st->fd)) {
                     st->stage = 6;
                     return;
@@ -176,12 +186,12 @@ static void stream_next(stream_state *st) {
                 continue;
             }
             if (done) st->stage = 2;
-            if (n) st->buf = w8_api_chunk(st->kind, st->id, st->created, model, NULL, text, n,
-                                          NULL, NULL, &st->len);
+            if (tn) put_chunk(st, w8_api_chunk(st->kind, st->id, st->created, model, NULL, text,
+                                               tn, NULL, NULL, &n), n);
             free(text);
-            if (st->buf || done) break;
+            if (st->out.len || done) break;
         }
-        if (st->buf) return;
+        if (st->out.len) return;
         /* fall through */
     case 2: {
         const char *fin = w8_req_finish_reason(st->r);
@@ -192,32 +202,28 @@ static void stream_next(stream_state *st) {
             w8_api_set_err(&err, 500, "server_error", NULL, "generation failed: %s",
                            why ? why : "unknown error");
             char *j = w8_api_error_json(&err);
-            size_t n = strlen(j);
-            st->buf = w8_xmalloc(n + 9);
-            memcpy(st->buf, "data: ", 6);
-            memcpy(st->buf + 6, j, n);
-            memcpy(st->buf + 6 + n, "\n\n", 3);
-            st->len = n + 8;
+            w8_buf_puts(&st->out, "data: ");
+            w8_buf_puts(&st->out, j);
+            w8_buf_puts(&st->out, "\n\n");
             free(j);
             st->stage = 4;
             return;
         }
-        st->buf = w8_api_chunk(st->kind, st->id, st->created, model, NULL, NULL, 0,
-                               fin ? fin : "stop", NULL, &st->len);
+        put_chunk(st, w8_api_chunk(st->kind, st->id, st->created, model, NULL, NULL, 0,
+                                   fin ? fin : "stop", NULL, &n), n);
         st->stage = st->include_usage ? 3 : 4;
         return;
     }
     case 3: {
         w8_api_usage u;
         w8_req_usage(st->r, &u.prompt_tokens, &u.completion_tokens);
-        st->buf = w8_api_chunk(st->kind, st->id, st->created, model, NULL, NULL, 0, NULL, &u,
-                               &st->len);
+        put_chunk(st, w8_api_chunk(st->kind, st->id, st->created, model, NULL, NULL, 0, NULL, &u,
+                                   &n), n);
         st->stage = 4;
         return;
     }
     case 4:
-        st->buf = w8_xstrdup(W8_API_SSE_DONE);
-        st->len = strlen(st->buf);
+        w8_buf_puts(&st->out, W8_API_SSE_DONE);
         st->stage = 5;
         return;
     default:
@@ -230,14 +236,14 @@ static void stream_next(stream_state *st) {
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     (void)pos;
     stream_state *st = cls;
-    while (st->off == st->len) {
+    while (st->off == st->out.len) {
         if (st->stage == 5) return MHD_CONTENT_READER_END_OF_STREAM;
         if (st->stage == 6) return MHD_CONTENT_READER_END_WITH_ERROR; /* client gone */
         stream_next(st);
     }
-    size_t n = st->len - st->off;
+    size_t n = st->out.len - st->off;
     if (n > max) n = max;
-    memcpy(buf, st->buf + st->off, n);
+    memcpy(buf, st->out.s + st->off, n);
     st->off += n;
     return (ssize_t)n;
 }
@@ -247,7 +253,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
 static void stream_free(void *cls) {
     stream_state *st = cls;
     w8_req_release(st->r);
-    free(st->buf);
+    w8_buf_free(&st->out);
     free(st);
 }
 
@@ -392,18 +398,8 @@ static route find_route(const char *url) {
 static enum MHD_Result method_not_allowed(struct MHD_Connection *c, const char *allow) {
     w8_api_err err;
     w8_api_set_err(&err, 405, NULL, NULL, "method not allowed; use %s", allow);
-    char *body = w8_api_error_json(&err);
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
-    if (!resp) {
-        free(body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
-    MHD_destroy_response(resp);
-    return ret;
+    return send_body(c, MHD_HTTP_METHOD_NOT_ALLOWED, w8_api_error_json(&err),
+                     "application/json", allow);
 }
 
 static enum MHD_Result too_big(w8_server *s, struct MHD_Connection *c) {
