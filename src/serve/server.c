@@ -152,9 +152,9 @@ static void gen_params(w8_server *s, const w8_api_req *q, unsigned long long nr,
 
 /* ---- streaming */
 
-/* Make out hold a chunk of w8_api_chunk (malloc'd, n bytes). */
-static void put_chunk(stream_state *st, char *chunk, size_t n) {
-    w8_buf_put(&st->out, chunk, n);
+/* Append an event of w8_api_chunk (malloc'd, a C string: JSON has no raw NUL). */
+static void put_chunk(stream_state *st, char *chunk) {
+    w8_buf_puts(&st->out, chunk);
     free(chunk);
 }
 
@@ -163,13 +163,12 @@ static void stream_next(stream_state *st) {
     w8_buf_free(&st->out);
     st->off = 0;
     const char *model = st->s->model_id;
-    size_t n = 0;
     switch (st->stage) {
     case 0:
         st->stage = 1;
         if (st->kind == W8_API_CHAT) {
             put_chunk(st, w8_api_chunk(st->kind, st->id, st->created, model, "assistant", NULL, 0,
-                                       NULL, NULL, &n), n);
+                                       NULL, NULL, NULL));
             return;
         }
         /* fall through */
@@ -187,7 +186,7 @@ static void stream_next(stream_state *st) {
             }
             if (done) st->stage = 2;
             if (tn) put_chunk(st, w8_api_chunk(st->kind, st->id, st->created, model, NULL, text,
-                                               tn, NULL, NULL, &n), n);
+                                               tn, NULL, NULL, NULL));
             free(text);
             if (st->out.len || done) break;
         }
@@ -210,7 +209,7 @@ static void stream_next(stream_state *st) {
             return;
         }
         put_chunk(st, w8_api_chunk(st->kind, st->id, st->created, model, NULL, NULL, 0,
-                                   fin ? fin : "stop", NULL, &n), n);
+                                   fin ? fin : "stop", NULL, NULL));
         st->stage = st->include_usage ? 3 : 4;
         return;
     }
@@ -218,7 +217,7 @@ static void stream_next(stream_state *st) {
         w8_api_usage u;
         w8_req_usage(st->r, &u.prompt_tokens, &u.completion_tokens);
         put_chunk(st, w8_api_chunk(st->kind, st->id, st->created, model, NULL, NULL, 0, NULL, &u,
-                                   &n), n);
+                                   NULL));
         st->stage = 4;
         return;
     }
