@@ -575,8 +575,21 @@ static int outlier_role(const char *name) {
     return 0;
 }
 
-static int outliers_into(const w8_st *st, const char *src_dir, const char *tmp, int nch,
-                         float factor, uint64_t seed) {
+/* Whether a tensor of outlier_role `role` belongs to the norm weight `norm`:
+ * the norm itself, or a linear layer that reads it (q/k/v the layer's
+ * input_layernorm, gate/up its post_attention_layernorm). */
+static int of_norm(const char *name, int role, const char *norm) {
+    if (role == 1) return !strcmp(name, norm);
+    const char *dot = strchr(name + 13, '.'); /* after "model.layers.N" */
+    const char *reads = strstr(name, ".self_attn.") ? ".input_layernorm.weight"
+                                                    : ".post_attention_layernorm.weight";
+    size_t n = (size_t)(dot - name);
+    return !strncmp(name, norm, n) && !strcmp(norm + n, reads);
+}
+
+/* norm: NULL for every norm, else only that one (w8_synth_outliers_at). */
+static int outliers_into(const w8_st *st, const char *src_dir, const char *tmp, const char *norm,
+                         int nch, float factor, uint64_t seed) {
     /* hidden from the first norm weight */
     int64_t hidden = 0;
     for (size_t i = 0; i < w8_st_count(st) && !hidden; i++) {
@@ -586,6 +599,10 @@ static int outliers_into(const w8_st *st, const char *src_dir, const char *tmp, 
     if (hidden <= 0) return w8_seterr("%s: no model.layers.N.input_layernorm.weight", src_dir);
     if (nch < 1 || nch > hidden)
         return w8_seterr("synth --outliers: %d channels of a hidden size of %lld", nch, (long long)hidden);
+    int found = !norm;
+    for (size_t i = 0; i < w8_st_count(st) && !found; i++)
+        found = outlier_role(norm) == 1 && !strcmp(w8_st_at(st, i)->name, norm);
+    if (!found) return w8_seterr("%s: no norm weight '%s'", src_dir, norm);
     char *is_out = w8_xcalloc((size_t)hidden, 1);
     int64_t step = hidden / nch;
     for (int j = 0; j < nch; j++) is_out[(int64_t)(seed % (uint64_t)step) + j * step] = 1;
@@ -601,6 +618,7 @@ static int outliers_into(const w8_st *st, const char *src_dir, const char *tmp, 
     for (size_t i = 0; i < w8_st_count(st) && rc == 0; i++) {
         const w8_tensor *t = w8_st_at(st, i);
         int role = outlier_role(t->name);
+        if (role && norm && !of_norm(t->name, role, norm)) role = 0;
         int fl = t->dtype == W8_F32 || t->dtype == W8_F16 || t->dtype == W8_BF16;
         int64_t cols = role == 1 ? t->shape[0] : t->ndim == 2 ? t->shape[1] : 0;
         if (!role || !fl || cols != hidden) {
@@ -648,6 +666,11 @@ static int outliers_into(const w8_st *st, const char *src_dir, const char *tmp, 
 
 int w8_synth_outliers(const char *src_dir, const char *out_dir, int n_channels, float factor,
                       uint64_t seed) {
+    return w8_synth_outliers_at(src_dir, out_dir, NULL, n_channels, factor, seed);
+}
+
+int w8_synth_outliers_at(const char *src_dir, const char *out_dir, const char *norm,
+                         int n_channels, float factor, uint64_t seed) {
     if (!(factor > 0) || !isfinite(factor))
         return w8_seterr("synth --outliers: factor %g must be positive", (double)factor);
     struct stat sb;
@@ -658,7 +681,7 @@ int w8_synth_outliers(const char *src_dir, const char *out_dir, int n_channels, 
     w8_dirtx tx;
     int rc = w8_dirtx_begin(&tx, out_dir, 0, "synth", NULL);
     if (rc == 0) {
-        rc = outliers_into(st, src_dir, tx.tmp, n_channels, factor, seed);
+        rc = outliers_into(st, src_dir, tx.tmp, norm, n_channels, factor, seed);
         if (rc == 0) rc = w8_dirtx_commit(&tx);
         else w8_dirtx_abort(&tx);
     }

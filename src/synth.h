@@ -73,6 +73,12 @@ int w8_synth_write(const w8_synth_opts *o, const char *out_dir);
  * step = hidden / n_channels.  Built under a temporary name and renamed. */
 int w8_synth_outliers(const char *src_dir, const char *out_dir, int n_channels, float factor,
                       uint64_t seed);
+/* The same for one norm only: the weight named `norm` (for example
+ * "model.layers.2.post_attention_layernorm.weight") and the layers that read
+ * it; every other tensor is copied as it is (a model whose few damaged
+ * layers a sensitivity ranking must find).  NULL: every norm, as above. */
+int w8_synth_outliers_at(const char *src_dir, const char *out_dir, const char *norm,
+                         int n_channels, float factor, uint64_t seed);
 
 /* Fill dst[0..n) with normal(0, std) values of tensor `tensor` (its index in
  * the file), starting at element `first`; deterministic in (seed, tensor,

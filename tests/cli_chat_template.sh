@@ -14,13 +14,7 @@ MODEL=$SHARED/tokenizers/qwen3
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
-ok() { echo "ok - $*"; }
-fail() { echo "FAIL - $*"; }
-check() { # description, then a command that must succeed
-    local what=$1
-    shift
-    if "$@"; then ok "$what"; else fail "$what"; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 # 1. every test case, through the file and through stdin
 sed 's/.*,"rendered":\(".*"\)}$/\1/' "$DATA" >"$TMP/want"

@@ -15,13 +15,7 @@ export W8A8_QUIET=1
 T=$(mktemp -d /tmp/w8a8-cli-compat-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 
-ok() { echo "ok - $*"; }
-fail() { echo "FAIL - $*"; }
-check() { # description, then a command that must succeed
-    local d=$1
-    shift
-    if "$@"; then ok "$d"; else fail "$d"; fi
-}
+. "$(dirname "$0")/lib.sh"
 same_dirs() { # every file of both directories, byte for byte
     [ "$(cd "$1" && ls | sort)" = "$(cd "$2" && ls | sort)" ] || return 1
     local f

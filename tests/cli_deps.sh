@@ -10,8 +10,7 @@ OBJ=$(dirname "$W")/obj
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 
-ok() { echo "ok - $*"; }
-fail() { echo "FAIL - $*"; }
+. "$(dirname "$0")/lib.sh"
 
 # ---- the checker on a tiny tree made for it
 mkdir -p "$T/src/sub" "$T/obj/src/sub"

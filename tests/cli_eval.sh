@@ -13,13 +13,7 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 export W8A8_QUIET=1
 
-ok() { echo "ok - $*"; }
-fail() { echo "FAIL - $*"; }
-check() { # description, command...
-    local d=$1
-    shift
-    if "$@"; then ok "$d"; else fail "$d"; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 if "$W" quant --model_path "$M" --save_path "$T/q" --quant_type w8a8 -t 1 >"$T/quant.out" 2>&1; then
     ok "quantize stories260K to W8A8"

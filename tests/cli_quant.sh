@@ -20,13 +20,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ok() { echo "ok - $*"; }
-fail() { echo "FAIL - $*"; }
-check() { # description, then a command that must succeed
-    local d=$1
-    shift
-    if "$@"; then ok "$d"; else fail "$d"; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 F16=$S/models/stories260K-hf-f16
 BF16=$S/models/stories260K-hf-bf16

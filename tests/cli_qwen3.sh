@@ -15,20 +15,13 @@ export W8A8_SHARED=$S
 export W8A8_QUIET=1
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 T=$(mktemp -d /tmp/w8a8-cli-qwen3-XXXXXX)
-SPID=""
 cleanup() {
-    [ -n "$SPID" ] && kill -9 "$SPID" 2>/dev/null
+    kill_servers
     rm -rf "$T"
 }
 trap cleanup EXIT
 
-ok() { echo "ok - $*"; }
-fail() { echo "FAIL - $*"; }
-check() { # description, then a command that must succeed
-    local d=$1
-    shift
-    if "$@"; then ok "$d"; else fail "$d"; fi
-}
+. "$(dirname "$0")/lib.sh"
 TXT=$S/corpus/tinystories-excerpt.txt
 M=$T/q3
 Q=$T/q3-w8a8
@@ -101,20 +94,11 @@ check "compare summary" grep -q '^summary: last layer cosine' "$T/cmp"
 check "bench (exit $?)" bash -c "grep -q '| pp16 |' '$T/bench' && grep -q '| tg4 |' '$T/bench'"
 
 # ---- serve the W8A8 model
-"$W" serve --model_path "$Q" --port 0 -t 1 >"$T/serve.log" 2>&1 &
-SPID=$!
-for _ in $(seq 300); do
-    grep -q "listening on" "$T/serve.log" && break
-    kill -0 "$SPID" 2>/dev/null || break
-    sleep 0.1
-done
-port=$(sed -n 's/.*listening on http:\/\/[^:]*:\([0-9]*\).*/\1/p' "$T/serve.log")
+start_server "$W" "$T/serve.log" --model_path "$Q" -t 1
 code=$(curl -s -m 60 -o "$T/resp" -w '%{http_code}' -H 'Content-Type: application/json' \
-    --data-binary '{"prompt":"Hello","max_tokens":4,"temperature":0}' "http://127.0.0.1:${port:-1}/v1/completions")
+    --data-binary '{"prompt":"Hello","max_tokens":4,"temperature":0}' "$URL/v1/completions")
 check "serve: /v1/completions answers 200 ($code)" bash -c "[ '$code' = 200 ] && grep -q '\"completion_tokens\":4' '$T/resp'"
-kill -TERM "$SPID" 2>/dev/null
-wait "$SPID" 2>/dev/null
-SPID=""
+stop_server "$SPID"
 
 # ---- --model_type picks the recipe
 "$W" quant --model_path "$M" --save_path "$T/q3-llama" --quant_type w8a8 --model_type llama \

@@ -17,13 +17,7 @@ STORIES=$SHARED/models/stories260K-hf-f16
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
-ok() { echo "ok - $*"; }
-fail() { echo "FAIL - $*"; }
-check() { # description, then a command that must succeed
-    local what=$1
-    shift
-    if "$@"; then ok "$what"; else fail "$what"; fi
-}
+. "$(dirname "$0")/lib.sh"
 same() { # description, file a, file b: equal and not empty
     if [ -s "$2" ] && cmp -s "$2" "$3"; then ok "$1"; else fail "$1: $(head -c 300 "$2") vs $(head -c 300 "$3")"; fi
 }

@@ -13,8 +13,7 @@ export W8A8_QUIET=1
 S=$W8A8_SHARED
 T=$(mktemp -d /tmp/w8a8-cli-realpipe-XXXXXX)
 trap 'rm -rf "$T"' EXIT
-ok() { echo "ok - $*"; }
-fail() { echo "FAIL - $*"; }
+. "$(dirname "$0")/lib.sh"
 check() { # description, command...
     local d=$1
     shift

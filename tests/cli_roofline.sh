@@ -13,13 +13,7 @@ export W8A8_QUIET=1
 T=$(mktemp -d /tmp/w8a8-cli-roofline-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 
-ok() { echo "ok - $*"; }
-fail() { echo "FAIL - $*"; }
-check() { # description, then a command that must succeed
-    local d=$1
-    shift
-    if "$@"; then ok "$d"; else fail "$d"; fi
-}
+. "$(dirname "$0")/lib.sh"
 NUM='[0-9]+(\.[0-9]+)?'
 # a number above zero, as %g prints it (a tiny fraction, such as the ASan
 # build's on a loaded machine, is 1.2e-05, not 0.0000)

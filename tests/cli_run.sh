@@ -13,13 +13,7 @@ M=$S/models
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
-ok() { echo "ok - $*"; }
-bad() { echo "FAIL - $*"; }
-check() { # description, command... (succeeds)
-    local d=$1
-    shift
-    if "$@"; then ok "$d"; else bad "$d"; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 IDS="403 407 261 378 432 383 286 261 376 298 315 421 395 317 426 338 401 396 267 337 410 408 419 292 411 322 265 282 295 433 426 385 328 432 358 394 261 370 432 352"
 RB_IDS="403 407 261 378 432 383 286 261 376 298 315 421 395 317 426 338 401 396 267 337 410 408 419 292 411 322 265 282 295 433 426 385 328 432 358 263 377 267 265 282"
@@ -74,7 +68,7 @@ expect_err() { # description, pattern, binary, args...
         ! grep -qiE 'sanitizer|runtime error' "$TMP/ee"; then
         ok "$d"
     else
-        bad "$d (rc $rc: $(head -c 300 "$TMP/ee"))"
+        fail "$d (rc $rc: $(head -c 300 "$TMP/ee"))"
     fi
 }
 mkbad() { # name: a copy of the f32 model dir (links) with its own safetensors
@@ -145,5 +139,5 @@ if "$BIN" quant --model_path "$F32" --save_path "$TMP/w8a8" --quant_type w8a8 \
     check "W8A8 stories260K: first 10 ids equal float's" \
         grep -q "^\[0\] ids: $(echo $IDS | cut -d' ' -f1-10)" "$TMP/q"
 else
-    bad "w8a8 quant of stories260K failed"
+    fail "w8a8 quant of stories260K failed"
 fi

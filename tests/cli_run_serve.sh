@@ -15,52 +15,27 @@ S=${W8A8_SHARED:-../shared}
 M=$S/models/stories260K-hf-f16
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 T=$(mktemp -d /tmp/w8runserve.XXXXXX)
-SPID=""
 cleanup() {
-    [ -n "$SPID" ] && kill -9 "$SPID" 2>/dev/null
+    kill_servers
     rm -rf "$T"
 }
 trap cleanup EXIT
 
-ok() { echo "ok - $*"; }
-fail() { echo "FAIL - $*"; }
-check() { # what, command...
-    local what=$1
-    shift
-    if "$@"; then ok "$what"; else fail "$what"; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 if [ ! -d "$M" ]; then
     fail "model $M not found"
     exit 1
 fi
 
-# start MODEL_DIR: serve it on a kernel-picked port; sets SPID, URL
+# start MODEL_DIR: serve it with the ASan build; sets SPID, URL
 start() {
-    "$A" serve --model_path "$1" --port 0 -t 1 >"$T/log" 2>&1 &
-    SPID=$!
-    for _ in $(seq 900); do # up to 90 s: an ASan build on a loaded machine
-        grep -q "listening on" "$T/log" && break
-        kill -0 "$SPID" 2>/dev/null || break
-        sleep 0.1
-    done
-    local port
-    port=$(sed -n 's/.*listening on http:\/\/[^:]*:\([0-9]*\).*/\1/p' "$T/log")
-    URL=http://127.0.0.1:${port:-1}
-    [ -n "$port" ] && return 0
+    start_server "$A" "$T/log" --model_path "$1" -t 1 && return 0
     sed 's/^/# serve: /' "$T/log" | tail -5
     return 1
 }
-stop() {
-    kill -TERM "$SPID" 2>/dev/null
-    for _ in $(seq 200); do kill -0 "$SPID" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$SPID" 2>/dev/null && kill -9 "$SPID"
-    wait "$SPID"
-    local rc=$?
-    SPID=""
-    # an ASan/UBSan report fails the check even when the exit status is 0
-    [ $rc -eq 0 ] && ! grep -qE "Sanitizer|runtime error" "$T/log"
-}
+# stop: SIGTERM; exit status 0 and no ASan/UBSan report in the log
+stop() { stop_server "$SPID" "$T/log"; }
 
 # run_text MODEL OPTIONS... -> the output text in $T/run
 run_text() {

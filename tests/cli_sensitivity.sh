@@ -14,13 +14,7 @@ trap 'rm -rf "$T"' EXIT
 export W8A8_QUIET=1
 SMALL=(--calib_samples 2 --calib_seq_len 32 -t 1)
 
-ok() { echo "ok - $*"; }
-fail() { echo "FAIL - $*"; }
-check() { # description, command...
-    local d=$1
-    shift
-    if "$@"; then ok "$d"; else fail "$d"; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 for bin in "$W" "$A"; do
     tag=$(basename "$(dirname "$bin")")

@@ -19,55 +19,18 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 T=$(mktemp -d /tmp/w8serve.XXXXXX)
 PIDS=""
 cleanup() {
-    for p in $PIDS; do kill -9 "$p" 2>/dev/null; done
+    kill_servers
     jobs -p | xargs -r kill -9 2>/dev/null
     rm -rf "$T"
 }
 trap cleanup EXIT
 
-ok() { echo "ok - $*"; }
-fail() { echo "FAIL - $*"; }
-check() { # what, command...
-    local what=$1
-    shift
-    if "$@"; then ok "$what"; else fail "$what"; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 if [ ! -d "$M" ]; then
     fail "model $M not found"
     exit 1
 fi
-
-# start_server BIN LOGNAME ARGS... : sets SPID, URL
-start_server() {
-    local bin=$1 log=$T/$2
-    shift 2
-    "$bin" serve --port 0 "$@" >"$log" 2>&1 &
-    SPID=$!
-    PIDS="$PIDS $SPID"
-    for _ in $(seq 300); do
-        grep -q "listening on" "$log" && break
-        kill -0 "$SPID" 2>/dev/null || break
-        sleep 0.1
-    done
-    local port
-    port=$(sed -n 's/.*listening on http:\/\/[^:]*:\([0-9]*\).*/\1/p' "$log")
-    URL=http://127.0.0.1:${port:-1}
-    [ -n "$port" ]
-}
-
-# stop_server PID : SIGTERM, expect exit 0 within 20 s
-stop_server() {
-    local pid=$1
-    kill -TERM "$pid" 2>/dev/null
-    for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -9 "$pid"
-        wait "$pid" 2>/dev/null
-        return 1
-    fi
-    wait "$pid"
-}
 
 # post PATH JSON -> body in $T/out, status in $CODE
 post() {
@@ -93,7 +56,7 @@ wait_idle() {
 }
 
 # ---------------------------------------------------------------- server 1
-if ! start_server "$A" s1.log --model_path "$M" -t 1 --max_batch_size 8 --max_body 65536 \
+if ! start_server "$A" "$T/s1.log" --model_path "$M" -t 1 --max_batch_size 8 --max_body 65536 \
     --timeout 3 --prefill_chunk 16; then
     fail "server starts"
     sed 's/^/    /' "$T/s1.log" | head -20
@@ -222,7 +185,7 @@ check "... and stops at the context (total_tokens $CT <= 512)" [ "${CT:-999}" -l
 # client leaves as soon as it has read the first chunk.  One sequence runs
 # and one waits at a time (for the queue-full check below).
 URL1=$URL
-if W8A8_TEST_STEP_DELAY_MS=25 start_server "$A" slow.log --model_path "$M" -t 1 \
+if W8A8_TEST_STEP_DELAY_MS=25 start_server "$A" "$T/slow.log" --model_path "$M" -t 1 \
     --max_batch_size 1 --max_queue 1; then
     S3=$SPID
     G0=$(health_field tokens_generated)
@@ -342,7 +305,7 @@ for f in config.json generation_config.json model.safetensors tokenizer.json; do
 done
 sed '0,/{/s//{\n  "chat_template": "{% for m in messages %}{{ m['"'"'role'"'"'] }}: {{ m['"'"'content'"'"'] }}. {% endfor %}{% if add_generation_prompt %}assistant: {% endif %}",/' \
     "$M/tokenizer_config.json" >"$T/chat/tokenizer_config.json"
-if start_server "$A" s2.log --model_path "$T/chat" -t 1; then
+if start_server "$A" "$T/s2.log" --model_path "$T/chat" -t 1; then
     S2=$SPID
     post /v1/chat/completions '{"model":"chat","messages":[{"role":"user","content":"Tell me a story"}],"max_tokens":16,"temperature":0}'
     check "chat: 200 chat.completion" bash -c '[ "$1" = 200 ] && grep -q "\"object\":\"chat.completion\"" "$2"' _ "$CODE" "$T/out"
@@ -359,7 +322,7 @@ else
 fi
 
 # ---------------------------------------------------------------- a queue of one
-if start_server "$B" s3.log --model_path "$M" -t 1 --max_batch_size 1 --max_queue 1; then
+if start_server "$B" "$T/s3.log" --model_path "$M" -t 1 --max_batch_size 1 --max_queue 1; then
     S3=$SPID
     post /v1/completions "{\"prompt\":\"$MID\",\"max_tokens\":20,\"temperature\":0}"
     check "chunked (16) and whole (256) prefill give the same greedy text" \
@@ -388,7 +351,7 @@ fi
 # ---------------------------------------------------------------- KV pool full
 # 1 MiB of KV in 16-token blocks holds one 400-token sequence at a time: the
 # others wait for blocks (no error) and each still gets its solo greedy text.
-if start_server "$B" s4.log --model_path "$M" -t 1 --kv_cache_gb 0.001 --block_size 16; then
+if start_server "$B" "$T/s4.log" --model_path "$M" -t 1 --kv_cache_gb 0.001 --block_size 16; then
     S4=$SPID
     post /v1/completions '{"prompt":"Lily","max_tokens":400,"temperature":0}'
     jstr text "$T/out" >"$T/kvalone"

@@ -9,13 +9,7 @@ export W8A8_SHARED=${W8A8_SHARED:-../shared}
 export W8A8_QUIET=1
 T=$(mktemp -d /tmp/w8a8-cli-synth-XXXXXX)
 trap 'rm -rf "$T"' EXIT
-ok() { echo "ok - $*"; }
-fail() { echo "FAIL - $*"; }
-check() { # description, command...
-    local d=$1
-    shift
-    if "$@"; then ok "$d"; else fail "$d"; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 check "synth tiny f16 seed 1" $W synth --shape tiny --dtype f16 --seed 1 --out "$T/a" -t 2
 check "synth tiny f16 seed 1 again (1 thread, ASan build)" $A synth --shape tiny --dtype f16 --seed 1 --out "$T/b" -t 1

@@ -14,13 +14,7 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 export W8A8_QUIET=1
 
-ok() { echo "ok - $*"; }
-fail() { echo "FAIL - $*"; }
-check() { # description, command...
-    local d=$1
-    shift
-    if "$@"; then ok "$d"; else fail "$d"; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 # ---- ppl
 for bin in "$W" "$A"; do

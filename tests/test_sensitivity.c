@@ -2,12 +2,12 @@
  * test_sensitivity.c - `quant --disable_level` / `--sensitivity_report`
  * (src/quant/sensitivity.c) on stories260K with injected activation outliers.
  *
- * The outliers: layer 2's post_attention_layernorm weight is multiplied by
- * 100 on two channels and the matching input columns of gate_proj and
- * up_proj divided by 100, so the float model computes the same function
- * but the input of those two layers has two channels 100 times larger than
- * the rest: a static per-tensor activation scale then quantizes every other
- * channel coarsely.  The ranking must put those two layers first, and
+ * The outliers (w8_synth_outliers_at): layer 2's post_attention_layernorm
+ * weight is multiplied by 100 on two channels (5 and 37) and the matching
+ * input columns of gate_proj and up_proj divided by 100, so the float model
+ * computes the same function but the input of those two layers has two
+ * channels 100 times larger than the rest: a static per-tensor activation
+ * scale then quantizes every other channel coarsely.  The ranking must put those two layers first, and
  * keeping them float (L2) must bring the W8A8 perplexity much closer to
  * float than plain W8A8.
  */
@@ -21,71 +21,11 @@
 #include "../src/model.h"
 #include "../src/ppl.h"
 #include "../src/quant/quantize.h"
-#include "../src/safetensors.h"
 #include "../src/quant/sensitivity.h"
+#include "../src/synth.h"
 #include "../src/tokenizer/tokenizer.h"
 #include "../src/util.h"
 #include "test.h"
-
-#define FACTOR 100.0f
-static const int OUT_CH[] = {5, 17};
-#define N_OUT 2
-
-static int is_name(const w8_tensor *t, const char *n) { return !strcmp(t->name, n); }
-
-/* Copy of src with layer 2's gate/up input outliers (function unchanged). */
-static int make_outlier_model(const char *src, const char *dst) {
-    if (w8_mkdir_p(dst) != 0) return -1;
-    static const char *side[] = {"config.json", "generation_config.json", "tokenizer.json",
-                                 "tokenizer_config.json"};
-    for (size_t i = 0; i < sizeof side / sizeof side[0]; i++) {
-        char *a = w8_path_join(src, side[i]), *b = w8_path_join(dst, side[i]);
-        int rc = w8_copy_file(a, b);
-        free(a);
-        free(b);
-        if (rc != 0) return -1;
-    }
-    w8_st *st = w8_st_open_dir(src);
-    if (!st) return -1;
-    char *out = w8_path_join(dst, "model.safetensors");
-    w8_stw *w = w8_stw_create(out);
-    free(out);
-    int rc = w ? 0 : -1;
-    for (size_t i = 0; i < w8_st_count(st) && rc == 0; i++) {
-        const w8_tensor *t = w8_st_at(st, i);
-        rc = w8_stw_declare(w, t->name, t->dtype, t->ndim, t->shape);
-    }
-    if (rc == 0) rc = w8_stw_begin(w);
-    for (size_t i = 0; i < w8_st_count(st) && rc == 0; i++) {
-        const w8_tensor *t = w8_st_at(st, i);
-        int norm = is_name(t, "model.layers.2.post_attention_layernorm.weight");
-        int lin = is_name(t, "model.layers.2.mlp.gate_proj.weight") ||
-                  is_name(t, "model.layers.2.mlp.up_proj.weight");
-        if (!norm && !lin) {
-            rc = w8_stw_write(w, t->name, t->data, t->nbytes);
-            continue;
-        }
-        if (t->dtype != W8_F16) {
-            rc = w8_seterr("expected an F16 model");
-            break;
-        }
-        uint16_t *h = w8_xmalloc(t->nbytes);
-        memcpy(h, t->data, t->nbytes);
-        size_t k = (size_t)t->shape[t->ndim - 1];
-        for (size_t e = 0; e < t->numel; e++)
-            for (int c = 0; c < N_OUT; c++)
-                if (e % k == (size_t)OUT_CH[c]) {
-                    float v = w8_f16_to_f32(h[e]);
-                    h[e] = w8_f32_to_f16(norm ? v * FACTOR : v / FACTOR);
-                }
-        rc = w8_stw_write(w, t->name, h, t->nbytes);
-        free(h);
-    }
-    if (rc == 0) rc = w8_stw_finish(w);
-    else if (w) w8_stw_abort(w);
-    w8_st_close(st);
-    return rc;
-}
 
 static double ppl_of(const char *dir, const int *ids, int n) {
     w8_model *m = w8_model_load(dir);
@@ -133,7 +73,8 @@ int main(void) {
     char *flt = w8_path_join(shared_dir(), "models/stories260K-hf-f16");
     char *src = w8_path_join(T, "outlier"), *plain = w8_path_join(T, "plain"),
          *l2 = w8_path_join(T, "l2"), *rep = w8_path_join(T, "report.json");
-    int rc = make_outlier_model(flt, src);
+    int rc = w8_synth_outliers_at(flt, src, "model.layers.2.post_attention_layernorm.weight", 2,
+                                  100.0f, 5);
     CHECK(rc == 0, "outlier model written (%s)", rc ? w8_lasterr() : "ok");
     rc = quant(src, plain, 0, NULL);
     CHECK(rc == 0, "plain W8A8 quantization (%s)", rc ? w8_lasterr() : "ok");

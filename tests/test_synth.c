@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../src/config.h"
 #include "../src/model.h"
@@ -280,9 +281,55 @@ static void test_outliers(void) {
     if (tmp) w8_rm_rf(tmp);
 }
 
+/* w8_synth_outliers_at: only the named norm and the layers that read it
+ * change; a name that is no norm weight of the model is refused. */
+static void test_outliers_at(void) {
+    static const struct {
+        const char *norm;
+        const char *changed[4];
+    } cases[] = {
+        {"model.layers.2.post_attention_layernorm.weight",
+         {"model.layers.2.post_attention_layernorm.weight", "model.layers.2.mlp.gate_proj.weight",
+          "model.layers.2.mlp.up_proj.weight", NULL}},
+        {"model.layers.0.input_layernorm.weight",
+         {"model.layers.0.input_layernorm.weight", "model.layers.0.self_attn.q_proj.weight",
+          "model.layers.0.self_attn.k_proj.weight", "model.layers.0.self_attn.v_proj.weight"}},
+    };
+    char src[4096], tmpl[] = "/tmp/w8a8_test_outl_at_XXXXXX", out[4200];
+    snprintf(src, sizeof src, "%s/models/stories260K-hf-f32", shared_dir());
+    char *tmp = mkdtemp(tmpl);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        snprintf(out, sizeof out, "%s/m%zu", tmp ? tmp : "/nonexistent", k);
+        int rc = w8_synth_outliers_at(src, out, cases[k].norm, 2, 100.0f, 5);
+        w8_st *a = w8_st_open_dir(src), *b = rc ? NULL : w8_st_open_dir(out);
+        int changed = 0, wrong = 0, want = 0;
+        while (want < 4 && cases[k].changed[want]) want++;
+        for (size_t i = 0; a && b && i < w8_st_count(a); i++) {
+            const w8_tensor *ta = w8_st_at(a, i), *tb = w8_st_find(b, ta->name);
+            int is_changed = !tb || tb->nbytes != ta->nbytes || memcmp(ta->data, tb->data, ta->nbytes);
+            int should = 0;
+            for (int j = 0; j < want; j++) should |= !strcmp(ta->name, cases[k].changed[j]);
+            changed += is_changed;
+            wrong += is_changed != should;
+        }
+        CHECK(rc == 0 && a && b && changed == want && wrong == 0,
+              "outliers at %s: exactly it and its %d readers changed (%d changed, %d wrong)",
+              cases[k].norm, want - 1, changed, wrong);
+        if (a) w8_st_close(a);
+        if (b) w8_st_close(b);
+    }
+    snprintf(out, sizeof out, "%s/bad", tmp ? tmp : "/nonexistent");
+    int rc = w8_synth_outliers_at(src, out, "model.embed_tokens.weight", 2, 100.0f, 5);
+    CHECK(rc != 0 && strstr(w8_lasterr(), "no norm weight 'model.embed_tokens.weight'") &&
+              access(out, F_OK) != 0,
+          "a tensor that is no norm is refused, nothing written (%s)", w8_lasterr());
+    if (tmp) w8_rm_rf(tmp);
+}
+
 int main(void) {
     test_shapes();
     test_outliers();
+    test_outliers_at();
     test_normal();
     test_write();
     TEST_DONE();
