@@ -11,6 +11,7 @@
 #include "../src/kv_cache.h"
 #include "../src/tokenizer/tokenizer.h"
 #include "../src/util.h"
+#include "engine_idle.h"
 #include "test.h"
 
 static w8_gen_params greedy(long long max_tokens) {
@@ -51,17 +52,6 @@ static char *run_one(w8_engine *e, const w8_tok *tok, const char *prompt, w8_gen
     char *s = collect(r, finish, &ng);
     w8_req_release(r);
     return s;
-}
-
-static int all_free(w8_engine *e) {
-    for (int i = 0; i < 200; i++) {
-        w8_engine_stats s;
-        w8_engine_get_stats(e, &s);
-        if (s.running == 0 && s.waiting == 0 && s.free_blocks == s.total_blocks) return 1;
-        struct timespec ts = {0, 10000000};
-        nanosleep(&ts, NULL);
-    }
-    return 0;
 }
 
 int main(void) {
@@ -196,7 +186,7 @@ int main(void) {
     free(t);
     for (int i = 0; i < 8; i++)
         if (rs[i]) w8_req_release(rs[i]);
-    CHECK(all_free(e), "released (cancelled) requests return every block");
+    CHECK(engine_idle(e), "released (cancelled) requests return every block");
 
     /* shutdown with requests running and queued: they end, handles stay valid */
     for (int i = 0; i < 8; i++) rs[i] = w8_engine_submit(e, bos, 1, &p, &st);
@@ -227,7 +217,7 @@ int main(void) {
     if (a) w8_req_release(a);
     if (b) w8_req_release(b);
     if (c) w8_req_release(c);
-    CHECK(all_free(e), "queue-full engine drains");
+    CHECK(engine_idle(e), "queue-full engine drains");
     w8_engine_free(e);
 
     /* option sums and products that overflow an int are refused, not wrapped */

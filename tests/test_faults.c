@@ -30,6 +30,7 @@
 #include "../src/serve/server.h"
 #include "../src/tokenizer/tokenizer.h"
 #include "../src/util.h"
+#include "engine_idle.h"
 #include "test.h"
 
 #ifdef __SANITIZE_ADDRESS__
@@ -122,18 +123,6 @@ static void http(int port, const char *path, const char *json, http_res *r) {
 static void http_free(http_res *r) {
     w8_buf_free(&r->body);
     w8_buf_free(&r->head);
-}
-
-/* The engine is idle with every KV block free (waits up to 10 s). */
-static int engine_idle(w8_engine *e) {
-    for (int i = 0; i < 1000; i++) {
-        w8_engine_stats s;
-        w8_engine_get_stats(e, &s);
-        if (s.running == 0 && s.waiting == 0 && s.free_blocks == s.total_blocks) return 1;
-        struct timespec ts = {0, 10000000};
-        nanosleep(&ts, NULL);
-    }
-    return 0;
 }
 
 /* The values of every "key":"..." in s, as written (JSON-escaped), end to
