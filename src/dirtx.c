@@ -26,20 +26,6 @@ static void note(FILE *log, const char *fmt, ...) {
     fputc('\n', log);
 }
 
-static char *strip_slashes(const char *p) {
-    char *s = w8_xstrdup(p);
-    size_t n = strlen(s);
-    while (n > 1 && s[n - 1] == '/') s[--n] = 0;
-    return s;
-}
-
-/* the directory that holds PATH (trailing slashes already stripped) */
-static char *parent_of(const char *path) {
-    const char *slash = strrchr(path, '/');
-    return slash ? (slash == path ? w8_xstrdup("/") : w8_xstrndup(path, (size_t)(slash - path)))
-                 : w8_xstrdup(".");
-}
-
 static int dir_is_empty(const char *p) {
     DIR *d = opendir(p);
     if (!d) return 0;
@@ -55,7 +41,7 @@ static int dir_is_empty(const char *p) {
  * report the ones whose process still runs, and .w8a8-old-PID leftovers of an
  * interrupted --force swap (they hold the previous output: reported only). */
 static void clean_leftovers(const char *save, const char *who, FILE *log) {
-    char *parent = parent_of(save);
+    char *parent = w8_path_parent(save);
     const char *slash = strrchr(save, '/');
     const char *base = slash ? slash + 1 : save;
     size_t pn = strlen(base) + sizeof ".w8a8-tmp-";
@@ -119,8 +105,8 @@ int w8_dirtx_check_len(const char *target) {
 int w8_dirtx_begin(w8_dirtx *tx, const char *target, int force, const char *who, FILE *log) {
     memset(tx, 0, sizeof *tx);
     if (w8_dirtx_check_len(target)) return -1;
-    char *save = strip_slashes(target);
-    char *parent = parent_of(save);
+    char *save = w8_path_strip(target);
+    char *parent = w8_path_parent(save);
     int ok = w8_is_dir(parent);
     free(parent);
     if (!ok) {

@@ -264,6 +264,19 @@ char *w8_path_join(const char *dir, const char *name) {
     return p;
 }
 
+char *w8_path_strip(const char *p) {
+    char *s = w8_xstrdup(p);
+    size_t n = strlen(s);
+    while (n > 1 && s[n - 1] == '/') s[--n] = 0;
+    return s;
+}
+
+char *w8_path_parent(const char *p) {
+    const char *slash = strrchr(p, '/');
+    return slash ? (slash == p ? w8_xstrdup("/") : w8_xstrndup(p, (size_t)(slash - p)))
+                 : w8_xstrdup(".");
+}
+
 int w8_file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;

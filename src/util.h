@@ -72,6 +72,11 @@ char *w8_read_stream(FILE *f, const char *label, size_t max_bytes, size_t *len_o
 char *w8_read_input(const char *path, size_t max_bytes, size_t *len_out);
 /* Path join into a fresh string: "dir/name". */
 char *w8_path_join(const char *dir, const char *name);
+/* p without its trailing slashes ("/" stays "/"); malloc'd. */
+char *w8_path_strip(const char *p);
+/* The directory that holds p (given without trailing slashes): "." for a
+ * bare name, "/" for a name at the root; malloc'd. */
+char *w8_path_parent(const char *p);
 int w8_file_exists(const char *path);
 int w8_is_dir(const char *path);
 /* Create directories like mkdir -p. */

@@ -3,6 +3,7 @@
  * (src/dirtx.c) that quant and synth write their outputs with.
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,6 +147,46 @@ static void test_missing_parent(void) {
     free(t);
 }
 
+/* A target whose temporary name would reach PATH_MAX is refused before
+ * anything is made, with the reason in the one error line; one byte shorter
+ * it is taken.  The path is long only as a string ("./" repeated), so its
+ * parent exists. */
+static void test_long_path(void) {
+    char suffix[64];
+    size_t sl = (size_t)snprintf(suffix, sizeof suffix, ".w8a8-tmp-%ld", (long)getpid());
+    size_t len = PATH_MAX - sl; /* tmp = len + sl bytes: one too many with the NUL */
+    char *t = w8_xmalloc(len + 1);
+    size_t n = (size_t)snprintf(t, len + 1, "%s/", root);
+    while (n + 5 < len) t[n++] = '.', t[n++] = '/'; /* then "xxx" or more */
+    while (n < len) t[n++] = 'x';
+    t[len] = 0;
+    w8_dirtx tx;
+    int rc = w8_dirtx_begin(&tx, t, 0, "test", NULL);
+    CHECK(rc == -1 && !tx.tmp && strstr(w8_lasterr(), "...: path too long") &&
+              strlen(w8_lasterr()) < 200,
+          "a %zu-byte target is refused in a short line: %s", len, w8_lasterr());
+    t[len - 1] = 0;
+    rc = w8_dirtx_begin(&tx, t, 0, "test", NULL);
+    CHECK(rc == 0 && tx.tmp && strlen(tx.tmp) == PATH_MAX - 1,
+          "a %zu-byte one is taken (temporary name of %zu bytes) %s", len - 1,
+          tx.tmp ? strlen(tx.tmp) : 0, rc ? w8_lasterr() : "");
+    if (rc == 0) w8_dirtx_abort(&tx);
+    free(t);
+}
+
+static void test_path_helpers(void) {
+    static const char *const cases[][3] = {
+        {"a/b//", "a/b", "a"}, {"/x", "/x", "/"}, {"name/", "name", "."}, {"/", "/", "/"}};
+    int good = 1;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *s = w8_path_strip(cases[i][0]), *p = w8_path_parent(s);
+        good &= !strcmp(s, cases[i][1]) && !strcmp(p, cases[i][2]);
+        free(s);
+        free(p);
+    }
+    CHECK(good, "w8_path_strip and w8_path_parent: a/b// -> a/b in a, /x in /, name in ., / in /");
+}
+
 int main(void) {
     if (!mkdtemp(root)) {
         CHECK(0, "mkdtemp: %s", strerror(errno));
@@ -155,6 +196,8 @@ int main(void) {
     test_force_and_abort();
     test_leftovers();
     test_missing_parent();
+    test_long_path();
+    test_path_helpers();
     w8_rm_rf(root);
     TEST_DONE();
 }

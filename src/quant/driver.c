@@ -50,27 +50,16 @@
 
 /* -------------------------------------------------------------- safety */
 
-static char *strip_slashes(const char *p) {
-    char *s = w8_xstrdup(p);
-    size_t n = strlen(s);
-    while (n > 1 && s[n - 1] == '/') s[--n] = 0;
-    return s;
-}
-
 /* Absolute, resolved form of a path that may not exist yet (its parent must). */
 static char *resolve(const char *p) {
     char *r = realpath(p, NULL);
     if (r) return r;
-    char *cp = w8_xstrdup(p);
-    char *slash = strrchr(cp, '/');
-    const char *base = slash ? slash + 1 : cp;
-    char *parent = slash ? (slash == cp ? w8_xstrdup("/") : w8_xstrndup(cp, (size_t)(slash - cp)))
-                         : w8_xstrdup(".");
+    const char *slash = strrchr(p, '/');
+    char *parent = w8_path_parent(p);
     char *rp = realpath(parent, NULL);
-    char *out = rp ? w8_path_join(rp, base) : NULL;
+    char *out = rp ? w8_path_join(rp, slash ? slash + 1 : p) : NULL;
     free(rp);
     free(parent);
-    free(cp);
     return out;
 }
 
@@ -124,7 +113,7 @@ int w8_quantize(const w8_quant_opts *o, w8_quant_report *rep) {
     qstate s;
     memset(&s, 0, sizeof s);
     s.o = o;
-    char *save = strip_slashes(o->save_path);
+    char *save = w8_path_strip(o->save_path);
     w8_dirtx tx = {0};
     int rc = -1;
     if (!w8_is_dir(o->model_path)) {
