@@ -177,7 +177,7 @@ static void test_serve(const char *dir) {
     CHECK(err && strstr(err, "generation failed: engine: step 6 failed (injected by a test)") &&
               strstr(err, "\"type\":\"server_error\""),
           "failing stream: the error event gives the reason");
-    CHECK(done && err < done && !strcmp(done, "data: [DONE]\n\n"),
+    CHECK(err && done && err < done && !strcmp(done, "data: [DONE]\n\n"),
           "failing stream: [DONE] after the error event ends it");
     CHECK(!strstr(b, "\"finish_reason\":\""),
           "failing stream: no finish_reason chunk pretends it ended normally");
