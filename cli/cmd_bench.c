@@ -76,6 +76,9 @@ static char *roof_json(const char *text, const w8_bench_result *res, const w8_ro
         json_object_set_new(o, "roofline_int8_peak_ops", json_real(rf->int8_ops));
         json_object_set_new(o, "roofline_read_bytes_per_s", json_real(rf->read_bytes));
         json_object_set_new(o, "roofline_bound", json_string(t->n_gen == 0 ? "int8" : "bandwidth"));
+        /* per token as loaded (--float_layers int8 reads 1 byte per weight there) */
+        json_object_set_new(o, "roofline_weight_bytes_per_token", json_real(bytes));
+        json_object_set_new(o, "roofline_int8_macs_per_token", json_real(macs));
         json_object_set_new(o, "roofline_achieved", json_real(got));
         json_object_set_new(o, "roofline_fraction", f < 0 ? json_null() : json_real(f));
     }

@@ -356,6 +356,7 @@ static int load_dyn_group(const loader *ld, char prefixes[][NAME_MAX_LEN], const
                                       .converted = !is_dynamic(ld, prefixes[i])};
         g->fused = 1;
         pack_dyn(&g->fused_lin, d, pn, np, k);
+        for (int i = 0; i < np; i++) g->fused_lin.converted |= g->parts[i].converted;
     }
     for (int i = 0; i < np; i++) dparts_free(&d[i]);
     return rc;

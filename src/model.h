@@ -26,7 +26,7 @@ typedef struct {
                          * bias the f32 float bias); in_scale/in_offset unused */
     w8_qmat q;
     int converted;      /* with dynamic: float in the file, quantized at load
-                         * (W8_FLOAT_LAYERS_INT8) */
+                         * (W8_FLOAT_LAYERS_INT8); a fused group: any part */
     float in_scale;
     int in_offset;
     w8_fmat f;

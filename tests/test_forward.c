@@ -1009,6 +1009,41 @@ static double kl_top1(const float *p, const float *q, int n, int V, double *top1
     return kl / n;
 }
 
+/* A layer made int8 at load gives the same bits on every ISA the CPU has,
+ * and row i of a 7-row call equals row i alone (the whole model's logits are
+ * not compared across ISAs: its exp-based steps differ by an ulp there). */
+static int converted_bitwise(const w8_linear *l, const char *what, const char *name) {
+    enum { M = 7 };
+    float *x = malloc(sizeof(float) * M * l->k), *ref = malloc(sizeof(float) * M * l->n);
+    float *y = malloc(sizeof(float) * M * l->n);
+    uint64_t r = 88172645463325252ull;
+    for (int i = 0; i < M * l->k; i++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        x[i] = (float)((double)(r >> 11) / 9007199254740992.0 - 0.5) * (i % 61 == 0 ? 40 : 2);
+    }
+    w8_isa keep = w8_isa_active();
+    int bad = 0, n_isa = 0;
+    for (int isa = W8_ISA_SCALAR; isa <= (int)w8_isa_hw(); isa++) {
+        if (w8_isa_force((w8_isa)isa)) continue;
+        n_isa++;
+        w8_linear_apply(l, M, x, (size_t)l->k, y, (size_t)l->n, NULL);
+        if (isa == W8_ISA_SCALAR) memcpy(ref, y, sizeof(float) * M * l->n);
+        bad += memcmp(y, ref, sizeof(float) * M * l->n) != 0;
+        for (int i = 0; i < M; i++) {
+            w8_linear_apply(l, 1, x + (size_t)i * l->k, (size_t)l->k, y, (size_t)l->n, NULL);
+            bad += memcmp(y, ref + (size_t)i * l->n, sizeof(float) * l->n) != 0;
+        }
+    }
+    w8_isa_force(keep);
+    CHECK(bad == 0 && n_isa >= 1 && l->converted,
+          "%s: %s made int8 at load: the same bits on %d ISAs, 7 rows = each alone", name, what,
+          n_isa);
+    free(x);
+    free(ref);
+    free(y);
+    return bad;
+}
+
 /* --float_layers int8 (issue 20): a W8A8 directory's float layers (the
  * Qwen2 recipe's down_proj, the tied lm_head) are quantized at load to
  * W8A8_DYNAMIC; the default load is untouched; the arithmetic is the
@@ -1100,6 +1135,9 @@ static void test_float_layers_int8(const char *name) {
         free(ld8);
         test_decode_rows_invariant(q8);
         test_decode_rows_invariant(f8);
+        converted_bitwise(&q8->layers[nl - 1].down, "down_proj", name);
+        converted_bitwise(&q8->lm_head, "tied lm_head", name);
+        converted_bitwise(&f8->layers[0].qkv.fused_lin, "fused q/k/v of a float dir", name);
     }
     w8_model_free(f);
     w8_model_free(q);
