@@ -30,7 +30,7 @@ C=$S/corpus/tinystories-excerpt.txt
 
 # the Qwen2 recipe keeps every down_proj (and the tied lm_head) float
 "$W" quant --model_path "$F16" --save_path "$T/q2" --quant_type w8a8 --model_type qwen2 \
-    --calib_file "$C" --calib_samples 8 --calib_seq_len 64 >/dev/null 2>&1
+    >/dev/null 2>&1
 check "Qwen2-recipe W8A8 copy keeps down_proj float" \
     grep -q '"model.layers.0.mlp.down_proj.weight": "FLOAT"' "$T/q2/quant_model_description.json"
 
