@@ -53,6 +53,25 @@ check "eval: two --float_layers values for three models is refused" \
 check "compare: --sensitivity with --float_layers int8 is refused (it ranks the stored layers)" \
     bash -c "[ \$(wc -l <'$T/cs.err') -eq 1 ] && grep -q 'as stored' '$T/cs.err'"
 
+# a weight that cannot be quantized: one line naming the file, tensor and row
+python3 - "$F32" "$T/nan" <<'EOF'
+import json, os, shutil, struct, sys
+src, dst = sys.argv[1], sys.argv[2]
+shutil.copytree(src, dst)
+p = os.path.join(dst, "model.safetensors")
+b = bytearray(open(p, "rb").read())
+n = struct.unpack("<Q", b[:8])[0]
+t = json.loads(b[8:8 + n])["model.layers.1.mlp.down_proj.weight"]
+off = 8 + n + t["data_offsets"][0] + 4 * t["shape"][1] * 3
+b[off:off + 4] = struct.pack("<f", float("nan"))
+open(p, "wb").write(b)
+EOF
+"$W" run --model_path "$T/nan" --input_texts hi --max_output_length 2 --float_layers int8 \
+    >/dev/null 2>"$T/nan.err"
+rc=$?
+check "int8: a NaN weight is refused in one line naming file, tensor, row (exit $rc)" \
+    bash -c "[ $rc -ne 0 ] && [ \$(wc -l <'$T/nan.err') -eq 1 ] && grep -q \"model.safetensors: tensor 'model.layers.1.mlp.down_proj.weight' row 3 has a non-finite value\" '$T/nan.err'"
+
 # ---- run: the default is the file's arithmetic; int8 changes it
 gen() { "$W" run --model_path "$@" --max_output_length 24 -t 2 2>/dev/null | grep '^\[.\] output'; }
 a=$(gen "$T/q2" --input_texts "Once upon a time")
