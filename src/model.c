@@ -9,6 +9,8 @@
  * anything else (or a plain float directory) points a w8_fmat into the mapped
  * file, in the file's dtype (a 7B bf16 model must not be widened to f32);
  * in a W8A8 model those few float layers are then repacked (pack_float).
+ * With W8_FLOAT_LAYERS_INT8 (w8_load_opts, `--float_layers int8`) they are
+ * instead quantized at load to W8A8_DYNAMIC (quantize_float).
  * Norm weights (Qwen3's per-head q_norm / k_norm too), norm biases
  * (anti-outlier) and float biases are small and are converted to f32 arrays.
  *
