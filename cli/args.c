@@ -172,3 +172,11 @@ int w8_args_parse(int argc, char **argv, const char *usage, const char *about,
 void w8_args_apply_threads(int threads) {
     if (threads > 0) w8_set_threads(threads);
 }
+
+int w8_args_float_layers(const char *value, w8_load_opts *o) {
+    *o = (w8_load_opts){0};
+    if (!value) return 0;
+    if (w8_float_layers_parse(value, &o->float_layers) == 0) return 0;
+    fprintf(stderr, "w8a8: %s\n", w8_lasterr());
+    return -1;
+}

@@ -10,6 +10,8 @@
 #ifndef W8_ARGS_H
 #define W8_ARGS_H
 
+#include "../src/model.h"
+
 /* W8_ARG_BOOL: a flag that may take a value, as Python tools spell booleans
  * ("--trust_remote_code", "--trust_remote_code True", "--x=false"): the next
  * word is taken only when it is a boolean word (true/false, 1/0, yes/no,
@@ -40,5 +42,13 @@ int w8_args_bool(const char *s);
 
 /* The common -t/--threads option applies itself: call after parsing. */
 void w8_args_apply_threads(int threads);
+
+/* The common --float_layers option (run, serve, bench, ppl, compare, eval):
+ * its help line, and its value (NULL: the default, "file") into o.  A bad
+ * value prints one line and returns -1 (the caller returns 1). */
+#define W8_ARGS_FLOAT_LAYERS_HELP                                                            \
+    "file: float layers run as stored (default); int8: made per-channel int8 at load, "   \
+    "per-token activations (W8A8_DYNAMIC)"
+int w8_args_float_layers(const char *value, w8_load_opts *o);
 
 #endif

@@ -76,6 +76,9 @@ static char *roof_json(const char *text, const w8_bench_result *res, const w8_ro
         json_object_set_new(o, "roofline_int8_peak_ops", json_real(rf->int8_ops));
         json_object_set_new(o, "roofline_read_bytes_per_s", json_real(rf->read_bytes));
         json_object_set_new(o, "roofline_bound", json_string(t->n_gen == 0 ? "int8" : "bandwidth"));
+        /* per token as loaded (--float_layers int8 reads 1 byte per weight there) */
+        json_object_set_new(o, "roofline_weight_bytes_per_token", json_real(bytes));
+        json_object_set_new(o, "roofline_int8_macs_per_token", json_real(macs));
         json_object_set_new(o, "roofline_achieved", json_real(got));
         json_object_set_new(o, "roofline_fraction", f < 0 ? json_null() : json_real(f));
     }
@@ -85,7 +88,7 @@ static char *roof_json(const char *text, const w8_bench_result *res, const w8_ro
 }
 
 int w8_cmd_bench(int argc, char **argv) {
-    const char *model_path = NULL;
+    const char *model_path = NULL, *float_layers = NULL;
     int n_prompt = 512, n_gen = 128, reps = 3, threads = 0, json = 0, seed = 1234, roof = 0;
     const w8_opt opts[] = {
         {"model_path", 'm', W8_ARG_STR, &model_path, "model directory, float or W8A8 (required)"},
@@ -97,6 +100,7 @@ int w8_cmd_bench(int argc, char **argv) {
         {"json", 0, W8_ARG_FLAG, &json, "print JSON instead of the markdown table"},
         {"roofline", 0, W8_ARG_FLAG, &roof,
          "measure int8 peak and read bandwidth (~1 s); print each test's fraction of it"},
+        {"float_layers", 0, W8_ARG_STR, &float_layers, W8_ARGS_FLOAT_LAYERS_HELP},
     };
     int pr = w8_args_parse(argc, argv, "w8a8 bench --model_path DIR [-p 512] [-n 128] [options]",
                            "Prompt processing (one batch of -p random tokens) and generation (-n "
@@ -116,12 +120,14 @@ int w8_cmd_bench(int argc, char **argv) {
         fprintf(stderr, "w8a8: -r must be 1..%d\n", W8_BENCH_MAX_REPS);
         return 1;
     }
+    w8_load_opts lo;
+    if (w8_args_float_layers(float_layers, &lo)) return 1;
     w8_args_apply_threads(threads);
 
     int rc = 1;
     w8_bench_result res = {0};
     char *text = NULL;
-    w8_model *m = w8_model_load(model_path);
+    w8_model *m = w8_model_load_opts(model_path, &lo);
     if (!m) goto out;
     w8_bench_opts o = {n_prompt, n_gen, reps, (uint64_t)seed};
     if (w8_bench_run(m, &o, &res, on_run, NULL) != 0) goto out;

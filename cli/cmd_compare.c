@@ -78,6 +78,7 @@ static int print_sensitivity(const char *fpath, const char *qpath, const char *r
 
 int w8_cmd_compare(int argc, char **argv) {
     const char *fpath = NULL, *qpath = NULL, *file = NULL, *sens_report = NULL;
+    const char *float_layers = NULL;
     int ctx = 512, batch = 0, chunks = 0, threads = 0, sens = 0;
     const w8_opt opts[] = {
         {"float", 0, W8_ARG_STR, &fpath, "float model directory (required)"},
@@ -91,6 +92,8 @@ int w8_cmd_compare(int argc, char **argv) {
          "also rank the int8 layers by the KL each alone causes (quant --disable_level's measure)"},
         {"sensitivity_report", 0, W8_ARG_STR, &sens_report,
          "write that ranking as JSON to this file (implies --sensitivity)"},
+        {"float_layers", 0, W8_ARG_STR, &float_layers,
+         "for the --quant model: " W8_ARGS_FLOAT_LAYERS_HELP},
     };
     int pr = w8_args_parse(argc, argv,
                            "w8a8 compare --float DIR --quant DIR --file TEXT [options]",
@@ -107,13 +110,21 @@ int w8_cmd_compare(int argc, char **argv) {
         fprintf(stderr, "w8a8: --batch and --chunks must not be negative\n");
         return 1;
     }
+    w8_load_opts lo;
+    if (w8_args_float_layers(float_layers, &lo)) return 1;
+    if (lo.float_layers != W8_FLOAT_LAYERS_FILE && (sens || sens_report)) {
+        /* the ranking swaps the file's int8 layers into the float model */
+        fprintf(stderr, "w8a8: compare: --sensitivity ranks the layers as stored; give it "
+                        "without --float_layers\n");
+        return 1;
+    }
     w8_args_apply_threads(threads);
 
     int rc = 1, *ids = NULL, n = 0, bos = -1;
     w8_tok *tok = NULL;
     w8_model *a = NULL, *b = NULL;
     w8_compare_result res = {0};
-    if (!(a = w8_model_load(fpath)) || !(b = w8_model_load(qpath))) goto out;
+    if (!(a = w8_model_load(fpath)) || !(b = w8_model_load_opts(qpath, &lo))) goto out;
     if (!(tok = w8_tok_load(fpath))) goto out;
     if ((n = w8_ppl_tokenize_file(tok, file, &ids, &bos)) < 0) goto out;
     w8_ppl_opts o = {ctx, batch, chunks, bos};

@@ -134,7 +134,7 @@ static int print_json(const w8_eval_set *set, const model_info *mi, int nm, cons
 }
 
 int w8_cmd_eval(int argc, char **argv) {
-    w8_strlist paths = {0};
+    w8_strlist paths = {0}, fl = {0};
     const char *tasks = NULL;
     int limit = 0, json = 0, threads = 0, no_bos = 0;
     w8_eval_opts eo;
@@ -152,6 +152,9 @@ int w8_cmd_eval(int argc, char **argv) {
         {"max_gen_toks", 0, W8_ARG_INT, &eo.max_gen_toks,
          "new tokens per generation line unless it sets its own (default 64)"},
         {"threads", 't', W8_ARG_INT, &threads, "threads (default: all cores)"},
+        {"float_layers", 0, W8_ARG_LIST, &fl,
+         "file or int8 (as run's), one for every model or one per --model_path in order "
+         "(default file)"},
     };
     int pr = w8_args_parse(argc, argv,
                            "w8a8 eval --model_path DIR [--model_path DIR2 ...] --tasks FILE.jsonl",
@@ -160,17 +163,32 @@ int w8_cmd_eval(int argc, char **argv) {
                            "loglikelihood (logprob, greedy), several\nmodels side by side "
                            "with their difference to the first.  See README.md.",
                            opts, (int)(sizeof opts / sizeof opts[0]));
+    w8_load_opts *lo = NULL;
+    if (pr == 0 && fl.n && fl.n != 1 && fl.n != paths.n) {
+        fprintf(stderr, "w8a8: eval: --float_layers takes one value, or one per --model_path "
+                        "(%d given for %d models)\n", fl.n, paths.n);
+        pr = -1;
+    }
+    if (pr == 0) {
+        lo = w8_xcalloc((size_t)(paths.n ? paths.n : 1), sizeof *lo);
+        for (int k = 0; k < paths.n && pr == 0; k++)
+            if (w8_args_float_layers(fl.n ? fl.v[fl.n == 1 ? 0 : k] : NULL, &lo[k])) pr = -1;
+    }
+    free(fl.v);
     if (pr) {
+        free(lo);
         free(paths.v);
         return pr < 0;
     }
     if (paths.n == 0 || !tasks) {
         fprintf(stderr, "w8a8: eval needs --model_path and --tasks (see --help)\n");
+        free(lo);
         free(paths.v);
         return 1;
     }
     if (limit < 0 || eo.batch < 1 || eo.max_gen_toks < 1 || threads < 0) {
         fprintf(stderr, "w8a8: eval: --limit, --batch, --max_gen_toks or -t out of range\n");
+        free(lo);
         free(paths.v);
         return 1;
     }
@@ -186,12 +204,13 @@ int w8_cmd_eval(int argc, char **argv) {
         fprintf(stderr, "w8a8: %s\n", w8_lasterr());
         free(mi);
         free(scores);
+        free(lo);
         free(paths.v);
         return 1;
     }
     /* one model in memory at a time */
     for (int k = 0; k < nm; k++) {
-        w8_model *m = w8_model_load(paths.v[k]);
+        w8_model *m = w8_model_load_opts(paths.v[k], &lo[k]);
         w8_tok *tok = m ? w8_tok_load(paths.v[k]) : NULL;
         if (!tok) {
             w8_model_free(m);
@@ -199,7 +218,7 @@ int w8_cmd_eval(int argc, char **argv) {
         }
         mi[k].path = paths.v[k];
         snprintf(mi[k].arch, sizeof mi[k].arch, "%s", m->cfg.model_type);
-        if (m->quantized)
+        if (m->quantized || m->n_converted)
             snprintf(mi[k].kind, sizeof mi[k].kind, "%s: %d int8 + %d float linear layers",
                      w8_model_kind(m), m->n_int8, m->n_float);
         else
@@ -235,6 +254,7 @@ out:
     free(scores);
     free(mi);
     w8_eval_set_free(&set);
+    free(lo);
     free(paths.v);
     return rc;
 }

@@ -28,7 +28,7 @@ static void print_ppl(const char *what, const w8_nll_sum *s) {
 }
 
 int w8_cmd_ppl(int argc, char **argv) {
-    const char *model_path = NULL, *file = NULL;
+    const char *model_path = NULL, *file = NULL, *float_layers = NULL;
     int ctx = 512, batch = 0, chunks = 0, threads = 0;
     const w8_opt opts[] = {
         {"model_path", 0, W8_ARG_STR, &model_path, "model directory, float or W8A8 (required)"},
@@ -37,6 +37,7 @@ int w8_cmd_ppl(int argc, char **argv) {
         {"batch", 'b', W8_ARG_INT, &batch, "rows per forward call (default: the whole window)"},
         {"chunks", 0, W8_ARG_INT, &chunks, "score only the first N windows (default: all)"},
         {"threads", 't', W8_ARG_INT, &threads, "threads (default: all cores)"},
+        {"float_layers", 0, W8_ARG_STR, &float_layers, W8_ARGS_FLOAT_LAYERS_HELP},
     };
     int pr = w8_args_parse(argc, argv, "w8a8 ppl --model_path DIR --file TEXT [options]",
                            "Perplexity over non-overlapping windows, as llama.cpp's perplexity "
@@ -52,11 +53,13 @@ int w8_cmd_ppl(int argc, char **argv) {
         fprintf(stderr, "w8a8: --batch and --chunks must not be negative\n");
         return 1;
     }
+    w8_load_opts lo;
+    if (w8_args_float_layers(float_layers, &lo)) return 1;
     w8_args_apply_threads(threads);
 
     int rc = 1, *ids = NULL, n = 0, bos = -1;
     w8_tok *tok = NULL;
-    w8_model *m = w8_model_load(model_path);
+    w8_model *m = w8_model_load_opts(model_path, &lo);
     if (!m) goto out;
     if (!(tok = w8_tok_load(model_path))) goto out;
     if ((n = w8_ppl_tokenize_file(tok, file, &ids, &bos)) < 0) goto out;

@@ -34,6 +34,7 @@ typedef struct {
     int seed;
     int max_in, max_pos, ignore_eos;
     const char *tmpl; /* --chat_template text; NULL: the tokenizer's */
+    w8_load_opts load; /* --float_layers */
 } run_opts;
 
 /* One input: plain text, or (chat) a conversation.  `show` is what the
@@ -155,7 +156,7 @@ static int run_all(const run_opts *r, const run_input *texts, int n_texts) {
     w8_tok *tok = NULL;
     w8_ctx *ctx = NULL;
     int rc = 1;
-    if (!(m = w8_model_load(r->model_path))) goto done;
+    if (!(m = w8_model_load_opts(r->model_path, &r->load))) goto done;
     if (!(tok = w8_tok_load(r->model_path))) goto done;
     /* run_pa's --max_position_embeddings replaces the config's: the context
      * (prompt + output) ends there; RoPE is computed per position, so a
@@ -173,8 +174,9 @@ static int run_all(const run_opts *r, const run_input *texts, int n_texts) {
     int rows = r->max_batch > PREFILL_ROWS ? r->max_batch : PREFILL_ROWS;
     if (!(ctx = w8_ctx_new(m, rows))) goto done;
     if (!getenv("W8A8_QUIET"))
-        fprintf(stderr, "w8a8: %s: %s, %d int8 + %d float linear layers\n", r->model_path,
-                m->cfg.arch_name, m->n_int8, m->n_float);
+        fprintf(stderr, "w8a8: %s: %s, %d int8 + %d float linear layers%s\n", r->model_path,
+                m->cfg.arch_name, m->n_int8, m->n_float,
+                m->n_converted ? " (float layers made int8 at load)" : "");
 
     w8_gen_stats total = {0};
     long n_prompt = 0, n_gen = 0;
@@ -368,7 +370,7 @@ int w8_cmd_run(int argc, char **argv) {
     npu_opts c = {.tp = -1, .dp = -1, .moe_tp = -1, .pp = -1, .moe_ep = -1, .sp = -1, .cp = -1,
                   .microbatch = -1, .world_size = 1, .max_prefill_tokens = -1,
                   .load_tokenizer = 1};
-    const char *input_file = NULL, *tmpl_arg = NULL;
+    const char *input_file = NULL, *tmpl_arg = NULL, *float_layers = NULL;
     int is_chat = 0;
     const w8_opt opts[] = {
         {"model_path", 0, W8_ARG_STR, &r.model_path, "model directory, float or W8A8 (required)"},
@@ -402,6 +404,7 @@ int w8_cmd_run(int argc, char **argv) {
          "KV cache size in GiB (default: just enough for the batch)"},
         {"print_ids", 0, W8_ARG_FLAG, &r.print_ids, "also print the generated token ids"},
         {"threads", 't', W8_ARG_INT, &r.threads, "threads (default: all cores)"},
+        {"float_layers", 0, W8_ARG_STR, &float_layers, W8_ARGS_FLOAT_LAYERS_HELP},
         {"trust_remote_code", 0, W8_ARG_BOOL, &c.trust, "accepted; no model code is executed"},
         {"load_tokenizer", 0, W8_ARG_BOOL, &c.load_tokenizer, "True (default; False is refused)"},
         {"max_prefill_tokens", 0, W8_ARG_INT, &c.max_prefill_tokens,
@@ -433,6 +436,10 @@ int w8_cmd_run(int argc, char **argv) {
     if (pr) {
         free(r.texts.v);
         return pr > 0 ? 0 : 1;
+    }
+    if (w8_args_float_layers(float_layers, &r.load)) {
+        free(r.texts.v);
+        return 1;
     }
     w8_args_apply_threads(r.threads);
     r.chat |= is_chat;

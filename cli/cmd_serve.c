@@ -25,7 +25,7 @@
 #include "../src/util.h"
 
 int w8_cmd_serve(int argc, char **argv) {
-    const char *model_path = NULL, *host = "127.0.0.1";
+    const char *model_path = NULL, *host = "127.0.0.1", *float_layers = NULL;
     int port = 8080, max_batch = 16, block_size = 128, max_seq_len = 0, max_queue = 64;
     int max_body = 1 << 20, prefill_chunk = 256, timeout = 30, max_conns = 256, threads = 0;
     float kv_gb = 0;
@@ -45,12 +45,15 @@ int w8_cmd_serve(int argc, char **argv) {
         {"timeout", 0, W8_ARG_INT, &timeout, "idle connection timeout in seconds (default 30)"},
         {"max_connections", 0, W8_ARG_INT, &max_conns, "simultaneous connections (default 256)"},
         {"threads", 't', W8_ARG_INT, &threads, "compute threads (default: all cores)"},
+        {"float_layers", 0, W8_ARG_STR, &float_layers, W8_ARGS_FLOAT_LAYERS_HELP},
     };
     int rc = w8_args_parse(argc, argv, "w8a8 serve --model_path DIR [options]",
                            "OpenAI-compatible HTTP server (/v1/chat/completions, /v1/completions,\n"
                            "/v1/models, /health) with continuous batching.",
                            opts, (int)(sizeof opts / sizeof opts[0]));
     if (rc) return rc > 0 ? 0 : 1;
+    w8_load_opts lo;
+    if (w8_args_float_layers(float_layers, &lo)) return 1;
     w8_args_apply_threads(threads);
     if (!model_path) {
         fprintf(stderr, "w8a8: serve: --model_path is required\n");
@@ -70,7 +73,7 @@ int w8_cmd_serve(int argc, char **argv) {
     pthread_sigmask(SIG_BLOCK, &stop_sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    w8_model *m = w8_model_load(model_path);
+    w8_model *m = w8_model_load_opts(model_path, &lo);
     w8_tok *tok = m ? w8_tok_load(model_path) : NULL;
     if (!m || !tok) {
         fprintf(stderr, "w8a8: %s\n", w8_lasterr());

@@ -72,8 +72,11 @@ static size_t weights_size(const w8_st *st) {
 int w8_bench_describe(const w8_model *m, w8_bench_result *r) {
     memset(r, 0, sizeof *r);
     const char *kind = m->quantized ? w8_model_kind(m) : m->embed ? w8_dtype_name(m->embed->dtype) : "?";
-    snprintf(r->model, sizeof r->model, "%s %s",
-             m->cfg.model_type[0] ? m->cfg.model_type : "model", kind);
+    /* a float directory is named by its dtype; layers made int8 at load
+     * (--float_layers int8) are named too: they change what a token reads */
+    snprintf(r->model, sizeof r->model, "%s %s%s",
+             m->cfg.model_type[0] ? m->cfg.model_type : "model", kind,
+             !m->quantized && m->n_converted ? " +int8 linears" : "");
     size_t n = w8_st_count(m->st);
     for (size_t i = 0; i < n; i++) {
         const w8_tensor *t = w8_st_at(m->st, i);

@@ -9,6 +9,8 @@
  * anything else (or a plain float directory) points a w8_fmat into the mapped
  * file, in the file's dtype (a 7B bf16 model must not be widened to f32);
  * in a W8A8 model those few float layers are then repacked (pack_float).
+ * With W8_FLOAT_LAYERS_INT8 (w8_load_opts, `--float_layers int8`) they are
+ * instead quantized at load to W8A8_DYNAMIC (quantize_float).
  * Norm weights (Qwen3's per-head q_norm / k_norm too), norm biases
  * (anti-outlier) and float biases are small and are converted to f32 arrays.
  *
@@ -33,6 +35,7 @@ typedef struct {
     const w8_qdesc *qd;  /* NULL for a float directory */
     const char *wlabel;  /* the weights file named when a tensor is missing */
     int dtype;           /* the model's float dtype (embeddings): picks the W8A8 table */
+    int float_int8;      /* W8_FLOAT_LAYERS_INT8: float layers become W8A8_DYNAMIC */
 } loader;
 
 /* w8_st_need, but a missing tensor names the weights file rather than the
@@ -199,24 +202,29 @@ static int is_dynamic(const loader *ld, const char *prefix) {
 }
 
 typedef struct {
-    const w8_tensor *w;
+    const int8_t *wq;       /* [n, k] int8: in the mapping, or own */
+    const w8_tensor *src;   /* the mapped int8 tensor, dropped once packed (or NULL) */
+    int8_t *own;            /* made at load (--float_layers int8), or NULL */
     float *ws;   /* [n] weight_scale (owned) */
     float *bias; /* [n] or NULL (owned) */
 } dparts;
 
 static void dparts_free(dparts *d) {
+    free(d->own);
     free(d->ws);
     free(d->bias);
+    d->own = NULL;
     d->ws = d->bias = NULL;
 }
 
-static int load_dparts(const loader *ld, const char *prefix, int n, int k, int want_bias,
-                       dparts *d) {
+static int load_file_dparts(const loader *ld, const char *prefix, int n, int k, int want_bias,
+                            dparts *d) {
     memset(d, 0, sizeof *d);
     w8_qlayer l;
     int rc = w8_qlayer_read(ld->st, w8_qdesc_json(ld->qd), prefix, n, k, ld->dtype, &l);
     if (rc == 0) {
-        d->w = l.weight;
+        d->src = l.weight;
+        d->wq = l.weight->data;
         d->ws = w8_xmalloc((size_t)n * sizeof(float) + 1);
         w8_tensor_to_f32(l.weight_scale, d->ws);
     }
@@ -226,6 +234,76 @@ static int load_dparts(const loader *ld, const char *prefix, int n, int k, int w
     snprintf(name, sizeof name, "%s.bias", prefix);
     if (want_bias && !(d->bias = load_vec(ld, name, n))) return -1;
     return 0;
+}
+
+/* ------------------------------------------ float layers made int8 at load
+ * W8_FLOAT_LAYERS_INT8 (--float_layers int8): a layer the file keeps float
+ * is quantized here as `quant --quant_type w8a8_dynamic` would write it
+ * (w8_wquant_*, the quantizer's own arithmetic: per output channel, scale
+ * max|w| / 127, round half to even) and then runs as a W8A8_DYNAMIC layer
+ * (per-token activation scales), so decode reads 1 byte per weight instead
+ * of 2.  Rows are widened to f32 one at a time (a whole f32 copy of the
+ * 0.5B shape's lm_head would be 545 MB) and spread over the threads. */
+static int quantize_float(const w8_tensor *t, int n, int k, dparts *d) {
+    size_t esz = w8_dtype_size(t->dtype);
+    int8_t *wq = w8_xmalloc((size_t)n * (size_t)k + 1);
+    float *ws = w8_xmalloc((size_t)n * sizeof(float) + 1);
+    int bad = n;
+#pragma omp parallel num_threads(w8_get_threads())
+    {
+        float *row = w8_xmalloc((size_t)k * sizeof(float) + 1);
+#pragma omp for schedule(static)
+        for (int r = 0; r < n; r++) {
+            w8_tensor v = {.dtype = t->dtype, .numel = (size_t)k,
+                           .data = (const unsigned char *)t->data + (size_t)r * (size_t)k * esz};
+            w8_tensor_to_f32(&v, row);
+            if (w8_wquant_scale(row, k, &ws[r]) == 0) {
+                w8_wquant_row(row, k, ws[r], wq + (size_t)r * (size_t)k);
+            } else {
+#pragma omp critical(w8_model_bad_row)
+                if (r < bad) bad = r;
+            }
+        }
+        free(row);
+    }
+    if (bad < n) {
+        free(wq);
+        free(ws);
+        return w8_seterr("%s: tensor '%s' row %d has a non-finite value; --float_layers int8 "
+                         "cannot quantize it", t->file, t->name, bad);
+    }
+    /* the int8 copy replaces the float one (a tied lm_head's embedding keeps
+     * its mapping: a lookup faults its rows back in) */
+    release_mapped(t);
+    d->own = wq;
+    d->wq = wq;
+    d->ws = ws;
+    return 0;
+}
+
+static int load_conv_dparts(const loader *ld, const char *prefix, int n, int k, int want_bias,
+                            dparts *d) {
+    memset(d, 0, sizeof *d);
+    char name[NAME_MAX_LEN];
+    int64_t shape[2] = {n, k};
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    const w8_tensor *t = need_float(ld, name, 2, shape);
+    if (!t || quantize_float(t, n, k, d)) return -1;
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    if (want_bias && !(d->bias = load_vec(ld, name, n))) return -1;
+    return 0;
+}
+
+/* 1 when the layer runs W8A8_DYNAMIC: the file says so, or the file keeps
+ * it float and the float layers are made int8 at load. */
+static int runs_dynamic(const loader *ld, const char *prefix) {
+    return is_dynamic(ld, prefix) || (ld->float_int8 && !is_int8(ld, prefix));
+}
+
+static int load_dparts(const loader *ld, const char *prefix, int n, int k, int want_bias,
+                       dparts *d) {
+    if (is_dynamic(ld, prefix)) return load_file_dparts(ld, prefix, n, k, want_bias, d);
+    return load_conv_dparts(ld, prefix, n, k, want_bias, d);
 }
 
 /* Pack dynamic parts stacked along n (fused q/k/v, gate/up: one per-row
@@ -240,15 +318,15 @@ static void pack_dyn(w8_linear *l, dparts *d, const int *pn, int np, int k) {
     int row = 0;
     for (int i = 0; i < np; i++) {
         if (w) {
-            memcpy(w + (size_t)row * k, d[i].w->data, (size_t)pn[i] * (size_t)k);
-            release_mapped(d[i].w);
+            memcpy(w + (size_t)row * k, d[i].wq, (size_t)pn[i] * (size_t)k);
+            if (d[i].src) release_mapped(d[i].src);
         }
         memcpy(ws + row, d[i].ws, (size_t)pn[i] * sizeof(float));
         if (d[i].bias) memcpy(l->bias + row, d[i].bias, (size_t)pn[i] * sizeof(float));
         row += pn[i];
     }
-    w8_qmat_pack(&l->q, w ? w : (const int8_t *)d[0].w->data, ntot, k, zb, ws);
-    if (!w) release_mapped(d[0].w);
+    w8_qmat_pack(&l->q, w ? w : d[0].wq, ntot, k, zb, ws);
+    if (!w && d[0].src) release_mapped(d[0].src);
     l->n = ntot;
     l->k = k;
     l->quantized = 1;
@@ -263,6 +341,7 @@ static int load_dyn_linear(const loader *ld, const char *prefix, int n, int k, i
     dparts d;
     int rc = load_dparts(ld, prefix, n, k, want_bias, &d);
     if (rc == 0) pack_dyn(l, &d, &n, 1, k);
+    l->converted = !is_dynamic(ld, prefix);
     dparts_free(&d);
     return rc;
 }
@@ -275,9 +354,11 @@ static int load_dyn_group(const loader *ld, char prefixes[][NAME_MAX_LEN], const
     for (int i = 0; i < np && rc == 0; i++) rc = load_dparts(ld, prefixes[i], pn[i], k, want_bias, &d[i]);
     if (rc == 0) {
         for (int i = 0; i < np; i++)
-            g->parts[i] = (w8_linear){.n = pn[i], .k = k, .quantized = 1, .dynamic = 1};
+            g->parts[i] = (w8_linear){.n = pn[i], .k = k, .quantized = 1, .dynamic = 1,
+                                      .converted = !is_dynamic(ld, prefixes[i])};
         g->fused = 1;
         pack_dyn(&g->fused_lin, d, pn, np, k);
+        for (int i = 0; i < np; i++) g->fused_lin.converted |= g->parts[i].converted;
     }
     for (int i = 0; i < np; i++) dparts_free(&d[i]);
     return rc;
@@ -322,7 +403,7 @@ static int load_linear(const loader *ld, const char *prefix, int n, int k, int w
     l->n = n;
     l->k = k;
     if (check_supported(ld, prefix)) return -1;
-    if (is_dynamic(ld, prefix)) return load_dyn_linear(ld, prefix, n, k, want_bias, l);
+    if (runs_dynamic(ld, prefix)) return load_dyn_linear(ld, prefix, n, k, want_bias, l);
     if (!is_int8(ld, prefix)) return load_float_linear(ld, prefix, n, k, want_bias, l);
     qparts q;
     if (load_qparts(ld, prefix, n, k, &q)) return -1;
@@ -346,7 +427,7 @@ static int load_group(const loader *ld, char prefixes[][NAME_MAX_LEN], const int
         g->part_n[i] = pn[i];
         if (check_supported(ld, prefixes[i])) return -1;
         all_int8 &= is_int8(ld, prefixes[i]);
-        all_dyn &= is_dynamic(ld, prefixes[i]);
+        all_dyn &= runs_dynamic(ld, prefixes[i]);
     }
     if (all_dyn) return load_dyn_group(ld, prefixes, pn, np, k, want_bias, g);
     if (all_int8) {
@@ -482,9 +563,10 @@ static int check_shape(const w8_config *c, const char *dir) {
     return 0;
 }
 
-static int load_all(w8_model *m, const w8_qdesc *qd) {
+static int load_all(w8_model *m, const w8_qdesc *qd, const w8_load_opts *o) {
     const w8_config *c = &m->cfg;
-    loader ld = {m->st, qd, weights_label(m->st), W8_BF16};
+    loader ld = {m->st, qd, weights_label(m->st), W8_BF16,
+                 o && o->float_layers == W8_FLOAT_LAYERS_INT8};
     int64_t eshape[2] = {c->vocab, c->hidden};
     if (!(m->embed = need_float(&ld, "model.embed_tokens.weight", 2, eshape))) return -1;
     ld.dtype = m->embed->dtype;
@@ -500,6 +582,18 @@ static int load_all(w8_model *m, const w8_qdesc *qd) {
     if (check_supported(&ld, "lm_head")) return -1;
     if (is_int8(&ld, "lm_head") || is_dynamic(&ld, "lm_head")) {
         if (load_linear(&ld, "lm_head", c->vocab, c->hidden, 0, &m->lm_head)) return -1;
+    } else if (c->tie_embeddings && ld.float_int8) {
+        /* the lookup keeps reading the float embedding; only the output
+         * matmul runs on the int8 copy */
+        dparts d;
+        memset(&d, 0, sizeof d);
+        int rc = quantize_float(m->embed, c->vocab, c->hidden, &d);
+        if (rc == 0) {
+            pack_dyn(&m->lm_head, &d, &c->vocab, 1, c->hidden);
+            m->lm_head.converted = 1;
+        }
+        dparts_free(&d);
+        if (rc) return -1;
     } else if (c->tie_embeddings) {
         m->lm_head = (w8_linear){.n = c->vocab, .k = c->hidden};
         m->lm_head.f = (w8_fmat){.n = c->vocab, .k = c->hidden, .dtype = m->embed->dtype,
@@ -518,14 +612,25 @@ static int load_all(w8_model *m, const w8_qdesc *qd) {
         for (int j = 0; j < 7; j++) {
             ls[j]->quantized ? m->n_int8++ : m->n_float++;
             m->n_dynamic += ls[j]->dynamic;
+            m->n_converted += ls[j]->converted;
         }
     }
     m->lm_head.quantized ? m->n_int8++ : m->n_float++;
     m->n_dynamic += m->lm_head.dynamic;
+    m->n_converted += m->lm_head.converted;
     return 0;
 }
 
-w8_model *w8_model_load(const char *dir) {
+w8_model *w8_model_load(const char *dir) { return w8_model_load_opts(dir, NULL); }
+
+int w8_float_layers_parse(const char *s, w8_float_layers *out) {
+    if (s && !strcmp(s, "file")) *out = W8_FLOAT_LAYERS_FILE;
+    else if (s && !strcmp(s, "int8")) *out = W8_FLOAT_LAYERS_INT8;
+    else return w8_seterr("--float_layers: '%s' is not one of file, int8", s ? s : "");
+    return 0;
+}
+
+w8_model *w8_model_load_opts(const char *dir, const w8_load_opts *o) {
     w8_model *m = w8_xcalloc(1, sizeof *m);
     w8_qdesc *qd = NULL;
     m->dir = w8_xstrdup(dir);
@@ -537,7 +642,7 @@ w8_model *w8_model_load(const char *dir) {
     if (w8_qdesc_load(dir, &qd)) goto fail;
     m->quantized = qd != NULL;
     if (!(m->st = w8_st_open_dir(dir))) goto fail;
-    if (load_all(m, qd)) goto fail;
+    if (load_all(m, qd, o)) goto fail;
     if (qd) w8_qdesc_free(qd);
     return m;
 fail:
@@ -547,9 +652,16 @@ fail:
 }
 
 const char *w8_model_kind(const w8_model *m) {
-    if (!m->quantized) return "float";
-    if (m->n_dynamic == 0) return "W8A8";
-    return m->n_dynamic == m->n_int8 ? "W8A8_DYNAMIC" : "W8A8+W8A8_DYNAMIC";
+    static const char *const kinds[4][2] = {
+        {"float", "float +int8 linears"},
+        {"W8A8", "W8A8 +int8 float layers"},
+        {"W8A8_DYNAMIC", "W8A8_DYNAMIC +int8 float layers"},
+        {"W8A8+W8A8_DYNAMIC", "W8A8+W8A8_DYNAMIC +int8 float layers"},
+    };
+    /* the file's kind: the layers made int8 at load are not in it */
+    int dyn = m->n_dynamic - m->n_converted, i8 = m->n_int8 - m->n_converted;
+    int k = !m->quantized ? 0 : dyn == 0 ? 1 : dyn == i8 ? 2 : 3;
+    return kinds[k][m->n_converted > 0];
 }
 
 void w8_model_free(w8_model *m) {

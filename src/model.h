@@ -25,6 +25,8 @@ typedef struct {
                          * (q packed with quant_bias 0 and deq_scale = weight_scale,
                          * bias the f32 float bias); in_scale/in_offset unused */
     w8_qmat q;
+    int converted;      /* with dynamic: float in the file, quantized at load
+                         * (W8_FLOAT_LAYERS_INT8); a fused group: any part */
     float in_scale;
     int in_offset;
     w8_fmat f;
@@ -53,6 +55,20 @@ typedef struct {
     w8_linear down;
 } w8_layer;
 
+/* What the loader does with the linear layers a directory keeps float
+ * (a W8A8 recipe's lm_head and down_proj; every layer of a float
+ * directory).  The files are never changed: this is a run-time choice. */
+typedef enum {
+    W8_FLOAT_LAYERS_FILE = 0, /* run them as the file stores them (default) */
+    W8_FLOAT_LAYERS_INT8,     /* quantize them at load to W8A8_DYNAMIC: per-output-
+                               * channel symmetric int8 weights (the quantizer's
+                               * arithmetic, w8_wquant_*), per-token activations */
+} w8_float_layers;
+
+typedef struct {
+    w8_float_layers float_layers;
+} w8_load_opts;
+
 typedef struct w8_model {
     char *dir;
     w8_config cfg;
@@ -60,6 +76,8 @@ typedef struct w8_model {
     int quantized;          /* directory is W8A8 (has a description) */
     int n_int8, n_float;    /* counts of linear layers by path */
     int n_dynamic;          /* ... of n_int8, W8A8_DYNAMIC */
+    int n_converted;        /* ... of n_dynamic, float in the file, made int8 at load
+                             * (W8_FLOAT_LAYERS_INT8) */
     const w8_tensor *embed; /* [vocab, hidden], file dtype */
     float *final_norm;      /* [hidden] */
     float *final_norm_b;
@@ -69,7 +87,13 @@ typedef struct w8_model {
 } w8_model;
 
 w8_model *w8_model_load(const char *dir);
-/* "float", "W8A8", "W8A8_DYNAMIC", or "W8A8+W8A8_DYNAMIC" (mixed), for banners. */
+/* With options (NULL: the defaults, = w8_model_load). */
+w8_model *w8_model_load_opts(const char *dir, const w8_load_opts *o);
+/* "file" or "int8" (--float_layers); -1 with the error set otherwise. */
+int w8_float_layers_parse(const char *s, w8_float_layers *out);
+/* "float", "W8A8", "W8A8_DYNAMIC", or "W8A8+W8A8_DYNAMIC" (mixed), for
+ * banners: what the file holds; with layers made int8 at load, followed by
+ * " +int8 float layers" (a float directory: "float +int8 linears"). */
 const char *w8_model_kind(const w8_model *m);
 void w8_model_free(w8_model *m);
 

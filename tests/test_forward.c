@@ -980,6 +980,178 @@ static void test_dynamic(const char *name, w8_quant_type qt) {
     w8_rm_rf(tmp);
 }
 
+/* Last-position logits of the prefixes tok[0..L) for L = 8 .. 8 + n - 1. */
+static int prefix_logits(const w8_model *m, int n, float *out) {
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++)
+        rc = engine_logits(m, STORIES_IDS, 8 + i, 16, out + (size_t)i * m->cfg.vocab);
+    return rc;
+}
+
+/* Mean KL(p || q) of softmax rows and their top-1 agreement (0..1). */
+static double kl_top1(const float *p, const float *q, int n, int V, double *top1) {
+    double kl = 0;
+    int agree = 0;
+    for (int i = 0; i < n; i++) {
+        const float *a = p + (size_t)i * V, *b = q + (size_t)i * V;
+        double ma = a[0], mb = b[0], sa = 0, sb = 0;
+        int ia = 0, ib = 0;
+        for (int j = 1; j < V; j++) {
+            if (a[j] > ma) ma = a[j], ia = j;
+            if (b[j] > mb) mb = b[j], ib = j;
+        }
+        for (int j = 0; j < V; j++) sa += exp(a[j] - ma), sb += exp(b[j] - mb);
+        double la = ma + log(sa), lb = mb + log(sb);
+        for (int j = 0; j < V; j++) kl += exp(a[j] - la) * ((a[j] - la) - (b[j] - lb));
+        agree += ia == ib;
+    }
+    *top1 = (double)agree / n;
+    return kl / n;
+}
+
+/* A layer made int8 at load gives the same bits on every ISA the CPU has,
+ * and row i of a 7-row call equals row i alone (the whole model's logits are
+ * not compared across ISAs: its exp-based steps differ by an ulp there). */
+static int converted_bitwise(const w8_linear *l, const char *what, const char *name) {
+    enum { M = 7 };
+    float *x = malloc(sizeof(float) * M * l->k), *ref = malloc(sizeof(float) * M * l->n);
+    float *y = malloc(sizeof(float) * M * l->n);
+    uint64_t r = 88172645463325252ull;
+    for (int i = 0; i < M * l->k; i++) {
+        r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+        x[i] = (float)((double)(r >> 11) / 9007199254740992.0 - 0.5) * (i % 61 == 0 ? 40 : 2);
+    }
+    w8_isa keep = w8_isa_active();
+    int bad = 0, n_isa = 0;
+    for (int isa = W8_ISA_SCALAR; isa <= (int)w8_isa_hw(); isa++) {
+        if (w8_isa_force((w8_isa)isa)) continue;
+        n_isa++;
+        w8_linear_apply(l, M, x, (size_t)l->k, y, (size_t)l->n, NULL);
+        if (isa == W8_ISA_SCALAR) memcpy(ref, y, sizeof(float) * M * l->n);
+        bad += memcmp(y, ref, sizeof(float) * M * l->n) != 0;
+        for (int i = 0; i < M; i++) {
+            w8_linear_apply(l, 1, x + (size_t)i * l->k, (size_t)l->k, y, (size_t)l->n, NULL);
+            bad += memcmp(y, ref + (size_t)i * l->n, sizeof(float) * l->n) != 0;
+        }
+    }
+    w8_isa_force(keep);
+    CHECK(bad == 0 && n_isa >= 1 && l->converted,
+          "%s: %s made int8 at load: the same bits on %d ISAs, 7 rows = each alone", name, what,
+          n_isa);
+    free(x);
+    free(ref);
+    free(y);
+    return bad;
+}
+
+/* --float_layers int8 (issue 20): a W8A8 directory's float layers (the
+ * Qwen2 recipe's down_proj, the tied lm_head) are quantized at load to
+ * W8A8_DYNAMIC; the default load is untouched; the arithmetic is the
+ * quantizer's (a float directory made int8 at load gives the bits of its
+ * `quant --quant_type w8a8_dynamic --model_type llama` copy made int8 at
+ * load); a decode row does not depend on the batch; the logits move, but
+ * little. */
+static void test_float_layers_int8(const char *name) {
+    char src[4096], tmpl[] = "/tmp/w8a8_test_fl8_XXXXXX", st[4200], dy[4200];
+    snprintf(src, sizeof src, "%s", model_path(name));
+    char *tmp = mkdtemp(tmpl);
+    if (!tmp) {
+        CHECK(0, "mkdtemp");
+        return;
+    }
+    snprintf(st, sizeof st, "%s/st", tmp);
+    snprintf(dy, sizeof dy, "%s/dyn", tmp);
+    w8_quant_opts o;
+    w8_quant_opts_init(&o);
+    o.model_path = src;
+    o.save_path = st;
+    o.model_type = "qwen2";
+    o.calib_samples = 4;
+    o.calib_seq_len = 32;
+    w8_quant_report rep;
+    int rc = w8_quantize(&o, &rep);
+    o.save_path = dy;
+    o.model_type = "llama";
+    o.quant_type = W8_QUANT_DYNAMIC;
+    if (rc == 0) rc = w8_quantize(&o, &rep);
+    CHECK(rc == 0, "%s: Qwen2-recipe W8A8 and every-linear W8A8_DYNAMIC copies (%s)", name,
+          rc ? w8_lasterr() : "");
+    w8_load_opts i8 = {W8_FLOAT_LAYERS_INT8}, fl = {W8_FLOAT_LAYERS_FILE};
+    w8_model *f = w8_model_load(src), *q = rc ? NULL : w8_model_load_opts(st, &fl);
+    w8_model *q8 = rc ? NULL : w8_model_load_opts(st, &i8);
+    w8_model *f8 = w8_model_load_opts(src, &i8), *d8 = rc ? NULL : w8_model_load_opts(dy, &i8);
+    CHECK(f && q && q8 && f8 && d8, "%s: loads with --float_layers file and int8 (%s)", name,
+          f && q && q8 && f8 && d8 ? "" : w8_lasterr());
+    if (f && q && q8 && f8 && d8) {
+        int nl = q->cfg.n_layers, V = q->cfg.vocab;
+        CHECK(q->n_converted == 0 && !q->layers[0].down.quantized && !q->lm_head.quantized &&
+                  !strcmp(w8_model_kind(q), "W8A8"),
+              "%s: file: down_proj and lm_head float, as stored", name);
+        int conv = 1;
+        for (int l = 0; l < nl; l++) {
+            const w8_linear *d = &q8->layers[l].down;
+            conv &= d->quantized && d->dynamic && d->converted;
+        }
+        CHECK(conv && q8->lm_head.dynamic && q8->lm_head.converted && q8->n_float == 0 &&
+                  q8->n_converted == nl + 1 && q8->n_int8 == q->n_int8 + q->n_float &&
+                  q8->layers[0].qkv.fused && !q8->layers[0].qkv.fused_lin.dynamic &&
+                  !strcmp(w8_model_kind(q8), "W8A8 +int8 float layers"),
+              "%s: int8: %d down_proj + tied lm_head made W8A8_DYNAMIC, static layers kept (%s)",
+              name, nl, w8_model_kind(q8));
+        CHECK(f8->n_float == 0 && f8->n_converted == f8->n_int8 && f8->layers[0].qkv.fused &&
+                  f8->layers[0].qkv.fused_lin.dynamic &&
+                  !strcmp(w8_model_kind(f8), "float +int8 linears"),
+              "%s: a float directory with int8: every linear W8A8_DYNAMIC, q/k/v fused", name);
+        /* the tied lm_head's int8 copy is separate; the lookup still reads the
+         * mapped float rows (their pages were dropped, not unmapped) */
+        CHECK(f8->embed->nbytes == f->embed->nbytes && f8->lm_head.f.w == NULL &&
+                  memcmp(f8->embed->data, f->embed->data, f->embed->nbytes) == 0 &&
+                  memcmp(q8->embed->data, f->embed->data, f->embed->nbytes) == 0,
+              "%s: the embedding lookup still reads the file's float rows", name);
+        enum { NP = 24 };
+        float *lf = malloc(sizeof(float) * NP * V), *lq = malloc(sizeof(float) * NP * V);
+        float *l8 = malloc(sizeof(float) * NP * V), *lf8 = malloc(sizeof(float) * NP * V);
+        float *ld8 = malloc(sizeof(float) * NP * V);
+        rc = prefix_logits(f, NP, lf) || prefix_logits(q, NP, lq) || prefix_logits(q8, NP, l8) ||
+             prefix_logits(f8, NP, lf8) || prefix_logits(d8, NP, ld8);
+        CHECK(rc == 0, "%s: forward passes", name);
+        if (rc == 0) {
+            CHECK(memcmp(lf8, ld8, sizeof(float) * NP * V) == 0,
+                  "%s: float dir made int8 at load = its w8a8_dynamic copy made int8 at load, "
+                  "bit for bit (one weight arithmetic)", name);
+            CHECK(memcmp(lq, l8, sizeof(float) * NP * V) != 0,
+                  "%s: int8 float layers change the logits", name);
+            double t1q, t18, kq = kl_top1(lf, lq, NP, V, &t1q), k8 = kl_top1(lf, l8, NP, V, &t18);
+            double t1x, kx = kl_top1(lq, l8, NP, V, &t1x);
+            CHECK(k8 < 0.01 && t18 >= 0.9 && kx < 0.01 && t1x >= 0.9,
+                  "%s: vs float KL %.5f top-1 %.0f%% (file: KL %.5f top-1 %.0f%%); vs file KL "
+                  "%.5f top-1 %.0f%%",
+                  name, k8, 100 * t18, kq, 100 * t1q, kx, 100 * t1x);
+        }
+        free(lf);
+        free(lq);
+        free(l8);
+        free(lf8);
+        free(ld8);
+        test_decode_rows_invariant(q8);
+        test_decode_rows_invariant(f8);
+        converted_bitwise(&q8->layers[nl - 1].down, "down_proj", name);
+        converted_bitwise(&q8->lm_head, "tied lm_head", name);
+        converted_bitwise(&f8->layers[0].qkv.fused_lin, "fused q/k/v of a float dir", name);
+    }
+    w8_model_free(f);
+    w8_model_free(q);
+    w8_model_free(q8);
+    w8_model_free(f8);
+    w8_model_free(d8);
+    CHECK(w8_float_layers_parse("int8", &i8.float_layers) == 0 &&
+              w8_float_layers_parse("file", &fl.float_layers) == 0 &&
+              w8_float_layers_parse("fp8", &i8.float_layers) != 0 &&
+              strstr(w8_lasterr(), "file, int8"),
+          "--float_layers values: file, int8; others refused naming them");
+    w8_rm_rf(tmp);
+}
+
 int main(void) {
     w8_set_threads(2);
     test_vs_reference("stories260K-hf-f32");
@@ -997,5 +1169,7 @@ int main(void) {
     test_dynamic("stories260K-as-qwen2-bf16-random-bias", W8_QUANT_DYNAMIC);
     test_dynamic("stories260K-hf-f16", W8_QUANT_DYNAMIC);
     test_dynamic("stories260K-as-qwen2-bf16-random-bias", W8_QUANT_MIX);
+    test_float_layers_int8("stories260K-hf-f16");
+    test_float_layers_int8("stories260K-as-qwen2-bf16-random-bias");
     TEST_DONE();
 }

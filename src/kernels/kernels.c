@@ -22,6 +22,8 @@
  *   - small problems run on the calling thread: a parallel region costs
  *     microseconds, more than a tiny matmul.
  */
+#include <float.h>
+#include <math.h>
 #include <omp.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -192,6 +194,39 @@ void w8_gemm_i8_dyn(const w8_qmat *w, int m, const float *x, size_t ldx, int8_t 
     float *rs = scratch(SLOT_DYNS, (size_t)m * sizeof(float));
     w8_quant_rows_dyn(x, m, w->k, ldx, xq, k, rs);
     gemm_i8(w, m, xq, k, y, ldy, rs, bias);
+}
+
+/* ------------------------------------------------- weight quantization */
+
+int w8_wquant_scale(const float *w, int k, float *ws) {
+    float amax = 0;
+    for (int j = 0; j < k; j++) {
+        float a = fabsf(w[j]);
+        if (!(a <= FLT_MAX)) return -1;
+        if (a > amax) amax = a;
+    }
+    float s = amax / 127.0f;
+    *ws = s < W8_WSCALE_EPS ? W8_WSCALE_EPS : s;
+    return 0;
+}
+
+int32_t w8_wquant_row(const float *w, int k, float ws, int8_t *q) {
+    /* Clamp, then round half to even by adding and subtracting 1.5 * 2^23
+     * (exact for |v| <= 128 in the default rounding mode): the same result as
+     * nearbyintf, which baseline x86-64 cannot inline, and the loop vectorizes.
+     * Clamping first is equivalent because the bounds are integers. */
+    const float magic = 12582912.0f;
+    int32_t sum = 0;
+    for (int j = 0; j < k; j++) {
+        float v = w[j] / ws;
+        v = v > 127.0f ? 127.0f : v;
+        v = v < -128.0f ? -128.0f : v;
+        float t = v + magic;
+        int8_t iv = (int8_t)(int)(t - magic);
+        q[j] = iv;
+        sum += iv;
+    }
+    return sum;
 }
 
 /* ------------------------------------------------- activation quantization */

@@ -59,6 +59,20 @@ void w8_quant_rows_dyn(const float *x, int m, int k, size_t ldx, int8_t *xq, siz
 void w8_gemm_i8_dyn(const w8_qmat *w, int m, const float *x, size_t ldx, int8_t *xq, float *y,
                     size_t ldy, const float *bias);
 
+/* Per-output-channel symmetric int8 weights, FORMAT.md's arithmetic for a
+ * W8A8 and a W8A8_DYNAMIC layer.  One implementation for the quantizer
+ * (quant/arith.c, which may raise the scale for a static layer's bias) and
+ * the loader (model.c, --float_layers int8), so a layer made at load has
+ * the bits `quant --quant_type w8a8_dynamic` writes.
+ * w8_wquant_scale: *ws = max_j |w[j]| / 127 (fp32), floored at
+ * W8_WSCALE_EPS so an all-zero row does not divide by 0; -1 (ws untouched)
+ * when a value is not finite.
+ * w8_wquant_row: q[j] = clamp(round_half_even(w[j] / ws), -128, 127) (a true
+ * fp32 division); returns sum_j q[j]. */
+#define W8_WSCALE_EPS 1e-8f
+int w8_wquant_scale(const float *w, int k, float *ws);
+int32_t w8_wquant_row(const float *w, int k, float ws, int8_t *q);
+
 /* xq[i] = clamp(round_half_even(x[i] / scale) + offset, -128, 127), rows of k. */
 void w8_quant_rows(const float *x, int m, int k, size_t ldx, float scale, int offset,
                    int8_t *xq, size_t ldq);

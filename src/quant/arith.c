@@ -3,9 +3,9 @@
  */
 #include "arith.h"
 
-#include <float.h>
 #include <math.h>
 
+#include "../kernels/kernels.h"
 #include "../util.h"
 
 int w8_quant_act_params(float lo, float hi, w8_dtype store, float *scale, int *offset) {
@@ -29,37 +29,18 @@ int w8_quant_act_params(float lo, float hi, w8_dtype store, float *scale, int *o
     return 0;
 }
 
-/* One row: returns 0, or 1 for a non-finite value, 2 for quant_bias overflow. */
+/* One row: returns 0, or 1 for a non-finite value, 2 for quant_bias overflow.
+ * The weight arithmetic itself is the kernels' (w8_wquant_*), shared with the
+ * loader's --float_layers int8. */
 static int quant_row(const float *w, float bias, int k, float in_scale, int in_offset,
                      int8_t *q, int32_t *qb, float *deq) {
-    float amax = 0;
-    for (int j = 0; j < k; j++) {
-        float a = fabsf(w[j]);
-        if (!(a <= FLT_MAX)) return 1;
-        if (a > amax) amax = a;
-    }
-    if (!isfinite(bias)) return 1;
-    float ws = amax / 127.0f;
-    if (ws < W8_QUANT_WSCALE_EPS) ws = W8_QUANT_WSCALE_EPS;
+    float ws;
+    if (w8_wquant_scale(w, k, &ws) || !isfinite(bias)) return 1;
     /* A large bias on a tiny row would not fit quant_bias: raise the row's
      * scale until bias / deq_scale stays within 2^30. */
     double need = fabs((double)bias) / ((double)in_scale * 1073741824.0);
     if ((double)ws < need) ws = (float)(need * (1.0 + 1e-6));
-    /* Clamp, then round half to even by adding and subtracting 1.5 * 2^23
-     * (exact for |v| <= 128 in the default rounding mode): the same result as
-     * nearbyintf, which baseline x86-64 cannot inline, and the loop vectorizes.
-     * Clamping first is equivalent because the bounds are integers. */
-    const float magic = 12582912.0f;
-    int32_t sum = 0;
-    for (int j = 0; j < k; j++) {
-        float v = w[j] / ws;
-        v = v > 127.0f ? 127.0f : v;
-        v = v < -128.0f ? -128.0f : v;
-        float t = v + magic;
-        int8_t iv = (int8_t)(int)(t - magic);
-        q[j] = iv;
-        sum += iv;
-    }
+    int32_t sum = w8_wquant_row(w, k, ws, q);
     float d = (float)((double)in_scale * (double)ws);
     double b = nearbyint((double)bias / (double)d - (double)in_offset * (double)sum);
     if (b < (double)INT32_MIN || b > (double)INT32_MAX) return 2;

@@ -2,7 +2,9 @@
  * arith.h - FORMAT.md's quantization arithmetic, on its own: the activation
  * parameters from an observed range and one linear layer's int8 weights,
  * quant_bias and deq_scale.  The quantizer (quantize.c) and the sensitivity
- * measure (sensitivity.c) both use it; it depends on nothing but util.
+ * measure (sensitivity.c) both use it; it depends on nothing but util and
+ * the kernels' per-channel weight rounding (w8_wquant_*, which the loader
+ * shares for --float_layers int8).
  */
 #ifndef W8_QUANT_ARITH_H
 #define W8_QUANT_ARITH_H
@@ -10,9 +12,11 @@
 #include <stdint.h>
 
 #include "../dtype.h"
+#include "../kernels/kernels.h"
 
-/* Weight scales are floored here so an all-zero row does not divide by 0. */
-#define W8_QUANT_WSCALE_EPS 1e-8f
+/* Weight scales are floored here so an all-zero row does not divide by 0
+ * (the kernels' weight quantization, w8_wquant_scale, applies it). */
+#define W8_QUANT_WSCALE_EPS W8_WSCALE_EPS
 /* Activation scales are floored at the smallest normal of the storage dtype
  * (fp16: 2^-14) or at this for bf16, so the stored scale is never 0. */
 #define W8_QUANT_ASCALE_EPS_BF16 1e-8f
