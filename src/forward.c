@@ -262,16 +262,17 @@ static void attend(const w8_ctx *c, w8_kv *kv, const w8_seq *s, int pos0, int nr
     int bs = w8_kv_block_size(kv), hd = c->head_dim, maxlen = pos0 + nr;
     size_t ld = w8_kv_row_stride(kv);
     float scale = 1.0f / sqrtf((float)hd);
+    /* scores: all nr x group queries over one key block in one call */
+    const float *q0 = c->qkv + (size_t)r0 * c->qkvdim + (size_t)kvh * group * hd;
+    int nk[ATT_ROWS];
     for (int j0 = 0, bi = 0; j0 < maxlen; j0 += bs, bi++) {
         const float *kb = w8_kv_block_k(kv, layer, s->blocks[bi]) + (size_t)kvh * hd;
         for (int i = 0; i < nr; i++) {
-            int len = pos0 + i + 1, nb = len - j0 < bs ? len - j0 : bs;
-            if (nb <= 0) continue;
-            const float *q = c->qkv + (size_t)(r0 + i) * c->qkvdim + (size_t)kvh * group * hd;
-            for (int g = 0; g < group; g++)
-                w8_attn_scores(q + (size_t)g * hd, kb, ld, nb, hd, scale,
-                               att + ((size_t)i * group + g) * ldatt + j0);
+            int len = pos0 + i + 1;
+            nk[i] = len - j0 < bs ? len - j0 : bs;
         }
+        w8_attn_scores_n(q0, (size_t)c->qkvdim, nr, group, kb, ld, nk, hd, scale, att + j0,
+                         ldatt);
     }
     for (int i = 0; i < nr; i++) {
         for (int g = 0; g < group; g++) w8_softmax(att + ((size_t)i * group + g) * ldatt, pos0 + i + 1);

@@ -637,6 +637,36 @@ static void test_attn(const char *isa) {
         }
     CHECK(bad == 0, "%s attn_accum_n: each of 1..8 queries gets attn_accum's bits (d 8, 64, 128, 200)",
           isa);
+
+    /* many queries over one key block (a prompt's rows x a GQA group): each
+     * query's scores get attn_scores's bits, whatever its key count (none,
+     * partial 16-key groups, more than one transposed chunk of keys) */
+    static const int sd[] = { 8, 13, 16, 64, 128, 200, 256, 272 };
+    static const int snr[] = { 1, 3, 8 }, snh[] = { 1, 2, 7 };
+    bad = 0;
+    for (size_t a = 0; a < 8; a++)
+        for (size_t b = 0; b < 3; b++)
+            for (size_t c = 0; c < 3; c++) {
+                int d = sd[a], nr = snr[b], nh = snh[c], nmax = 150;
+                size_t ldk = (size_t)d + 5, ldq = (size_t)nh * d + 3, lds = (size_t)nmax + 7;
+                float *q = malloc((size_t)nr * ldq * 4), *kv = malloc((size_t)nmax * ldk * 4);
+                float *s1 = malloc((size_t)nr * nh * lds * 4), *s2 = malloc((size_t)nr * nh * lds * 4);
+                int nk[8];
+                fill_f(q, (size_t)nr * ldq, 1.0f);
+                fill_f(kv, (size_t)nmax * ldk, 1.0f);
+                for (size_t t = 0; t < (size_t)nr * nh * lds; t++) s1[t] = s2[t] = -7.0f;
+                for (int i = 0; i < nr; i++) /* 150, 0, -3, 1, 31, 64, 65, 17 */
+                    nk[i] = (int[]){ 150, 0, -3, 1, 31, 64, 65, 17 }[(i + (int)a) % 8];
+                w8_attn_scores_n(q, ldq, nr, nh, kv, ldk, nk, d, 0.3f, s1, lds);
+                for (int i = 0; i < nr; i++)
+                    for (int h = 0; nk[i] > 0 && h < nh; h++)
+                        w8_attn_scores(q + i * ldq + (size_t)h * d, kv, ldk, nk[i], d, 0.3f,
+                                       s2 + ((size_t)i * nh + h) * lds);
+                if (memcmp(s1, s2, (size_t)nr * nh * lds * 4)) bad++;
+                free(q), free(kv), free(s1), free(s2);
+            }
+    CHECK(bad == 0, "%s attn_scores_n: every query of 1..8 rows x 1..7 heads gets attn_scores's bits "
+          "(d 8..272, 0..150 keys), nothing written past its keys", isa);
 }
 
 /* ------------------------------------------------------------ elementwise */

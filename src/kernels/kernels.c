@@ -365,6 +365,20 @@ void w8_attn_scores(const float *q, const float *k, size_t ldk, int n, int d, fl
     if (n > 0) active()->attn_scores(q, k, ldk, n, d, scale, s);
 }
 
+void w8_attn_scores_n(const float *q, size_t ldq, int nr, int nh, const float *k, size_t ldk,
+                      const int *nk, int d, float scale, float *s, size_t lds) {
+    const w8_kern_table *t = active();
+    if (nr <= 0 || nh <= 0) return;
+    if (t->attn_scores_n) {
+        t->attn_scores_n(q, ldq, nr, nh, k, ldk, nk, d, scale, s, lds);
+        return;
+    }
+    for (int i = 0; i < nr; i++)
+        for (int h = 0; nk[i] > 0 && h < nh; h++)
+            t->attn_scores(q + (size_t)i * ldq + (size_t)h * d, k, ldk, nk[i], d, scale,
+                           s + ((size_t)i * nh + h) * lds);
+}
+
 void w8_attn_accum(const float *p, const float *v, size_t ldv, int n, int d, float *out) {
     if (n > 0) active()->attn_accum(p, v, ldv, n, d, out);
 }

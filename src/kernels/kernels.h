@@ -115,6 +115,14 @@ void w8_gemm_f(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, si
 /* s[j] = scale * dot(q, K_j) for j < n, K_j = k + j * ldk, d elements each. */
 void w8_attn_scores(const float *q, const float *k, size_t ldk, int n, int d, float scale,
                     float *s);
+/* w8_attn_scores for the queries of nr rows x nh heads over the same keys
+ * (a prompt's rows and the query heads that share one KV head): query
+ * (i, h) = q + i * ldq + h * d gets keys 0 .. nk[i] - 1 (none when
+ * nk[i] <= 0) into s + (i * nh + h) * lds.  Every score gets exactly
+ * w8_attn_scores's bits; the key block is read (and rearranged) once for
+ * all queries instead of once per query. */
+void w8_attn_scores_n(const float *q, size_t ldq, int nr, int nh, const float *k, size_t ldk,
+                      const int *nk, int d, float scale, float *s, size_t lds);
 /* out[0..d) += sum_j p[j] * V_j for j < n, V_j = v + j * ldv. */
 void w8_attn_accum(const float *p, const float *v, size_t ldv, int n, int d, float *out);
 /* w8_attn_accum for nq queries over the same V rows (the query heads that

@@ -678,6 +678,168 @@ static void x_attn_scores(const float *q, const float *k, size_t ldk, int n, int
     }
 }
 
+/* w8_attn_scores_n for d a multiple of 16 up to 256: x_attn_scores's
+ * arithmetic per key (lane l of the key's accumulator: one FMA chain over
+ * t = l, l + 16, .. from 0; then the halving tree l + 8, l + 4, l + 2,
+ * l + 1; then scale *) with the keys in the lanes instead.  A chunk of keys
+ * is transposed once (kt: 16-key groups of d rows, kt[t] = key j's t-th
+ * value in lane j) for every query; lane l's chain becomes a vector A_l over
+ * 16 keys, the tree becomes 15 vertical adds per 16 keys (instead of the
+ * ~30 shuffles of hsum16x16), and one K load feeds two queries.  Each query
+ * is thus x_attn_scores bit for bit. */
+enum { SN_BUF = 4096 }; /* floats of transposed keys on the stack (16 KB, L1) */
+
+/* 16 rows of 16 floats (cnt real, the rest zero) -> kt[t * 16 + j] */
+AI void sn_t16(const float *k, size_t ldk, int cnt, float *kt) {
+    const __m512 z = _mm512_setzero_ps();
+#define SN_LD(j) __m512 r##j = j < cnt ? _mm512_loadu_ps(k + (size_t)j * ldk) : z;
+    SN_LD(0) SN_LD(1) SN_LD(2) SN_LD(3) SN_LD(4) SN_LD(5) SN_LD(6) SN_LD(7)
+    SN_LD(8) SN_LD(9) SN_LD(10) SN_LD(11) SN_LD(12) SN_LD(13) SN_LD(14) SN_LD(15)
+#undef SN_LD
+    /* pairs of rows interleaved, then quads: u(4a + b) holds, in 128-bit
+     * lane L, element 4L + b of rows 4a .. 4a + 3 */
+#define SN_U(a, r0, r1, r2, r3)                                                          \
+    __m512 t##a##0 = _mm512_unpacklo_ps(r0, r1), t##a##1 = _mm512_unpackhi_ps(r0, r1);  \
+    __m512 t##a##2 = _mm512_unpacklo_ps(r2, r3), t##a##3 = _mm512_unpackhi_ps(r2, r3);  \
+    __m512 u##a##0 = _mm512_shuffle_ps(t##a##0, t##a##2, 0x44);                          \
+    __m512 u##a##1 = _mm512_shuffle_ps(t##a##0, t##a##2, 0xEE);                          \
+    __m512 u##a##2 = _mm512_shuffle_ps(t##a##1, t##a##3, 0x44);                          \
+    __m512 u##a##3 = _mm512_shuffle_ps(t##a##1, t##a##3, 0xEE);
+    SN_U(0, r0, r1, r2, r3) SN_U(1, r4, r5, r6, r7) SN_U(2, r8, r9, r10, r11)
+    SN_U(3, r12, r13, r14, r15)
+#undef SN_U
+    /* then a 4 x 4 transpose of 128-bit lanes: element t = 4L + b */
+#define SN_O(b)                                                                          \
+    {                                                                                     \
+        __m512 v0 = _mm512_shuffle_f32x4(u0##b, u1##b, 0x88);                             \
+        __m512 v1 = _mm512_shuffle_f32x4(u0##b, u1##b, 0xDD);                             \
+        __m512 v2 = _mm512_shuffle_f32x4(u2##b, u3##b, 0x88);                             \
+        __m512 v3 = _mm512_shuffle_f32x4(u2##b, u3##b, 0xDD);                             \
+        _mm512_store_ps(kt + 16 * (0 + b), _mm512_shuffle_f32x4(v0, v2, 0x88));           \
+        _mm512_store_ps(kt + 16 * (8 + b), _mm512_shuffle_f32x4(v0, v2, 0xDD));           \
+        _mm512_store_ps(kt + 16 * (4 + b), _mm512_shuffle_f32x4(v1, v3, 0x88));           \
+        _mm512_store_ps(kt + 16 * (12 + b), _mm512_shuffle_f32x4(v1, v3, 0xDD));          \
+    }
+    SN_O(0) SN_O(1) SN_O(2) SN_O(3)
+#undef SN_O
+}
+
+/* b_e = A_e + A_(e+8) for (query a|b) x (key group 0|1): the chains of
+ * lanes e and e + 8 over the d / 16 chunks */
+#define SN_B(e, B)                                                                       \
+    __m512 B##00, B##01, B##10, B##11;                                                    \
+    {                                                                                     \
+        __m512 x00 = z, y00 = z, x01 = z, y01 = z, x10 = z, y10 = z, x11 = z, y11 = z;    \
+        for (int c = 0; c < nch; c++) {                                                   \
+            size_t t = (size_t)(16 * c + (e));                                            \
+            __m512 ke0 = _mm512_load_ps(kt0 + 16 * t), kf0 = _mm512_load_ps(kt0 + 16 * (t + 8)); \
+            __m512 qae = _mm512_set1_ps(qa[t]), qaf = _mm512_set1_ps(qa[t + 8]);          \
+            x00 = _mm512_fmadd_ps(qae, ke0, x00);                                         \
+            y00 = _mm512_fmadd_ps(qaf, kf0, y00);                                         \
+            if (NQ > 1) {                                                                 \
+                __m512 qbe = _mm512_set1_ps(qb[t]), qbf = _mm512_set1_ps(qb[t + 8]);      \
+                x10 = _mm512_fmadd_ps(qbe, ke0, x10);                                     \
+                y10 = _mm512_fmadd_ps(qbf, kf0, y10);                                     \
+                if (NK > 1) {                                                             \
+                    __m512 ke1 = _mm512_load_ps(kt1 + 16 * t), kf1 = _mm512_load_ps(kt1 + 16 * (t + 8)); \
+                    x01 = _mm512_fmadd_ps(qae, ke1, x01);                                 \
+                    y01 = _mm512_fmadd_ps(qaf, kf1, y01);                                 \
+                    x11 = _mm512_fmadd_ps(qbe, ke1, x11);                                 \
+                    y11 = _mm512_fmadd_ps(qbf, kf1, y11);                                 \
+                }                                                                         \
+            } else if (NK > 1) {                                                          \
+                __m512 ke1 = _mm512_load_ps(kt1 + 16 * t), kf1 = _mm512_load_ps(kt1 + 16 * (t + 8)); \
+                x01 = _mm512_fmadd_ps(qae, ke1, x01);                                     \
+                y01 = _mm512_fmadd_ps(qaf, kf1, y01);                                     \
+            }                                                                             \
+        }                                                                                 \
+        B##00 = _mm512_add_ps(x00, y00), B##01 = _mm512_add_ps(x01, y01);                 \
+        B##10 = _mm512_add_ps(x10, y10), B##11 = _mm512_add_ps(x11, y11);                 \
+    }
+#define SN_ADD(R, A, B)                                                                  \
+    __m512 R##00 = _mm512_add_ps(A##00, B##00), R##01 = _mm512_add_ps(A##01, B##01);      \
+    __m512 R##10 = _mm512_add_ps(A##10, B##10), R##11 = _mm512_add_ps(A##11, B##11);
+
+/* queries qa (and qb when NQ = 2) x keys kt0 (and kt1 when NK = 2): the
+ * tree in the order ((b0 + b4) + (b2 + b6)) + ((b1 + b5) + (b3 + b7)), which
+ * is hsum16x16's, so that few partial sums are live at a time */
+AI void sn_tile(const float *kt0, const float *kt1, const float *qa, const float *qb, int nch,
+                __m512 *r, const int NQ, const int NK) {
+    const __m512 z = _mm512_setzero_ps();
+    SN_B(0, b0) SN_B(4, b4) SN_ADD(c0, b0, b4)
+    SN_B(2, b2) SN_B(6, b6) SN_ADD(c2, b2, b6) SN_ADD(d0, c0, c2)
+    SN_B(1, b1) SN_B(5, b5) SN_ADD(c1, b1, b5)
+    SN_B(3, b3) SN_B(7, b7) SN_ADD(c3, b3, b7) SN_ADD(d1, c1, c3) SN_ADD(e, d0, d1)
+    r[0] = e00, r[1] = e01, r[2] = e10, r[3] = e11;
+}
+#undef SN_B
+#undef SN_ADD
+
+typedef void (*sn_fn)(const float *, const float *, const float *, const float *, int, __m512 *);
+#define SNT(NQ, NK)                                                                         \
+    static void sn_##NQ##_##NK(const float *kt0, const float *kt1, const float *qa,         \
+                               const float *qb, int nch, __m512 *r) {                       \
+        sn_tile(kt0, kt1, qa, qb, nch, r, NQ, NK);                                          \
+    }
+SNT(1, 1) SNT(1, 2) SNT(2, 1) SNT(2, 2)
+static const sn_fn sn_tiles[2][2] = { { sn_1_1, sn_1_2 }, { sn_2_1, sn_2_2 } };
+
+static void x_attn_scores_n(const float *q, size_t ldq, int nr, int nh, const float *k,
+                            size_t ldk, const int *nk, int d, float scale, float *s,
+                            size_t lds) {
+    int nmax = 0;
+    for (int i = 0; i < nr; i++) nmax = nk[i] > nmax ? nk[i] : nmax;
+    if (d <= 0 || d % 16 || d > 256) {
+        for (int i = 0; i < nr; i++)
+            for (int h = 0; nk[i] > 0 && h < nh; h++)
+                x_attn_scores(q + (size_t)i * ldq + (size_t)h * d, k, ldk, nk[i], d, scale,
+                              s + ((size_t)i * nh + h) * lds);
+        return;
+    }
+    float kt[SN_BUF] __attribute__((aligned(64)));
+    int kc = SN_BUF / d / 16 * 16, nch = d / 16, nq = nr * nh;
+    __m512 sc = _mm512_set1_ps(scale);
+    for (int c0 = 0; c0 < nmax; c0 += kc) {
+        int cn = nmax - c0 < kc ? nmax - c0 : kc;
+        for (int j = 0; j < cn; j += 16)
+            for (int t = 0; t < d; t += 16)
+                sn_t16(k + (size_t)(c0 + j) * ldk + t, ldk, cn - j < 16 ? cn - j : 16,
+                       kt + (size_t)j * d + 16 * (size_t)t);
+        /* queries in pairs; one without keys in this chunk is skipped */
+        for (int qi = 0; qi < nq;) {
+            int na = nk[qi / nh] - c0, nb = qi + 1 < nq ? nk[(qi + 1) / nh] - c0 : 0;
+            na = na < 0 ? 0 : na > cn ? cn : na;
+            nb = nb < 0 ? 0 : nb > cn ? cn : nb;
+            if (na == 0) {
+                qi++;
+                continue;
+            }
+            int two = nb > 0;
+            const float *qa = q + (size_t)(qi / nh) * ldq + (size_t)(qi % nh) * d;
+            const float *qb = two ? q + (size_t)((qi + 1) / nh) * ldq + (size_t)((qi + 1) % nh) * d : qa;
+            float *sa = s + (size_t)qi * lds + c0, *sb = two ? sa + lds : sa;
+            int nl = na > nb ? na : nb;
+            for (int j = 0; j < nl; j += 32) {
+                int nk2 = j + 16 < nl;
+                __m512 r[4];
+                const float *kt0 = kt + (size_t)j * d, *kt1 = nk2 ? kt0 + 16 * (size_t)d : kt0;
+                sn_tiles[two][nk2](kt0, kt1, qa, qb, nch, r);
+                _mm512_mask_storeu_ps(sa + j, tailmask16(na - j > 0 ? na - j : 0), _mm512_mul_ps(sc, r[0]));
+                if (nk2)
+                    _mm512_mask_storeu_ps(sa + j + 16, tailmask16(na - j - 16 > 0 ? na - j - 16 : 0),
+                                          _mm512_mul_ps(sc, r[1]));
+                if (two) {
+                    _mm512_mask_storeu_ps(sb + j, tailmask16(nb - j > 0 ? nb - j : 0), _mm512_mul_ps(sc, r[2]));
+                    if (nk2)
+                        _mm512_mask_storeu_ps(sb + j + 16, tailmask16(nb - j - 16 > 0 ? nb - j - 16 : 0),
+                                              _mm512_mul_ps(sc, r[3]));
+                }
+            }
+            qi += 1 + two;
+        }
+    }
+}
+
 /* out += sum_j p[j] V_j.  Each output element is one FMA chain over j in
  * order, whatever d, n or how the caller splits the keys into blocks (so
  * the result does not depend on the KV block size).  For d <= 128 the row
@@ -853,6 +1015,7 @@ const w8_kern_table w8_kern_avx512 = {
     .pprep = p_prep,
     .attn_scores = x_attn_scores,
     .attn_accum = x_attn_accum,
+    .attn_scores_n = x_attn_scores_n,
     .attn_accum_n = x_attn_accum_n,
     .swiglu = x_swiglu,
     .softmax = x_softmax,
