@@ -170,12 +170,26 @@ static void embed_rows(const w8_model *m, const int *tokens, int n, float *x) {
     }
 }
 
-/* Normalize x and run a group of linear layers reading it; part i's output
- * goes to columns [off_i, off_i + n_i) of y (row stride ldy). */
-static void run_group(w8_ctx *c, const w8_linear_group *g, const float *x, int n,
+static void add_rows(float *x, const float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+/* Add the residual res (when not NULL) to x, normalize x and run a group of
+ * linear layers reading it; part i's output goes to columns
+ * [off_i, off_i + n_i) of y (row stride ldy). */
+static void run_group(w8_ctx *c, const w8_linear_group *g, float *x, const float *res, int n,
                       const float *nw, const float *nb, float eps, float *y, size_t ldy,
                       int layer, w8_obs_point pt) {
     size_t H = (size_t)c->hidden;
+    if (g->fused && !g->fused_lin.dynamic && !c->obs) {
+        /* one int8 GEMM with the residual add, norm and quantization of its
+         * rows in its own parallel region (one fork/join per group) */
+        const w8_linear *l = &g->fused_lin;
+        w8_rmsnorm_gemm_i8(x, res, n, c->hidden, H, nw, nb, eps, c->xq, H, l->in_scale,
+                           l->in_offset, &l->q, y, ldy);
+        return;
+    }
+    if (res) add_rows(x, res, (size_t)n * H);
     if (g->fused && !g->fused_lin.dynamic) {
         /* one int8 GEMM: normalize and quantize in one pass (f32 rows only for the observer) */
         const w8_linear *l = &g->fused_lin;
@@ -325,14 +339,15 @@ static void attention(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b
     }
 }
 
-static void add_rows(float *x, const float *y, size_t n) {
-    for (size_t i = 0; i < n; i++) x[i] += y[i];
-}
-
 /* act = silu(gate) * up from gu = [gate | up], then down_proj.  An int8
  * down_proj gets its input quantized in the same pass. */
 static void swiglu_down(w8_ctx *c, const w8_linear *down, int n, int layer) {
     size_t I = (size_t)c->inter;
+    if (down->quantized && !down->dynamic && !c->obs) {
+        w8_swiglu_gemm_i8(n, c->inter, c->gu, c->gu + I, 2 * I, c->act, I, c->xq, I,
+                          down->in_scale, down->in_offset, &down->q, c->tmp, (size_t)c->hidden);
+        return;
+    }
     if (down->quantized && !down->dynamic) {
         w8_swiglu_rows(n, c->inter, c->gu, c->gu + I, 2 * I, c->act, I, c->xq, I,
                        down->in_scale, down->in_offset);
@@ -374,23 +389,31 @@ int w8_forward(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b, float
 
     embed_rows(m, b->tokens, n, c->x);
     rope_tables(c, m, b->pos, n);
+    /* A residual add (x += tmp) is left to the next group's norm, which
+     * does it row by row in its own pass (pending); an observer sees every
+     * layer's output, so with one it is done at once. */
+    const float *pending = NULL;
     for (int l = 0; l < cfg->n_layers; l++) {
         const w8_layer *L = &m->layers[l];
         /* attention block: rmsnorm -> q/k/v -> (q/k norm) RoPE -> cache -> attention -> o_proj */
-        run_group(c, &L->qkv, c->x, n, L->attn_norm, L->attn_norm_b, cfg->rms_eps, c->qkv,
-                  (size_t)c->qkvdim, l, W8_OBS_QKV_IN);
+        run_group(c, &L->qkv, c->x, pending, n, L->attn_norm, L->attn_norm_b, cfg->rms_eps,
+                  c->qkv, (size_t)c->qkvdim, l, W8_OBS_QKV_IN);
         rope_and_store(c, m, kv, b, l);
         attention(c, m, kv, b, l);
         observe(c, l, W8_OBS_O_IN, c->att_out, n, c->qdim);
         w8_linear_apply(&L->o, n, c->att_out, (size_t)c->qdim, c->tmp, H, c->xq);
-        add_rows(c->x, c->tmp, (size_t)n * H);
-        /* MLP block: rmsnorm -> gate/up -> SwiGLU -> down */
-        run_group(c, &L->gate_up, c->x, n, L->ffn_norm, L->ffn_norm_b, cfg->rms_eps, c->gu,
-                  2 * (size_t)c->inter, l, W8_OBS_GATEUP_IN);
+        /* MLP block: (residual) rmsnorm -> gate/up -> SwiGLU -> down */
+        run_group(c, &L->gate_up, c->x, c->tmp, n, L->ffn_norm, L->ffn_norm_b, cfg->rms_eps,
+                  c->gu, 2 * (size_t)c->inter, l, W8_OBS_GATEUP_IN);
         swiglu_down(c, &L->down, n, l);
-        add_rows(c->x, c->tmp, (size_t)n * H);
-        observe(c, l, W8_OBS_LAYER_OUT, c->x, n, c->hidden);
+        pending = c->tmp;
+        if (c->obs) {
+            add_rows(c->x, c->tmp, (size_t)n * H);
+            pending = NULL;
+            observe(c, l, W8_OBS_LAYER_OUT, c->x, n, c->hidden);
+        }
     }
+    if (pending) add_rows(c->x, pending, (size_t)n * H);
     for (int r = 0; r < n; r++) {
         int len = b->pos[r] + 1;
         if (b->seq[r]->len < len) b->seq[r]->len = len;

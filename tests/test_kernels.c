@@ -718,6 +718,69 @@ static void test_elementwise(const char *isa) {
     CHECK(bad == 0, "%s softmax within 2e-5 of double (n in 1..1000, a -1e30 score)", isa);
 }
 
+/* The producer + GEMM fusions give the bits of the two separate calls:
+ * RMSNorm (with and without a residual add and a norm bias), SwiGLU and
+ * plain quantization, for few rows (made on the calling thread) and many
+ * (made by the team), awkward k and n. */
+static void test_fused(const char *isa) {
+    static const int ms[] = { 1, 5, 17, 40 }, ks[] = { 20, 37, 64 }, ns[] = { 13, 70 };
+    int bad = 0, cases = 0;
+    for (size_t a = 0; a < 4; a++)
+        for (size_t b = 0; b < 3; b++)
+            for (size_t c = 0; c < 2; c++) {
+                int m = ms[a], k = ks[b], n = ns[c];
+                size_t ldx = (size_t)k + 3, ldy = (size_t)n + 2, ldq = (size_t)k + 1;
+                int8_t *w = malloc((size_t)n * k), *q1 = calloc((size_t)m, ldq), *q2 = calloc((size_t)m, ldq);
+                int32_t *qb = malloc((size_t)n * 4);
+                float *ds = malloc((size_t)n * 4), *g = malloc((size_t)k * 4), *nb = malloc((size_t)k * 4);
+                float *x1 = malloc((size_t)m * 2 * ldx * 4), *x2 = malloc((size_t)m * 2 * ldx * 4);
+                float *res = malloc((size_t)m * ldx * 4);
+                float *y1 = malloc((size_t)m * ldy * 4), *y2 = malloc((size_t)m * ldy * 4);
+                float *o1 = malloc((size_t)m * ldx * 4), *o2 = malloc((size_t)m * ldx * 4);
+                fill_i8(w, (size_t)n * k);
+                for (int j = 0; j < n; j++) qb[j] = (int32_t)(w8_rng_u64(&rng) % 2001) - 1000, ds[j] = 1e-3f;
+                fill_f(g, (size_t)k, 1.0f);
+                fill_f(nb, (size_t)k, 0.1f);
+                w8_qmat q;
+                w8_qmat_pack(&q, w, n, k, qb, ds);
+                for (int mode = 0; mode < 5; mode++) {
+                    fill_f(x1, (size_t)m * 2 * ldx, 2.0f);
+                    fill_f(res, (size_t)m * ldx, 2.0f);
+                    memcpy(x2, x1, (size_t)m * 2 * ldx * 4);
+                    for (size_t i = 0; i < (size_t)m * ldy; i++) y1[i] = y2[i] = -7.0f;
+                    memset(q1, 0, (size_t)m * ldq), memset(q2, 0, (size_t)m * ldq);
+                    memset(o1, 0, (size_t)m * ldx * 4), memset(o2, 0, (size_t)m * ldx * 4);
+                    if (mode <= 2) { /* norm; mode 1: + residual; mode 2: + residual and bias */
+                        const float *bb = mode == 2 ? nb : NULL, *rr = mode ? res : NULL;
+                        if (rr)
+                            for (int i = 0; i < m; i++)
+                                for (int t = 0; t < k; t++) x1[i * ldx + t] += rr[i * ldx + t];
+                        w8_rmsnorm_rows(x1, m, k, ldx, g, bb, 1e-6f, NULL, 0, q1, ldq, 0.02f, 3);
+                        w8_gemm_i8(&q, m, q1, ldq, y1, ldy);
+                        w8_rmsnorm_gemm_i8(x2, rr, m, k, ldx, g, bb, 1e-6f, q2, ldq, 0.02f, 3, &q, y2, ldy);
+                    } else if (mode == 3) { /* swiglu: gate | up rows of 2 * ldx */
+                        w8_swiglu_rows(m, k, x1, x1 + ldx, 2 * ldx, o1, ldx, q1, ldq, 0.05f, -4);
+                        w8_gemm_i8(&q, m, q1, ldq, y1, ldy);
+                        w8_swiglu_gemm_i8(m, k, x2, x2 + ldx, 2 * ldx, o2, ldx, q2, ldq, 0.05f, -4, &q, y2, ldy);
+                    } else {
+                        w8_quant_rows(x1, m, k, ldx, 0.03f, -2, q1, ldq);
+                        w8_gemm_i8(&q, m, q1, ldq, y1, ldy);
+                        w8_quant_gemm_i8(x2, m, k, ldx, 0.03f, -2, q2, ldq, &q, y2, ldy);
+                    }
+                    cases++;
+                    if (memcmp(y1, y2, (size_t)m * ldy * 4) || memcmp(q1, q2, (size_t)m * ldq) ||
+                        memcmp(x1, x2, (size_t)m * 2 * ldx * 4) || memcmp(o1, o2, (size_t)m * ldx * 4)) {
+                        if (bad++ < 3) EXPECT(0, "%s fused mode %d m=%d k=%d n=%d differs", isa, mode, m, k, n);
+                    }
+                }
+                w8_qmat_free(&q);
+                free(w), free(q1), free(q2), free(qb), free(ds), free(g), free(nb), free(x1), free(x2);
+                free(res), free(y1), free(y2), free(o1), free(o2);
+            }
+    CHECK(bad == 0, "%s rmsnorm/swiglu/quant fused with gemm_i8: the bits of the two calls (%d cases, "
+          "m 1..40, residual, norm bias)", isa, cases);
+}
+
 /* A matrix packed for one ISA keeps its kernel after the active ISA changes. */
 static void test_layout_sticks(void) {
     w8_isa hw = w8_isa_detect();
@@ -804,6 +867,7 @@ int main(void) {
         test_gemm_f_packed_exact(name);
         test_attn(name);
         test_elementwise(name);
+        test_fused(name);
     }
     test_layout_sticks();
     test_fmat_pack_slices();

@@ -134,13 +134,59 @@ static void dyn_tile(float *y, size_t ldy, int i0, int i1, int n0, int n1, const
     }
 }
 
+/* A producer of the GEMM's int8 input rows (RMSNorm, SwiGLU or plain
+ * quantization), run inside the GEMM's own parallel region: the two share
+ * one fork/join and the rows are still in cache when qprep converts them.
+ * Row i is made by the same kernel call as the standalone entry point's. */
+typedef enum { PR_NORM = 1, PR_SWIGLU, PR_QUANT } prod_kind;
+typedef struct {
+    prod_kind kind;
+    float *x;           /* NORM: rows (updated in place when res != NULL) */
+    const float *xc;    /* QUANT: rows */
+    const float *res;   /* NORM: added to x first */
+    const float *a, *b; /* NORM: g, b; SWIGLU: gate, up */
+    int k;              /* row length */
+    size_t ldx;         /* x (NORM, QUANT) or gate/up (SWIGLU) row stride */
+    float eps;
+    float *out;         /* SWIGLU: f32 rows */
+    size_t ldout;
+    int8_t *xq;         /* the int8 rows, stride ldq */
+    size_t ldq;
+    float scale;
+    int offset;
+} prod;
+
+static void produce(const w8_kern_table *t, const prod *p, int i) {
+    size_t r = (size_t)i;
+    int8_t *xq = p->xq + r * p->ldq;
+    switch (p->kind) {
+    case PR_NORM: {
+        float *x = p->x + r * p->ldx;
+        if (p->res) {
+            const float *res = p->res + r * p->ldx;
+            for (int j = 0; j < p->k; j++) x[j] += res[j];
+        }
+        t->rmsnorm_rows(x, 1, p->k, p->ldx, p->a, p->b, p->eps, NULL, 0, xq, p->ldq, p->scale,
+                        p->offset);
+        break;
+    }
+    case PR_SWIGLU:
+        t->swiglu(p->a + r * p->ldx, p->b + r * p->ldx, p->k, p->out + r * p->ldout, xq, p->scale,
+                  p->offset);
+        break;
+    case PR_QUANT:
+        t->quant_rows(p->xc + r * p->ldx, 1, p->k, p->ldx, p->scale, p->offset, xq, p->ldq);
+        break;
+    }
+}
+
 /* w8_gemm_i8, and with rs != NULL the dynamic tail on each tile while it is
- * still in cache. */
+ * still in cache; with pr != NULL its rows x are made by pr first. */
 static void gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float *y, size_t ldy,
-                    const float *rs, const float *bias) {
+                    const float *rs, const float *bias, const prod *pr) {
     /* The layout decides the kernel: a matrix packed before w8_isa_force()
      * keeps running the kernel it was packed for. */
-    const w8_kern_table *t = table_for(w->isa);
+    const w8_kern_table *t = table_for(w->isa), *pt = pr ? active() : NULL;
     int n = w->n, k = w->k;
     if (m <= 0 || n <= 0) return;
     const void *xs = x;
@@ -159,13 +205,20 @@ static void gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float 
     if (nt > items) nt = items;
     /* a few rows are converted here: a barrier costs more than that (and on
      * a busy host it waits for the slowest thread to be scheduled at all) */
-    if (buf && (m <= 16 || nt == 1))
-        for (int i = 0; i < m; i++) t->qprep(x + (size_t)i * ldx, k, buf + (size_t)i * kp);
+    int rows_here = m <= 16 || nt == 1;
+    if (rows_here)
+        for (int i = 0; i < m; i++) {
+            if (pr) produce(pt, pr, i);
+            if (buf) t->qprep(x + (size_t)i * ldx, k, buf + (size_t)i * kp);
+        }
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        if (buf && m > 16 && nt > 1) {
+        if (!rows_here && (buf || pr)) {
             int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-            for (int i = tid; i < m; i += nth) t->qprep(x + (size_t)i * ldx, k, buf + (size_t)i * kp);
+            for (int i = tid; i < m; i += nth) {
+                if (pr) produce(pt, pr, i);
+                if (buf) t->qprep(x + (size_t)i * ldx, k, buf + (size_t)i * kp);
+            }
 #pragma omp barrier
         }
         /* dynamic: on a shared host one thread may be descheduled for a while */
@@ -181,7 +234,30 @@ static void gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float 
 }
 
 void w8_gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float *y, size_t ldy) {
-    gemm_i8(w, m, x, ldx, y, ldy, NULL, NULL);
+    gemm_i8(w, m, x, ldx, y, ldy, NULL, NULL, NULL);
+}
+
+void w8_rmsnorm_gemm_i8(float *x, const float *res, int m, int k, size_t ldx, const float *g,
+                        const float *b, float eps, int8_t *xq, size_t ldq, float scale,
+                        int offset, const w8_qmat *w, float *y, size_t ldy) {
+    prod p = { .kind = PR_NORM, .x = x, .res = res, .a = g, .b = b, .k = k, .ldx = ldx,
+               .eps = eps, .xq = xq, .ldq = ldq, .scale = scale, .offset = offset };
+    gemm_i8(w, m, xq, ldq, y, ldy, NULL, NULL, &p);
+}
+
+void w8_swiglu_gemm_i8(int m, int n, const float *gate, const float *up, size_t ld_in,
+                       float *out, size_t ld_out, int8_t *xq, size_t ldq, float scale,
+                       int offset, const w8_qmat *w, float *y, size_t ldy) {
+    prod p = { .kind = PR_SWIGLU, .a = gate, .b = up, .k = n, .ldx = ld_in, .out = out,
+               .ldout = ld_out, .xq = xq, .ldq = ldq, .scale = scale, .offset = offset };
+    gemm_i8(w, m, xq, ldq, y, ldy, NULL, NULL, &p);
+}
+
+void w8_quant_gemm_i8(const float *x, int m, int k, size_t ldx, float scale, int offset,
+                      int8_t *xq, size_t ldq, const w8_qmat *w, float *y, size_t ldy) {
+    prod p = { .kind = PR_QUANT, .xc = x, .k = k, .ldx = ldx, .xq = xq,
+               .ldq = ldq, .scale = scale, .offset = offset };
+    gemm_i8(w, m, xq, ldq, y, ldy, NULL, NULL, &p);
 }
 
 void w8_gemm_i8_dyn(const w8_qmat *w, int m, const float *x, size_t ldx, int8_t *xq, float *y,
@@ -191,7 +267,7 @@ void w8_gemm_i8_dyn(const w8_qmat *w, int m, const float *x, size_t ldx, int8_t 
     if (!xq) xq = scratch(SLOT_DYNQ, (size_t)m * k);
     float *rs = scratch(SLOT_DYNS, (size_t)m * sizeof(float));
     w8_quant_rows_dyn(x, m, w->k, ldx, xq, k, rs);
-    gemm_i8(w, m, xq, k, y, ldy, rs, bias);
+    gemm_i8(w, m, xq, k, y, ldy, rs, bias, NULL);
 }
 
 /* ------------------------------------------------- activation quantization */

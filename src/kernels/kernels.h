@@ -40,6 +40,24 @@ void w8_qmat_free(w8_qmat *m);
  * for i < m, j < n; x int8 with row stride ldx, y f32 with row stride ldy. */
 void w8_gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float *y, size_t ldy);
 
+/* The producers of an int8 GEMM's input fused with it: the rows are made
+ * (exactly as w8_rmsnorm_rows / w8_swiglu_rows / w8_quant_rows make them,
+ * into xq) inside the GEMM's own parallel region, so a prompt pays one
+ * fork/join instead of two.  The same bits as the two calls.
+ *   w8_rmsnorm_gemm_i8: with res != NULL, x[i] += res[i] first (row stride
+ *     ldx for both; x is updated in place, as a residual add before the
+ *     norm); no f32 output.  Then y = W(quant(rmsnorm(x))).
+ *   w8_swiglu_gemm_i8: out and xq as w8_swiglu_rows, then y = W(xq).
+ *   w8_quant_gemm_i8: xq = quant(x), then y = W(xq). */
+void w8_rmsnorm_gemm_i8(float *x, const float *res, int m, int k, size_t ldx, const float *g,
+                        const float *b, float eps, int8_t *xq, size_t ldq, float scale,
+                        int offset, const w8_qmat *w, float *y, size_t ldy);
+void w8_swiglu_gemm_i8(int m, int n, const float *gate, const float *up, size_t ld_in,
+                       float *out, size_t ld_out, int8_t *xq, size_t ldq, float scale,
+                       int offset, const w8_qmat *w, float *y, size_t ldy);
+void w8_quant_gemm_i8(const float *x, int m, int k, size_t ldx, float scale, int offset,
+                      int8_t *xq, size_t ldq, const w8_qmat *w, float *y, size_t ldy);
+
 /* W8A8_DYNAMIC (FORMAT.md): per-row symmetric activation quantization.
  * For each row i of k values: s[i] = max_t |x[i, t]| / 127 (fp32 division),
  * xq[i, t] = clamp(round_half_even(x[i, t] / s[i]), -127, 127) (a true
