@@ -31,6 +31,11 @@
  * long contexts K/V no longer fit L2 and that fetch was the cost). */
 enum { ATT_ROWS = 8 };
 
+/* Row stride of the attention scratch: the positions plus 16 floats, so
+ * that the rows (up to ATT_ROWS x group of them, read and written together)
+ * do not sit a multiple of 4 KB apart, on the same L1 sets. */
+static size_t att_ld(int cap) { return (size_t)cap + 16; }
+
 struct w8_ctx {
     int max_rows;
     int hidden, qdim, kvdim, qkvdim, inter, head_dim, max_pos;
@@ -46,7 +51,7 @@ struct w8_ctx {
     float *sinb;
     int n_threads;   /* attention scratch slots */
     int group;       /* query heads per KV head */
-    float *att;      /* [n_threads, ATT_ROWS, group, att_cap] scores / probabilities */
+    float *att;      /* [n_threads, ATT_ROWS, group, att_ld(att_cap)] scores / probabilities */
     int att_cap;     /* positions att holds per thread (grows up to max_pos) */
     int *rows;       /* [R] indices of the rows that want logits */
     int *run_start;  /* [R + 1] first row of each attention run */
@@ -92,7 +97,7 @@ w8_ctx *w8_ctx_new(const w8_model *m, int max_rows) {
      * huge or hostile, and most runs never get near it. */
     x->att_cap = x->max_pos < 4096 ? x->max_pos : 4096;
     x->group = c->n_heads / c->n_kv_heads;
-    x->att = falloc((size_t)x->n_threads * ATT_ROWS * x->group * (size_t)x->att_cap);
+    x->att = falloc((size_t)x->n_threads * ATT_ROWS * x->group * att_ld(x->att_cap));
     x->run_start = w8_xmalloc((R + 1) * sizeof(int));
     x->rows = w8_xmalloc(R * sizeof(int));
     return x;
@@ -334,8 +339,8 @@ static void attention(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
     for (int t = tasks - 1; t >= 0; t--) {
         int run = t / nkv, g = t % nkv, r0 = c->run_start[run], nr = c->run_start[run + 1] - r0;
-        float *att = c->att + (size_t)omp_get_thread_num() * ATT_ROWS * group * c->att_cap;
-        attend(c, kv, b->seq[r0], b->pos[r0], nr, r0, group, g, layer, att, (size_t)c->att_cap);
+        float *att = c->att + (size_t)omp_get_thread_num() * ATT_ROWS * group * att_ld(c->att_cap);
+        attend(c, kv, b->seq[r0], b->pos[r0], nr, r0, group, g, layer, att, att_ld(c->att_cap));
     }
 }
 
@@ -370,7 +375,7 @@ static int grow_att(w8_ctx *c, const w8_batch *b) {
     if (need <= c->att_cap) return 0;
     int cap = c->att_cap <= INT_MAX / 2 && c->att_cap * 2 > need ? c->att_cap * 2 : need;
     if (cap > c->max_pos) cap = c->max_pos;
-    size_t n = (size_t)c->n_threads * ATT_ROWS * (size_t)c->group * (size_t)cap;
+    size_t n = (size_t)c->n_threads * ATT_ROWS * (size_t)c->group * att_ld(cap);
     void *p = NULL;
     if (n > SIZE_MAX / sizeof(float) || posix_memalign(&p, 64, n * sizeof(float)) != 0)
         return w8_seterr("forward: out of memory for attention scores over %d positions "
