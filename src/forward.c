@@ -42,6 +42,7 @@ struct w8_ctx {
     float *x;        /* [R, hidden] residual stream */
     float *xn;       /* [R, hidden] normalized rows (f32) */
     int8_t *xq;      /* [R, max k] quantized rows */
+    int8_t *xq2;     /* [R, inter] quantized SwiGLU rows (while xq feeds gate/up) */
     float *qkv;      /* [R, qdim + 2 kvdim] */
     float *att_out;  /* [R, qdim] */
     float *tmp;      /* [R, hidden] o_proj / down output */
@@ -83,6 +84,7 @@ w8_ctx *w8_ctx_new(const w8_model *m, int max_rows) {
     x->x = falloc(R * x->hidden);
     x->xn = falloc(R * x->hidden);
     x->xq = w8_xalloc_aligned(R * (size_t)maxk);
+    x->xq2 = w8_xalloc_aligned(R * (size_t)x->inter + 1);
     x->qkv = falloc(R * x->qkvdim);
     x->att_out = falloc(R * x->qdim);
     x->tmp = falloc(R * x->hidden);
@@ -108,6 +110,7 @@ void w8_ctx_free(w8_ctx *c) {
     free(c->x);
     free(c->xn);
     free(c->xq);
+    free(c->xq2);
     free(c->qkv);
     free(c->att_out);
     free(c->tmp);
@@ -365,6 +368,36 @@ static void swiglu_down(w8_ctx *c, const w8_linear *down, int n, int layer) {
     w8_linear_apply(down, n, c->act, I, c->tmp, (size_t)c->hidden, c->xq);
 }
 
+/* The MLP block after the attention's residual (x += tmp):
+ * rmsnorm -> gate/up -> SwiGLU -> down, into tmp.  With one int8 gate/up
+ * GEMM and no observer, the norm runs in the GEMM's parallel region and
+ * SwiGLU on each gate/up tile while it is in cache (no pass over the
+ * [R, 2 inter] gate/up rows in memory); else the steps one by one. */
+static void mlp(w8_ctx *c, const w8_model *m, const w8_layer *L, int n, int layer) {
+    const w8_linear *gu = &L->gate_up.fused_lin, *down = &L->down;
+    size_t H = (size_t)c->hidden, I = (size_t)c->inter;
+    if (L->gate_up.fused && gu->quantized && !gu->dynamic && !c->obs && L->gate_up.n_parts == 2 &&
+        L->gate_up.part_n[0] == c->inter && gu->q.n == 2 * c->inter) {
+        int qdown = down->quantized && !down->dynamic;
+        /* an int8 down_proj needs only the quantized rows: SwiGLU's f32
+         * output goes over the gate columns; a float one reads act */
+        if (w8_rmsnorm_gemm_i8_swiglu(c->x, c->tmp, n, c->hidden, H, L->ffn_norm, L->ffn_norm_b,
+                                      m->cfg.rms_eps, c->xq, H, gu->in_scale, gu->in_offset,
+                                      &gu->q, c->gu, 2 * I, qdown ? NULL : c->act, I,
+                                      qdown ? c->xq2 : NULL, I, down->in_scale,
+                                      down->in_offset) == 0) {
+            if (qdown)
+                w8_gemm_i8(&down->q, n, c->xq2, I, c->tmp, H);
+            else
+                w8_linear_apply(down, n, c->act, I, c->tmp, H, c->xq);
+            return;
+        }
+    }
+    run_group(c, &L->gate_up, c->x, c->tmp, n, L->ffn_norm, L->ffn_norm_b, m->cfg.rms_eps, c->gu,
+              2 * I, layer, W8_OBS_GATEUP_IN);
+    swiglu_down(c, down, n, layer);
+}
+
 /* Make the attention scratch hold positions 0..max_pos_in_batch.  Out of
  * memory is an error, not an abort: the server's scheduler fails the
  * running requests and goes on (as when the KV pool is out of blocks). */
@@ -408,9 +441,7 @@ int w8_forward(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b, float
         observe(c, l, W8_OBS_O_IN, c->att_out, n, c->qdim);
         w8_linear_apply(&L->o, n, c->att_out, (size_t)c->qdim, c->tmp, H, c->xq);
         /* MLP block: (residual) rmsnorm -> gate/up -> SwiGLU -> down */
-        run_group(c, &L->gate_up, c->x, c->tmp, n, L->ffn_norm, L->ffn_norm_b, cfg->rms_eps,
-                  c->gu, 2 * (size_t)c->inter, l, W8_OBS_GATEUP_IN);
-        swiglu_down(c, &L->down, n, l);
+        mlp(c, m, L, n, l);
         pending = c->tmp;
         if (c->obs) {
             add_rows(c->x, c->tmp, (size_t)n * H);

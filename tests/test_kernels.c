@@ -781,6 +781,72 @@ static void test_fused(const char *isa) {
           "m 1..40, residual, norm bias)", isa, cases);
 }
 
+/* gate/up GEMM with SwiGLU on its tiles: the bits of w8_rmsnorm_gemm_i8
+ * then w8_swiglu_rows, with the f32 rows kept apart or written over the
+ * gate columns; -1 (nothing written) where the column blocks do not split
+ * inter evenly. */
+static void test_fused_swiglu(const char *isa) {
+    static const int ms[] = { 5, 17, 40 }, ks[] = { 37, 64 }, is[] = { 64, 96, 128, 70 };
+    int bad = 0, ran = 0, refused = 0;
+    for (size_t a = 0; a < 3; a++)
+        for (size_t b = 0; b < 2; b++)
+            for (size_t c = 0; c < 4; c++)
+                for (int mode = 0; mode < 2; mode++) {
+                    int m = ms[a], k = ks[b], I = is[c], n = 2 * I;
+                    size_t ldx = (size_t)k + 3, ldy = (size_t)n + 5, ldo = (size_t)I + 2;
+                    int8_t *w = malloc((size_t)n * k), *q1 = calloc((size_t)m, ldx), *q2 = calloc((size_t)m, ldx);
+                    int8_t *r1 = calloc((size_t)m, ldo), *r2 = calloc((size_t)m, ldo);
+                    int32_t *qb = malloc((size_t)n * 4);
+                    float *ds = malloc((size_t)n * 4), *g = malloc((size_t)k * 4);
+                    float *x1 = malloc((size_t)m * ldx * 4), *x2 = malloc((size_t)m * ldx * 4);
+                    float *res = malloc((size_t)m * ldx * 4);
+                    float *y1 = malloc((size_t)m * ldy * 4), *y2 = malloc((size_t)m * ldy * 4);
+                    float *o1 = calloc((size_t)m * ldo, 4), *o2 = calloc((size_t)m * ldo, 4);
+                    fill_i8(w, (size_t)n * k);
+                    for (int j = 0; j < n; j++) qb[j] = (int32_t)(w8_rng_u64(&rng) % 2001) - 1000, ds[j] = 2e-3f;
+                    fill_f(g, (size_t)k, 1.0f);
+                    fill_f(x1, (size_t)m * ldx, 2.0f);
+                    fill_f(res, (size_t)m * ldx, 2.0f);
+                    memcpy(x2, x1, (size_t)m * ldx * 4);
+                    for (size_t i = 0; i < (size_t)m * ldy; i++) y1[i] = y2[i] = -7.0f;
+                    w8_qmat q;
+                    w8_qmat_pack(&q, w, n, k, qb, ds);
+                    /* the two calls */
+                    for (int i = 0; i < m; i++)
+                        for (int t = 0; t < k; t++) x1[i * ldx + t] += res[i * ldx + t];
+                    w8_rmsnorm_rows(x1, m, k, ldx, g, NULL, 1e-6f, NULL, 0, q1, ldx, 0.02f, 3);
+                    w8_gemm_i8(&q, m, q1, ldx, y1, ldy);
+                    if (mode == 0) { /* f32 rows expected over the gate columns, int8 rows */
+                        w8_swiglu_rows(m, I, y1, y1 + I, ldy, o1, ldo, r1, ldo, 0.05f, -4);
+                        for (int i = 0; i < m; i++) memcpy(y1 + i * ldy, o1 + i * ldo, (size_t)I * 4);
+                        memset(o1, 0, (size_t)m * ldo * 4);
+                    } else
+                        w8_swiglu_rows(m, I, y1, y1 + I, ldy, o1, ldo, NULL, 0, 0.05f, -4);
+                    int rc = w8_rmsnorm_gemm_i8_swiglu(x2, res, m, k, ldx, g, NULL, 1e-6f, q2, ldx, 0.02f,
+                                                       3, &q, y2, ldy, mode ? o2 : NULL, ldo,
+                                                       mode ? NULL : r2, ldo, 0.05f, -4);
+                    int blk = !strcmp(isa, "avx512") ? 64 : !strcmp(isa, "avx2") ? 32 : 1;
+                    if (rc != 0) {
+                        refused++;
+                        if (I % blk == 0) bad++;
+                        for (size_t i = 0; i < (size_t)m * ldy; i++)
+                            if (y2[i] != -7.0f) { bad++; break; }
+                    } else {
+                        ran++;
+                        if (I % blk) bad++;
+                        if (memcmp(y1, y2, (size_t)m * ldy * 4) || memcmp(q1, q2, (size_t)m * ldx) ||
+                            memcmp(x1, x2, (size_t)m * ldx * 4) || memcmp(r1, r2, (size_t)m * ldo) ||
+                            memcmp(o1, o2, (size_t)m * ldo * 4))
+                            if (bad++ < 3) EXPECT(0, "%s gate/up+swiglu m=%d k=%d inter=%d mode %d differs", isa, m, k, I, mode);
+                    }
+                    w8_qmat_free(&q);
+                    free(w), free(q1), free(q2), free(r1), free(r2), free(qb), free(ds), free(g);
+                    free(x1), free(x2), free(res), free(y1), free(y2), free(o1), free(o2);
+                }
+    CHECK(bad == 0 && ran > 0, "%s rmsnorm + gate/up gemm_i8 + swiglu fused: the bits of the separate calls "
+          "(%d cases, %d refused where the column block does not divide inter)", isa, ran, refused);
+}
+
 /* A matrix packed for one ISA keeps its kernel after the active ISA changes. */
 static void test_layout_sticks(void) {
     w8_isa hw = w8_isa_detect();
@@ -868,6 +934,7 @@ int main(void) {
         test_attn(name);
         test_elementwise(name);
         test_fused(name);
+        test_fused_swiglu(name);
     }
     test_layout_sticks();
     test_fmat_pack_slices();

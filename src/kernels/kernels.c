@@ -192,13 +192,30 @@ static void produce(const w8_kern_table *t, const prod *p, int i) {
     }
 }
 
+/* SwiGLU as the epilogue of a stacked [gate; up] GEMM: an item computes
+ * the gate columns [n0, n1) and the up columns inter + [n0, n1) of its rows
+ * and runs the row kernel on them while they are in cache.  n0 is a
+ * multiple of the kernel's column block (16 floats or more), where every
+ * ISA's row kernel is in its vector loop, so a segment gets the bits of the
+ * whole row. */
+typedef struct {
+    int inter;
+    float *out; /* NULL: over the gate columns of y */
+    size_t ld_out;
+    int8_t *xq;
+    size_t ldq;
+    float scale;
+    int offset;
+} swi_epi;
+
 /* w8_gemm_i8, and with rs != NULL the dynamic tail on each tile while it is
- * still in cache; with pr != NULL its rows x are made by pr first. */
+ * still in cache; with pr != NULL its rows x are made by pr first; with
+ * se != NULL SwiGLU runs on each gate/up tile pair. */
 static void gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float *y, size_t ldy,
-                    const float *rs, const float *bias, const prod *pr) {
+                    const float *rs, const float *bias, const prod *pr, const swi_epi *se) {
     /* The layout decides the kernel: a matrix packed before w8_isa_force()
      * keeps running the kernel it was packed for. */
-    const w8_kern_table *t = table_for(w->isa), *pt = pr ? active() : NULL;
+    const w8_kern_table *t = table_for(w->isa), *pt = pr || se ? active() : NULL;
     int n = w->n, k = w->k;
     if (m <= 0 || n <= 0) return;
     const void *xs = x;
@@ -210,8 +227,8 @@ static void gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float 
         xs = buf;
         ldxs = kp;
     }
-    int nb = t->qnblock, mb = t->qmblock;
-    int ngroups = (n + nb - 1) / nb, mchunks = (m + mb - 1) / mb;
+    int nb = t->qnblock, mb = t->qmblock, ncol = se ? se->inter : n;
+    int ngroups = (ncol + nb - 1) / nb, mchunks = (m + mb - 1) / mb;
     int items = ngroups * mchunks;
     int nt = threads_for((double)m * n * k);
     if (nt > items) nt = items;
@@ -238,15 +255,26 @@ static void gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float 
         for (int it = 0; it < items; it++) {
             int g = it / mchunks, c = it % mchunks;
             int i0 = c * mb, i1 = i0 + mb < m ? i0 + mb : m;
-            int n0 = g * nb, n1 = n0 + nb < n ? n0 + nb : n;
+            int n0 = g * nb, n1 = n0 + nb < ncol ? n0 + nb : ncol;
             t->qgemm(w, i0, i1, xs, ldxs, y, ldy, n0, n1);
             if (rs) dyn_tile(y, ldy, i0, i1, n0, n1, rs, bias);
+            if (se) {
+                int I = se->inter;
+                t->qgemm(w, i0, i1, xs, ldxs, y, ldy, I + n0, I + n1);
+                for (int i = i0; i < i1; i++) {
+                    float *yi = y + (size_t)i * ldy;
+                    float *o = se->out ? se->out + (size_t)i * se->ld_out + n0 : yi + n0;
+                    pt->swiglu(yi + n0, yi + I + n0, n1 - n0, o,
+                               se->xq ? se->xq + (size_t)i * se->ldq + n0 : NULL, se->scale,
+                               se->offset);
+                }
+            }
         }
     }
 }
 
 void w8_gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float *y, size_t ldy) {
-    gemm_i8(w, m, x, ldx, y, ldy, NULL, NULL, NULL);
+    gemm_i8(w, m, x, ldx, y, ldy, NULL, NULL, NULL, NULL);
 }
 
 void w8_rmsnorm_gemm_i8(float *x, const float *res, int m, int k, size_t ldx, const float *g,
@@ -254,7 +282,22 @@ void w8_rmsnorm_gemm_i8(float *x, const float *res, int m, int k, size_t ldx, co
                         int offset, const w8_qmat *w, float *y, size_t ldy) {
     prod p = { .kind = PR_NORM, .x = x, .res = res, .a = g, .b = b, .k = k, .ldx = ldx,
                .eps = eps, .xq = xq, .ldq = ldq, .scale = scale, .offset = offset };
-    gemm_i8(w, m, xq, ldq, y, ldy, NULL, NULL, &p);
+    gemm_i8(w, m, xq, ldq, y, ldy, NULL, NULL, &p, NULL);
+}
+
+int w8_rmsnorm_gemm_i8_swiglu(float *x, const float *res, int m, int k, size_t ldx,
+                              const float *g, const float *b, float eps, int8_t *xq, size_t ldq,
+                              float scale, int offset, const w8_qmat *w, float *y, size_t ldy,
+                              float *out, size_t ld_out, int8_t *xq2, size_t ldq2, float scale2,
+                              int offset2) {
+    int inter = w->n / 2, nb = table_for(w->isa)->qnblock;
+    if (w->n % 2 || inter % nb || (nb % 16 && nb != 1)) return -1;
+    prod p = { .kind = PR_NORM, .x = x, .res = res, .a = g, .b = b, .k = k, .ldx = ldx,
+               .eps = eps, .xq = xq, .ldq = ldq, .scale = scale, .offset = offset };
+    swi_epi se = { .inter = inter, .out = out, .ld_out = ld_out, .xq = xq2, .ldq = ldq2,
+                   .scale = scale2, .offset = offset2 };
+    gemm_i8(w, m, xq, ldq, y, ldy, NULL, NULL, &p, &se);
+    return 0;
 }
 
 void w8_swiglu_gemm_i8(int m, int n, const float *gate, const float *up, size_t ld_in,
@@ -262,14 +305,14 @@ void w8_swiglu_gemm_i8(int m, int n, const float *gate, const float *up, size_t 
                        int offset, const w8_qmat *w, float *y, size_t ldy) {
     prod p = { .kind = PR_SWIGLU, .a = gate, .b = up, .k = n, .ldx = ld_in, .out = out,
                .ldout = ld_out, .xq = xq, .ldq = ldq, .scale = scale, .offset = offset };
-    gemm_i8(w, m, xq, ldq, y, ldy, NULL, NULL, &p);
+    gemm_i8(w, m, xq, ldq, y, ldy, NULL, NULL, &p, NULL);
 }
 
 void w8_quant_gemm_i8(const float *x, int m, int k, size_t ldx, float scale, int offset,
                       int8_t *xq, size_t ldq, const w8_qmat *w, float *y, size_t ldy) {
     prod p = { .kind = PR_QUANT, .xc = x, .k = k, .ldx = ldx, .xq = xq,
                .ldq = ldq, .scale = scale, .offset = offset };
-    gemm_i8(w, m, xq, ldq, y, ldy, NULL, NULL, &p);
+    gemm_i8(w, m, xq, ldq, y, ldy, NULL, NULL, &p, NULL);
 }
 
 void w8_gemm_i8_dyn(const w8_qmat *w, int m, const float *x, size_t ldx, int8_t *xq, float *y,
@@ -279,7 +322,7 @@ void w8_gemm_i8_dyn(const w8_qmat *w, int m, const float *x, size_t ldx, int8_t 
     if (!xq) xq = scratch(SLOT_DYNQ, (size_t)m * k);
     float *rs = scratch(SLOT_DYNS, (size_t)m * sizeof(float));
     w8_quant_rows_dyn(x, m, w->k, ldx, xq, k, rs);
-    gemm_i8(w, m, xq, k, y, ldy, rs, bias, NULL);
+    gemm_i8(w, m, xq, k, y, ldy, rs, bias, NULL, NULL);
 }
 
 /* ------------------------------------------------- activation quantization */

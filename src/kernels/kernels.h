@@ -52,6 +52,19 @@ void w8_gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float *y, 
 void w8_rmsnorm_gemm_i8(float *x, const float *res, int m, int k, size_t ldx, const float *g,
                         const float *b, float eps, int8_t *xq, size_t ldq, float scale,
                         int offset, const w8_qmat *w, float *y, size_t ldy);
+/* w8_rmsnorm_gemm_i8 over a stacked [gate; up] matrix (w->n = 2 * inter
+ * rows, gate first) with SwiGLU run on each output tile while it is in
+ * cache: y[:, 0 .. 2 inter) gets w8_gemm_i8's output, then out and xq2 get
+ * w8_swiglu_rows(m, inter, y, y + inter, ldy, out, ld_out, xq2, ldq2,
+ * scale2, offset2)'s bits.  out == NULL: the SwiGLU output goes over the
+ * gate columns of y (ld_out = ldy); xq2 may be NULL; xq2 must not overlap
+ * xq.  Returns -1 (and does nothing) where the kernel's column blocks do
+ * not split inter evenly: then call the two separately. */
+int w8_rmsnorm_gemm_i8_swiglu(float *x, const float *res, int m, int k, size_t ldx,
+                              const float *g, const float *b, float eps, int8_t *xq, size_t ldq,
+                              float scale, int offset, const w8_qmat *w, float *y, size_t ldy,
+                              float *out, size_t ld_out, int8_t *xq2, size_t ldq2, float scale2,
+                              int offset2);
 void w8_swiglu_gemm_i8(int m, int n, const float *gate, const float *up, size_t ld_in,
                        float *out, size_t ld_out, int8_t *xq, size_t ldq, float scale,
                        int offset, const w8_qmat *w, float *y, size_t ldy);
