@@ -891,9 +891,12 @@ static void x_attn_accum(const float *p, const float *v, size_t ldv, int n, int 
     }
 #define AN_BC(q) __m512 a##q = q < NQ ? _mm512_set1_ps(p##q[j]) : z;
 #define AN_FMA(q, c) if (q < NQ) o##q##c = _mm512_fmadd_ps(a##q, vc, o##q##c);
+/* the empty asm keeps vc in a register: else GCC folds the load into every
+ * query's FMA and the loop is bound by loads (NQ + 1 per NQ FMAs) */
 #define AN_CH(c)                                                                         \
     if (c < NCH) {                                                                        \
         __m512 vc = _mm512_loadu_ps(vj + 16 * c);                                         \
+        if (NQ > 1) __asm__("" : "+v"(vc));                                               \
         AN_FMA(0, c) AN_FMA(1, c) AN_FMA(2, c) AN_FMA(3, c) AN_FMA(4, c) AN_FMA(5, c)     \
     }
 #define AN_OUT(q)                                                                        \
