@@ -130,6 +130,11 @@ AI void q_tile(const uint8_t *x, size_t ldx, const int8_t *wp, size_t pstride, s
                const int MR) {
     QROW_DECL(0) QROW_DECL(1) QROW_DECL(2) QROW_DECL(3) QROW_DECL(4) QROW_DECL(5)
     const int8_t *w0 = wp, *w1 = wp + pstride, *w2 = wp + 2 * pstride, *w3 = wp + 3 * pstride;
+    /* The output lines are fetched for writing now, so that their misses
+     * (a wide output such as gate/up, tens of MB, is never in cache)
+     * overlap the k loop instead of stalling the stores at its end. */
+    for (int r = 0; r < MR; r++)
+        for (int c = 0; c < ncols; c += 16) _mm_prefetch((const char *)(y + (size_t)r * ldy + c), _MM_HINT_ET0);
     for (size_t g = 0; g < k4; g++) {
         __m512i b0 = _mm512_load_si512((const void *)(w0 + g * 64));
         __m512i b1 = _mm512_load_si512((const void *)(w1 + g * 64));
