@@ -63,6 +63,8 @@ typedef struct {
     void (*pgemm)(const w8_fmat *w, int m, const float *x, size_t ldx, const uint32_t *xb,
                   size_t ldxb, float *y, size_t ldy, const float *bias, int n0, int n1);
     void (*pprep)(const float *x, int k, uint32_t *dst); /* ceil(k / 2) words */
+    /* optional: 32-bit words per row that pprep writes (NULL: ceil(k / 2)) */
+    size_t (*pxwords)(const w8_fmat *w);
     /* attention */
     void (*attn_scores)(const float *q, const float *k, size_t ldk, int n, int d, float scale,
                         float *s);

@@ -444,7 +444,7 @@ void w8_gemm_f(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, si
         uint32_t *xb = NULL;
         size_t ldxb = 0;
         if (w->dtype == W8_BF16) {
-            ldxb = w8_fp_steps(w);
+            ldxb = t->pxwords ? t->pxwords(w) : w8_fp_steps(w);
             xb = scratch(SLOT_PPREP, (size_t)m * ldxb * sizeof(uint32_t));
             if (m <= 16 || nt == 1)
                 for (int i = 0; i < m; i++) t->pprep(x + (size_t)i * ldx, w->k, xb + (size_t)i * ldxb);

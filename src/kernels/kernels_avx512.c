@@ -527,18 +527,21 @@ AI void p_tile(const float *x, size_t ldx, const unsigned char *blk, size_t s0, 
     P_FINISH()
 }
 
-/* BF16: the same over pair steps; x: pair words.  NATIVE: vdpbf16ps;
- * else two FMAs with the halves widened (odd element first, its order). */
+/* BF16: the same over pair steps.  NATIVE: vdpbf16ps on pair words x;
+ * else two FMAs (odd element first, its order) with the weights' halves
+ * widened and the activations already f32 (p_prep writes each BF16 value
+ * as the float it is, two words per step: broadcast, no widening per row). */
 #define PB_ROW(r)                                                                        \
     if (r < MR) {                                                                         \
-        __m512i a = _mm512_set1_epi32((int)x##r[s]);                                      \
         if (NATIVE) {                                                                     \
+            __m512i a = _mm512_set1_epi32((int)x##r[s]);                                  \
             p##r##0 = _mm512_dpbf16_ps(p##r##0, (__m512bh)a, (__m512bh)w0);               \
             p##r##1 = _mm512_dpbf16_ps(p##r##1, (__m512bh)a, (__m512bh)w1);               \
             p##r##2 = _mm512_dpbf16_ps(p##r##2, (__m512bh)a, (__m512bh)w2);               \
             p##r##3 = _mm512_dpbf16_ps(p##r##3, (__m512bh)a, (__m512bh)w3);               \
         } else {                                                                          \
-            __m512 ao = bf_hi(a), ae = bf_lo(a);                                          \
+            __m512 ae = _mm512_castsi512_ps(_mm512_set1_epi32((int)x##r[2 * s]));          \
+            __m512 ao = _mm512_castsi512_ps(_mm512_set1_epi32((int)x##r[2 * s + 1]));      \
             p##r##0 = _mm512_fmadd_ps(ae, bf_lo(w0), _mm512_fmadd_ps(ao, bf_hi(w0), p##r##0)); \
             p##r##1 = _mm512_fmadd_ps(ae, bf_lo(w1), _mm512_fmadd_ps(ao, bf_hi(w1), p##r##1)); \
             p##r##2 = _mm512_fmadd_ps(ae, bf_lo(w2), _mm512_fmadd_ps(ao, bf_hi(w2), p##r##2)); \
@@ -611,8 +614,11 @@ static void p_gemm(const w8_fmat *w, int m, const float *x, size_t ldx, const ui
 
 /* Activations to BF16 pair words (w8_kern_bf16 per element), 16 at a time:
  * the bits are computed in 32-bit lanes, then narrowed (vpmovdw), which
- * puts element 2s in the low and 2s + 1 in the high half of word s. */
+ * puts element 2s in the low and 2s + 1 in the high half of word s.
+ * Without AVX512_BF16, element t becomes word t, the float of its BF16
+ * bits (bits << 16): what the emulation widened each pair word to. */
 static void p_prep(const float *x, int k, uint32_t *dst) {
+    const int native = w8_kern_bf16_native();
     const __m512i absm = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
     const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7fff);
     for (int t = 0; t < k; t += 16) {
@@ -624,11 +630,16 @@ static void p_prep(const float *x, int k, uint32_t *dst) {
         __mmask16 tiny = _mm512_testn_epi32_mask(u, inf); /* exponent 0: zero, denormal */
         r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
         r = _mm512_mask_mov_epi32(r, tiny, _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x8000)));
-        /* 16 halves = 8 words; an odd k leaves the last word's high half 0 */
-        _mm256_mask_storeu_epi16((uint16_t *)dst + t, mk, _mm512_cvtepi32_epi16(r));
+        if (native) /* 16 halves = 8 words; an odd k leaves the last word's high half 0 */
+            _mm256_mask_storeu_epi16((uint16_t *)dst + t, mk, _mm512_cvtepi32_epi16(r));
+        else /* element t as the f32 of its BF16 bits: word t */
+            _mm512_mask_storeu_epi32(dst + t, mk, _mm512_slli_epi32(r, 16));
     }
-    if (k & 1) memset((char *)dst + 2 * (size_t)k, 0, 2);
+    if (k & 1) memset(native ? (char *)dst + 2 * (size_t)k : (char *)(dst + k), 0, native ? 2 : 4);
 }
+
+/* words per row of p_prep: pair words, or two floats per pair step */
+static size_t p_xwords(const w8_fmat *w) { return w8_fp_steps(w) * (w8_kern_bf16_native() ? 1 : 2); }
 
 /* ------------------------------------------------------------- attention */
 
@@ -1021,6 +1032,7 @@ const w8_kern_table w8_kern_avx512 = {
     .fscratch = FBLK_BYTES / 4 + 16,
     .pgemm = p_gemm,
     .pprep = p_prep,
+    .pxwords = p_xwords,
     .attn_scores = x_attn_scores,
     .attn_accum = x_attn_accum,
     .attn_scores_n = x_attn_scores_n,
