@@ -2,9 +2,28 @@
  * main.c - the w8a8 command: dispatch to a sub-command.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
+
+/* libgomp's waiting threads spin ~300000 pause loops (milliseconds) at
+ * every barrier and between parallel regions before they sleep.  On a host
+ * shared with other work, one of our threads being descheduled makes its
+ * partner spin away its whole time slice: perf showed ~40% of a prompt's
+ * cycles in that spin on a loaded 2-core VM, where a few thousand loops
+ * (tens of microseconds, longer than any wait of a balanced run on a quiet
+ * host) made pp512 ~2x and tg ~2-5x faster.  libgomp reads GOMP_SPINCOUNT
+ * once, before main (and libc's own start-up resets any environment set
+ * earlier), so the process sets it and executes itself again, once.  A
+ * user's OMP_WAIT_POLICY or GOMP_SPINCOUNT is left alone; if the exec
+ * fails, the run goes on with libgomp's default. */
+static void omp_spin_default(char **argv) {
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
+    if (setenv("GOMP_SPINCOUNT", "3000", 0) != 0) return;
+    execv("/proc/self/exe", argv);
+}
 
 static const struct {
     const char *name;
@@ -31,6 +50,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+    omp_spin_default(argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 1 : 0;

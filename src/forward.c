@@ -31,12 +31,18 @@
  * long contexts K/V no longer fit L2 and that fetch was the cost). */
 enum { ATT_ROWS = 8 };
 
+/* Row stride of the attention scratch: the positions plus 16 floats, so
+ * that the rows (up to ATT_ROWS x group of them, read and written together)
+ * do not sit a multiple of 4 KB apart, on the same L1 sets. */
+static size_t att_ld(int cap) { return (size_t)cap + 16; }
+
 struct w8_ctx {
     int max_rows;
     int hidden, qdim, kvdim, qkvdim, inter, head_dim, max_pos;
     float *x;        /* [R, hidden] residual stream */
     float *xn;       /* [R, hidden] normalized rows (f32) */
     int8_t *xq;      /* [R, max k] quantized rows */
+    int8_t *xq2;     /* [R, inter] quantized SwiGLU rows (while xq feeds gate/up) */
     float *qkv;      /* [R, qdim + 2 kvdim] */
     float *att_out;  /* [R, qdim] */
     float *tmp;      /* [R, hidden] o_proj / down output */
@@ -46,7 +52,7 @@ struct w8_ctx {
     float *sinb;
     int n_threads;   /* attention scratch slots */
     int group;       /* query heads per KV head */
-    float *att;      /* [n_threads, ATT_ROWS, group, att_cap] scores / probabilities */
+    float *att;      /* [n_threads, ATT_ROWS, group, att_ld(att_cap)] scores / probabilities */
     int att_cap;     /* positions att holds per thread (grows up to max_pos) */
     int *rows;       /* [R] indices of the rows that want logits */
     int *run_start;  /* [R + 1] first row of each attention run */
@@ -78,6 +84,7 @@ w8_ctx *w8_ctx_new(const w8_model *m, int max_rows) {
     x->x = falloc(R * x->hidden);
     x->xn = falloc(R * x->hidden);
     x->xq = w8_xalloc_aligned(R * (size_t)maxk);
+    x->xq2 = w8_xalloc_aligned(R * (size_t)x->inter + 1);
     x->qkv = falloc(R * x->qkvdim);
     x->att_out = falloc(R * x->qdim);
     x->tmp = falloc(R * x->hidden);
@@ -92,7 +99,7 @@ w8_ctx *w8_ctx_new(const w8_model *m, int max_rows) {
      * huge or hostile, and most runs never get near it. */
     x->att_cap = x->max_pos < 4096 ? x->max_pos : 4096;
     x->group = c->n_heads / c->n_kv_heads;
-    x->att = falloc((size_t)x->n_threads * ATT_ROWS * x->group * (size_t)x->att_cap);
+    x->att = falloc((size_t)x->n_threads * ATT_ROWS * x->group * att_ld(x->att_cap));
     x->run_start = w8_xmalloc((R + 1) * sizeof(int));
     x->rows = w8_xmalloc(R * sizeof(int));
     return x;
@@ -103,6 +110,7 @@ void w8_ctx_free(w8_ctx *c) {
     free(c->x);
     free(c->xn);
     free(c->xq);
+    free(c->xq2);
     free(c->qkv);
     free(c->att_out);
     free(c->tmp);
@@ -170,12 +178,26 @@ static void embed_rows(const w8_model *m, const int *tokens, int n, float *x) {
     }
 }
 
-/* Normalize x and run a group of linear layers reading it; part i's output
- * goes to columns [off_i, off_i + n_i) of y (row stride ldy). */
-static void run_group(w8_ctx *c, const w8_linear_group *g, const float *x, int n,
+static void add_rows(float *x, const float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+/* Add the residual res (when not NULL) to x, normalize x and run a group of
+ * linear layers reading it; part i's output goes to columns
+ * [off_i, off_i + n_i) of y (row stride ldy). */
+static void run_group(w8_ctx *c, const w8_linear_group *g, float *x, const float *res, int n,
                       const float *nw, const float *nb, float eps, float *y, size_t ldy,
                       int layer, w8_obs_point pt) {
     size_t H = (size_t)c->hidden;
+    if (g->fused && !g->fused_lin.dynamic && !c->obs) {
+        /* one int8 GEMM with the residual add, norm and quantization of its
+         * rows in its own parallel region (one fork/join per group) */
+        const w8_linear *l = &g->fused_lin;
+        w8_rmsnorm_gemm_i8(x, res, n, c->hidden, H, nw, nb, eps, c->xq, H, l->in_scale,
+                           l->in_offset, &l->q, y, ldy);
+        return;
+    }
+    if (res) add_rows(x, res, (size_t)n * H);
     if (g->fused && !g->fused_lin.dynamic) {
         /* one int8 GEMM: normalize and quantize in one pass (f32 rows only for the observer) */
         const w8_linear *l = &g->fused_lin;
@@ -262,16 +284,17 @@ static void attend(const w8_ctx *c, w8_kv *kv, const w8_seq *s, int pos0, int nr
     int bs = w8_kv_block_size(kv), hd = c->head_dim, maxlen = pos0 + nr;
     size_t ld = w8_kv_row_stride(kv);
     float scale = 1.0f / sqrtf((float)hd);
+    /* scores: all nr x group queries over one key block in one call */
+    const float *q0 = c->qkv + (size_t)r0 * c->qkvdim + (size_t)kvh * group * hd;
+    int nk[ATT_ROWS];
     for (int j0 = 0, bi = 0; j0 < maxlen; j0 += bs, bi++) {
         const float *kb = w8_kv_block_k(kv, layer, s->blocks[bi]) + (size_t)kvh * hd;
         for (int i = 0; i < nr; i++) {
-            int len = pos0 + i + 1, nb = len - j0 < bs ? len - j0 : bs;
-            if (nb <= 0) continue;
-            const float *q = c->qkv + (size_t)(r0 + i) * c->qkvdim + (size_t)kvh * group * hd;
-            for (int g = 0; g < group; g++)
-                w8_attn_scores(q + (size_t)g * hd, kb, ld, nb, hd, scale,
-                               att + ((size_t)i * group + g) * ldatt + j0);
+            int len = pos0 + i + 1;
+            nk[i] = len - j0 < bs ? len - j0 : bs;
         }
+        w8_attn_scores_n(q0, (size_t)c->qkvdim, nr, group, kb, ld, nk, hd, scale, att + j0,
+                         ldatt);
     }
     for (int i = 0; i < nr; i++) {
         for (int g = 0; g < group; g++) w8_softmax(att + ((size_t)i * group + g) * ldatt, pos0 + i + 1);
@@ -319,19 +342,20 @@ static void attention(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
     for (int t = tasks - 1; t >= 0; t--) {
         int run = t / nkv, g = t % nkv, r0 = c->run_start[run], nr = c->run_start[run + 1] - r0;
-        float *att = c->att + (size_t)omp_get_thread_num() * ATT_ROWS * group * c->att_cap;
-        attend(c, kv, b->seq[r0], b->pos[r0], nr, r0, group, g, layer, att, (size_t)c->att_cap);
+        float *att = c->att + (size_t)omp_get_thread_num() * ATT_ROWS * group * att_ld(c->att_cap);
+        attend(c, kv, b->seq[r0], b->pos[r0], nr, r0, group, g, layer, att, att_ld(c->att_cap));
     }
-}
-
-static void add_rows(float *x, const float *y, size_t n) {
-    for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 
 /* act = silu(gate) * up from gu = [gate | up], then down_proj.  An int8
  * down_proj gets its input quantized in the same pass. */
 static void swiglu_down(w8_ctx *c, const w8_linear *down, int n, int layer) {
     size_t I = (size_t)c->inter;
+    if (down->quantized && !down->dynamic && !c->obs) {
+        w8_swiglu_gemm_i8(n, c->inter, c->gu, c->gu + I, 2 * I, c->act, I, c->xq, I,
+                          down->in_scale, down->in_offset, &down->q, c->tmp, (size_t)c->hidden);
+        return;
+    }
     if (down->quantized && !down->dynamic) {
         w8_swiglu_rows(n, c->inter, c->gu, c->gu + I, 2 * I, c->act, I, c->xq, I,
                        down->in_scale, down->in_offset);
@@ -344,6 +368,36 @@ static void swiglu_down(w8_ctx *c, const w8_linear *down, int n, int layer) {
     w8_linear_apply(down, n, c->act, I, c->tmp, (size_t)c->hidden, c->xq);
 }
 
+/* The MLP block after the attention's residual (x += tmp):
+ * rmsnorm -> gate/up -> SwiGLU -> down, into tmp.  With one int8 gate/up
+ * GEMM and no observer, the norm runs in the GEMM's parallel region and
+ * SwiGLU on each gate/up tile while it is in cache (no pass over the
+ * [R, 2 inter] gate/up rows in memory); else the steps one by one. */
+static void mlp(w8_ctx *c, const w8_model *m, const w8_layer *L, int n, int layer) {
+    const w8_linear *gu = &L->gate_up.fused_lin, *down = &L->down;
+    size_t H = (size_t)c->hidden, I = (size_t)c->inter;
+    if (L->gate_up.fused && gu->quantized && !gu->dynamic && !c->obs && L->gate_up.n_parts == 2 &&
+        L->gate_up.part_n[0] == c->inter && gu->q.n == 2 * c->inter) {
+        int qdown = down->quantized && !down->dynamic;
+        /* an int8 down_proj needs only the quantized rows: SwiGLU's f32
+         * output goes over the gate columns; a float one reads act */
+        if (w8_rmsnorm_gemm_i8_swiglu(c->x, c->tmp, n, c->hidden, H, L->ffn_norm, L->ffn_norm_b,
+                                      m->cfg.rms_eps, c->xq, H, gu->in_scale, gu->in_offset,
+                                      &gu->q, c->gu, 2 * I, qdown ? NULL : c->act, I,
+                                      qdown ? c->xq2 : NULL, I, down->in_scale,
+                                      down->in_offset) == 0) {
+            if (qdown)
+                w8_gemm_i8(&down->q, n, c->xq2, I, c->tmp, H);
+            else
+                w8_linear_apply(down, n, c->act, I, c->tmp, H, c->xq);
+            return;
+        }
+    }
+    run_group(c, &L->gate_up, c->x, c->tmp, n, L->ffn_norm, L->ffn_norm_b, m->cfg.rms_eps, c->gu,
+              2 * I, layer, W8_OBS_GATEUP_IN);
+    swiglu_down(c, down, n, layer);
+}
+
 /* Make the attention scratch hold positions 0..max_pos_in_batch.  Out of
  * memory is an error, not an abort: the server's scheduler fails the
  * running requests and goes on (as when the KV pool is out of blocks). */
@@ -354,7 +408,7 @@ static int grow_att(w8_ctx *c, const w8_batch *b) {
     if (need <= c->att_cap) return 0;
     int cap = c->att_cap <= INT_MAX / 2 && c->att_cap * 2 > need ? c->att_cap * 2 : need;
     if (cap > c->max_pos) cap = c->max_pos;
-    size_t n = (size_t)c->n_threads * ATT_ROWS * (size_t)c->group * (size_t)cap;
+    size_t n = (size_t)c->n_threads * ATT_ROWS * (size_t)c->group * att_ld(cap);
     void *p = NULL;
     if (n > SIZE_MAX / sizeof(float) || posix_memalign(&p, 64, n * sizeof(float)) != 0)
         return w8_seterr("forward: out of memory for attention scores over %d positions "
@@ -373,23 +427,29 @@ int w8_forward(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b, float
 
     embed_rows(m, b->tokens, n, c->x);
     rope_tables(c, m, b->pos, n);
+    /* A residual add (x += tmp) is left to the next group's norm, which
+     * does it row by row in its own pass (pending); an observer sees every
+     * layer's output, so with one it is done at once. */
+    const float *pending = NULL;
     for (int l = 0; l < cfg->n_layers; l++) {
         const w8_layer *L = &m->layers[l];
         /* attention block: rmsnorm -> q/k/v -> (q/k norm) RoPE -> cache -> attention -> o_proj */
-        run_group(c, &L->qkv, c->x, n, L->attn_norm, L->attn_norm_b, cfg->rms_eps, c->qkv,
-                  (size_t)c->qkvdim, l, W8_OBS_QKV_IN);
+        run_group(c, &L->qkv, c->x, pending, n, L->attn_norm, L->attn_norm_b, cfg->rms_eps,
+                  c->qkv, (size_t)c->qkvdim, l, W8_OBS_QKV_IN);
         rope_and_store(c, m, kv, b, l);
         attention(c, m, kv, b, l);
         observe(c, l, W8_OBS_O_IN, c->att_out, n, c->qdim);
         w8_linear_apply(&L->o, n, c->att_out, (size_t)c->qdim, c->tmp, H, c->xq);
-        add_rows(c->x, c->tmp, (size_t)n * H);
-        /* MLP block: rmsnorm -> gate/up -> SwiGLU -> down */
-        run_group(c, &L->gate_up, c->x, n, L->ffn_norm, L->ffn_norm_b, cfg->rms_eps, c->gu,
-                  2 * (size_t)c->inter, l, W8_OBS_GATEUP_IN);
-        swiglu_down(c, &L->down, n, l);
-        add_rows(c->x, c->tmp, (size_t)n * H);
-        observe(c, l, W8_OBS_LAYER_OUT, c->x, n, c->hidden);
+        /* MLP block: (residual) rmsnorm -> gate/up -> SwiGLU -> down */
+        mlp(c, m, L, n, l);
+        pending = c->tmp;
+        if (c->obs) {
+            add_rows(c->x, c->tmp, (size_t)n * H);
+            pending = NULL;
+            observe(c, l, W8_OBS_LAYER_OUT, c->x, n, c->hidden);
+        }
     }
+    if (pending) add_rows(c->x, pending, (size_t)n * H);
     for (int r = 0; r < n; r++) {
         int len = b->pos[r] + 1;
         if (b->seq[r]->len < len) b->seq[r]->len = len;

@@ -703,7 +703,7 @@ void w8_linear_apply(const w8_linear *l, int m, const float *x, size_t ldx, floa
         return;
     }
     int8_t *xq = scratch ? scratch : w8_xmalloc((size_t)m * (size_t)l->k);
-    w8_quant_rows(x, m, l->k, ldx, l->in_scale, l->in_offset, xq, (size_t)l->k);
-    w8_gemm_i8(&l->q, m, xq, (size_t)l->k, y, ldy);
+    /* quantization and GEMM in one parallel region */
+    w8_quant_gemm_i8(x, m, l->k, ldx, l->in_scale, l->in_offset, xq, (size_t)l->k, &l->q, y, ldy);
     if (!scratch) free(xq);
 }

@@ -637,6 +637,36 @@ static void test_attn(const char *isa) {
         }
     CHECK(bad == 0, "%s attn_accum_n: each of 1..8 queries gets attn_accum's bits (d 8, 64, 128, 200)",
           isa);
+
+    /* many queries over one key block (a prompt's rows x a GQA group): each
+     * query's scores get attn_scores's bits, whatever its key count (none,
+     * partial 16-key groups, more than one transposed chunk of keys) */
+    static const int sd[] = { 8, 13, 16, 64, 128, 200, 256, 272 };
+    static const int snr[] = { 1, 3, 8 }, snh[] = { 1, 2, 7 };
+    bad = 0;
+    for (size_t a = 0; a < 8; a++)
+        for (size_t b = 0; b < 3; b++)
+            for (size_t c = 0; c < 3; c++) {
+                int d = sd[a], nr = snr[b], nh = snh[c], nmax = 150;
+                size_t ldk = (size_t)d + 5, ldq = (size_t)nh * d + 3, lds = (size_t)nmax + 7;
+                float *q = malloc((size_t)nr * ldq * 4), *kv = malloc((size_t)nmax * ldk * 4);
+                float *s1 = malloc((size_t)nr * nh * lds * 4), *s2 = malloc((size_t)nr * nh * lds * 4);
+                int nk[8];
+                fill_f(q, (size_t)nr * ldq, 1.0f);
+                fill_f(kv, (size_t)nmax * ldk, 1.0f);
+                for (size_t t = 0; t < (size_t)nr * nh * lds; t++) s1[t] = s2[t] = -7.0f;
+                for (int i = 0; i < nr; i++) /* 150, 0, -3, 1, 31, 64, 65, 17 */
+                    nk[i] = (int[]){ 150, 0, -3, 1, 31, 64, 65, 17 }[(i + (int)a) % 8];
+                w8_attn_scores_n(q, ldq, nr, nh, kv, ldk, nk, d, 0.3f, s1, lds);
+                for (int i = 0; i < nr; i++)
+                    for (int h = 0; nk[i] > 0 && h < nh; h++)
+                        w8_attn_scores(q + i * ldq + (size_t)h * d, kv, ldk, nk[i], d, 0.3f,
+                                       s2 + ((size_t)i * nh + h) * lds);
+                if (memcmp(s1, s2, (size_t)nr * nh * lds * 4)) bad++;
+                free(q), free(kv), free(s1), free(s2);
+            }
+    CHECK(bad == 0, "%s attn_scores_n: every query of 1..8 rows x 1..7 heads gets attn_scores's bits "
+          "(d 8..272, 0..150 keys), nothing written past its keys", isa);
 }
 
 /* ------------------------------------------------------------ elementwise */
@@ -686,6 +716,135 @@ static void test_elementwise(const char *isa) {
         free(x), free(x0);
     }
     CHECK(bad == 0, "%s softmax within 2e-5 of double (n in 1..1000, a -1e30 score)", isa);
+}
+
+/* The producer + GEMM fusions give the bits of the two separate calls:
+ * RMSNorm (with and without a residual add and a norm bias), SwiGLU and
+ * plain quantization, for few rows (made on the calling thread) and many
+ * (made by the team), awkward k and n. */
+static void test_fused(const char *isa) {
+    static const int ms[] = { 1, 5, 17, 40 }, ks[] = { 20, 37, 64 }, ns[] = { 13, 70 };
+    int bad = 0, cases = 0;
+    for (size_t a = 0; a < 4; a++)
+        for (size_t b = 0; b < 3; b++)
+            for (size_t c = 0; c < 2; c++) {
+                int m = ms[a], k = ks[b], n = ns[c];
+                size_t ldx = (size_t)k + 3, ldy = (size_t)n + 2, ldq = (size_t)k + 1;
+                int8_t *w = malloc((size_t)n * k), *q1 = calloc((size_t)m, ldq), *q2 = calloc((size_t)m, ldq);
+                int32_t *qb = malloc((size_t)n * 4);
+                float *ds = malloc((size_t)n * 4), *g = malloc((size_t)k * 4), *nb = malloc((size_t)k * 4);
+                float *x1 = malloc((size_t)m * 2 * ldx * 4), *x2 = malloc((size_t)m * 2 * ldx * 4);
+                float *res = malloc((size_t)m * ldx * 4);
+                float *y1 = malloc((size_t)m * ldy * 4), *y2 = malloc((size_t)m * ldy * 4);
+                float *o1 = malloc((size_t)m * ldx * 4), *o2 = malloc((size_t)m * ldx * 4);
+                fill_i8(w, (size_t)n * k);
+                for (int j = 0; j < n; j++) qb[j] = (int32_t)(w8_rng_u64(&rng) % 2001) - 1000, ds[j] = 1e-3f;
+                fill_f(g, (size_t)k, 1.0f);
+                fill_f(nb, (size_t)k, 0.1f);
+                w8_qmat q;
+                w8_qmat_pack(&q, w, n, k, qb, ds);
+                for (int mode = 0; mode < 5; mode++) {
+                    fill_f(x1, (size_t)m * 2 * ldx, 2.0f);
+                    fill_f(res, (size_t)m * ldx, 2.0f);
+                    memcpy(x2, x1, (size_t)m * 2 * ldx * 4);
+                    for (size_t i = 0; i < (size_t)m * ldy; i++) y1[i] = y2[i] = -7.0f;
+                    memset(q1, 0, (size_t)m * ldq), memset(q2, 0, (size_t)m * ldq);
+                    memset(o1, 0, (size_t)m * ldx * 4), memset(o2, 0, (size_t)m * ldx * 4);
+                    if (mode <= 2) { /* norm; mode 1: + residual; mode 2: + residual and bias */
+                        const float *bb = mode == 2 ? nb : NULL, *rr = mode ? res : NULL;
+                        if (rr)
+                            for (int i = 0; i < m; i++)
+                                for (int t = 0; t < k; t++) x1[i * ldx + t] += rr[i * ldx + t];
+                        w8_rmsnorm_rows(x1, m, k, ldx, g, bb, 1e-6f, NULL, 0, q1, ldq, 0.02f, 3);
+                        w8_gemm_i8(&q, m, q1, ldq, y1, ldy);
+                        w8_rmsnorm_gemm_i8(x2, rr, m, k, ldx, g, bb, 1e-6f, q2, ldq, 0.02f, 3, &q, y2, ldy);
+                    } else if (mode == 3) { /* swiglu: gate | up rows of 2 * ldx */
+                        w8_swiglu_rows(m, k, x1, x1 + ldx, 2 * ldx, o1, ldx, q1, ldq, 0.05f, -4);
+                        w8_gemm_i8(&q, m, q1, ldq, y1, ldy);
+                        w8_swiglu_gemm_i8(m, k, x2, x2 + ldx, 2 * ldx, o2, ldx, q2, ldq, 0.05f, -4, &q, y2, ldy);
+                    } else {
+                        w8_quant_rows(x1, m, k, ldx, 0.03f, -2, q1, ldq);
+                        w8_gemm_i8(&q, m, q1, ldq, y1, ldy);
+                        w8_quant_gemm_i8(x2, m, k, ldx, 0.03f, -2, q2, ldq, &q, y2, ldy);
+                    }
+                    cases++;
+                    if (memcmp(y1, y2, (size_t)m * ldy * 4) || memcmp(q1, q2, (size_t)m * ldq) ||
+                        memcmp(x1, x2, (size_t)m * 2 * ldx * 4) || memcmp(o1, o2, (size_t)m * ldx * 4)) {
+                        if (bad++ < 3) EXPECT(0, "%s fused mode %d m=%d k=%d n=%d differs", isa, mode, m, k, n);
+                    }
+                }
+                w8_qmat_free(&q);
+                free(w), free(q1), free(q2), free(qb), free(ds), free(g), free(nb), free(x1), free(x2);
+                free(res), free(y1), free(y2), free(o1), free(o2);
+            }
+    CHECK(bad == 0, "%s rmsnorm/swiglu/quant fused with gemm_i8: the bits of the two calls (%d cases, "
+          "m 1..40, residual, norm bias)", isa, cases);
+}
+
+/* gate/up GEMM with SwiGLU on its tiles: the bits of w8_rmsnorm_gemm_i8
+ * then w8_swiglu_rows, with the f32 rows kept apart or written over the
+ * gate columns; -1 (nothing written) where the column blocks do not split
+ * inter evenly. */
+static void test_fused_swiglu(const char *isa) {
+    static const int ms[] = { 5, 17, 40 }, ks[] = { 37, 64 }, is[] = { 64, 96, 128, 70 };
+    int bad = 0, ran = 0, refused = 0;
+    for (size_t a = 0; a < 3; a++)
+        for (size_t b = 0; b < 2; b++)
+            for (size_t c = 0; c < 4; c++)
+                for (int mode = 0; mode < 2; mode++) {
+                    int m = ms[a], k = ks[b], I = is[c], n = 2 * I;
+                    size_t ldx = (size_t)k + 3, ldy = (size_t)n + 5, ldo = (size_t)I + 2;
+                    int8_t *w = malloc((size_t)n * k), *q1 = calloc((size_t)m, ldx), *q2 = calloc((size_t)m, ldx);
+                    int8_t *r1 = calloc((size_t)m, ldo), *r2 = calloc((size_t)m, ldo);
+                    int32_t *qb = malloc((size_t)n * 4);
+                    float *ds = malloc((size_t)n * 4), *g = malloc((size_t)k * 4);
+                    float *x1 = malloc((size_t)m * ldx * 4), *x2 = malloc((size_t)m * ldx * 4);
+                    float *res = malloc((size_t)m * ldx * 4);
+                    float *y1 = malloc((size_t)m * ldy * 4), *y2 = malloc((size_t)m * ldy * 4);
+                    float *o1 = calloc((size_t)m * ldo, 4), *o2 = calloc((size_t)m * ldo, 4);
+                    fill_i8(w, (size_t)n * k);
+                    for (int j = 0; j < n; j++) qb[j] = (int32_t)(w8_rng_u64(&rng) % 2001) - 1000, ds[j] = 2e-3f;
+                    fill_f(g, (size_t)k, 1.0f);
+                    fill_f(x1, (size_t)m * ldx, 2.0f);
+                    fill_f(res, (size_t)m * ldx, 2.0f);
+                    memcpy(x2, x1, (size_t)m * ldx * 4);
+                    for (size_t i = 0; i < (size_t)m * ldy; i++) y1[i] = y2[i] = -7.0f;
+                    w8_qmat q;
+                    w8_qmat_pack(&q, w, n, k, qb, ds);
+                    /* the two calls */
+                    for (int i = 0; i < m; i++)
+                        for (int t = 0; t < k; t++) x1[i * ldx + t] += res[i * ldx + t];
+                    w8_rmsnorm_rows(x1, m, k, ldx, g, NULL, 1e-6f, NULL, 0, q1, ldx, 0.02f, 3);
+                    w8_gemm_i8(&q, m, q1, ldx, y1, ldy);
+                    if (mode == 0) { /* f32 rows expected over the gate columns, int8 rows */
+                        w8_swiglu_rows(m, I, y1, y1 + I, ldy, o1, ldo, r1, ldo, 0.05f, -4);
+                        for (int i = 0; i < m; i++) memcpy(y1 + i * ldy, o1 + i * ldo, (size_t)I * 4);
+                        memset(o1, 0, (size_t)m * ldo * 4);
+                    } else
+                        w8_swiglu_rows(m, I, y1, y1 + I, ldy, o1, ldo, NULL, 0, 0.05f, -4);
+                    int rc = w8_rmsnorm_gemm_i8_swiglu(x2, res, m, k, ldx, g, NULL, 1e-6f, q2, ldx, 0.02f,
+                                                       3, &q, y2, ldy, mode ? o2 : NULL, ldo,
+                                                       mode ? NULL : r2, ldo, 0.05f, -4);
+                    int blk = !strcmp(isa, "avx512") ? 64 : !strcmp(isa, "avx2") ? 32 : 1;
+                    if (rc != 0) {
+                        refused++;
+                        if (I % blk == 0) bad++;
+                        for (size_t i = 0; i < (size_t)m * ldy; i++)
+                            if (y2[i] != -7.0f) { bad++; break; }
+                    } else {
+                        ran++;
+                        if (I % blk) bad++;
+                        if (memcmp(y1, y2, (size_t)m * ldy * 4) || memcmp(q1, q2, (size_t)m * ldx) ||
+                            memcmp(x1, x2, (size_t)m * ldx * 4) || memcmp(r1, r2, (size_t)m * ldo) ||
+                            memcmp(o1, o2, (size_t)m * ldo * 4))
+                            if (bad++ < 3) EXPECT(0, "%s gate/up+swiglu m=%d k=%d inter=%d mode %d differs", isa, m, k, I, mode);
+                    }
+                    w8_qmat_free(&q);
+                    free(w), free(q1), free(q2), free(r1), free(r2), free(qb), free(ds), free(g);
+                    free(x1), free(x2), free(res), free(y1), free(y2), free(o1), free(o2);
+                }
+    CHECK(bad == 0 && ran > 0, "%s rmsnorm + gate/up gemm_i8 + swiglu fused: the bits of the separate calls "
+          "(%d cases, %d refused where the column block does not divide inter)", isa, ran, refused);
 }
 
 /* A matrix packed for one ISA keeps its kernel after the active ISA changes. */
@@ -774,6 +933,8 @@ int main(void) {
         test_gemm_f_packed_exact(name);
         test_attn(name);
         test_elementwise(name);
+        test_fused(name);
+        test_fused_swiglu(name);
     }
     test_layout_sticks();
     test_fmat_pack_slices();

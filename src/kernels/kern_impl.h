@@ -63,10 +63,15 @@ typedef struct {
     void (*pgemm)(const w8_fmat *w, int m, const float *x, size_t ldx, const uint32_t *xb,
                   size_t ldxb, float *y, size_t ldy, const float *bias, int n0, int n1);
     void (*pprep)(const float *x, int k, uint32_t *dst); /* ceil(k / 2) words */
+    /* optional: 32-bit words per row that pprep writes (NULL: ceil(k / 2)) */
+    size_t (*pxwords)(const w8_fmat *w);
     /* attention */
     void (*attn_scores)(const float *q, const float *k, size_t ldk, int n, int d, float scale,
                         float *s);
     void (*attn_accum)(const float *p, const float *v, size_t ldv, int n, int d, float *out);
+    /* optional (NULL: attn_scores per query); same bits as attn_scores */
+    void (*attn_scores_n)(const float *q, size_t ldq, int nr, int nh, const float *k,
+                          size_t ldk, const int *nk, int d, float scale, float *s, size_t lds);
     /* optional (NULL: attn_accum per query); same bits as attn_accum */
     void (*attn_accum_n)(const float *p, size_t ldp, int nq, const float *v, size_t ldv, int n,
                          int d, float *out, size_t ldo);

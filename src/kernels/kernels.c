@@ -136,13 +136,88 @@ static void dyn_tile(float *y, size_t ldy, int i0, int i1, int n0, int n1, const
     }
 }
 
+/* A producer of the GEMM's int8 input rows (RMSNorm, SwiGLU or plain
+ * quantization), run inside the GEMM's own parallel region: the two share
+ * one fork/join and the rows are still in cache when qprep converts them.
+ * Row i is made by the same kernel call as the standalone entry point's. */
+typedef enum { PR_NORM = 1, PR_SWIGLU, PR_QUANT } prod_kind;
+typedef struct {
+    prod_kind kind;
+    float *x;           /* NORM: rows (updated in place when res != NULL) */
+    const float *xc;    /* QUANT: rows */
+    const float *res;   /* NORM: added to x first */
+    const float *a, *b; /* NORM: g, b; SWIGLU: gate, up */
+    int k;              /* row length */
+    size_t ldx;         /* x (NORM, QUANT) or gate/up (SWIGLU) row stride */
+    float eps;
+    float *out;         /* SWIGLU: f32 rows */
+    size_t ldout;
+    int8_t *xq;         /* the int8 rows, stride ldq */
+    size_t ldq;
+    float scale;
+    int offset;
+} prod;
+
+/* x += res, four at a time (GCC's -O2 leaves the plain loop scalar; an
+ * add is exact per element, so the width does not matter) */
+typedef float w8_v4f __attribute__((vector_size(16)));
+static void add_row(float *x, const float *res, int k) {
+    int j = 0;
+    for (; j + 4 <= k; j += 4) {
+        w8_v4f a, b;
+        memcpy(&a, x + j, sizeof a);
+        memcpy(&b, res + j, sizeof b);
+        a += b;
+        memcpy(x + j, &a, sizeof a);
+    }
+    for (; j < k; j++) x[j] += res[j];
+}
+
+static void produce(const w8_kern_table *t, const prod *p, int i) {
+    size_t r = (size_t)i;
+    int8_t *xq = p->xq + r * p->ldq;
+    switch (p->kind) {
+    case PR_NORM: {
+        float *x = p->x + r * p->ldx;
+        if (p->res) add_row(x, p->res + r * p->ldx, p->k);
+        t->rmsnorm_rows(x, 1, p->k, p->ldx, p->a, p->b, p->eps, NULL, 0, xq, p->ldq, p->scale,
+                        p->offset);
+        break;
+    }
+    case PR_SWIGLU:
+        t->swiglu(p->a + r * p->ldx, p->b + r * p->ldx, p->k, p->out + r * p->ldout, xq, p->scale,
+                  p->offset);
+        break;
+    case PR_QUANT:
+        t->quant_rows(p->xc + r * p->ldx, 1, p->k, p->ldx, p->scale, p->offset, xq, p->ldq);
+        break;
+    }
+}
+
+/* SwiGLU as the epilogue of a stacked [gate; up] GEMM: an item computes
+ * the gate columns [n0, n1) and the up columns inter + [n0, n1) of its rows
+ * and runs the row kernel on them while they are in cache.  n0 is a
+ * multiple of the kernel's column block (16 floats or more), where every
+ * ISA's row kernel is in its vector loop, so a segment gets the bits of the
+ * whole row. */
+typedef struct {
+    int inter;
+    float *out; /* NULL: over the gate columns of y */
+    size_t ld_out;
+    int8_t *xq;
+    size_t ldq;
+    float scale;
+    int offset;
+} swi_epi;
+
 /* w8_gemm_i8, and with rs != NULL the dynamic tail on each tile while it is
- * still in cache. */
+ * still in cache; with pr != NULL its rows x are made by pr first; with
+ * se != NULL SwiGLU runs on each gate/up tile pair. */
 static void gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float *y, size_t ldy,
-                    const float *rs, const float *bias) {
+                    const float *rs, const float *bias, const prod *pr, const swi_epi *se) {
     /* The layout decides the kernel: a matrix packed before w8_isa_force()
      * keeps running the kernel it was packed for. */
-    const w8_kern_table *t = table_for(w->isa);
+    const w8_kern_table *t = table_for(w->isa), *pt = pr || se ? active() : NULL;
     int n = w->n, k = w->k;
     if (m <= 0 || n <= 0) return;
     const void *xs = x;
@@ -154,20 +229,27 @@ static void gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float 
         xs = buf;
         ldxs = kp;
     }
-    int nb = t->qnblock, mb = t->qmblock;
-    int ngroups = (n + nb - 1) / nb, mchunks = (m + mb - 1) / mb;
+    int nb = t->qnblock, mb = t->qmblock, ncol = se ? se->inter : n;
+    int ngroups = (ncol + nb - 1) / nb, mchunks = (m + mb - 1) / mb;
     int items = ngroups * mchunks;
     int nt = threads_for((double)m * n * k);
     if (nt > items) nt = items;
     /* a few rows are converted here: a barrier costs more than that (and on
      * a busy host it waits for the slowest thread to be scheduled at all) */
-    if (buf && (m <= 16 || nt == 1))
-        for (int i = 0; i < m; i++) t->qprep(x + (size_t)i * ldx, k, buf + (size_t)i * kp);
+    int rows_here = m <= 16 || nt == 1;
+    if (rows_here)
+        for (int i = 0; i < m; i++) {
+            if (pr) produce(pt, pr, i);
+            if (buf) t->qprep(x + (size_t)i * ldx, k, buf + (size_t)i * kp);
+        }
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
-        if (buf && m > 16 && nt > 1) {
+        if (!rows_here && (buf || pr)) {
             int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-            for (int i = tid; i < m; i += nth) t->qprep(x + (size_t)i * ldx, k, buf + (size_t)i * kp);
+            for (int i = tid; i < m; i += nth) {
+                if (pr) produce(pt, pr, i);
+                if (buf) t->qprep(x + (size_t)i * ldx, k, buf + (size_t)i * kp);
+            }
 #pragma omp barrier
         }
         /* dynamic: on a shared host one thread may be descheduled for a while */
@@ -175,15 +257,64 @@ static void gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float 
         for (int it = 0; it < items; it++) {
             int g = it / mchunks, c = it % mchunks;
             int i0 = c * mb, i1 = i0 + mb < m ? i0 + mb : m;
-            int n0 = g * nb, n1 = n0 + nb < n ? n0 + nb : n;
+            int n0 = g * nb, n1 = n0 + nb < ncol ? n0 + nb : ncol;
             t->qgemm(w, i0, i1, xs, ldxs, y, ldy, n0, n1);
             if (rs) dyn_tile(y, ldy, i0, i1, n0, n1, rs, bias);
+            if (se) {
+                int I = se->inter;
+                t->qgemm(w, i0, i1, xs, ldxs, y, ldy, I + n0, I + n1);
+                for (int i = i0; i < i1; i++) {
+                    float *yi = y + (size_t)i * ldy;
+                    float *o = se->out ? se->out + (size_t)i * se->ld_out + n0 : yi + n0;
+                    pt->swiglu(yi + n0, yi + I + n0, n1 - n0, o,
+                               se->xq ? se->xq + (size_t)i * se->ldq + n0 : NULL, se->scale,
+                               se->offset);
+                }
+            }
         }
     }
 }
 
 void w8_gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float *y, size_t ldy) {
-    gemm_i8(w, m, x, ldx, y, ldy, NULL, NULL);
+    gemm_i8(w, m, x, ldx, y, ldy, NULL, NULL, NULL, NULL);
+}
+
+void w8_rmsnorm_gemm_i8(float *x, const float *res, int m, int k, size_t ldx, const float *g,
+                        const float *b, float eps, int8_t *xq, size_t ldq, float scale,
+                        int offset, const w8_qmat *w, float *y, size_t ldy) {
+    prod p = { .kind = PR_NORM, .x = x, .res = res, .a = g, .b = b, .k = k, .ldx = ldx,
+               .eps = eps, .xq = xq, .ldq = ldq, .scale = scale, .offset = offset };
+    gemm_i8(w, m, xq, ldq, y, ldy, NULL, NULL, &p, NULL);
+}
+
+int w8_rmsnorm_gemm_i8_swiglu(float *x, const float *res, int m, int k, size_t ldx,
+                              const float *g, const float *b, float eps, int8_t *xq, size_t ldq,
+                              float scale, int offset, const w8_qmat *w, float *y, size_t ldy,
+                              float *out, size_t ld_out, int8_t *xq2, size_t ldq2, float scale2,
+                              int offset2) {
+    int inter = w->n / 2, nb = table_for(w->isa)->qnblock;
+    if (w->n % 2 || inter % nb || (nb % 16 && nb != 1)) return -1;
+    prod p = { .kind = PR_NORM, .x = x, .res = res, .a = g, .b = b, .k = k, .ldx = ldx,
+               .eps = eps, .xq = xq, .ldq = ldq, .scale = scale, .offset = offset };
+    swi_epi se = { .inter = inter, .out = out, .ld_out = ld_out, .xq = xq2, .ldq = ldq2,
+                   .scale = scale2, .offset = offset2 };
+    gemm_i8(w, m, xq, ldq, y, ldy, NULL, NULL, &p, &se);
+    return 0;
+}
+
+void w8_swiglu_gemm_i8(int m, int n, const float *gate, const float *up, size_t ld_in,
+                       float *out, size_t ld_out, int8_t *xq, size_t ldq, float scale,
+                       int offset, const w8_qmat *w, float *y, size_t ldy) {
+    prod p = { .kind = PR_SWIGLU, .a = gate, .b = up, .k = n, .ldx = ld_in, .out = out,
+               .ldout = ld_out, .xq = xq, .ldq = ldq, .scale = scale, .offset = offset };
+    gemm_i8(w, m, xq, ldq, y, ldy, NULL, NULL, &p, NULL);
+}
+
+void w8_quant_gemm_i8(const float *x, int m, int k, size_t ldx, float scale, int offset,
+                      int8_t *xq, size_t ldq, const w8_qmat *w, float *y, size_t ldy) {
+    prod p = { .kind = PR_QUANT, .xc = x, .k = k, .ldx = ldx, .xq = xq,
+               .ldq = ldq, .scale = scale, .offset = offset };
+    gemm_i8(w, m, xq, ldq, y, ldy, NULL, NULL, &p, NULL);
 }
 
 void w8_gemm_i8_dyn(const w8_qmat *w, int m, const float *x, size_t ldx, int8_t *xq, float *y,
@@ -193,7 +324,7 @@ void w8_gemm_i8_dyn(const w8_qmat *w, int m, const float *x, size_t ldx, int8_t 
     if (!xq) xq = scratch(SLOT_DYNQ, (size_t)m * k);
     float *rs = scratch(SLOT_DYNS, (size_t)m * sizeof(float));
     w8_quant_rows_dyn(x, m, w->k, ldx, xq, k, rs);
-    gemm_i8(w, m, xq, k, y, ldy, rs, bias);
+    gemm_i8(w, m, xq, k, y, ldy, rs, bias, NULL, NULL);
 }
 
 /* ------------------------------------------------- weight quantization */
@@ -348,7 +479,7 @@ void w8_gemm_f(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, si
         uint32_t *xb = NULL;
         size_t ldxb = 0;
         if (w->dtype == W8_BF16) {
-            ldxb = w8_fp_steps(w);
+            ldxb = t->pxwords ? t->pxwords(w) : w8_fp_steps(w);
             xb = scratch(SLOT_PPREP, (size_t)m * ldxb * sizeof(uint32_t));
             if (m <= 16 || nt == 1)
                 for (int i = 0; i < m; i++) t->pprep(x + (size_t)i * ldx, w->k, xb + (size_t)i * ldxb);
@@ -398,6 +529,20 @@ void w8_gemm_f(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, si
 void w8_attn_scores(const float *q, const float *k, size_t ldk, int n, int d, float scale,
                     float *s) {
     if (n > 0) active()->attn_scores(q, k, ldk, n, d, scale, s);
+}
+
+void w8_attn_scores_n(const float *q, size_t ldq, int nr, int nh, const float *k, size_t ldk,
+                      const int *nk, int d, float scale, float *s, size_t lds) {
+    const w8_kern_table *t = active();
+    if (nr <= 0 || nh <= 0) return;
+    if (t->attn_scores_n) {
+        t->attn_scores_n(q, ldq, nr, nh, k, ldk, nk, d, scale, s, lds);
+        return;
+    }
+    for (int i = 0; i < nr; i++)
+        for (int h = 0; nk[i] > 0 && h < nh; h++)
+            t->attn_scores(q + (size_t)i * ldq + (size_t)h * d, k, ldk, nk[i], d, scale,
+                           s + ((size_t)i * nh + h) * lds);
 }
 
 void w8_attn_accum(const float *p, const float *v, size_t ldv, int n, int d, float *out) {

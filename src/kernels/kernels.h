@@ -40,6 +40,37 @@ void w8_qmat_free(w8_qmat *m);
  * for i < m, j < n; x int8 with row stride ldx, y f32 with row stride ldy. */
 void w8_gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float *y, size_t ldy);
 
+/* The producers of an int8 GEMM's input fused with it: the rows are made
+ * (exactly as w8_rmsnorm_rows / w8_swiglu_rows / w8_quant_rows make them,
+ * into xq) inside the GEMM's own parallel region, so a prompt pays one
+ * fork/join instead of two.  The same bits as the two calls.
+ *   w8_rmsnorm_gemm_i8: with res != NULL, x[i] += res[i] first (row stride
+ *     ldx for both; x is updated in place, as a residual add before the
+ *     norm); no f32 output.  Then y = W(quant(rmsnorm(x))).
+ *   w8_swiglu_gemm_i8: out and xq as w8_swiglu_rows, then y = W(xq).
+ *   w8_quant_gemm_i8: xq = quant(x), then y = W(xq). */
+void w8_rmsnorm_gemm_i8(float *x, const float *res, int m, int k, size_t ldx, const float *g,
+                        const float *b, float eps, int8_t *xq, size_t ldq, float scale,
+                        int offset, const w8_qmat *w, float *y, size_t ldy);
+/* w8_rmsnorm_gemm_i8 over a stacked [gate; up] matrix (w->n = 2 * inter
+ * rows, gate first) with SwiGLU run on each output tile while it is in
+ * cache: y[:, 0 .. 2 inter) gets w8_gemm_i8's output, then out and xq2 get
+ * w8_swiglu_rows(m, inter, y, y + inter, ldy, out, ld_out, xq2, ldq2,
+ * scale2, offset2)'s bits.  out == NULL: the SwiGLU output goes over the
+ * gate columns of y (ld_out = ldy); xq2 may be NULL; xq2 must not overlap
+ * xq.  Returns -1 (and does nothing) where the kernel's column blocks do
+ * not split inter evenly: then call the two separately. */
+int w8_rmsnorm_gemm_i8_swiglu(float *x, const float *res, int m, int k, size_t ldx,
+                              const float *g, const float *b, float eps, int8_t *xq, size_t ldq,
+                              float scale, int offset, const w8_qmat *w, float *y, size_t ldy,
+                              float *out, size_t ld_out, int8_t *xq2, size_t ldq2, float scale2,
+                              int offset2);
+void w8_swiglu_gemm_i8(int m, int n, const float *gate, const float *up, size_t ld_in,
+                       float *out, size_t ld_out, int8_t *xq, size_t ldq, float scale,
+                       int offset, const w8_qmat *w, float *y, size_t ldy);
+void w8_quant_gemm_i8(const float *x, int m, int k, size_t ldx, float scale, int offset,
+                      int8_t *xq, size_t ldq, const w8_qmat *w, float *y, size_t ldy);
+
 /* W8A8_DYNAMIC (FORMAT.md): per-row symmetric activation quantization.
  * For each row i of k values: s[i] = max_t |x[i, t]| / 127 (fp32 division),
  * xq[i, t] = clamp(round_half_even(x[i, t] / s[i]), -127, 127) (a true
@@ -129,6 +160,14 @@ void w8_gemm_f(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, si
 /* s[j] = scale * dot(q, K_j) for j < n, K_j = k + j * ldk, d elements each. */
 void w8_attn_scores(const float *q, const float *k, size_t ldk, int n, int d, float scale,
                     float *s);
+/* w8_attn_scores for the queries of nr rows x nh heads over the same keys
+ * (a prompt's rows and the query heads that share one KV head): query
+ * (i, h) = q + i * ldq + h * d gets keys 0 .. nk[i] - 1 (none when
+ * nk[i] <= 0) into s + (i * nh + h) * lds.  Every score gets exactly
+ * w8_attn_scores's bits; the key block is read (and rearranged) once for
+ * all queries instead of once per query. */
+void w8_attn_scores_n(const float *q, size_t ldq, int nr, int nh, const float *k, size_t ldk,
+                      const int *nk, int d, float scale, float *s, size_t lds);
 /* out[0..d) += sum_j p[j] * V_j for j < n, V_j = v + j * ldv. */
 void w8_attn_accum(const float *p, const float *v, size_t ldv, int n, int d, float *out);
 /* w8_attn_accum for nq queries over the same V rows (the query heads that

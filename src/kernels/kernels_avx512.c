@@ -130,6 +130,11 @@ AI void q_tile(const uint8_t *x, size_t ldx, const int8_t *wp, size_t pstride, s
                const int MR) {
     QROW_DECL(0) QROW_DECL(1) QROW_DECL(2) QROW_DECL(3) QROW_DECL(4) QROW_DECL(5)
     const int8_t *w0 = wp, *w1 = wp + pstride, *w2 = wp + 2 * pstride, *w3 = wp + 3 * pstride;
+    /* The output lines are fetched for writing now, so that their misses
+     * (a wide output such as gate/up, tens of MB, is never in cache)
+     * overlap the k loop instead of stalling the stores at its end. */
+    for (int r = 0; r < MR; r++)
+        for (int c = 0; c < ncols; c += 16) _mm_prefetch((const char *)(y + (size_t)r * ldy + c), _MM_HINT_ET0);
     for (size_t g = 0; g < k4; g++) {
         __m512i b0 = _mm512_load_si512((const void *)(w0 + g * 64));
         __m512i b1 = _mm512_load_si512((const void *)(w1 + g * 64));
@@ -522,18 +527,21 @@ AI void p_tile(const float *x, size_t ldx, const unsigned char *blk, size_t s0, 
     P_FINISH()
 }
 
-/* BF16: the same over pair steps; x: pair words.  NATIVE: vdpbf16ps;
- * else two FMAs with the halves widened (odd element first, its order). */
+/* BF16: the same over pair steps.  NATIVE: vdpbf16ps on pair words x;
+ * else two FMAs (odd element first, its order) with the weights' halves
+ * widened and the activations already f32 (p_prep writes each BF16 value
+ * as the float it is, two words per step: broadcast, no widening per row). */
 #define PB_ROW(r)                                                                        \
     if (r < MR) {                                                                         \
-        __m512i a = _mm512_set1_epi32((int)x##r[s]);                                      \
         if (NATIVE) {                                                                     \
+            __m512i a = _mm512_set1_epi32((int)x##r[s]);                                  \
             p##r##0 = _mm512_dpbf16_ps(p##r##0, (__m512bh)a, (__m512bh)w0);               \
             p##r##1 = _mm512_dpbf16_ps(p##r##1, (__m512bh)a, (__m512bh)w1);               \
             p##r##2 = _mm512_dpbf16_ps(p##r##2, (__m512bh)a, (__m512bh)w2);               \
             p##r##3 = _mm512_dpbf16_ps(p##r##3, (__m512bh)a, (__m512bh)w3);               \
         } else {                                                                          \
-            __m512 ao = bf_hi(a), ae = bf_lo(a);                                          \
+            __m512 ae = _mm512_castsi512_ps(_mm512_set1_epi32((int)x##r[2 * s]));          \
+            __m512 ao = _mm512_castsi512_ps(_mm512_set1_epi32((int)x##r[2 * s + 1]));      \
             p##r##0 = _mm512_fmadd_ps(ae, bf_lo(w0), _mm512_fmadd_ps(ao, bf_hi(w0), p##r##0)); \
             p##r##1 = _mm512_fmadd_ps(ae, bf_lo(w1), _mm512_fmadd_ps(ao, bf_hi(w1), p##r##1)); \
             p##r##2 = _mm512_fmadd_ps(ae, bf_lo(w2), _mm512_fmadd_ps(ao, bf_hi(w2), p##r##2)); \
@@ -606,8 +614,11 @@ static void p_gemm(const w8_fmat *w, int m, const float *x, size_t ldx, const ui
 
 /* Activations to BF16 pair words (w8_kern_bf16 per element), 16 at a time:
  * the bits are computed in 32-bit lanes, then narrowed (vpmovdw), which
- * puts element 2s in the low and 2s + 1 in the high half of word s. */
+ * puts element 2s in the low and 2s + 1 in the high half of word s.
+ * Without AVX512_BF16, element t becomes word t, the float of its BF16
+ * bits (bits << 16): what the emulation widened each pair word to. */
 static void p_prep(const float *x, int k, uint32_t *dst) {
+    const int native = w8_kern_bf16_native();
     const __m512i absm = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
     const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7fff);
     for (int t = 0; t < k; t += 16) {
@@ -619,11 +630,16 @@ static void p_prep(const float *x, int k, uint32_t *dst) {
         __mmask16 tiny = _mm512_testn_epi32_mask(u, inf); /* exponent 0: zero, denormal */
         r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40)));
         r = _mm512_mask_mov_epi32(r, tiny, _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x8000)));
-        /* 16 halves = 8 words; an odd k leaves the last word's high half 0 */
-        _mm256_mask_storeu_epi16((uint16_t *)dst + t, mk, _mm512_cvtepi32_epi16(r));
+        if (native) /* 16 halves = 8 words; an odd k leaves the last word's high half 0 */
+            _mm256_mask_storeu_epi16((uint16_t *)dst + t, mk, _mm512_cvtepi32_epi16(r));
+        else /* element t as the f32 of its BF16 bits: word t */
+            _mm512_mask_storeu_epi32(dst + t, mk, _mm512_slli_epi32(r, 16));
     }
-    if (k & 1) memset((char *)dst + 2 * (size_t)k, 0, 2);
+    if (k & 1) memset(native ? (char *)dst + 2 * (size_t)k : (char *)(dst + k), 0, native ? 2 : 4);
 }
+
+/* words per row of p_prep: pair words, or two floats per pair step */
+static size_t p_xwords(const w8_fmat *w) { return w8_fp_steps(w) * (w8_kern_bf16_native() ? 1 : 2); }
 
 /* ------------------------------------------------------------- attention */
 
@@ -678,6 +694,168 @@ static void x_attn_scores(const float *q, const float *k, size_t ldk, int n, int
     }
 }
 
+/* w8_attn_scores_n for d a multiple of 16 up to 256: x_attn_scores's
+ * arithmetic per key (lane l of the key's accumulator: one FMA chain over
+ * t = l, l + 16, .. from 0; then the halving tree l + 8, l + 4, l + 2,
+ * l + 1; then scale *) with the keys in the lanes instead.  A chunk of keys
+ * is transposed once (kt: 16-key groups of d rows, kt[t] = key j's t-th
+ * value in lane j) for every query; lane l's chain becomes a vector A_l over
+ * 16 keys, the tree becomes 15 vertical adds per 16 keys (instead of the
+ * ~30 shuffles of hsum16x16), and one K load feeds two queries.  Each query
+ * is thus x_attn_scores bit for bit. */
+enum { SN_BUF = 4096 }; /* floats of transposed keys on the stack (16 KB, L1) */
+
+/* 16 rows of 16 floats (cnt real, the rest zero) -> kt[t * 16 + j] */
+AI void sn_t16(const float *k, size_t ldk, int cnt, float *kt) {
+    const __m512 z = _mm512_setzero_ps();
+#define SN_LD(j) __m512 r##j = j < cnt ? _mm512_loadu_ps(k + (size_t)j * ldk) : z;
+    SN_LD(0) SN_LD(1) SN_LD(2) SN_LD(3) SN_LD(4) SN_LD(5) SN_LD(6) SN_LD(7)
+    SN_LD(8) SN_LD(9) SN_LD(10) SN_LD(11) SN_LD(12) SN_LD(13) SN_LD(14) SN_LD(15)
+#undef SN_LD
+    /* pairs of rows interleaved, then quads: u(4a + b) holds, in 128-bit
+     * lane L, element 4L + b of rows 4a .. 4a + 3 */
+#define SN_U(a, r0, r1, r2, r3)                                                          \
+    __m512 t##a##0 = _mm512_unpacklo_ps(r0, r1), t##a##1 = _mm512_unpackhi_ps(r0, r1);  \
+    __m512 t##a##2 = _mm512_unpacklo_ps(r2, r3), t##a##3 = _mm512_unpackhi_ps(r2, r3);  \
+    __m512 u##a##0 = _mm512_shuffle_ps(t##a##0, t##a##2, 0x44);                          \
+    __m512 u##a##1 = _mm512_shuffle_ps(t##a##0, t##a##2, 0xEE);                          \
+    __m512 u##a##2 = _mm512_shuffle_ps(t##a##1, t##a##3, 0x44);                          \
+    __m512 u##a##3 = _mm512_shuffle_ps(t##a##1, t##a##3, 0xEE);
+    SN_U(0, r0, r1, r2, r3) SN_U(1, r4, r5, r6, r7) SN_U(2, r8, r9, r10, r11)
+    SN_U(3, r12, r13, r14, r15)
+#undef SN_U
+    /* then a 4 x 4 transpose of 128-bit lanes: element t = 4L + b */
+#define SN_O(b)                                                                          \
+    {                                                                                     \
+        __m512 v0 = _mm512_shuffle_f32x4(u0##b, u1##b, 0x88);                             \
+        __m512 v1 = _mm512_shuffle_f32x4(u0##b, u1##b, 0xDD);                             \
+        __m512 v2 = _mm512_shuffle_f32x4(u2##b, u3##b, 0x88);                             \
+        __m512 v3 = _mm512_shuffle_f32x4(u2##b, u3##b, 0xDD);                             \
+        _mm512_store_ps(kt + 16 * (0 + b), _mm512_shuffle_f32x4(v0, v2, 0x88));           \
+        _mm512_store_ps(kt + 16 * (8 + b), _mm512_shuffle_f32x4(v0, v2, 0xDD));           \
+        _mm512_store_ps(kt + 16 * (4 + b), _mm512_shuffle_f32x4(v1, v3, 0x88));           \
+        _mm512_store_ps(kt + 16 * (12 + b), _mm512_shuffle_f32x4(v1, v3, 0xDD));          \
+    }
+    SN_O(0) SN_O(1) SN_O(2) SN_O(3)
+#undef SN_O
+}
+
+/* b_e = A_e + A_(e+8) for (query a|b) x (key group 0|1): the chains of
+ * lanes e and e + 8 over the d / 16 chunks */
+#define SN_B(e, B)                                                                       \
+    __m512 B##00, B##01, B##10, B##11;                                                    \
+    {                                                                                     \
+        __m512 x00 = z, y00 = z, x01 = z, y01 = z, x10 = z, y10 = z, x11 = z, y11 = z;    \
+        for (int c = 0; c < nch; c++) {                                                   \
+            size_t t = (size_t)(16 * c + (e));                                            \
+            __m512 ke0 = _mm512_load_ps(kt0 + 16 * t), kf0 = _mm512_load_ps(kt0 + 16 * (t + 8)); \
+            __m512 qae = _mm512_set1_ps(qa[t]), qaf = _mm512_set1_ps(qa[t + 8]);          \
+            x00 = _mm512_fmadd_ps(qae, ke0, x00);                                         \
+            y00 = _mm512_fmadd_ps(qaf, kf0, y00);                                         \
+            if (NQ > 1) {                                                                 \
+                __m512 qbe = _mm512_set1_ps(qb[t]), qbf = _mm512_set1_ps(qb[t + 8]);      \
+                x10 = _mm512_fmadd_ps(qbe, ke0, x10);                                     \
+                y10 = _mm512_fmadd_ps(qbf, kf0, y10);                                     \
+                if (NK > 1) {                                                             \
+                    __m512 ke1 = _mm512_load_ps(kt1 + 16 * t), kf1 = _mm512_load_ps(kt1 + 16 * (t + 8)); \
+                    x01 = _mm512_fmadd_ps(qae, ke1, x01);                                 \
+                    y01 = _mm512_fmadd_ps(qaf, kf1, y01);                                 \
+                    x11 = _mm512_fmadd_ps(qbe, ke1, x11);                                 \
+                    y11 = _mm512_fmadd_ps(qbf, kf1, y11);                                 \
+                }                                                                         \
+            } else if (NK > 1) {                                                          \
+                __m512 ke1 = _mm512_load_ps(kt1 + 16 * t), kf1 = _mm512_load_ps(kt1 + 16 * (t + 8)); \
+                x01 = _mm512_fmadd_ps(qae, ke1, x01);                                     \
+                y01 = _mm512_fmadd_ps(qaf, kf1, y01);                                     \
+            }                                                                             \
+        }                                                                                 \
+        B##00 = _mm512_add_ps(x00, y00), B##01 = _mm512_add_ps(x01, y01);                 \
+        B##10 = _mm512_add_ps(x10, y10), B##11 = _mm512_add_ps(x11, y11);                 \
+    }
+#define SN_ADD(R, A, B)                                                                  \
+    __m512 R##00 = _mm512_add_ps(A##00, B##00), R##01 = _mm512_add_ps(A##01, B##01);      \
+    __m512 R##10 = _mm512_add_ps(A##10, B##10), R##11 = _mm512_add_ps(A##11, B##11);
+
+/* queries qa (and qb when NQ = 2) x keys kt0 (and kt1 when NK = 2): the
+ * tree in the order ((b0 + b4) + (b2 + b6)) + ((b1 + b5) + (b3 + b7)), which
+ * is hsum16x16's, so that few partial sums are live at a time */
+AI void sn_tile(const float *kt0, const float *kt1, const float *qa, const float *qb, int nch,
+                __m512 *r, const int NQ, const int NK) {
+    const __m512 z = _mm512_setzero_ps();
+    SN_B(0, b0) SN_B(4, b4) SN_ADD(c0, b0, b4)
+    SN_B(2, b2) SN_B(6, b6) SN_ADD(c2, b2, b6) SN_ADD(d0, c0, c2)
+    SN_B(1, b1) SN_B(5, b5) SN_ADD(c1, b1, b5)
+    SN_B(3, b3) SN_B(7, b7) SN_ADD(c3, b3, b7) SN_ADD(d1, c1, c3) SN_ADD(e, d0, d1)
+    r[0] = e00, r[1] = e01, r[2] = e10, r[3] = e11;
+}
+#undef SN_B
+#undef SN_ADD
+
+typedef void (*sn_fn)(const float *, const float *, const float *, const float *, int, __m512 *);
+#define SNT(NQ, NK)                                                                         \
+    static void sn_##NQ##_##NK(const float *kt0, const float *kt1, const float *qa,         \
+                               const float *qb, int nch, __m512 *r) {                       \
+        sn_tile(kt0, kt1, qa, qb, nch, r, NQ, NK);                                          \
+    }
+SNT(1, 1) SNT(1, 2) SNT(2, 1) SNT(2, 2)
+static const sn_fn sn_tiles[2][2] = { { sn_1_1, sn_1_2 }, { sn_2_1, sn_2_2 } };
+
+static void x_attn_scores_n(const float *q, size_t ldq, int nr, int nh, const float *k,
+                            size_t ldk, const int *nk, int d, float scale, float *s,
+                            size_t lds) {
+    int nmax = 0;
+    for (int i = 0; i < nr; i++) nmax = nk[i] > nmax ? nk[i] : nmax;
+    if (d <= 0 || d % 16 || d > 256) {
+        for (int i = 0; i < nr; i++)
+            for (int h = 0; nk[i] > 0 && h < nh; h++)
+                x_attn_scores(q + (size_t)i * ldq + (size_t)h * d, k, ldk, nk[i], d, scale,
+                              s + ((size_t)i * nh + h) * lds);
+        return;
+    }
+    float kt[SN_BUF] __attribute__((aligned(64)));
+    int kc = SN_BUF / d / 16 * 16, nch = d / 16, nq = nr * nh;
+    __m512 sc = _mm512_set1_ps(scale);
+    for (int c0 = 0; c0 < nmax; c0 += kc) {
+        int cn = nmax - c0 < kc ? nmax - c0 : kc;
+        for (int j = 0; j < cn; j += 16)
+            for (int t = 0; t < d; t += 16)
+                sn_t16(k + (size_t)(c0 + j) * ldk + t, ldk, cn - j < 16 ? cn - j : 16,
+                       kt + (size_t)j * d + 16 * (size_t)t);
+        /* queries in pairs; one without keys in this chunk is skipped */
+        for (int qi = 0; qi < nq;) {
+            int na = nk[qi / nh] - c0, nb = qi + 1 < nq ? nk[(qi + 1) / nh] - c0 : 0;
+            na = na < 0 ? 0 : na > cn ? cn : na;
+            nb = nb < 0 ? 0 : nb > cn ? cn : nb;
+            if (na == 0) {
+                qi++;
+                continue;
+            }
+            int two = nb > 0;
+            const float *qa = q + (size_t)(qi / nh) * ldq + (size_t)(qi % nh) * d;
+            const float *qb = two ? q + (size_t)((qi + 1) / nh) * ldq + (size_t)((qi + 1) % nh) * d : qa;
+            float *sa = s + (size_t)qi * lds + c0, *sb = two ? sa + lds : sa;
+            int nl = na > nb ? na : nb;
+            for (int j = 0; j < nl; j += 32) {
+                int nk2 = j + 16 < nl;
+                __m512 r[4];
+                const float *kt0 = kt + (size_t)j * d, *kt1 = nk2 ? kt0 + 16 * (size_t)d : kt0;
+                sn_tiles[two][nk2](kt0, kt1, qa, qb, nch, r);
+                _mm512_mask_storeu_ps(sa + j, tailmask16(na - j > 0 ? na - j : 0), _mm512_mul_ps(sc, r[0]));
+                if (nk2)
+                    _mm512_mask_storeu_ps(sa + j + 16, tailmask16(na - j - 16 > 0 ? na - j - 16 : 0),
+                                          _mm512_mul_ps(sc, r[1]));
+                if (two) {
+                    _mm512_mask_storeu_ps(sb + j, tailmask16(nb - j > 0 ? nb - j : 0), _mm512_mul_ps(sc, r[2]));
+                    if (nk2)
+                        _mm512_mask_storeu_ps(sb + j + 16, tailmask16(nb - j - 16 > 0 ? nb - j - 16 : 0),
+                                              _mm512_mul_ps(sc, r[3]));
+                }
+            }
+            qi += 1 + two;
+        }
+    }
+}
+
 /* out += sum_j p[j] V_j.  Each output element is one FMA chain over j in
  * order, whatever d, n or how the caller splits the keys into blocks (so
  * the result does not depend on the KV block size).  For d <= 128 the row
@@ -729,9 +907,12 @@ static void x_attn_accum(const float *p, const float *v, size_t ldv, int n, int 
     }
 #define AN_BC(q) __m512 a##q = q < NQ ? _mm512_set1_ps(p##q[j]) : z;
 #define AN_FMA(q, c) if (q < NQ) o##q##c = _mm512_fmadd_ps(a##q, vc, o##q##c);
+/* the empty asm keeps vc in a register: else GCC folds the load into every
+ * query's FMA and the loop is bound by loads (NQ + 1 per NQ FMAs) */
 #define AN_CH(c)                                                                         \
     if (c < NCH) {                                                                        \
         __m512 vc = _mm512_loadu_ps(vj + 16 * c);                                         \
+        if (NQ > 1) __asm__("" : "+v"(vc));                                               \
         AN_FMA(0, c) AN_FMA(1, c) AN_FMA(2, c) AN_FMA(3, c) AN_FMA(4, c) AN_FMA(5, c)     \
     }
 #define AN_OUT(q)                                                                        \
@@ -851,8 +1032,10 @@ const w8_kern_table w8_kern_avx512 = {
     .fscratch = FBLK_BYTES / 4 + 16,
     .pgemm = p_gemm,
     .pprep = p_prep,
+    .pxwords = p_xwords,
     .attn_scores = x_attn_scores,
     .attn_accum = x_attn_accum,
+    .attn_scores_n = x_attn_scores_n,
     .attn_accum_n = x_attn_accum_n,
     .swiglu = x_swiglu,
     .softmax = x_softmax,
