@@ -125,25 +125,12 @@ AI void q_store(float *y, __m512i acc, const int32_t *bias, const float *scale, 
     _mm512_mask_storeu_ps(y, mk, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc, bv)), sv));
 }
 
-/* Decode (MR <= 2) prefetches each of the 4 panel streams this many bytes
- * ahead (as the packed float GEMV does with PPF); a prefetch past a panel's
- * end reads the next panel or nothing (prefetches never fault). */
-#ifndef QPF
-#define QPF 2048
-#endif
-
 AI void q_tile(const uint8_t *x, size_t ldx, const int8_t *wp, size_t pstride, size_t k4,
                float *y, size_t ldy, int ncols, const int32_t *bias, const float *scale,
                const int MR) {
     QROW_DECL(0) QROW_DECL(1) QROW_DECL(2) QROW_DECL(3) QROW_DECL(4) QROW_DECL(5)
     const int8_t *w0 = wp, *w1 = wp + pstride, *w2 = wp + 2 * pstride, *w3 = wp + 3 * pstride;
     for (size_t g = 0; g < k4; g++) {
-        if (QPF && MR <= 2) {
-            _mm_prefetch((const char *)(w0 + g * 64) + QPF, _MM_HINT_T0);
-            _mm_prefetch((const char *)(w1 + g * 64) + QPF, _MM_HINT_T0);
-            _mm_prefetch((const char *)(w2 + g * 64) + QPF, _MM_HINT_T0);
-            _mm_prefetch((const char *)(w3 + g * 64) + QPF, _MM_HINT_T0);
-        }
         __m512i b0 = _mm512_load_si512((const void *)(w0 + g * 64));
         __m512i b1 = _mm512_load_si512((const void *)(w1 + g * 64));
         __m512i b2 = _mm512_load_si512((const void *)(w2 + g * 64));
