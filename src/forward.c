@@ -565,6 +565,9 @@ static void forward_team(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch
                             1.0f, 0);
         if (nw > 0 && logits)
             team_linear(c->team, &m->lm_head, nw, p.xn, H, logits, (size_t)m->cfg.vocab, p.xq);
+        /* wait here rather than in the region's closing barrier: libgomp's
+         * spins for milliseconds, a late thread's whole time slice */
+        w8_team_barrier(c->team);
     }
 }
 
