@@ -12,8 +12,9 @@
  * Every linear layer runs once for all rows of the batch (the GEMMs thread
  * themselves); attention runs per (row, head) in parallel, each row reading
  * its own sequence's blocks for positions 0..pos.  A decode step (a few
- * rows) runs the same steps in one parallel region instead ("decode team").  All scratch lives in
- * w8_ctx, sized once for max_rows: nothing is allocated per token.
+ * rows) runs the same steps in one parallel region instead ("decode
+ * team").  All scratch lives in w8_ctx, sized once for max_rows: nothing is
+ * allocated per token.
  * Arithmetic is f32 throughout (softmax with max subtraction).
  */
 #include "forward.h"
