@@ -11,8 +11,10 @@
  *
  * Every linear layer runs once for all rows of the batch (the GEMMs thread
  * themselves); attention runs per (row, head) in parallel, each row reading
- * its own sequence's blocks for positions 0..pos.  All scratch lives in
- * w8_ctx, sized once for max_rows: nothing is allocated per token.
+ * its own sequence's blocks for positions 0..pos.  A decode step (a few
+ * rows) runs the same steps in one parallel region instead ("decode
+ * team").  All scratch lives in w8_ctx, sized once for max_rows: nothing is
+ * allocated per token.
  * Arithmetic is f32 throughout (softmax with max subtraction).
  */
 #include "forward.h"
@@ -36,6 +38,10 @@ enum { ATT_ROWS = 8 };
  * do not sit a multiple of 4 KB apart, on the same L1 sets. */
 static size_t att_ld(int cap) { return (size_t)cap + 16; }
 
+/* A decode step of up to TEAM_ROWS rows runs as one parallel region (see
+ * "decode team" below); TEAM_LOOPS bounds the work loops a layer starts. */
+enum { TEAM_ROWS = 4, TEAM_LOOPS = 12 };
+
 struct w8_ctx {
     int max_rows;
     int hidden, qdim, kvdim, qkvdim, inter, head_dim, max_pos;
@@ -56,6 +62,11 @@ struct w8_ctx {
     int att_cap;     /* positions att holds per thread (grows up to max_pos) */
     int *rows;       /* [R] indices of the rows that want logits */
     int *run_start;  /* [R + 1] first row of each attention run */
+    w8_team *team;   /* decode team: loop counters and barrier */
+    float *tx;       /* [n_threads, TEAM_ROWS, hidden] each thread's copy of x */
+    float *txn;      /* [n_threads, TEAM_ROWS, hidden] each thread's normalized rows */
+    int8_t *txq;     /* [n_threads, TEAM_ROWS, max k] each thread's quantized rows */
+    int maxk;
     w8_observer obs;
     void *obs_ud;
 };
@@ -102,6 +113,12 @@ w8_ctx *w8_ctx_new(const w8_model *m, int max_rows) {
     x->att = falloc((size_t)x->n_threads * ATT_ROWS * x->group * att_ld(x->att_cap));
     x->run_start = w8_xmalloc((R + 1) * sizeof(int));
     x->rows = w8_xmalloc(R * sizeof(int));
+    size_t TR = (size_t)x->n_threads * TEAM_ROWS;
+    x->maxk = maxk;
+    x->team = w8_team_new();
+    x->tx = falloc(TR * x->hidden);
+    x->txn = falloc(TR * x->hidden);
+    x->txq = w8_xalloc_aligned(TR * (size_t)maxk);
     return x;
 }
 
@@ -121,6 +138,10 @@ void w8_ctx_free(w8_ctx *c) {
     free(c->att);
     free(c->rows);
     free(c->run_start);
+    w8_team_free(c->team);
+    free(c->tx);
+    free(c->txn);
+    free(c->txq);
     free(c);
 }
 
@@ -253,24 +274,34 @@ static void qk_norm_heads(float *v, int n_heads, int hd, const float *g, float e
     w8_rmsnorm_rows(v, n_heads, hd, (size_t)hd, g, NULL, eps, v, (size_t)hd, NULL, 0, 1.0f, 0);
 }
 
-/* RoPE (after the Qwen3 q/k norm) on q and k of every row, then K/V into
- * the cache at the row's position. */
+/* Row r, KV head g: (the Qwen3 q/k norm and) RoPE on the query heads that
+ * share g and on key head g, then key and value head g into the cache at the
+ * row's position.  Heads are independent, so any split of (row, head) gives
+ * the same bits. */
+static void rope_and_store_head(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b,
+                                int layer, int r, int g) {
+    int half = c->head_dim / 2, hd = c->head_dim, group = c->group;
+    const w8_layer *L = &m->layers[layer];
+    float *q = c->qkv + (size_t)r * c->qkvdim, *k = q + c->qdim, *v = k + c->kvdim;
+    q += (size_t)g * group * hd;
+    k += (size_t)g * hd;
+    v += (size_t)g * hd;
+    const float *cs = c->cosb + (size_t)r * half, *sn = c->sinb + (size_t)r * half;
+    if (L->q_norm) {
+        qk_norm_heads(q, group, hd, L->q_norm, m->cfg.rms_eps);
+        qk_norm_heads(k, 1, hd, L->k_norm, m->cfg.rms_eps);
+    }
+    rope_heads(q, group, hd, cs, sn);
+    rope_heads(k, 1, hd, cs, sn);
+    memcpy(w8_kv_k(kv, b->seq[r], layer, b->pos[r]) + (size_t)g * hd, k, (size_t)hd * sizeof(float));
+    memcpy(w8_kv_v(kv, b->seq[r], layer, b->pos[r]) + (size_t)g * hd, v, (size_t)hd * sizeof(float));
+}
+
+/* RoPE and the cache store of every row (all heads). */
 static void rope_and_store(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b,
                            int layer) {
-    int half = c->head_dim / 2;
-    const w8_layer *L = &m->layers[layer];
-    for (int r = 0; r < b->n; r++) {
-        float *q = c->qkv + (size_t)r * c->qkvdim, *k = q + c->qdim, *v = k + c->kvdim;
-        const float *cs = c->cosb + (size_t)r * half, *sn = c->sinb + (size_t)r * half;
-        if (L->q_norm) {
-            qk_norm_heads(q, m->cfg.n_heads, c->head_dim, L->q_norm, m->cfg.rms_eps);
-            qk_norm_heads(k, m->cfg.n_kv_heads, c->head_dim, L->k_norm, m->cfg.rms_eps);
-        }
-        rope_heads(q, m->cfg.n_heads, c->head_dim, cs, sn);
-        rope_heads(k, m->cfg.n_kv_heads, c->head_dim, cs, sn);
-        memcpy(w8_kv_k(kv, b->seq[r], layer, b->pos[r]), k, (size_t)c->kvdim * sizeof(float));
-        memcpy(w8_kv_v(kv, b->seq[r], layer, b->pos[r]), v, (size_t)c->kvdim * sizeof(float));
-    }
+    for (int r = 0; r < b->n; r++)
+        for (int g = 0; g < m->cfg.n_kv_heads; g++) rope_and_store_head(c, m, kv, b, layer, r, g);
 }
 
 /* Causal attention of rows r0 .. r0 + nr - 1 (positions pos0 .. pos0 + nr - 1
@@ -419,17 +450,14 @@ static int grow_att(w8_ctx *c, const w8_batch *b) {
     return 0;
 }
 
-int w8_forward(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b, float *logits) {
-    if (check_batch(c, m, kv, b) || grow_att(c, b)) return -1;
+/* Every layer over all rows of the batch; each kernel call threads itself.
+ * A residual add (x += tmp) is left to the next group's norm, which does it
+ * row by row in its own pass (pending); an observer sees every layer's
+ * output, so with one it is done at once. */
+static void layers_batch(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b) {
     const w8_config *cfg = &m->cfg;
     int n = b->n;
     size_t H = (size_t)c->hidden;
-
-    embed_rows(m, b->tokens, n, c->x);
-    rope_tables(c, m, b->pos, n);
-    /* A residual add (x += tmp) is left to the next group's norm, which
-     * does it row by row in its own pass (pending); an observer sees every
-     * layer's output, so with one it is done at once. */
     const float *pending = NULL;
     for (int l = 0; l < cfg->n_layers; l++) {
         const w8_layer *L = &m->layers[l];
@@ -450,20 +478,189 @@ int w8_forward(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b, float
         }
     }
     if (pending) add_rows(c->x, pending, (size_t)n * H);
+}
+
+/* ------------------------------------------------------------ decode team
+ * A decode step streams every weight once and does little else, but each
+ * kernel call above opens (and joins) its own parallel region, ~5 per layer,
+ * plus serial pieces (norms, RoPE, SwiGLU) while the other thread waits.
+ * For a few rows the whole step runs instead in one parallel region: every
+ * thread keeps its own copy of the residual stream x and does the cheap
+ * per-row work (residual add, RMSNorm, activation quantization) itself,
+ * redundantly, so only the GEMMs (column items), attention ((run, KV head)
+ * tasks) and SwiGLU (column slices) are split, with one barrier after each
+ * (6 a layer).  Every output is computed by the same kernel in the same
+ * order as in layers_batch: the bits do not change. */
+
+/* this thread's private rows */
+typedef struct {
+    float *x;    /* [n, hidden] residual stream */
+    float *xn;   /* [n, hidden] normalized rows */
+    int8_t *xq;  /* [n, max k] quantized rows */
+} team_rows;
+
+/* w8_linear_apply split over the team (x is shared and only read) */
+static void team_linear(w8_team *tm, const w8_linear *l, int n, const float *x, size_t ldx,
+                        float *y, size_t ldy, int8_t *xq) {
+    if (!l->quantized) {
+        w8_team_gemm_f(tm, &l->f, n, x, ldx, y, ldy, l->bias);
+    } else if (l->dynamic) {
+        w8_team_gemm_i8_dyn(tm, &l->q, n, x, ldx, y, ldy, l->bias);
+    } else {
+        w8_quant_rows(x, n, l->k, ldx, l->in_scale, l->in_offset, xq, (size_t)l->k);
+        w8_team_gemm_i8(tm, &l->q, n, xq, (size_t)l->k, y, ldy);
+    }
+}
+
+/* run_group on the team, normalizing this thread's copy of x */
+static void team_group(w8_ctx *c, w8_team *tm, const w8_linear_group *g, team_rows *p, int n,
+                       const float *nw, const float *nb, float eps, float *y, size_t ldy) {
+    size_t H = (size_t)c->hidden;
+    if (g->fused && !g->fused_lin.dynamic) {
+        const w8_linear *l = &g->fused_lin;
+        w8_rmsnorm_rows(p->x, n, c->hidden, H, nw, nb, eps, NULL, H, p->xq, H, l->in_scale,
+                        l->in_offset);
+        w8_team_gemm_i8(tm, &l->q, n, p->xq, H, y, ldy);
+        return;
+    }
+    w8_rmsnorm_rows(p->x, n, c->hidden, H, nw, nb, eps, p->xn, H, NULL, 0, 1.0f, 0);
+    if (g->fused) {
+        team_linear(tm, &g->fused_lin, n, p->xn, H, y, ldy, p->xq);
+        return;
+    }
+    size_t off = 0;
+    for (int i = 0; i < g->n_parts; i++) {
+        team_linear(tm, &g->parts[i], n, p->xn, H, y + off, ldy, p->xq);
+        off += (size_t)g->part_n[i];
+    }
+}
+
+/* RoPE, cache store and attention as (run, KV head) tasks: a task stores
+ * its rows' key of that head before it reads the keys (team_threads() made
+ * sure no other run writes to the same sequence). */
+static void team_attention(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b, int l,
+                           int nrun, w8_team *tm) {
+    int nkv = m->cfg.n_kv_heads, group = c->group;
+    float *att = c->att + (size_t)omp_get_thread_num() * ATT_ROWS * group * att_ld(c->att_cap);
+    int loop = w8_team_loop(tm);
+    for (int t; (t = w8_team_take(tm, loop)) < nrun * nkv;) {
+        int run = t / nkv, g = t % nkv, r0 = c->run_start[run], nr = c->run_start[run + 1] - r0;
+        for (int r = r0; r < r0 + nr; r++) rope_and_store_head(c, m, kv, b, l, r, g);
+        attend(c, kv, b->seq[r0], b->pos[r0], nr, r0, group, g, l, att, att_ld(c->att_cap));
+    }
+}
+/* This thread's slice of SwiGLU (and the int8 down_proj's input
+ * quantization): whole 64-column chunks, a multiple of every ISA's vector
+ * width, so each element takes the same path as in a whole-row call. */
+static void team_swiglu(w8_ctx *c, const w8_linear *down, int n) {
+    int I = c->inter, nch = (I + 63) / 64, tid = omp_get_thread_num(), nth = omp_get_num_threads();
+    int a = (int)((long)nch * tid / nth) * 64, e = (int)((long)nch * (tid + 1) / nth) * 64;
+    if (e > I) e = I;
+    if (a >= e) return;
+    int q = down->quantized && !down->dynamic;
+    w8_swiglu_rows(n, e - a, c->gu + a, c->gu + (size_t)I + a, 2 * (size_t)I, c->act + a,
+                   (size_t)I, q ? c->xq + a : NULL, (size_t)I, q ? down->in_scale : 1.0f,
+                   q ? down->in_offset : 0);
+}
+
+/* a layer of layers_batch on the team; a barrier after each step whose output every
+ * thread reads */
+static void team_layer(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b, int l,
+                       int nrun, w8_team *tm, team_rows *p) {
+    const w8_layer *L = &m->layers[l];
+    const w8_config *cfg = &m->cfg;
+    int n = b->n;
+    size_t H = (size_t)c->hidden, I = (size_t)c->inter;
+    /* attention block */
+    team_group(c, tm, &L->qkv, p, n, L->attn_norm, L->attn_norm_b, cfg->rms_eps, c->qkv,
+               (size_t)c->qkvdim);
+    w8_team_barrier(tm);
+    team_attention(c, m, kv, b, l, nrun, tm);
+    w8_team_barrier(tm);
+    team_linear(tm, &L->o, n, c->att_out, (size_t)c->qdim, c->tmp, H, p->xq);
+    w8_team_barrier(tm);
+    add_rows(p->x, c->tmp, (size_t)n * H);
+    /* MLP block */
+    team_group(c, tm, &L->gate_up, p, n, L->ffn_norm, L->ffn_norm_b, cfg->rms_eps, c->gu, 2 * I);
+    w8_team_barrier(tm);
+    team_swiglu(c, &L->down, n);
+    w8_team_barrier(tm);
+    if (L->down.quantized && !L->down.dynamic)
+        w8_team_gemm_i8(tm, &L->down.q, n, c->xq, I, c->tmp, H);
+    else
+        team_linear(tm, &L->down, n, c->act, I, c->tmp, H, p->xq);
+    w8_team_barrier(tm);
+    add_rows(p->x, c->tmp, (size_t)n * H);
+}
+
+/* Threads for a decode team, or 1 for the batch path: a few rows, no
+ * observer (it wants the shared f32 buffers), and each sequence in one
+ * attention run (a run writes its keys and then reads its sequence's). */
+static int team_threads(const w8_ctx *c, const w8_batch *b, int nrun) {
+    int nt = w8_get_threads();
+    if (nt > c->n_threads) nt = c->n_threads;
+    if (nt < 2 || b->n > TEAM_ROWS || c->obs) return 1;
+    for (int i = 0; i < nrun; i++)
+        for (int j = i + 1; j < nrun; j++)
+            if (b->seq[c->run_start[i]] == b->seq[c->run_start[j]]) return 1;
+    return nt;
+}
+
+/* Every layer, the final norm of the nw wanted rows (c->rows) and lm_head,
+ * in one parallel region.  (c->x is left as embed_rows wrote it: nothing
+ * reads it after a step.) */
+static void forward_team(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b, int nrun,
+                         int nt, int nw, float *logits) {
+    int n = b->n;
+    size_t H = (size_t)c->hidden, TR = TEAM_ROWS;
+    w8_team_reset(c->team, nt, m->cfg.n_layers * TEAM_LOOPS + TEAM_LOOPS);
+#pragma omp parallel num_threads(nt)
+    {
+        size_t tid = (size_t)omp_get_thread_num();
+        team_rows p = {c->tx + tid * TR * H, c->txn + tid * TR * H,
+                       c->txq + tid * TR * (size_t)c->maxk};
+        memcpy(p.x, c->x, (size_t)n * H * sizeof(float));
+        for (int l = 0; l < m->cfg.n_layers; l++) team_layer(c, m, kv, b, l, nrun, c->team, &p);
+        for (int j = 0; j < nw; j++)
+            w8_rmsnorm_rows(p.x + (size_t)c->rows[j] * H, 1, c->hidden, H, m->final_norm,
+                            m->final_norm_b, m->cfg.rms_eps, p.xn + (size_t)j * H, H, NULL, 0,
+                            1.0f, 0);
+        if (nw > 0 && logits)
+            team_linear(c->team, &m->lm_head, nw, p.xn, H, logits, (size_t)m->cfg.vocab, p.xq);
+        /* wait here rather than in the region's closing barrier: libgomp's
+         * spins for milliseconds, a late thread's whole time slice */
+        w8_team_barrier(c->team);
+    }
+}
+
+int w8_forward(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b, float *logits) {
+    if (check_batch(c, m, kv, b) || grow_att(c, b)) return -1;
+    const w8_config *cfg = &m->cfg;
+    int n = b->n;
+    size_t H = (size_t)c->hidden;
+    /* the rows that want logits, compacted */
+    int nw = 0;
+    for (int r = 0; r < n; r++)
+        if (b->want ? b->want[r] : r == n - 1) c->rows[nw++] = r;
+
+    embed_rows(m, b->tokens, n, c->x);
+    rope_tables(c, m, b->pos, n);
+    int nrun = attention_runs(c, b), nt = team_threads(c, b, nrun);
+    if (nt > 1) {
+        forward_team(c, m, kv, b, nrun, nt, nw, logits);
+    } else {
+        layers_batch(c, m, kv, b);
+        /* final norm and lm_head for the wanted rows only */
+        for (int j = 0; j < nw; j++)
+            w8_rmsnorm_rows(c->x + (size_t)c->rows[j] * H, 1, c->hidden, H, m->final_norm,
+                            m->final_norm_b, cfg->rms_eps, c->xn + (size_t)j * H, H, NULL, 0,
+                            1.0f, 0);
+        if (nw > 0 && logits)
+            w8_linear_apply(&m->lm_head, nw, c->xn, H, logits, (size_t)cfg->vocab, c->xq);
+    }
     for (int r = 0; r < n; r++) {
         int len = b->pos[r] + 1;
         if (b->seq[r]->len < len) b->seq[r]->len = len;
     }
-
-    /* final norm and lm_head for the wanted rows only, compacted */
-    int nw = 0;
-    for (int r = 0; r < n; r++)
-        if (b->want ? b->want[r] : r == n - 1) c->rows[nw++] = r;
-    for (int j = 0; j < nw; j++)
-        w8_rmsnorm_rows(c->x + (size_t)c->rows[j] * H, 1, c->hidden, H, m->final_norm,
-                        m->final_norm_b, cfg->rms_eps, c->xn + (size_t)j * H, H, NULL, 0, 1.0f,
-                        0);
-    if (nw > 0 && logits)
-        w8_linear_apply(&m->lm_head, nw, c->xn, H, logits, (size_t)cfg->vocab, c->xq);
     return nw;
 }

@@ -9,6 +9,7 @@
  * {1, 2, 3, 7, 16, 33}, strided rows, operands at -128/127.
  */
 #include <math.h>
+#include <omp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -908,6 +909,101 @@ static void test_aligned_alloc_wrap(void) {
           "w8_xalloc_aligned(SIZE_MAX - 10) aborts as out of memory (status %d)", status);
 }
 
+/* ------------------------------------------------------------ decode team */
+
+/* Every team GEMM, run by nt threads of one region (loops back to back with
+ * no barrier between them, as forward.c does), gives w8_gemm_*'s bits. */
+static int check_team_gemms(int nt, int m) {
+    enum { N = 1000, K = 896 };
+    int8_t *w = malloc((size_t)N * K), *x = malloc((size_t)m * K);
+    int32_t *qb = malloc(N * sizeof *qb);
+    float *ds = malloc(N * sizeof *ds), *bias = malloc(N * sizeof *bias);
+    float *xf = malloc((size_t)m * K * sizeof *xf);
+    uint16_t *wb = malloc((size_t)N * K * sizeof *wb);
+    float *ya[4], *yb[4];
+    for (int v = 0; v < 4; v++) {
+        ya[v] = malloc((size_t)m * N * sizeof(float));
+        yb[v] = malloc((size_t)m * N * sizeof(float));
+    }
+    fill_i8(w, (size_t)N * K);
+    fill_i8(x, (size_t)m * K);
+    fill_f(xf, (size_t)m * K, 2.0f);
+    fill_f(bias, N, 1.0f);
+    for (int j = 0; j < N; j++) {
+        qb[j] = (int32_t)(w8_rng_u64(&rng) % 2001) - 1000;
+        ds[j] = 1e-4f * (1.0f + w8_rng_f32(&rng));
+    }
+    for (size_t i = 0; i < (size_t)N * K; i++) wb[i] = w8_f32_to_bf16(0.05f * w8_rng_normal(&rng));
+    w8_qmat q;
+    w8_qmat_pack(&q, w, N, K, qb, ds);
+    w8_fmat fu = {.n = N, .k = K, .dtype = W8_BF16, .w = wb}, fp = fu;
+    w8_fmat_pack(&fp, NULL, NULL);
+    w8_gemm_i8(&q, m, x, K, ya[0], N);
+    w8_gemm_i8_dyn(&q, m, xf, K, NULL, ya[1], N, bias);
+    w8_gemm_f(&fu, m, xf, K, ya[2], N, bias);
+    w8_gemm_f(&fp, m, xf, K, ya[3], N, bias);
+    w8_team *tm = w8_team_new();
+    w8_team_reset(tm, nt, 4);
+#pragma omp parallel num_threads(nt)
+    {
+        w8_team_gemm_i8(tm, &q, m, x, K, yb[0], N);
+        w8_team_gemm_i8_dyn(tm, &q, m, xf, K, yb[1], N, bias);
+        w8_team_gemm_f(tm, &fu, m, xf, K, yb[2], N, bias);
+        w8_team_gemm_f(tm, &fp, m, xf, K, yb[3], N, bias);
+    }
+    int bad = 0;
+    for (int v = 0; v < 4; v++) {
+        if (memcmp(ya[v], yb[v], (size_t)m * N * sizeof(float))) {
+            bad++;
+            EXPECT(0, "team gemm %d (%d threads, m=%d) differs from the one-call GEMM", v, nt, m);
+        }
+        free(ya[v]), free(yb[v]);
+    }
+    w8_team_free(tm);
+    w8_qmat_free(&q);
+    w8_fmat_free(&fp);
+    free(w), free(x), free(qb), free(ds), free(bias), free(xf), free(wb);
+    return bad;
+}
+
+static void test_team(const char *isa) {
+    int bad = 0;
+    for (int m = 1; m <= 4; m++) bad += check_team_gemms(2, m) + check_team_gemms(3, m);
+    bad += check_team_gemms(1, 2);
+    CHECK(bad == 0, "%s team GEMMs (int8, dynamic, bf16 in place and packed; 1-3 threads, "
+          "m = 1..4) bitwise equal the one-call GEMMs", isa);
+}
+
+/* Loops hand out each index once; what a thread writes before a barrier
+ * every thread sees after it (each round checks the previous round's sums). */
+static void test_team_loops(void) {
+    enum { NT = 3, ROUNDS = 200, ITEMS = 37 };
+    int *hits = calloc((size_t)ROUNDS * ITEMS, sizeof(int)), seen_bad = 0;
+    long sums[ROUNDS] = {0};
+    w8_team *tm = w8_team_new();
+    w8_team_reset(tm, NT, ROUNDS);
+#pragma omp parallel num_threads(NT)
+    {
+        for (int r = 0; r < ROUNDS; r++) {
+            int loop = w8_team_loop(tm);
+            for (int it; (it = w8_team_take(tm, loop)) < ITEMS;) {
+                __atomic_add_fetch(&hits[r * ITEMS + it], 1, __ATOMIC_RELAXED);
+                if (it == 0) sums[r] = r * 1000L + omp_get_num_threads();
+            }
+            w8_team_barrier(tm);
+            if (sums[r] != r * 1000L + omp_get_num_threads())
+                __atomic_add_fetch(&seen_bad, 1, __ATOMIC_RELAXED);
+        }
+    }
+    int once = 1;
+    for (int i = 0; i < ROUNDS * ITEMS; i++) once &= hits[i] == 1;
+    CHECK(once, "team loops: %d loops of %d items, each item taken exactly once", ROUNDS, ITEMS);
+    CHECK(seen_bad == 0, "team barrier: every thread sees what another wrote before it (%d misses)",
+          seen_bad);
+    w8_team_free(tm);
+    free(hits);
+}
+
 int main(void) {
     test_detect_threads();
     test_aligned_alloc_wrap();
@@ -935,7 +1031,9 @@ int main(void) {
         test_elementwise(name);
         test_fused(name);
         test_fused_swiglu(name);
+        test_team(name);
     }
+    test_team_loops();
     test_layout_sticks();
     test_fmat_pack_slices();
     test_fmat_pack_unaligned();

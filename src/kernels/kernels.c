@@ -23,11 +23,16 @@
  *     microseconds, more than a tiny matmul.
  */
 #include <float.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <math.h>
 #include <omp.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "../util.h"
 #include "kernels.h"
@@ -92,7 +97,10 @@ static void *scratch(int slot, size_t bytes) {
     return tls_buf[slot];
 }
 
+/* Inside a parallel region (forward.c's decode team) an entry point runs on
+ * the calling thread: the team already splits the work. */
 static int threads_for(double macs) {
+    if (omp_in_parallel()) return 1;
     int nt = w8_get_threads();
     if (nt < 1) nt = 1;
     if (macs < 65536.0) nt = 1;
@@ -367,7 +375,12 @@ void w8_quant_rows(const float *x, int m, int k, size_t ldx, float scale, int of
     const w8_kern_table *t = active();
     int nt = threads_for((double)m * k / 4);
     if (nt > m) nt = m;
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+    if (nt <= 1) { /* no parallel region at all: even an inactive one allocates a team */
+        for (int i = 0; i < m; i++)
+            t->quant_rows(x + (size_t)i * ldx, 1, k, ldx, scale, offset, xq + (size_t)i * ldq, ldq);
+        return;
+    }
+#pragma omp parallel for num_threads(nt) schedule(static)
     for (int i = 0; i < m; i++)
         t->quant_rows(x + (size_t)i * ldx, 1, k, ldx, scale, offset, xq + (size_t)i * ldq, ldq);
 }
@@ -377,7 +390,11 @@ void w8_quant_rows_dyn(const float *x, int m, int k, size_t ldx, int8_t *xq, siz
     const w8_kern_table *t = active();
     int nt = threads_for((double)m * k / 2);
     if (nt > m) nt = m;
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+    if (nt <= 1) {
+        for (int i = 0; i < m; i++) t->quant_dyn(x + (size_t)i * ldx, k, xq + (size_t)i * ldq, &s[i]);
+        return;
+    }
+#pragma omp parallel for num_threads(nt) schedule(static)
     for (int i = 0; i < m; i++) t->quant_dyn(x + (size_t)i * ldx, k, xq + (size_t)i * ldq, &s[i]);
 }
 
@@ -387,7 +404,14 @@ void w8_rmsnorm_rows(const float *x, int m, int k, size_t ldx, const float *g, c
     const w8_kern_table *t = active();
     int nt = threads_for((double)m * k / 4);
     if (nt > m) nt = m;
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+    if (nt <= 1) {
+        for (int i = 0; i < m; i++)
+            t->rmsnorm_rows(x + (size_t)i * ldx, 1, k, ldx, g, b, eps,
+                            y ? y + (size_t)i * ldy : NULL, ldy, xq ? xq + (size_t)i * ldq : NULL,
+                            ldq, scale, offset);
+        return;
+    }
+#pragma omp parallel for num_threads(nt) schedule(static)
     for (int i = 0; i < m; i++)
         t->rmsnorm_rows(x + (size_t)i * ldx, 1, k, ldx, g, b, eps, y ? y + (size_t)i * ldy : NULL,
                         ldy, xq ? xq + (size_t)i * ldq : NULL, ldq, scale, offset);
@@ -568,7 +592,13 @@ void w8_swiglu_rows(int m, int n, const float *gate, const float *up, size_t ld_
     /* an exp costs ~10 multiply-adds: worth threads from a few rows on */
     int nt = threads_for((double)m * n * 8);
     if (nt > m) nt = m;
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+    if (nt <= 1) {
+        for (int i = 0; i < m; i++)
+            t->swiglu(gate + (size_t)i * ld_in, up + (size_t)i * ld_in, n, out + (size_t)i * ld_out,
+                      xq ? xq + (size_t)i * ldq : NULL, scale, offset);
+        return;
+    }
+#pragma omp parallel for num_threads(nt) schedule(static)
     for (int i = 0; i < m; i++)
         t->swiglu(gate + (size_t)i * ld_in, up + (size_t)i * ld_in, n, out + (size_t)i * ld_out,
                   xq ? xq + (size_t)i * ldq : NULL, scale, offset);
@@ -576,4 +606,170 @@ void w8_swiglu_rows(int m, int n, const float *gate, const float *up, size_t ld_
 
 void w8_softmax(float *x, int n) {
     if (n > 0) active()->softmax(x, n);
+}
+
+/* ------------------------------------------------------------ decode team
+ * See kernels.h.  The barrier spins for a short while (the other thread of
+ * a decode step usually arrives within microseconds: the GEMM items are a
+ * few microseconds each) and then sleeps on a futex.  libgomp's own waits
+ * spin for milliseconds, which on a host with more runnable threads than
+ * cores burns the time slice the late thread needs. */
+
+/* one cache line per counter: a thread taking items of one loop does not
+ * slow the threads still in the previous one */
+enum { TEAM_PAD = 16 };
+
+struct w8_team {
+    unsigned arrived; /* threads at the current barrier */
+    unsigned gen;     /* barrier generation, the futex word */
+    int sleepers;     /* threads asleep on gen */
+    int cap;          /* loops that ctr holds */
+    int *ctr;         /* [cap * TEAM_PAD] next item of each loop */
+    int nseq;         /* threads that seq holds */
+    int *seq;         /* [nseq * TEAM_PAD] loops each thread has started */
+};
+
+w8_team *w8_team_new(void) { return w8_xcalloc(1, sizeof(w8_team)); }
+
+void w8_team_free(w8_team *t) {
+    if (!t) return;
+    free(t->ctr);
+    free(t->seq);
+    free(t);
+}
+
+void w8_team_reset(w8_team *t, int nth, int n_loops) {
+    if (n_loops > t->cap) {
+        free(t->ctr);
+        t->ctr = w8_xalloc_aligned((size_t)n_loops * TEAM_PAD * sizeof(int));
+        t->cap = n_loops;
+    }
+    if (nth > t->nseq) {
+        free(t->seq);
+        t->seq = w8_xalloc_aligned((size_t)nth * TEAM_PAD * sizeof(int));
+        t->nseq = nth;
+    }
+    memset(t->ctr, 0, (size_t)t->cap * TEAM_PAD * sizeof(int));
+    memset(t->seq, 0, (size_t)t->nseq * TEAM_PAD * sizeof(int));
+    t->arrived = 0;
+    t->sleepers = 0;
+}
+
+/* ~20-60 us of pause loops, depending on the clock: longer than the usual
+ * imbalance, short next to a scheduler time slice */
+enum { TEAM_SPIN = 1 << 16 };
+
+void w8_team_barrier(w8_team *t) {
+    unsigned nth = (unsigned)omp_get_num_threads();
+    unsigned g = __atomic_load_n(&t->gen, __ATOMIC_ACQUIRE);
+    if (__atomic_add_fetch(&t->arrived, 1, __ATOMIC_ACQ_REL) == nth) {
+        /* last one in: reset the count before the others can see the new
+         * generation (they may reach the next barrier right away) */
+        __atomic_store_n(&t->arrived, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&t->gen, g + 1, __ATOMIC_SEQ_CST);
+        if (__atomic_load_n(&t->sleepers, __ATOMIC_SEQ_CST))
+            syscall(SYS_futex, &t->gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+        return;
+    }
+    unsigned long long t0 = __builtin_ia32_rdtsc();
+    while (__atomic_load_n(&t->gen, __ATOMIC_ACQUIRE) == g) {
+        if (__builtin_ia32_rdtsc() - t0 > TEAM_SPIN) {
+            /* seq_cst on both sides: either the last thread sees a sleeper
+             * and wakes it, or this thread sees the new generation */
+            __atomic_add_fetch(&t->sleepers, 1, __ATOMIC_SEQ_CST);
+            while (__atomic_load_n(&t->gen, __ATOMIC_SEQ_CST) == g)
+                syscall(SYS_futex, &t->gen, FUTEX_WAIT_PRIVATE, g, NULL, NULL, 0);
+            __atomic_sub_fetch(&t->sleepers, 1, __ATOMIC_SEQ_CST);
+            return;
+        }
+        __builtin_ia32_pause();
+    }
+}
+
+/* A loop past the counters reset() made room for is the caller's miscount
+ * (forward.c sizes them per layer): stop loudly rather than hand out items
+ * twice. */
+int w8_team_loop(w8_team *t) {
+    int *s = &t->seq[(size_t)omp_get_thread_num() * TEAM_PAD];
+    if (*s >= t->cap) {
+        fprintf(stderr, "w8a8: internal error: decode team ran more than %d loops\n", t->cap);
+        abort();
+    }
+    return (*s)++;
+}
+
+int w8_team_take(w8_team *t, int loop) {
+    return __atomic_fetch_add(&t->ctr[(size_t)loop * TEAM_PAD], 1, __ATOMIC_RELAXED);
+}
+
+/* The team GEMMs: each thread converts the activations into its own scratch
+ * (a few rows: cheaper than one more barrier), then takes column items from
+ * the loop's counter, the same items and kernels as the one-call GEMMs
+ * above (hence the same bits). */
+static void team_gemm_i8(w8_team *tm, const w8_qmat *w, int m, const int8_t *x, size_t ldx,
+                         float *y, size_t ldy, const float *rs, const float *bias) {
+    const w8_kern_table *t = table_for(w->isa);
+    int loop = w8_team_loop(tm), n = w->n, k = w->k;
+    if (m <= 0 || n <= 0) return;
+    const void *xs = x;
+    size_t ldxs = ldx;
+    if (t->qprep) {
+        size_t kp = t->qkpad(k);
+        uint8_t *buf = scratch(SLOT_QPREP, (size_t)m * kp);
+        for (int i = 0; i < m; i++) t->qprep(x + (size_t)i * ldx, k, buf + (size_t)i * kp);
+        xs = buf;
+        ldxs = kp;
+    }
+    int nb = t->qnblock, mb = t->qmblock;
+    int ngroups = (n + nb - 1) / nb, mchunks = (m + mb - 1) / mb;
+    for (int it; (it = w8_team_take(tm, loop)) < ngroups * mchunks;) {
+        int g = it / mchunks, c = it % mchunks;
+        int i0 = c * mb, i1 = i0 + mb < m ? i0 + mb : m;
+        int n0 = g * nb, n1 = n0 + nb < n ? n0 + nb : n;
+        t->qgemm(w, i0, i1, xs, ldxs, y, ldy, n0, n1);
+        if (rs) dyn_tile(y, ldy, i0, i1, n0, n1, rs, bias);
+    }
+}
+
+void w8_team_gemm_i8(w8_team *tm, const w8_qmat *w, int m, const int8_t *x, size_t ldx,
+                     float *y, size_t ldy) {
+    team_gemm_i8(tm, w, m, x, ldx, y, ldy, NULL, NULL);
+}
+
+void w8_team_gemm_i8_dyn(w8_team *tm, const w8_qmat *w, int m, const float *x, size_t ldx,
+                         float *y, size_t ldy, const float *bias) {
+    size_t k = (size_t)w->k;
+    int8_t *xq = scratch(SLOT_DYNQ, (size_t)(m > 0 ? m : 1) * k);
+    float *rs = scratch(SLOT_DYNS, (size_t)(m > 0 ? m : 1) * sizeof(float));
+    if (m > 0) w8_quant_rows_dyn(x, m, w->k, ldx, xq, k, rs);
+    team_gemm_i8(tm, w, m, xq, k, y, ldy, rs, bias);
+}
+
+void w8_team_gemm_f(w8_team *tm, const w8_fmat *w, int m, const float *x, size_t ldx, float *y,
+                    size_t ldy, const float *bias) {
+    const w8_kern_table *t = active();
+    int loop = w8_team_loop(tm), n = w->n;
+    if (m <= 0 || n <= 0) return;
+    if (w->packed) {
+        uint32_t *xb = NULL;
+        size_t ldxb = 0;
+        if (w->dtype == W8_BF16) {
+            ldxb = w8_fp_steps(w);
+            xb = scratch(SLOT_PPREP, (size_t)m * ldxb * sizeof(uint32_t));
+            for (int i = 0; i < m; i++) t->pprep(x + (size_t)i * ldx, w->k, xb + (size_t)i * ldxb);
+        }
+        int nblk = (n + W8_FP_NB - 1) / W8_FP_NB;
+        for (int b; (b = w8_team_take(tm, loop)) < nblk;) {
+            int n0 = b * W8_FP_NB, n1 = n0 + W8_FP_NB < n ? n0 + W8_FP_NB : n;
+            t->pgemm(w, m, x, ldx, xb, ldxb, y, ldy, bias, n0, n1);
+        }
+        return;
+    }
+    /* in place, 64-channel items, 4 rows at a time: w8_gemm_f's m <= 4 path */
+    int ngroups = (n + 63) / 64;
+    for (int g; (g = w8_team_take(tm, loop)) < ngroups;) {
+        int n0 = g * 64, n1 = n0 + 64 < n ? n0 + 64 : n;
+        for (int i = 0; i < m; i += 4)
+            t->fgemv(w, i, i + 4 < m ? i + 4 : m, x, ldx, y, ldy, bias, n0, n1);
+    }
 }

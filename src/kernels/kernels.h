@@ -191,4 +191,39 @@ void w8_swiglu_rows(int m, int n, const float *gate, const float *up, size_t ld_
 /* In place: x[j] = exp(x[j] - max) / sum_j exp(x[j] - max), j < n (n >= 1). */
 void w8_softmax(float *x, int n);
 
+/* ------------------------------------------------------------ decode team
+ * A decode step (a few rows) streams each layer's weights in tens of
+ * microseconds per GEMM; a parallel region per kernel call meant ~5 fork /
+ * join pairs per layer, and on a shared host each one can wait for a
+ * descheduled thread.  forward.c instead runs a whole step inside one
+ * parallel region: every thread of it calls the functions below in the same
+ * order, and they split the work among whichever threads come.
+ *
+ *   w8_team_reset   on one thread before the region: room for n_loops loops
+ *                   (every w8_team_loop / team GEMM call is one) of nth threads
+ *   w8_team_barrier all threads of the region wait for each other (a short
+ *                   spin, then a futex sleep)
+ *   w8_team_loop    starts the thread's next loop; w8_team_take then hands
+ *                   out the loop's indices 0, 1, ... once each over all threads
+ *   w8_team_gemm_*  the GEMMs above, split by column items over the team;
+ *                   every thread converts the activations itself (its own
+ *                   scratch), x is only read.  No barrier at the end: y is
+ *                   complete after the next w8_team_barrier.  Same bits as
+ *                   w8_gemm_i8 / w8_gemm_i8_dyn / w8_gemm_f.
+ * Kernel entry points called inside a parallel region run on the calling
+ * thread. */
+typedef struct w8_team w8_team;
+w8_team *w8_team_new(void);
+void w8_team_free(w8_team *t);
+void w8_team_reset(w8_team *t, int nth, int n_loops);
+void w8_team_barrier(w8_team *t);
+int w8_team_loop(w8_team *t);
+int w8_team_take(w8_team *t, int loop);
+void w8_team_gemm_i8(w8_team *t, const w8_qmat *w, int m, const int8_t *x, size_t ldx, float *y,
+                     size_t ldy);
+void w8_team_gemm_i8_dyn(w8_team *t, const w8_qmat *w, int m, const float *x, size_t ldx,
+                         float *y, size_t ldy, const float *bias);
+void w8_team_gemm_f(w8_team *t, const w8_fmat *w, int m, const float *x, size_t ldx, float *y,
+                    size_t ldy, const float *bias);
+
 #endif
