@@ -489,6 +489,11 @@ void w8_fmat_free(w8_fmat *m) {
     m->packed_bytes = 0;
 }
 
+/* 32-bit words per row of BF16 activations that the ISA's pprep writes */
+static size_t pprep_words(const w8_kern_table *t, const w8_fmat *w) {
+    return t->pxwords ? t->pxwords(w) : w8_fp_steps(w);
+}
+
 void w8_gemm_f(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, size_t ldy,
                const float *bias) {
     const w8_kern_table *t = active();
@@ -503,7 +508,7 @@ void w8_gemm_f(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, si
         uint32_t *xb = NULL;
         size_t ldxb = 0;
         if (w->dtype == W8_BF16) {
-            ldxb = t->pxwords ? t->pxwords(w) : w8_fp_steps(w);
+            ldxb = pprep_words(t, w);
             xb = scratch(SLOT_PPREP, (size_t)m * ldxb * sizeof(uint32_t));
             if (m <= 16 || nt == 1)
                 for (int i = 0; i < m; i++) t->pprep(x + (size_t)i * ldx, w->k, xb + (size_t)i * ldxb);
@@ -754,7 +759,7 @@ void w8_team_gemm_f(w8_team *tm, const w8_fmat *w, int m, const float *x, size_t
         uint32_t *xb = NULL;
         size_t ldxb = 0;
         if (w->dtype == W8_BF16) {
-            ldxb = w8_fp_steps(w);
+            ldxb = pprep_words(t, w);
             xb = scratch(SLOT_PPREP, (size_t)m * ldxb * sizeof(uint32_t));
             for (int i = 0; i < m; i++) t->pprep(x + (size_t)i * ldx, w->k, xb + (size_t)i * ldxb);
         }
