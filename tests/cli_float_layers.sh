@@ -16,13 +16,7 @@ export W8A8_QUIET=1
 T=$(mktemp -d /tmp/w8a8-cli-fl8-XXXXXX)
 trap 'rm -rf "$T"' EXIT
 
-ok() { echo "ok - $*"; }
-fail() { echo "FAIL - $*"; }
-check() { # description, then a command that must succeed
-    local d=$1
-    shift
-    if "$@"; then ok "$d"; else fail "$d"; fi
-}
+. "$(dirname "$0")/lib.sh"
 
 F16=$S/models/stories260K-hf-f16
 F32=$S/models/stories260K-hf-f32
