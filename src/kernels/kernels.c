@@ -144,15 +144,16 @@ static void dyn_tile(float *y, size_t ldy, int i0, int i1, int n0, int n1, const
     }
 }
 
-/* A producer of the GEMM's int8 input rows (RMSNorm, SwiGLU or plain
- * quantization), run inside the GEMM's own parallel region: the two share
+/* A producer of the GEMM's int8 input rows (RMSNorm, SwiGLU, plain or
+ * per-row dynamic quantization), run inside the GEMM's own parallel region: the two share
  * one fork/join and the rows are still in cache when qprep converts them.
  * Row i is made by the same kernel call as the standalone entry point's. */
-typedef enum { PR_NORM = 1, PR_SWIGLU, PR_QUANT } prod_kind;
+typedef enum { PR_NORM = 1, PR_SWIGLU, PR_QUANT, PR_QDYN } prod_kind;
 typedef struct {
     prod_kind kind;
     float *x;           /* NORM: rows (updated in place when res != NULL) */
-    const float *xc;    /* QUANT: rows */
+    const float *xc;    /* QUANT, QDYN: rows */
+    float *rs;          /* QDYN: the row scales */
     const float *res;   /* NORM: added to x first */
     const float *a, *b; /* NORM: g, b; SWIGLU: gate, up */
     int k;              /* row length */
@@ -198,6 +199,9 @@ static void produce(const w8_kern_table *t, const prod *p, int i) {
         break;
     case PR_QUANT:
         t->quant_rows(p->xc + r * p->ldx, 1, p->k, p->ldx, p->scale, p->offset, xq, p->ldq);
+        break;
+    case PR_QDYN:
+        t->quant_dyn(p->xc + r * p->ldx, p->k, xq, &p->rs[i]);
         break;
     }
 }
@@ -331,8 +335,10 @@ void w8_gemm_i8_dyn(const w8_qmat *w, int m, const float *x, size_t ldx, int8_t 
     size_t k = (size_t)w->k;
     if (!xq) xq = scratch(SLOT_DYNQ, (size_t)m * k);
     float *rs = scratch(SLOT_DYNS, (size_t)m * sizeof(float));
-    w8_quant_rows_dyn(x, m, w->k, ldx, xq, k, rs);
-    gemm_i8(w, m, xq, k, y, ldy, rs, bias, NULL, NULL);
+    /* the rows are quantized in the GEMM's own parallel region (one
+     * fork/join); every tile reads its rows' scales after the barrier */
+    prod p = { .kind = PR_QDYN, .xc = x, .rs = rs, .k = w->k, .ldx = ldx, .xq = xq, .ldq = k };
+    gemm_i8(w, m, xq, k, y, ldy, rs, bias, &p, NULL);
 }
 
 /* ------------------------------------------------- weight quantization */
