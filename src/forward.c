@@ -218,6 +218,13 @@ static void run_group(w8_ctx *c, const w8_linear_group *g, float *x, const float
                            l->in_offset, &l->q, y, ldy);
         return;
     }
+    if (g->fused && g->fused_lin.quantized && g->fused_lin.dynamic && !c->obs) {
+        /* W8A8_DYNAMIC: the same, with the f32 norm and its per-row scales */
+        const w8_linear *l = &g->fused_lin;
+        w8_rmsnorm_gemm_i8_dyn(x, res, n, c->hidden, H, nw, nb, eps, c->xn, H, c->xq, &l->q, y,
+                               ldy, l->bias);
+        return;
+    }
     if (res) add_rows(x, res, (size_t)n * H);
     if (g->fused && !g->fused_lin.dynamic) {
         /* one int8 GEMM: normalize and quantize in one pass (f32 rows only for the observer) */

@@ -744,7 +744,7 @@ static void test_fused(const char *isa) {
                 fill_f(nb, (size_t)k, 0.1f);
                 w8_qmat q;
                 w8_qmat_pack(&q, w, n, k, qb, ds);
-                for (int mode = 0; mode < 5; mode++) {
+                for (int mode = 0; mode < 7; mode++) {
                     fill_f(x1, (size_t)m * 2 * ldx, 2.0f);
                     fill_f(res, (size_t)m * ldx, 2.0f);
                     memcpy(x2, x1, (size_t)m * 2 * ldx * 4);
@@ -763,6 +763,15 @@ static void test_fused(const char *isa) {
                         w8_swiglu_rows(m, k, x1, x1 + ldx, 2 * ldx, o1, ldx, q1, ldq, 0.05f, -4);
                         w8_gemm_i8(&q, m, q1, ldq, y1, ldy);
                         w8_swiglu_gemm_i8(m, k, x2, x2 + ldx, 2 * ldx, o2, ldx, q2, ldq, 0.05f, -4, &q, y2, ldy);
+                    } else if (mode >= 5) { /* W8A8_DYNAMIC norm; mode 6: + residual, norm bias, bias */
+                        const float *bb = mode == 6 ? nb : NULL, *rr = mode == 6 ? res : NULL;
+                        if (rr)
+                            for (int i = 0; i < m; i++)
+                                for (int t = 0; t < k; t++) x1[i * ldx + t] += rr[i * ldx + t];
+                        w8_rmsnorm_rows(x1, m, k, ldx, g, bb, 1e-6f, o1, ldx, NULL, 0, 1.0f, 0);
+                        w8_gemm_i8_dyn(&q, m, o1, ldx, NULL, y1, ldy, mode == 6 ? ds : NULL);
+                        w8_rmsnorm_gemm_i8_dyn(x2, rr, m, k, ldx, g, bb, 1e-6f, o2, ldx, NULL, &q, y2,
+                                               ldy, mode == 6 ? ds : NULL);
                     } else {
                         w8_quant_rows(x1, m, k, ldx, 0.03f, -2, q1, ldq);
                         w8_gemm_i8(&q, m, q1, ldq, y1, ldy);
@@ -778,8 +787,8 @@ static void test_fused(const char *isa) {
                 free(w), free(q1), free(q2), free(qb), free(ds), free(g), free(nb), free(x1), free(x2);
                 free(res), free(y1), free(y2), free(o1), free(o2);
             }
-    CHECK(bad == 0, "%s rmsnorm/swiglu/quant fused with gemm_i8: the bits of the two calls (%d cases, "
-          "m 1..40, residual, norm bias)", isa, cases);
+    CHECK(bad == 0, "%s rmsnorm/swiglu/quant (static and W8A8_DYNAMIC) fused with gemm_i8: the bits "
+          "of the separate calls (%d cases, m 1..40, residual, norm bias)", isa, cases);
 }
 
 /* gate/up GEMM with SwiGLU on its tiles: the bits of w8_rmsnorm_gemm_i8

@@ -148,10 +148,10 @@ static void dyn_tile(float *y, size_t ldy, int i0, int i1, int n0, int n1, const
  * per-row dynamic quantization), run inside the GEMM's own parallel region: the two share
  * one fork/join and the rows are still in cache when qprep converts them.
  * Row i is made by the same kernel call as the standalone entry point's. */
-typedef enum { PR_NORM = 1, PR_SWIGLU, PR_QUANT, PR_QDYN } prod_kind;
+typedef enum { PR_NORM = 1, PR_SWIGLU, PR_QUANT, PR_QDYN, PR_NORM_QDYN } prod_kind;
 typedef struct {
     prod_kind kind;
-    float *x;           /* NORM: rows (updated in place when res != NULL) */
+    float *x;           /* NORM, NORM_QDYN: rows (updated in place when res != NULL) */
     const float *xc;    /* QUANT, QDYN: rows */
     float *rs;          /* QDYN: the row scales */
     const float *res;   /* NORM: added to x first */
@@ -159,7 +159,7 @@ typedef struct {
     int k;              /* row length */
     size_t ldx;         /* x (NORM, QUANT) or gate/up (SWIGLU) row stride */
     float eps;
-    float *out;         /* SWIGLU: f32 rows */
+    float *out;         /* SWIGLU, NORM_QDYN: f32 rows */
     size_t ldout;
     int8_t *xq;         /* the int8 rows, stride ldq */
     size_t ldq;
@@ -203,6 +203,13 @@ static void produce(const w8_kern_table *t, const prod *p, int i) {
     case PR_QDYN:
         t->quant_dyn(p->xc + r * p->ldx, p->k, xq, &p->rs[i]);
         break;
+    case PR_NORM_QDYN: { /* the f32 norm, then its per-row quantization */
+        float *x = p->x + r * p->ldx, *o = p->out + r * p->ldout;
+        if (p->res) add_row(x, p->res + r * p->ldx, p->k);
+        t->rmsnorm_rows(x, 1, p->k, p->ldx, p->a, p->b, p->eps, o, p->ldout, NULL, 0, 1.0f, 0);
+        t->quant_dyn(o, p->k, xq, &p->rs[i]);
+        break;
+    }
     }
 }
 
@@ -339,6 +346,18 @@ void w8_gemm_i8_dyn(const w8_qmat *w, int m, const float *x, size_t ldx, int8_t 
      * fork/join); every tile reads its rows' scales after the barrier */
     prod p = { .kind = PR_QDYN, .xc = x, .rs = rs, .k = w->k, .ldx = ldx, .xq = xq, .ldq = k };
     gemm_i8(w, m, xq, k, y, ldy, rs, bias, &p, NULL);
+}
+
+void w8_rmsnorm_gemm_i8_dyn(float *x, const float *res, int m, int k, size_t ldx,
+                            const float *g, const float *b, float eps, float *xn, size_t ldxn,
+                            int8_t *xq, const w8_qmat *w, float *y, size_t ldy,
+                            const float *bias) {
+    if (m <= 0 || w->n <= 0) return;
+    if (!xq) xq = scratch(SLOT_DYNQ, (size_t)m * (size_t)k);
+    float *rs = scratch(SLOT_DYNS, (size_t)m * sizeof(float));
+    prod p = { .kind = PR_NORM_QDYN, .x = x, .res = res, .a = g, .b = b, .k = k, .ldx = ldx,
+               .eps = eps, .out = xn, .ldout = ldxn, .rs = rs, .xq = xq, .ldq = (size_t)k };
+    gemm_i8(w, m, xq, (size_t)k, y, ldy, rs, bias, &p, NULL);
 }
 
 /* ------------------------------------------------- weight quantization */

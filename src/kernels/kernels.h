@@ -70,6 +70,14 @@ void w8_swiglu_gemm_i8(int m, int n, const float *gate, const float *up, size_t 
                        int offset, const w8_qmat *w, float *y, size_t ldy);
 void w8_quant_gemm_i8(const float *x, int m, int k, size_t ldx, float scale, int offset,
                       int8_t *xq, size_t ldq, const w8_qmat *w, float *y, size_t ldy);
+/* W8A8_DYNAMIC's fused producer: with res != NULL x[i] += res[i] first (as
+ * w8_rmsnorm_gemm_i8), then xn = rmsnorm(x) in f32 (w8_rmsnorm_rows' bits),
+ * then w8_gemm_i8_dyn(w, m, xn, ldxn, xq, y, ldy, bias)'s bits; k = w->k;
+ * xq: m * k bytes or NULL (a per-thread buffer). */
+void w8_rmsnorm_gemm_i8_dyn(float *x, const float *res, int m, int k, size_t ldx,
+                            const float *g, const float *b, float eps, float *xn, size_t ldxn,
+                            int8_t *xq, const w8_qmat *w, float *y, size_t ldy,
+                            const float *bias);
 
 /* W8A8_DYNAMIC (FORMAT.md): per-row symmetric activation quantization.
  * For each row i of k values: s[i] = max_t |x[i, t]| / 127 (fp32 division),
