@@ -19,6 +19,12 @@ rm -f build-fuzz.log
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || for src in fuzz/fuzz_*.c; do targets+=("$(basename "$src" .c)"); done
 for t in "${targets[@]}"; do
+    # "qlayer" and "fuzz_qlayer" both name fuzz/fuzz_qlayer.c
+    [ -x "build/fuzz/$t" ] || t=fuzz_${t#fuzz_}
+    if [ ! -x "build/fuzz/$t" ]; then
+        echo "FAIL - no fuzz target $t (fuzz/$t.c)"
+        continue
+    fi
     work=build/fuzz/work/$t
     find=build/fuzz/findings/$t
     rm -rf "$work" "$find"
