@@ -922,6 +922,21 @@ static void test_config_generations(void) {
 /* W8A8_DYNAMIC and the mixed recipe (issue 14), through the quantizer: the
  * layers load on their own paths, fused groups stay fused, a decode row's
  * logits do not depend on the batch, and greedy output starts like float. */
+/* Quantize src into dst with a small calibration (4 x 32 tokens); the
+ * recipe's model type (NULL: the config's) and quant type.  Returns w8_quantize's code. */
+static int quant_small(const char *src, const char *dst, const char *model_type,
+                       w8_quant_type qt, w8_quant_report *rep) {
+    w8_quant_opts o;
+    w8_quant_opts_init(&o);
+    o.model_path = src;
+    o.save_path = dst;
+    if (model_type) o.model_type = model_type;
+    o.quant_type = qt;
+    o.calib_samples = 4;
+    o.calib_seq_len = 32;
+    return w8_quantize(&o, rep);
+}
+
 static void test_dynamic(const char *name, w8_quant_type qt) {
     const char *what = qt == W8_QUANT_DYNAMIC ? "w8a8_dynamic" : "w8a8_mix";
     char src[4096], tmpl[] = "/tmp/w8a8_test_dyn_XXXXXX", dst[4200];
@@ -932,15 +947,8 @@ static void test_dynamic(const char *name, w8_quant_type qt) {
         return;
     }
     snprintf(dst, sizeof dst, "%s/q", tmp);
-    w8_quant_opts o;
-    w8_quant_opts_init(&o);
-    o.model_path = src;
-    o.save_path = dst;
-    o.quant_type = qt;
-    o.calib_samples = 4;
-    o.calib_seq_len = 32;
     w8_quant_report rep;
-    int rc = w8_quantize(&o, &rep);
+    int rc = quant_small(src, dst, NULL, qt, &rep);
     CHECK(rc == 0, "%s: %s quantizes (%s)", name, what, rc ? w8_lasterr() : "");
     w8_model *q = rc ? NULL : w8_model_load(dst), *m = w8_model_load(src);
     CHECK(q && m, "%s: %s loads (%s)", name, what, q ? "" : w8_lasterr());
@@ -1061,19 +1069,11 @@ static void test_float_layers_int8(const char *name) {
     }
     snprintf(st, sizeof st, "%s/st", tmp);
     snprintf(dy, sizeof dy, "%s/dyn", tmp);
-    w8_quant_opts o;
-    w8_quant_opts_init(&o);
-    o.model_path = src;
-    o.save_path = st;
-    o.model_type = "qwen2";
-    o.calib_samples = 4;
-    o.calib_seq_len = 32;
     w8_quant_report rep;
-    int rc = w8_quantize(&o, &rep);
-    o.save_path = dy;
-    o.model_type = "llama";
-    o.quant_type = W8_QUANT_DYNAMIC;
-    if (rc == 0) rc = w8_quantize(&o, &rep);
+    w8_quant_opts dflt;
+    w8_quant_opts_init(&dflt);
+    int rc = quant_small(src, st, "qwen2", dflt.quant_type, &rep);
+    if (rc == 0) rc = quant_small(src, dy, "llama", W8_QUANT_DYNAMIC, &rep);
     CHECK(rc == 0, "%s: Qwen2-recipe W8A8 and every-linear W8A8_DYNAMIC copies (%s)", name,
           rc ? w8_lasterr() : "");
     w8_load_opts i8 = {W8_FLOAT_LAYERS_INT8}, fl = {W8_FLOAT_LAYERS_FILE};
