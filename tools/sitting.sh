@@ -7,7 +7,8 @@
 #   w8a8 quant --model_path DIR/q05 --save_path DIR/q05-w8a8 --quant_type w8a8
 #   w8a8 quant ... --save_path DIR/q05-llama --model_type llama     (every linear int8)
 #   w8a8 quant ... --save_path DIR/q05-mix --quant_type w8a8_mix
-# (the quantized directories are enough; 7B: qwen2-7b, -p 128 -n 32).  Missing ones are skipped.
+# (the quantized directories are enough; 7B: qwen2-7b, -p 128 -n 32; size 0.5b-f16 reads
+# DIR/q05f16-*, made from `synth --dtype f16`, next to the same peers).  Missing ones are skipped.
 W=${1:?usage: tools/sitting.sh W8A8 DIR [sizes]}; D=${2:?usage: tools/sitting.sh W8A8 DIR [sizes]}
 shift 2
 P=${PEERS:-/tmp/peers}
@@ -28,11 +29,12 @@ ours() { # label dir p n r args...
 for s in "${@:-0.5b}"; do
     case $s in
     0.5b) d=$D/q05 p=512 n=128 r=3 ;;
+    0.5b-f16) d=$D/q05f16 p=512 n=128 r=3 ;; # the same shape from an fp16 source
     1.5b) d=$D/q15 p=512 n=128 r=2 ;;
     7b) d=$D/q7 p=128 n=32 r=1 ;;
     *) echo "unknown size $s" >&2; exit 1 ;;
     esac
-    g=$P/qwen$s-q8_0.gguf
+    g=$P/qwen${s%-f16}-q8_0.gguf
     echo "######## $s (pp$p tg$n, $r repetitions)"
     peer "llama.cpp Q8_0" "$P/llama.cpp/build/bin/llama-bench" "$g" $p $n $r
     peer "ik_llama.cpp Q8_0 -rtr 1" "$P/ik/build/bin/llama-bench" "$g" $p $n $r -rtr 1
