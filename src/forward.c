@@ -31,7 +31,11 @@
  * prompt) share every key block up to the first row's position, so each
  * K/V block is fetched once for ATT_ROWS rows instead of once per row (at
  * long contexts K/V no longer fit L2 and that fetch was the cost). */
-enum { ATT_ROWS = 8 };
+enum { ATT_ROWS = 16 };
+
+/* Keys per slice of the weighted sum of V (see attend()): 64 rows of one
+ * head (16 KB at d = 64) stay in L1 while every row of the run reads them. */
+enum { ATT_VROWS = 64 };
 
 /* Row stride of the attention scratch: the positions plus 16 floats, so
  * that the rows (up to ATT_ROWS x group of them, read and written together)
@@ -332,14 +336,22 @@ static void attend(const w8_ctx *c, w8_kv *kv, const w8_seq *s, int pos0, int nr
         memset(c->att_out + (size_t)(r0 + i) * c->qdim + (size_t)kvh * group * hd, 0,
                (size_t)group * hd * sizeof(float));
     }
+    /* V in slices of ATT_VROWS rows, each used by every row of the run
+     * before the next: one head's slice of a whole block (rows ld floats
+     * apart, a multiple of 512 bytes) falls on a fraction of the L1 sets
+     * and was fetched from L2 again for every row.  Splitting the keys is
+     * exact: an output's FMA chain just continues from its stored value. */
     for (int j0 = 0, bi = 0; j0 < maxlen; j0 += bs, bi++) {
         const float *vb = w8_kv_block_v(kv, layer, s->blocks[bi]) + (size_t)kvh * hd;
-        for (int i = 0; i < nr; i++) {
-            int len = pos0 + i + 1, nb = len - j0 < bs ? len - j0 : bs;
-            if (nb <= 0) continue;
-            float *out = c->att_out + (size_t)(r0 + i) * c->qdim + (size_t)kvh * group * hd;
-            w8_attn_accum_n(att + (size_t)i * group * ldatt + j0, ldatt, group, vb, ld, nb, hd,
-                            out, (size_t)hd);
+        for (int js = 0; js < bs && j0 + js < maxlen; js += ATT_VROWS) {
+            int ne = bs - js < ATT_VROWS ? bs - js : ATT_VROWS;
+            for (int i = 0; i < nr; i++) {
+                int left = pos0 + i + 1 - (j0 + js), nb = left < ne ? left : ne;
+                if (nb <= 0) continue;
+                float *out = c->att_out + (size_t)(r0 + i) * c->qdim + (size_t)kvh * group * hd;
+                w8_attn_accum_n(att + (size_t)i * group * ldatt + j0 + js, ldatt, group,
+                                vb + (size_t)js * ld, ld, nb, hd, out, (size_t)hd);
+            }
         }
     }
 }

@@ -741,14 +741,17 @@ AI void sn_t16(const float *k, size_t ldk, int cnt, float *kt) {
 }
 
 /* b_e = A_e + A_(e+8) for (query a|b) x (key group 0|1): the chains of
- * lanes e and e + 8 over the d / 16 chunks */
+ * lanes e and e + 8 over the d / 16 chunks.  The empty asm keeps a key
+ * vector that feeds two queries in a register: else GCC folds its load into
+ * both FMAs and the loop is bound by loads (as in AN_CH below). */
 #define SN_B(e, B)                                                                       \
     __m512 B##00, B##01, B##10, B##11;                                                    \
     {                                                                                     \
         __m512 x00 = z, y00 = z, x01 = z, y01 = z, x10 = z, y10 = z, x11 = z, y11 = z;    \
-        for (int c = 0; c < nch; c++) {                                                   \
+        _Pragma("GCC unroll 4") for (int c = 0; c < nch; c++) {                           \
             size_t t = (size_t)(16 * c + (e));                                            \
             __m512 ke0 = _mm512_load_ps(kt0 + 16 * t), kf0 = _mm512_load_ps(kt0 + 16 * (t + 8)); \
+            if (NQ > 1) __asm__("" : "+v"(ke0), "+v"(kf0));                              \
             __m512 qae = _mm512_set1_ps(qa[t]), qaf = _mm512_set1_ps(qa[t + 8]);          \
             x00 = _mm512_fmadd_ps(qae, ke0, x00);                                         \
             y00 = _mm512_fmadd_ps(qaf, kf0, y00);                                         \
@@ -758,6 +761,7 @@ AI void sn_t16(const float *k, size_t ldk, int cnt, float *kt) {
                 y10 = _mm512_fmadd_ps(qbf, kf0, y10);                                     \
                 if (NK > 1) {                                                             \
                     __m512 ke1 = _mm512_load_ps(kt1 + 16 * t), kf1 = _mm512_load_ps(kt1 + 16 * (t + 8)); \
+                    __asm__("" : "+v"(ke1), "+v"(kf1));                                   \
                     x01 = _mm512_fmadd_ps(qae, ke1, x01);                                 \
                     y01 = _mm512_fmadd_ps(qaf, kf1, y01);                                 \
                     x11 = _mm512_fmadd_ps(qbe, ke1, x11);                                 \
@@ -799,6 +803,16 @@ typedef void (*sn_fn)(const float *, const float *, const float *, const float *
     }
 SNT(1, 1) SNT(1, 2) SNT(2, 1) SNT(2, 2)
 static const sn_fn sn_tiles[2][2] = { { sn_1_1, sn_1_2 }, { sn_2_1, sn_2_2 } };
+/* d = 64 (the common head size) with the chunk loop unrolled: the same
+ * operations in the same order, without the loop's overhead */
+#define SNT4(NQ, NK)                                                                        \
+    static void sn4_##NQ##_##NK(const float *kt0, const float *kt1, const float *qa,        \
+                                const float *qb, int nch, __m512 *r) {                      \
+        (void)nch;                                                                          \
+        sn_tile(kt0, kt1, qa, qb, 4, r, NQ, NK);                                            \
+    }
+SNT4(1, 1) SNT4(1, 2) SNT4(2, 1) SNT4(2, 2)
+static const sn_fn sn4_tiles[2][2] = { { sn4_1_1, sn4_1_2 }, { sn4_2_1, sn4_2_2 } };
 
 static void x_attn_scores_n(const float *q, size_t ldq, int nr, int nh, const float *k,
                             size_t ldk, const int *nk, int d, float scale, float *s,
@@ -839,7 +853,7 @@ static void x_attn_scores_n(const float *q, size_t ldq, int nr, int nh, const fl
                 int nk2 = j + 16 < nl;
                 __m512 r[4];
                 const float *kt0 = kt + (size_t)j * d, *kt1 = nk2 ? kt0 + 16 * (size_t)d : kt0;
-                sn_tiles[two][nk2](kt0, kt1, qa, qb, nch, r);
+                (nch == 4 ? sn4_tiles : sn_tiles)[two][nk2](kt0, kt1, qa, qb, nch, r);
                 _mm512_mask_storeu_ps(sa + j, tailmask16(na - j > 0 ? na - j : 0), _mm512_mul_ps(sc, r[0]));
                 if (nk2)
                     _mm512_mask_storeu_ps(sa + j + 16, tailmask16(na - j - 16 > 0 ? na - j - 16 : 0),
