@@ -431,11 +431,11 @@ static void mlp(w8_ctx *c, const w8_model *m, const w8_layer *L, int n, int laye
     if (L->gate_up.fused && gu->quantized && !gu->dynamic && !c->obs && L->gate_up.n_parts == 2 &&
         L->gate_up.part_n[0] == c->inter && gu->q.n == 2 * c->inter) {
         int qdown = down->quantized && !down->dynamic;
-        /* an int8 down_proj needs only the quantized rows: SwiGLU's f32
-         * output goes over the gate columns; a float one reads act */
+        /* an int8 down_proj needs only the quantized rows, a float one
+         * act: gate/up stay in the GEMM's scratch tiles (y = NULL) */
         if (w8_rmsnorm_gemm_i8_swiglu(c->x, c->tmp, n, c->hidden, H, L->ffn_norm, L->ffn_norm_b,
                                       m->cfg.rms_eps, c->xq, H, gu->in_scale, gu->in_offset,
-                                      &gu->q, c->gu, 2 * I, qdown ? NULL : c->act, I,
+                                      &gu->q, NULL, 2 * I, qdown ? NULL : c->act, I,
                                       qdown ? c->xq2 : NULL, I, down->in_scale,
                                       down->in_offset) == 0) {
             if (qdown)

@@ -801,8 +801,10 @@ static void test_fused_swiglu(const char *isa) {
     for (size_t a = 0; a < 3; a++)
         for (size_t b = 0; b < 2; b++)
             for (size_t c = 0; c < 4; c++)
-                for (int mode = 0; mode < 2; mode++) {
-                    int m = ms[a], k = ks[b], I = is[c], n = 2 * I;
+                for (int mode = 0; mode < 4; mode++) {
+                    /* mode & 1: f32 SwiGLU rows to out (else int8 rows to xq2);
+                     * mode & 2: y = NULL, gate/up only in the kernel's scratch */
+                    int m = ms[a], k = ks[b], I = is[c], n = 2 * I, noy = mode >= 2, fo = mode & 1;
                     size_t ldx = (size_t)k + 3, ldy = (size_t)n + 5, ldo = (size_t)I + 2;
                     int8_t *w = malloc((size_t)n * k), *q1 = calloc((size_t)m, ldx), *q2 = calloc((size_t)m, ldx);
                     int8_t *r1 = calloc((size_t)m, ldo), *r2 = calloc((size_t)m, ldo);
@@ -826,15 +828,18 @@ static void test_fused_swiglu(const char *isa) {
                         for (int t = 0; t < k; t++) x1[i * ldx + t] += res[i * ldx + t];
                     w8_rmsnorm_rows(x1, m, k, ldx, g, NULL, 1e-6f, NULL, 0, q1, ldx, 0.02f, 3);
                     w8_gemm_i8(&q, m, q1, ldx, y1, ldy);
-                    if (mode == 0) { /* f32 rows expected over the gate columns, int8 rows */
+                    if (!fo) { /* f32 rows expected over the gate columns, int8 rows */
                         w8_swiglu_rows(m, I, y1, y1 + I, ldy, o1, ldo, r1, ldo, 0.05f, -4);
                         for (int i = 0; i < m; i++) memcpy(y1 + i * ldy, o1 + i * ldo, (size_t)I * 4);
                         memset(o1, 0, (size_t)m * ldo * 4);
                     } else
                         w8_swiglu_rows(m, I, y1, y1 + I, ldy, o1, ldo, NULL, 0, 0.05f, -4);
+                    /* without y nothing may be written there */
+                    if (noy)
+                        for (size_t i = 0; i < (size_t)m * ldy; i++) y1[i] = -7.0f;
                     int rc = w8_rmsnorm_gemm_i8_swiglu(x2, res, m, k, ldx, g, NULL, 1e-6f, q2, ldx, 0.02f,
-                                                       3, &q, y2, ldy, mode ? o2 : NULL, ldo,
-                                                       mode ? NULL : r2, ldo, 0.05f, -4);
+                                                       3, &q, noy ? NULL : y2, ldy, fo ? o2 : NULL, ldo,
+                                                       fo ? NULL : r2, ldo, 0.05f, -4);
                     int blk = !strcmp(isa, "avx512") ? 64 : !strcmp(isa, "avx2") ? 32 : 1;
                     if (rc != 0) {
                         refused++;

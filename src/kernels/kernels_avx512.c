@@ -163,7 +163,7 @@ typedef void (*q_tile_fn)(const uint8_t *, size_t, const int8_t *, size_t, size_
 static const q_tile_fn q_tiles[QMR] = { q_tile_1, q_tile_2, q_tile_3, q_tile_4, q_tile_5, q_tile_6 };
 
 static void q_gemm(const w8_qmat *w, int i0, int i1, const void *xv, size_t ldx, float *y,
-                   size_t ldy, int n0, int n1) {
+                   size_t ldy, int n0, int n1, int yc) {
     const uint8_t *x = xv;
     size_t k4 = q_k4(w->k), pstride = k4 * 64;
     for (int c0 = n0; c0 < n1; c0 += 16 * QNP) {
@@ -172,7 +172,7 @@ static void q_gemm(const w8_qmat *w, int i0, int i1, const void *xv, size_t ldx,
         for (int i = i0; i < i1; i += QMR) {
             int mr = i1 - i < QMR ? i1 - i : QMR;
             q_tiles[mr - 1](x + (size_t)i * ldx, ldx, wp, pstride, k4,
-                                    y + (size_t)i * ldy + (size_t)c0, ldy, ncols,
+                                    y + (size_t)i * ldy + (size_t)(c0 - yc), ldy, ncols,
                                     w->bias + c0, w->scale + c0);
         }
     }
