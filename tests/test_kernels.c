@@ -154,6 +154,49 @@ static void test_quant(const char *isa) {
     }
 }
 
+/* Values at and a few ulps around v / scale = j + 0.5 (where a quotient
+ * computed without the true division could round the other way), for
+ * awkward scales (tiny, huge, a reciprocal that is not a normal float),
+ * through quant_rows and the quantizing RMSNorm (g = 1, so y = x * r). */
+static void test_quant_ties(const char *isa) {
+    static const float scales[] = { 1.0f, 0.37f, 3.0f, 0.1f, 7e-3f, 1.3e-5f, 2.5e3f, 1e-38f,
+                                    3e38f, 1.0f / 3.0f, 0.0009765625f, 1.17549435e-38f };
+    enum { K = 4 * 1000 + 5 };
+    float *x = malloc(K * sizeof *x), *one = malloc(K * sizeof *one);
+    int8_t *q = malloc(K), *q2 = malloc(K);
+    int bad = 0, bad2 = 0;
+    for (int k = 0; k < K; k++) one[k] = 1.0f;
+    for (size_t s = 0; s < sizeof scales / sizeof *scales; s++) {
+        float scale = scales[s];
+        int offset = (int)s % 5 - 2;
+        for (int k = 0; k < K - 5; k++) {
+            int j = (int)(w8_rng_u64(&rng) % 400) - 200, d = k % 4;
+            float v = ((float)j + 0.5f) * scale;
+            int steps = (int)(w8_rng_u64(&rng) % 3);
+            for (int u = 0; u < steps; u++) v = nextafterf(v, d & 1 ? INFINITY : -INFINITY);
+            if (d == 3) v = (float)j * scale * (1.0f + 0x1p-22f * (float)(k % 7)); /* near integers */
+            x[k] = v;
+        }
+        const float tail[5] = { NAN, INFINITY, -INFINITY, 1e-44f, -0.0f };
+        for (int k = 0; k < 5; k++) x[K - 5 + k] = tail[k];
+        w8_quant_rows(x, 1, K, K, scale, offset, q, K);
+        for (int k = 0; k < K; k++)
+            if (q[k] != expect_q(x[k], scale, offset)) bad++;
+        /* the quantizing RMSNorm of a row of ones times x is x itself only
+         * approximately; compare it with the scalar reference instead */
+        w8_isa was = w8_isa_active();
+        w8_rmsnorm_rows(x, 1, K - 5, K, one, NULL, 1e-6f, NULL, 0, q, K, scale, offset);
+        w8_isa_force(W8_ISA_SCALAR);
+        w8_rmsnorm_rows(x, 1, K - 5, K, one, NULL, 1e-6f, NULL, 0, q2, K, scale, offset);
+        w8_isa_force(was);
+        if (memcmp(q, q2, K - 5)) bad2++;
+    }
+    CHECK(bad == 0, "%s quant_rows at and around ties of v / scale for 12 scales (%d mismatches)",
+          isa, bad);
+    CHECK(bad2 == 0, "%s rmsnorm_rows' int8 rows near ties: the scalar reference's bits", isa);
+    free(x), free(one), free(q), free(q2);
+}
+
 /* ------------------------------------------- W8A8_DYNAMIC (per-row scales) */
 
 /* The spec of FORMAT.md written out independently of the kernels. */
@@ -1034,6 +1077,7 @@ int main(void) {
         CHECK(w8_isa_active() == (w8_isa)isa, "%s forced", name);
         test_gemm_i8(name);
         test_quant(name);
+        test_quant_ties(name);
         test_quant_dyn(name);
         test_gemm_i8_dyn(name);
         test_rmsnorm(name);
