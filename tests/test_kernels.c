@@ -760,6 +760,33 @@ static void test_elementwise(const char *isa) {
         free(x), free(x0);
     }
     CHECK(bad == 0, "%s softmax within 2e-5 of double (n in 1..1000, a -1e30 score)", isa);
+
+    /* the row max, wherever it sits (any of the kernel's chains or the
+     * tail): a max missed by 140 would overflow exp and give NaN or Inf;
+     * all-zero rows of either sign give exactly 1/n; a NaN makes every
+     * output NaN */
+    bad = 0;
+    float *x = malloc(300 * sizeof *x);
+    for (int n = 1; n <= 300; n += (n < 70 ? 1 : 13))
+        for (int p = 0; p < n; p += (n < 20 ? 1 : 7)) {
+            for (int j = 0; j < n; j++) x[j] = -60.0f + (float)(j % 5);
+            x[p] = 80.0f;
+            w8_softmax(x, n);
+            for (int j = 0; j < n; j++)
+                if (!(x[j] >= 0.0f && x[j] <= x[p] && x[p] <= 1.0f)) bad++;
+            for (int j = 0; j < n; j++) x[j] = (j + p) % 3 ? -0.0f : 0.0f;
+            w8_softmax(x, n);
+            for (int j = 0; j < n; j++)
+                if (x[j] != 1.0f / (float)n) bad++;
+            for (int j = 0; j < n; j++) x[j] = (float)(j % 7);
+            x[p] = NAN;
+            w8_softmax(x, n);
+            for (int j = 0; j < n; j++)
+                if (!isnan(x[j])) bad++;
+        }
+    free(x);
+    CHECK(bad == 0, "%s softmax: the max found wherever it is (n 1..300), +-0 rows give 1/n, NaN spreads",
+          isa);
 }
 
 /* The producer + GEMM fusions give the bits of the two separate calls:

@@ -1011,11 +1011,37 @@ static void x_swiglu(const float *g, const float *u, int n, float *out, int8_t *
     }
 }
 
-static void x_softmax(float *x, int n) {
+/* The row's max with four chains (one max_ps chain was latency-bound): for
+ * values without NaN the max is the same whatever the grouping, except
+ * the sign of a zero max, and x - (+0) and x - (-0) give exp16 the same
+ * result.  A row with a NaN takes the one chain, whose order decides
+ * which NaN (if any) wins. */
+AI float sm_max(const float *x, int n) {
+    __m512 m0 = _mm512_set1_ps(x[0]), m1 = m0, m2 = m0, m3 = m0;
+    __mmask16 nan = 0;
+    int j = 0;
+    for (; j + 64 <= n; j += 64) {
+        __m512 v0 = _mm512_loadu_ps(x + j), v1 = _mm512_loadu_ps(x + j + 16);
+        __m512 v2 = _mm512_loadu_ps(x + j + 32), v3 = _mm512_loadu_ps(x + j + 48);
+        nan |= _mm512_cmp_ps_mask(v0, v1, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(v2, v3, _CMP_UNORD_Q);
+        m0 = _mm512_max_ps(m0, v0), m1 = _mm512_max_ps(m1, v1);
+        m2 = _mm512_max_ps(m2, v2), m3 = _mm512_max_ps(m3, v3);
+    }
+    for (; j < n; j += 16) {
+        __m512 v = _mm512_mask_loadu_ps(m0, tailmask16(n - j), x + j);
+        nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        m0 = _mm512_max_ps(m0, v);
+    }
+    if (!nan)
+        return _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3)));
     __m512 mx = _mm512_set1_ps(x[0]);
-    for (int j = 0; j < n; j += 16)
+    for (j = 0; j < n; j += 16)
         mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(mx, tailmask16(n - j), x + j));
-    __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx)), sum = _mm512_setzero_ps();
+    return _mm512_reduce_max_ps(mx);
+}
+
+static void x_softmax(float *x, int n) {
+    __m512 m = _mm512_set1_ps(sm_max(x, n)), sum = _mm512_setzero_ps();
     for (int j = 0; j < n; j += 16) {
         __mmask16 mk = tailmask16(n - j);
         __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, x + j), m));
