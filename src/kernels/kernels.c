@@ -264,8 +264,12 @@ static void gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float 
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         if (!rows_here && (buf || pr)) {
+            /* a contiguous block of rows each: one sequential stream of x
+             * (and res) per thread, which the hardware prefetcher follows
+             * (every other row was a new 3.5 KB stream at k = 896) */
             int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-            for (int i = tid; i < m; i += nth) {
+            int ib = (int)((long)m * tid / nth), ie = (int)((long)m * (tid + 1) / nth);
+            for (int i = ib; i < ie; i++) {
                 if (pr) produce(pt, pr, i);
                 if (buf) t->qprep(x + (size_t)i * ldx, k, buf + (size_t)i * kp);
             }
