@@ -31,7 +31,11 @@
  * prompt) share every key block up to the first row's position, so each
  * K/V block is fetched once for ATT_ROWS rows instead of once per row (at
  * long contexts K/V no longer fit L2 and that fetch was the cost). */
-enum { ATT_ROWS = 8 };
+enum { ATT_ROWS = 16 };
+
+/* Keys per slice of the weighted sum of V (see attend()): 64 rows of one
+ * head (16 KB at d = 64) stay in L1 while every row of the run reads them. */
+enum { ATT_VROWS = 64 };
 
 /* Row stride of the attention scratch: the positions plus 16 floats, so
  * that the rows (up to ATT_ROWS x group of them, read and written together)
@@ -248,9 +252,12 @@ static void run_group(w8_ctx *c, const w8_linear_group *g, float *x, const float
     }
 }
 
-/* cos/sin of every row's position: freqs = pos * inv_freq in f32, as HF does. */
+/* cos/sin of every row's position: freqs = pos * inv_freq in f32, as HF does.
+ * A prompt's rows are split over the threads (each value is one libm call
+ * whatever the thread; serial, a 512-row prompt waited ~1 ms on it). */
 static void rope_tables(w8_ctx *c, const w8_model *m, const int *pos, int n) {
-    int half = c->head_dim / 2;
+    int half = c->head_dim / 2, nt = n >= 64 ? w8_get_threads() : 1;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
     for (int r = 0; r < n; r++)
         for (int i = 0; i < half; i++) {
             float f = (float)pos[r] * m->rope_inv_freq[i];
@@ -260,11 +267,26 @@ static void rope_tables(w8_ctx *c, const w8_model *m, const int *pos, int n) {
 }
 
 /* HF apply_rotary_pos_emb with rotate_half: pairs (i, i + d/2), not interleaved. */
+/* Four at a time in a generic vector (GCC -O2 left the loop scalar): each
+ * element still gets a * c - b * s, two rounded products and a rounded
+ * difference (ISO C does not contract them into an FMA). */
+typedef float rope_v4 __attribute__((vector_size(16)));
 static void rope_heads(float *v, int n_heads, int hd, const float *cs, const float *sn) {
     int half = hd / 2;
     for (int h = 0; h < n_heads; h++) {
         float *x = v + (size_t)h * hd;
-        for (int i = 0; i < half; i++) {
+        int i = 0;
+        for (; i + 4 <= half; i += 4) {
+            rope_v4 a, b, c, s;
+            memcpy(&a, x + i, sizeof a);
+            memcpy(&b, x + i + half, sizeof b);
+            memcpy(&c, cs + i, sizeof c);
+            memcpy(&s, sn + i, sizeof s);
+            rope_v4 lo = a * c - b * s, hi = b * c + a * s;
+            memcpy(x + i, &lo, sizeof lo);
+            memcpy(x + i + half, &hi, sizeof hi);
+        }
+        for (; i < half; i++) {
             float a = x[i], b = x[i + half];
             x[i] = a * cs[i] - b * sn[i];
             x[i + half] = b * cs[i] + a * sn[i];
@@ -304,13 +326,6 @@ static void rope_and_store_head(w8_ctx *c, const w8_model *m, w8_kv *kv, const w
     memcpy(w8_kv_v(kv, b->seq[r], layer, b->pos[r]) + (size_t)g * hd, v, (size_t)hd * sizeof(float));
 }
 
-/* RoPE and the cache store of every row (all heads). */
-static void rope_and_store(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b,
-                           int layer) {
-    for (int r = 0; r < b->n; r++)
-        for (int g = 0; g < m->cfg.n_kv_heads; g++) rope_and_store_head(c, m, kv, b, layer, r, g);
-}
-
 /* Causal attention of rows r0 .. r0 + nr - 1 (positions pos0 .. pos0 + nr - 1
  * of sequence s) for the query heads that share KV head kvh, block by block.
  * att: scratch of nr * group rows of ldatt >= pos0 + nr floats.  Scores and
@@ -339,14 +354,22 @@ static void attend(const w8_ctx *c, w8_kv *kv, const w8_seq *s, int pos0, int nr
         memset(c->att_out + (size_t)(r0 + i) * c->qdim + (size_t)kvh * group * hd, 0,
                (size_t)group * hd * sizeof(float));
     }
+    /* V in slices of ATT_VROWS rows, each used by every row of the run
+     * before the next: one head's slice of a whole block (rows ld floats
+     * apart, a multiple of 512 bytes) falls on a fraction of the L1 sets
+     * and was fetched from L2 again for every row.  Splitting the keys is
+     * exact: an output's FMA chain just continues from its stored value. */
     for (int j0 = 0, bi = 0; j0 < maxlen; j0 += bs, bi++) {
         const float *vb = w8_kv_block_v(kv, layer, s->blocks[bi]) + (size_t)kvh * hd;
-        for (int i = 0; i < nr; i++) {
-            int len = pos0 + i + 1, nb = len - j0 < bs ? len - j0 : bs;
-            if (nb <= 0) continue;
-            float *out = c->att_out + (size_t)(r0 + i) * c->qdim + (size_t)kvh * group * hd;
-            w8_attn_accum_n(att + (size_t)i * group * ldatt + j0, ldatt, group, vb, ld, nb, hd,
-                            out, (size_t)hd);
+        for (int js = 0; js < bs && j0 + js < maxlen; js += ATT_VROWS) {
+            int ne = bs - js < ATT_VROWS ? bs - js : ATT_VROWS;
+            for (int i = 0; i < nr; i++) {
+                int left = pos0 + i + 1 - (j0 + js), nb = left < ne ? left : ne;
+                if (nb <= 0) continue;
+                float *out = c->att_out + (size_t)(r0 + i) * c->qdim + (size_t)kvh * group * hd;
+                w8_attn_accum_n(att + (size_t)i * group * ldatt + j0 + js, ldatt, group,
+                                vb + (size_t)js * ld, ld, nb, hd, out, (size_t)hd);
+            }
         }
     }
 }
@@ -366,6 +389,7 @@ static int attention_runs(w8_ctx *c, const w8_batch *b) {
     return nrun;
 }
 
+/* RoPE, the cache store of every row (all heads), then attention. */
 static void attention(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b, int layer) {
     int nh = m->cfg.n_heads, nkv = m->cfg.n_kv_heads, group = nh / nkv, hd = c->head_dim;
     int nt = w8_get_threads();
@@ -376,12 +400,20 @@ static void attention(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b
     long work = 0;
     for (int r = 0; r < b->n; r++) work += (long)(b->pos[r] + 1) * nh * hd;
     if (work < (1L << 17)) nt = 1;
-    /* last runs first: in a prompt they have the most keys (balance) */
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1) if (nt > 1)
-    for (int t = tasks - 1; t >= 0; t--) {
-        int run = t / nkv, g = t % nkv, r0 = c->run_start[run], nr = c->run_start[run + 1] - r0;
-        float *att = c->att + (size_t)omp_get_thread_num() * ATT_ROWS * group * att_ld(c->att_cap);
-        attend(c, kv, b->seq[r0], b->pos[r0], nr, r0, group, g, layer, att, att_ld(c->att_cap));
+    /* RoPE and the cache store first, split over the same threads (serial,
+     * they were ~2% of a prompt's wall time with the other thread idle);
+     * the loop's barrier then makes every row's keys visible to every run */
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+#pragma omp for schedule(static)
+        for (int t = 0; t < b->n * nkv; t++) rope_and_store_head(c, m, kv, b, layer, t / nkv, t % nkv);
+        /* last runs first: in a prompt they have the most keys (balance) */
+#pragma omp for schedule(dynamic, 1) nowait
+        for (int t = tasks - 1; t >= 0; t--) {
+            int run = t / nkv, g = t % nkv, r0 = c->run_start[run], nr = c->run_start[run + 1] - r0;
+            float *att = c->att + (size_t)omp_get_thread_num() * ATT_ROWS * group * att_ld(c->att_cap);
+            attend(c, kv, b->seq[r0], b->pos[r0], nr, r0, group, g, layer, att, att_ld(c->att_cap));
+        }
     }
 }
 
@@ -417,11 +449,11 @@ static void mlp(w8_ctx *c, const w8_model *m, const w8_layer *L, int n, int laye
     if (L->gate_up.fused && gu->quantized && !gu->dynamic && !c->obs && L->gate_up.n_parts == 2 &&
         L->gate_up.part_n[0] == c->inter && gu->q.n == 2 * c->inter) {
         int qdown = down->quantized && !down->dynamic;
-        /* an int8 down_proj needs only the quantized rows: SwiGLU's f32
-         * output goes over the gate columns; a float one reads act */
+        /* an int8 down_proj needs only the quantized rows, a float one
+         * act: gate/up stay in the GEMM's scratch tiles (y = NULL) */
         if (w8_rmsnorm_gemm_i8_swiglu(c->x, c->tmp, n, c->hidden, H, L->ffn_norm, L->ffn_norm_b,
                                       m->cfg.rms_eps, c->xq, H, gu->in_scale, gu->in_offset,
-                                      &gu->q, c->gu, 2 * I, qdown ? NULL : c->act, I,
+                                      &gu->q, NULL, 2 * I, qdown ? NULL : c->act, I,
                                       qdown ? c->xq2 : NULL, I, down->in_scale,
                                       down->in_offset) == 0) {
             if (qdown)
@@ -471,8 +503,7 @@ static void layers_batch(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch
         /* attention block: rmsnorm -> q/k/v -> (q/k norm) RoPE -> cache -> attention -> o_proj */
         run_group(c, &L->qkv, c->x, pending, n, L->attn_norm, L->attn_norm_b, cfg->rms_eps,
                   c->qkv, (size_t)c->qkvdim, l, W8_OBS_QKV_IN);
-        rope_and_store(c, m, kv, b, l);
-        attention(c, m, kv, b, l);
+        attention(c, m, kv, b, l); /* with RoPE and the cache store */
         observe(c, l, W8_OBS_O_IN, c->att_out, n, c->qdim);
         w8_linear_apply(&L->o, n, c->att_out, (size_t)c->qdim, c->tmp, H, c->xq);
         /* MLP block: (residual) rmsnorm -> gate/up -> SwiGLU -> down */

@@ -154,6 +154,49 @@ static void test_quant(const char *isa) {
     }
 }
 
+/* Values at and a few ulps around v / scale = j + 0.5 (where a quotient
+ * computed without the true division could round the other way), for
+ * awkward scales (tiny, huge, a reciprocal that is not a normal float),
+ * through quant_rows and the quantizing RMSNorm (g = 1, so y = x * r). */
+static void test_quant_ties(const char *isa) {
+    static const float scales[] = { 1.0f, 0.37f, 3.0f, 0.1f, 7e-3f, 1.3e-5f, 2.5e3f, 1e-38f,
+                                    3e38f, 1.0f / 3.0f, 0.0009765625f, 1.17549435e-38f };
+    enum { K = 4 * 1000 + 5 };
+    float *x = malloc(K * sizeof *x), *one = malloc(K * sizeof *one);
+    int8_t *q = malloc(K), *q2 = malloc(K);
+    int bad = 0, bad2 = 0;
+    for (int k = 0; k < K; k++) one[k] = 1.0f;
+    for (size_t s = 0; s < sizeof scales / sizeof *scales; s++) {
+        float scale = scales[s];
+        int offset = (int)s % 5 - 2;
+        for (int k = 0; k < K - 5; k++) {
+            int j = (int)(w8_rng_u64(&rng) % 400) - 200, d = k % 4;
+            float v = ((float)j + 0.5f) * scale;
+            int steps = (int)(w8_rng_u64(&rng) % 3);
+            for (int u = 0; u < steps; u++) v = nextafterf(v, d & 1 ? INFINITY : -INFINITY);
+            if (d == 3) v = (float)j * scale * (1.0f + 0x1p-22f * (float)(k % 7)); /* near integers */
+            x[k] = v;
+        }
+        const float tail[5] = { NAN, INFINITY, -INFINITY, 1e-44f, -0.0f };
+        for (int k = 0; k < 5; k++) x[K - 5 + k] = tail[k];
+        w8_quant_rows(x, 1, K, K, scale, offset, q, K);
+        for (int k = 0; k < K; k++)
+            if (q[k] != expect_q(x[k], scale, offset)) bad++;
+        /* the quantizing RMSNorm of a row of ones times x is x itself only
+         * approximately; compare it with the scalar reference instead */
+        w8_isa was = w8_isa_active();
+        w8_rmsnorm_rows(x, 1, K - 5, K, one, NULL, 1e-6f, NULL, 0, q, K, scale, offset);
+        w8_isa_force(W8_ISA_SCALAR);
+        w8_rmsnorm_rows(x, 1, K - 5, K, one, NULL, 1e-6f, NULL, 0, q2, K, scale, offset);
+        w8_isa_force(was);
+        if (memcmp(q, q2, K - 5)) bad2++;
+    }
+    CHECK(bad == 0, "%s quant_rows at and around ties of v / scale for 12 scales (%d mismatches)",
+          isa, bad);
+    CHECK(bad2 == 0, "%s rmsnorm_rows' int8 rows near ties: the scalar reference's bits", isa);
+    free(x), free(one), free(q), free(q2);
+}
+
 /* ------------------------------------------- W8A8_DYNAMIC (per-row scales) */
 
 /* The spec of FORMAT.md written out independently of the kernels. */
@@ -717,6 +760,33 @@ static void test_elementwise(const char *isa) {
         free(x), free(x0);
     }
     CHECK(bad == 0, "%s softmax within 2e-5 of double (n in 1..1000, a -1e30 score)", isa);
+
+    /* the row max, wherever it sits (any of the kernel's chains or the
+     * tail): a max missed by 140 would overflow exp and give NaN or Inf;
+     * all-zero rows of either sign give exactly 1/n; a NaN makes every
+     * output NaN */
+    bad = 0;
+    float *x = malloc(300 * sizeof *x);
+    for (int n = 1; n <= 300; n += (n < 70 ? 1 : 13))
+        for (int p = 0; p < n; p += (n < 20 ? 1 : 7)) {
+            for (int j = 0; j < n; j++) x[j] = -60.0f + (float)(j % 5);
+            x[p] = 80.0f;
+            w8_softmax(x, n);
+            for (int j = 0; j < n; j++)
+                if (!(x[j] >= 0.0f && x[j] <= x[p] && x[p] <= 1.0f)) bad++;
+            for (int j = 0; j < n; j++) x[j] = (j + p) % 3 ? -0.0f : 0.0f;
+            w8_softmax(x, n);
+            for (int j = 0; j < n; j++)
+                if (x[j] != 1.0f / (float)n) bad++;
+            for (int j = 0; j < n; j++) x[j] = (float)(j % 7);
+            x[p] = NAN;
+            w8_softmax(x, n);
+            for (int j = 0; j < n; j++)
+                if (!isnan(x[j])) bad++;
+        }
+    free(x);
+    CHECK(bad == 0, "%s softmax: the max found wherever it is (n 1..300), +-0 rows give 1/n, NaN spreads",
+          isa);
 }
 
 /* The producer + GEMM fusions give the bits of the two separate calls:
@@ -801,8 +871,10 @@ static void test_fused_swiglu(const char *isa) {
     for (size_t a = 0; a < 3; a++)
         for (size_t b = 0; b < 2; b++)
             for (size_t c = 0; c < 4; c++)
-                for (int mode = 0; mode < 2; mode++) {
-                    int m = ms[a], k = ks[b], I = is[c], n = 2 * I;
+                for (int mode = 0; mode < 4; mode++) {
+                    /* mode & 1: f32 SwiGLU rows to out (else int8 rows to xq2);
+                     * mode & 2: y = NULL, gate/up only in the kernel's scratch */
+                    int m = ms[a], k = ks[b], I = is[c], n = 2 * I, noy = mode >= 2, fo = mode & 1;
                     size_t ldx = (size_t)k + 3, ldy = (size_t)n + 5, ldo = (size_t)I + 2;
                     int8_t *w = malloc((size_t)n * k), *q1 = calloc((size_t)m, ldx), *q2 = calloc((size_t)m, ldx);
                     int8_t *r1 = calloc((size_t)m, ldo), *r2 = calloc((size_t)m, ldo);
@@ -826,15 +898,18 @@ static void test_fused_swiglu(const char *isa) {
                         for (int t = 0; t < k; t++) x1[i * ldx + t] += res[i * ldx + t];
                     w8_rmsnorm_rows(x1, m, k, ldx, g, NULL, 1e-6f, NULL, 0, q1, ldx, 0.02f, 3);
                     w8_gemm_i8(&q, m, q1, ldx, y1, ldy);
-                    if (mode == 0) { /* f32 rows expected over the gate columns, int8 rows */
+                    if (!fo) { /* f32 rows expected over the gate columns, int8 rows */
                         w8_swiglu_rows(m, I, y1, y1 + I, ldy, o1, ldo, r1, ldo, 0.05f, -4);
                         for (int i = 0; i < m; i++) memcpy(y1 + i * ldy, o1 + i * ldo, (size_t)I * 4);
                         memset(o1, 0, (size_t)m * ldo * 4);
                     } else
                         w8_swiglu_rows(m, I, y1, y1 + I, ldy, o1, ldo, NULL, 0, 0.05f, -4);
+                    /* without y nothing may be written there */
+                    if (noy)
+                        for (size_t i = 0; i < (size_t)m * ldy; i++) y1[i] = -7.0f;
                     int rc = w8_rmsnorm_gemm_i8_swiglu(x2, res, m, k, ldx, g, NULL, 1e-6f, q2, ldx, 0.02f,
-                                                       3, &q, y2, ldy, mode ? o2 : NULL, ldo,
-                                                       mode ? NULL : r2, ldo, 0.05f, -4);
+                                                       3, &q, noy ? NULL : y2, ldy, fo ? o2 : NULL, ldo,
+                                                       fo ? NULL : r2, ldo, 0.05f, -4);
                     int blk = !strcmp(isa, "avx512") ? 64 : !strcmp(isa, "avx2") ? 32 : 1;
                     if (rc != 0) {
                         refused++;
@@ -1029,6 +1104,7 @@ int main(void) {
         CHECK(w8_isa_active() == (w8_isa)isa, "%s forced", name);
         test_gemm_i8(name);
         test_quant(name);
+        test_quant_ties(name);
         test_quant_dyn(name);
         test_gemm_i8_dyn(name);
         test_rmsnorm(name);

@@ -12,7 +12,9 @@
  *   qprep   converts one activation row into the layout the kernel reads
  *           (e.g. xq ^ 0x80 as u8, zero-padded to qkpad(k) bytes); NULL when
  *           the kernel reads the caller's int8 rows directly.
- *   qgemm   rows [i0, i1) x columns [n0, n1) (n0 a multiple of qnblock).
+ *   qgemm   rows [i0, i1) x columns [n0, n1) (n0 a multiple of qnblock); output
+ *           (i, j) goes to y[i * ldy + j - yc] (yc = 0: y is the whole matrix;
+ *           else y can be a small tile that starts at column yc).
  * float GEMM pieces:
  *   fgemv   rows [i0, i1) with i1 - i0 <= 4, columns [n0, n1), reading W in
  *           place (the decode path: streams W once).
@@ -44,7 +46,7 @@ typedef struct {
     int qnblock;  /* column granularity of qgemm's n0 */
     int qmblock;  /* preferred row chunk for work splitting */
     void (*qgemm)(const w8_qmat *w, int i0, int i1, const void *x, size_t ldx, float *y,
-                  size_t ldy, int n0, int n1);
+                  size_t ldy, int n0, int n1, int yc);
     /* activation quantization */
     void (*quant_rows)(const float *x, int m, int k, size_t ldx, float scale, int offset,
                        int8_t *xq, size_t ldq);

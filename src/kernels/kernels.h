@@ -58,7 +58,9 @@ void w8_rmsnorm_gemm_i8(float *x, const float *res, int m, int k, size_t ldx, co
  * w8_swiglu_rows(m, inter, y, y + inter, ldy, out, ld_out, xq2, ldq2,
  * scale2, offset2)'s bits.  out == NULL: the SwiGLU output goes over the
  * gate columns of y (ld_out = ldy); xq2 may be NULL; xq2 must not overlap
- * xq.  Returns -1 (and does nothing) where the kernel's column blocks do
+ * xq.  y == NULL: the gate/up products are not kept (each tile lives in
+ * per-thread scratch while SwiGLU reads it, so the [m, 2 inter] f32 rows
+ * never go out to memory); out (when not NULL) and xq2 get the same bits.  Returns -1 (and does nothing) where the kernel's column blocks do
  * not split inter evenly: then call the two separately. */
 int w8_rmsnorm_gemm_i8_swiglu(float *x, const float *res, int m, int k, size_t ldx,
                               const float *g, const float *b, float eps, int8_t *xq, size_t ldq,

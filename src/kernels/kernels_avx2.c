@@ -112,7 +112,7 @@ typedef void (*q_tile_fn)(const int16_t *, size_t, const int8_t *, size_t, float
 static const q_tile_fn q_tiles[QMR] = { q_tile_1, q_tile_2, q_tile_3, q_tile_4 };
 
 static void q_gemm(const w8_qmat *w, int i0, int i1, const void *xv, size_t ldx, float *y,
-                   size_t ldy, int n0, int n1) {
+                   size_t ldy, int n0, int n1, int yc) {
     const int16_t *x = xv;
     size_t ldx16 = ldx / sizeof(int16_t);
     size_t k4 = q_k4(w->k), pstride = k4 * 32;
@@ -121,7 +121,7 @@ static void q_gemm(const w8_qmat *w, int i0, int i1, const void *xv, size_t ldx,
         const int8_t *wp = w->packed + (size_t)(c0 / 8) * pstride;
         for (int i = i0; i < i1; i += QMR) {
             int mr = i1 - i < QMR ? i1 - i : QMR;
-            q_tiles[mr - 1](x + (size_t)i * ldx16, ldx16, wp, k4, y + (size_t)i * ldy + (size_t)c0,
+            q_tiles[mr - 1](x + (size_t)i * ldx16, ldx16, wp, k4, y + (size_t)i * ldy + (size_t)(c0 - yc),
                             ldy, ncols, w->bias + c0, w->scale + c0);
         }
     }

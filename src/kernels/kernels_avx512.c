@@ -163,7 +163,7 @@ typedef void (*q_tile_fn)(const uint8_t *, size_t, const int8_t *, size_t, size_
 static const q_tile_fn q_tiles[QMR] = { q_tile_1, q_tile_2, q_tile_3, q_tile_4, q_tile_5, q_tile_6 };
 
 static void q_gemm(const w8_qmat *w, int i0, int i1, const void *xv, size_t ldx, float *y,
-                   size_t ldy, int n0, int n1) {
+                   size_t ldy, int n0, int n1, int yc) {
     const uint8_t *x = xv;
     size_t k4 = q_k4(w->k), pstride = k4 * 64;
     for (int c0 = n0; c0 < n1; c0 += 16 * QNP) {
@@ -172,7 +172,7 @@ static void q_gemm(const w8_qmat *w, int i0, int i1, const void *xv, size_t ldx,
         for (int i = i0; i < i1; i += QMR) {
             int mr = i1 - i < QMR ? i1 - i : QMR;
             q_tiles[mr - 1](x + (size_t)i * ldx, ldx, wp, pstride, k4,
-                                    y + (size_t)i * ldy + (size_t)c0, ldy, ncols,
+                                    y + (size_t)i * ldy + (size_t)(c0 - yc), ldy, ncols,
                                     w->bias + c0, w->scale + c0);
         }
     }
@@ -741,14 +741,17 @@ AI void sn_t16(const float *k, size_t ldk, int cnt, float *kt) {
 }
 
 /* b_e = A_e + A_(e+8) for (query a|b) x (key group 0|1): the chains of
- * lanes e and e + 8 over the d / 16 chunks */
+ * lanes e and e + 8 over the d / 16 chunks.  The empty asm keeps a key
+ * vector that feeds two queries in a register: else GCC folds its load into
+ * both FMAs and the loop is bound by loads (as in AN_CH below). */
 #define SN_B(e, B)                                                                       \
     __m512 B##00, B##01, B##10, B##11;                                                    \
     {                                                                                     \
         __m512 x00 = z, y00 = z, x01 = z, y01 = z, x10 = z, y10 = z, x11 = z, y11 = z;    \
-        for (int c = 0; c < nch; c++) {                                                   \
+        _Pragma("GCC unroll 4") for (int c = 0; c < nch; c++) {                           \
             size_t t = (size_t)(16 * c + (e));                                            \
             __m512 ke0 = _mm512_load_ps(kt0 + 16 * t), kf0 = _mm512_load_ps(kt0 + 16 * (t + 8)); \
+            if (NQ > 1) __asm__("" : "+v"(ke0), "+v"(kf0));                              \
             __m512 qae = _mm512_set1_ps(qa[t]), qaf = _mm512_set1_ps(qa[t + 8]);          \
             x00 = _mm512_fmadd_ps(qae, ke0, x00);                                         \
             y00 = _mm512_fmadd_ps(qaf, kf0, y00);                                         \
@@ -758,6 +761,7 @@ AI void sn_t16(const float *k, size_t ldk, int cnt, float *kt) {
                 y10 = _mm512_fmadd_ps(qbf, kf0, y10);                                     \
                 if (NK > 1) {                                                             \
                     __m512 ke1 = _mm512_load_ps(kt1 + 16 * t), kf1 = _mm512_load_ps(kt1 + 16 * (t + 8)); \
+                    __asm__("" : "+v"(ke1), "+v"(kf1));                                   \
                     x01 = _mm512_fmadd_ps(qae, ke1, x01);                                 \
                     y01 = _mm512_fmadd_ps(qaf, kf1, y01);                                 \
                     x11 = _mm512_fmadd_ps(qbe, ke1, x11);                                 \
@@ -799,6 +803,16 @@ typedef void (*sn_fn)(const float *, const float *, const float *, const float *
     }
 SNT(1, 1) SNT(1, 2) SNT(2, 1) SNT(2, 2)
 static const sn_fn sn_tiles[2][2] = { { sn_1_1, sn_1_2 }, { sn_2_1, sn_2_2 } };
+/* d = 64 (the common head size) with the chunk loop unrolled: the same
+ * operations in the same order, without the loop's overhead */
+#define SNT4(NQ, NK)                                                                        \
+    static void sn4_##NQ##_##NK(const float *kt0, const float *kt1, const float *qa,        \
+                                const float *qb, int nch, __m512 *r) {                      \
+        (void)nch;                                                                          \
+        sn_tile(kt0, kt1, qa, qb, 4, r, NQ, NK);                                            \
+    }
+SNT4(1, 1) SNT4(1, 2) SNT4(2, 1) SNT4(2, 2)
+static const sn_fn sn4_tiles[2][2] = { { sn4_1_1, sn4_1_2 }, { sn4_2_1, sn4_2_2 } };
 
 static void x_attn_scores_n(const float *q, size_t ldq, int nr, int nh, const float *k,
                             size_t ldk, const int *nk, int d, float scale, float *s,
@@ -839,7 +853,7 @@ static void x_attn_scores_n(const float *q, size_t ldq, int nr, int nh, const fl
                 int nk2 = j + 16 < nl;
                 __m512 r[4];
                 const float *kt0 = kt + (size_t)j * d, *kt1 = nk2 ? kt0 + 16 * (size_t)d : kt0;
-                sn_tiles[two][nk2](kt0, kt1, qa, qb, nch, r);
+                (nch == 4 ? sn4_tiles : sn_tiles)[two][nk2](kt0, kt1, qa, qb, nch, r);
                 _mm512_mask_storeu_ps(sa + j, tailmask16(na - j > 0 ? na - j : 0), _mm512_mul_ps(sc, r[0]));
                 if (nk2)
                     _mm512_mask_storeu_ps(sa + j + 16, tailmask16(na - j - 16 > 0 ? na - j - 16 : 0),
@@ -997,11 +1011,37 @@ static void x_swiglu(const float *g, const float *u, int n, float *out, int8_t *
     }
 }
 
-static void x_softmax(float *x, int n) {
+/* The row's max with four chains (one max_ps chain was latency-bound): for
+ * values without NaN the max is the same whatever the grouping, except
+ * the sign of a zero max, and x - (+0) and x - (-0) give exp16 the same
+ * result.  A row with a NaN takes the one chain, whose order decides
+ * which NaN (if any) wins. */
+AI float sm_max(const float *x, int n) {
+    __m512 m0 = _mm512_set1_ps(x[0]), m1 = m0, m2 = m0, m3 = m0;
+    __mmask16 nan = 0;
+    int j = 0;
+    for (; j + 64 <= n; j += 64) {
+        __m512 v0 = _mm512_loadu_ps(x + j), v1 = _mm512_loadu_ps(x + j + 16);
+        __m512 v2 = _mm512_loadu_ps(x + j + 32), v3 = _mm512_loadu_ps(x + j + 48);
+        nan |= _mm512_cmp_ps_mask(v0, v1, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(v2, v3, _CMP_UNORD_Q);
+        m0 = _mm512_max_ps(m0, v0), m1 = _mm512_max_ps(m1, v1);
+        m2 = _mm512_max_ps(m2, v2), m3 = _mm512_max_ps(m3, v3);
+    }
+    for (; j < n; j += 16) {
+        __m512 v = _mm512_mask_loadu_ps(m0, tailmask16(n - j), x + j);
+        nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        m0 = _mm512_max_ps(m0, v);
+    }
+    if (!nan)
+        return _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3)));
     __m512 mx = _mm512_set1_ps(x[0]);
-    for (int j = 0; j < n; j += 16)
+    for (j = 0; j < n; j += 16)
         mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(mx, tailmask16(n - j), x + j));
-    __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx)), sum = _mm512_setzero_ps();
+    return _mm512_reduce_max_ps(mx);
+}
+
+static void x_softmax(float *x, int n) {
+    __m512 m = _mm512_set1_ps(sm_max(x, n)), sum = _mm512_setzero_ps();
     for (int j = 0; j < n; j += 16) {
         __mmask16 mk = tailmask16(n - j);
         __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, x + j), m));

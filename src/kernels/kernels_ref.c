@@ -34,7 +34,7 @@ static inline float epilogue(int32_t acc, int32_t bias, float scale) {
 }
 
 static void ref_qgemm(const w8_qmat *w, int i0, int i1, const void *xv, size_t ldx, float *y,
-                      size_t ldy, int n0, int n1) {
+                      size_t ldy, int n0, int n1, int yc) {
     const int8_t *x = xv;
     int k = w->k;
     for (int i = i0; i < i1; i++) {
@@ -43,7 +43,7 @@ static void ref_qgemm(const w8_qmat *w, int i0, int i1, const void *xv, size_t l
             const int8_t *wj = w->packed + (size_t)j * (size_t)k;
             int32_t acc = 0;
             for (int t = 0; t < k; t++) acc += (int32_t)xi[t] * (int32_t)wj[t];
-            y[(size_t)i * ldy + (size_t)j] = epilogue(acc, w->bias[j], w->scale[j]);
+            y[(size_t)i * ldy + (size_t)(j - yc)] = epilogue(acc, w->bias[j], w->scale[j]);
         }
     }
 }
