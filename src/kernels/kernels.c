@@ -746,19 +746,24 @@ int w8_team_take(w8_team *t, int loop) {
 
 /* Items [0, n) of a loop split into one contiguous range per thread: a
  * thread walks its own range front to back (its weights are one sequential
- * stream, as in a plain read of memory), then takes items from the back of
- * the range with the most left.  A range's state is one word, (taken from
- * the front, taken from the back), changed by compare-and-swap only, so no
- * item is handed out twice.  n when nothing is left. */
-static int range_take(w8_team *t, int loop, int n) {
+ * stream, as in a plain read of memory), up to `run` items at a time (*cnt
+ * of them), then takes single items from the back of the range with the
+ * most left.  A range's state is one word, (taken from the front, taken
+ * from the back), changed by compare-and-swap only, so no item is handed
+ * out twice.  n when nothing is left. */
+static int range_take_run(w8_team *t, int loop, int n, int run, int *cnt) {
     int nth = omp_get_num_threads(), tid = omp_get_thread_num();
     uint64_t *r = t->rng + (size_t)loop * t->rstride;
     for (;;) {
         uint64_t v = __atomic_load_n(&r[tid], __ATOMIC_ACQUIRE);
         long a = (long)tid * n / nth + (long)(uint32_t)v, b = (long)(tid + 1) * n / nth - (long)(v >> 32);
         if (a >= b) break;
-        if (__atomic_compare_exchange_n(&r[tid], &v, v + 1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        int k = b - a < run ? (int)(b - a) : run;
+        if (__atomic_compare_exchange_n(&r[tid], &v, v + (uint64_t)k, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) {
+            *cnt = k;
             return (int)a;
+        }
     }
     for (;;) {
         int best = -1;
@@ -774,11 +779,17 @@ static int range_take(w8_team *t, int loop, int n) {
                 bv = v;
             }
         }
+        *cnt = 1;
         if (best < 0) return n;
         if (__atomic_compare_exchange_n(&r[best], &bv, bv + ((uint64_t)1 << 32), 0, __ATOMIC_ACQ_REL,
                                         __ATOMIC_ACQUIRE))
             return (int)((long)(best + 1) * n / nth - (long)(bv >> 32) - 1);
     }
+}
+
+static int range_take(w8_team *t, int loop, int n) {
+    int cnt;
+    return range_take_run(t, loop, n, 1, &cnt);
 }
 
 /* The team GEMMs: each thread converts the activations into its own scratch
@@ -837,9 +848,10 @@ void w8_team_gemm_f(w8_team *tm, const w8_fmat *w, int m, const float *x, size_t
             xb = scratch(SLOT_PPREP, (size_t)m * ldxb * sizeof(uint32_t));
             for (int i = 0; i < m; i++) t->pprep(x + (size_t)i * ldx, w->k, xb + (size_t)i * ldxb);
         }
-        int nblk = (n + W8_FP_NB - 1) / W8_FP_NB;
-        for (int b; (b = range_take(tm, loop, nblk)) < nblk;) {
-            int n0 = b * W8_FP_NB, n1 = n0 + W8_FP_NB < n ? n0 + W8_FP_NB : n;
+        /* a few blocks at once: one-row kernels may stream them side by side */
+        int nblk = (n + W8_FP_NB - 1) / W8_FP_NB, cnt;
+        for (int b; (b = range_take_run(tm, loop, nblk, 4, &cnt)) < nblk;) {
+            int n0 = b * W8_FP_NB, n1 = n0 + cnt * W8_FP_NB < n ? n0 + cnt * W8_FP_NB : n;
             t->pgemm(w, m, x, ldx, xb, ldxb, y, ldy, bias, n0, n1);
         }
         return;
