@@ -605,8 +605,8 @@ static const p_tile_fn p_tiles[4][PMR] = {
     PT_LIST(p_tile_F32_), PT_LIST(p_tile_F16_), PT_LIST(pb_tile_0_), PT_LIST(pb_tile_1_),
 };
 
-/* Decode, one row: PQB whole blocks side by side, PQB sequential weight
- * streams instead of one, each prefetched PQF bytes ahead into L2.  A
+/* Decode, one row: up to PQB whole blocks side by side, as many sequential
+ * weight streams instead of one, each prefetched PQF bytes ahead into L2.  A
  * block's outputs are the chains of p_tile / pb_tile for MR = 1 in the same
  * order (from 0 over every step, then + bias, or + 0 without one), so the
  * bits do not change.  In an in-process A/B on the development host (F16
@@ -618,7 +618,7 @@ enum { PQB = 4, PQF = 1024 };
 /* block b of the tile at step s; the row is xs (F32, F16: D 0, 1), the
  * pair word xa (BF16 native, D 3) or the emulation's two words ae, ao (D 2) */
 #define PQ_BLOCK(b)                                                                      \
-    {                                                                                     \
+    if (b < NB) {                                                                         \
         const unsigned char *sp = blk + (size_t)(b) * bb + s * SB;                        \
         for (size_t o = 0; o < SB; o += 64)                                               \
             _mm_prefetch((const char *)sp + PQF + o, _MM_HINT_T1);                        \
@@ -649,7 +649,7 @@ enum { PQB = 4, PQF = 1024 };
     __m512 q##b##0 = _mm512_setzero_ps(), q##b##1 = q##b##0, q##b##2 = q##b##0,           \
            q##b##3 = q##b##0;
 #define PQ_STORE(b)                                                                      \
-    {                                                                                     \
+    if (b < NB) {                                                                         \
         const float *bi = bias ? bias + 64 * (b) : NULL;                                  \
         __m512 bb0 = _mm512_setzero_ps(), bb1 = bb0, bb2 = bb0, bb3 = bb0;                \
         if (bi) {                                                                         \
@@ -663,7 +663,7 @@ enum { PQB = 4, PQF = 1024 };
     }
 
 AI void pq_tile(const void *xv, const unsigned char *blk, size_t bb, size_t steps, float *y,
-                const float *bias, const w8_dtype dt, const int D) {
+                const float *bias, const w8_dtype dt, const int D, const int NB) {
     const size_t SB = w8_fp_step_bytes(dt);
     const float *xf = xv;
     const uint32_t *xw = xv;
@@ -684,17 +684,22 @@ AI void pq_tile(const void *xv, const unsigned char *blk, size_t bb, size_t step
 
 typedef void (*pq_tile_fn)(const void *, const unsigned char *, size_t, size_t, float *,
                            const float *);
-#define PQT(NAME, DT, D)                                                                    \
-    static void NAME(const void *x, const unsigned char *blk, size_t bb, size_t steps,      \
-                     float *y, const float *bias) {                                         \
-        pq_tile(x, blk, bb, steps, y, bias, DT, D);                                         \
+#define PQT(NAME, DT, D, NB)                                                                \
+    static void NAME##_##NB(const void *x, const unsigned char *blk, size_t bb, size_t steps, \
+                            float *y, const float *bias) {                                  \
+        pq_tile(x, blk, bb, steps, y, bias, DT, D, NB);                                     \
     }
-PQT(pq_tile_f32, W8_F32, 0)
-PQT(pq_tile_f16, W8_F16, 1)
-PQT(pq_tile_bf16e, W8_BF16, 2)
-PQT(pq_tile_bf16n, W8_BF16, 3)
-/* [F32, F16, BF16 emulated, BF16 native], as p_tiles */
-static const pq_tile_fn pq_tiles[4] = { pq_tile_f32, pq_tile_f16, pq_tile_bf16e, pq_tile_bf16n };
+#define PQT_NB(NAME, DT, D) PQT(NAME, DT, D, 2) PQT(NAME, DT, D, 3) PQT(NAME, DT, D, 4)
+PQT_NB(pq_tile_f32, W8_F32, 0)
+PQT_NB(pq_tile_f16, W8_F16, 1)
+PQT_NB(pq_tile_bf16e, W8_BF16, 2)
+PQT_NB(pq_tile_bf16n, W8_BF16, 3)
+#define PQ_LIST(P) { P##_2, P##_3, P##_4 }
+/* [F32, F16, BF16 emulated, BF16 native][blocks - 2], as p_tiles; a thread's
+ * range rarely splits into whole fours (0.5B down_proj: 7 blocks a thread) */
+static const pq_tile_fn pq_tiles[4][PQB - 1] = {
+    PQ_LIST(pq_tile_f32), PQ_LIST(pq_tile_f16), PQ_LIST(pq_tile_bf16e), PQ_LIST(pq_tile_bf16n),
+};
 
 static void p_gemm(const w8_fmat *w, int m, const float *x, size_t ldx, const uint32_t *xb,
                    size_t ldxb, float *y, size_t ldy, const float *bias, int n0, int n1) {
@@ -705,9 +710,11 @@ static void p_gemm(const w8_fmat *w, int m, const float *x, size_t ldx, const ui
     size_t steps = w8_fp_steps(w), bb = w8_fmat_block_bytes(w);
     size_t kc = m <= PMR ? steps : PKC;
     if (m == 1)
-        for (; n0 + PQB * W8_FP_NB <= n1; n0 += PQB * W8_FP_NB)
-            pq_tiles[d](xs, (const unsigned char *)w->packed + (size_t)(n0 / W8_FP_NB) * bb, bb,
-                        steps, y + n0, bias ? bias + n0 : NULL);
+        for (int nb; (nb = (n1 - n0) / W8_FP_NB) >= 2; n0 += nb * W8_FP_NB) {
+            if (nb > PQB) nb = PQB;
+            pq_tiles[d][nb - 2](xs, (const unsigned char *)w->packed + (size_t)(n0 / W8_FP_NB) * bb,
+                                bb, steps, y + n0, bias ? bias + n0 : NULL);
+        }
     for (int c0 = n0; c0 < n1; c0 += W8_FP_NB) {
         int ncols = n1 - c0 < W8_FP_NB ? n1 - c0 : W8_FP_NB;
         const unsigned char *blk = (const unsigned char *)w->packed + (size_t)(c0 / W8_FP_NB) * bb;
