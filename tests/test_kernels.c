@@ -996,16 +996,21 @@ static void test_aligned_alloc_wrap(void) {
 /* ------------------------------------------------------------ decode team */
 
 /* Every team GEMM, run by nt threads of one region (loops back to back with
- * no barrier between them, as forward.c does), gives w8_gemm_*'s bits. */
+ * no barrier between them, as forward.c does), gives w8_gemm_*'s bits.  The
+ * packed float matrices (BF16, F16, F32) have 16 blocks, the last one
+ * partial: a team thread's range goes to one-row kernels a few blocks at a
+ * time (side by side, then the rest), the one-call GEMM one block at a time. */
+enum { TEAM_V = 6 };
 static int check_team_gemms(int nt, int m) {
     enum { N = 1000, K = 896 };
     int8_t *w = malloc((size_t)N * K), *x = malloc((size_t)m * K);
     int32_t *qb = malloc(N * sizeof *qb);
     float *ds = malloc(N * sizeof *ds), *bias = malloc(N * sizeof *bias);
     float *xf = malloc((size_t)m * K * sizeof *xf);
-    uint16_t *wb = malloc((size_t)N * K * sizeof *wb);
-    float *ya[4], *yb[4];
-    for (int v = 0; v < 4; v++) {
+    uint16_t *wb = malloc((size_t)N * K * sizeof *wb), *wh = malloc((size_t)N * K * sizeof *wh);
+    float *wf = malloc((size_t)N * K * sizeof *wf);
+    float *ya[TEAM_V], *yb[TEAM_V];
+    for (int v = 0; v < TEAM_V; v++) {
         ya[v] = malloc((size_t)m * N * sizeof(float));
         yb[v] = malloc((size_t)m * N * sizeof(float));
     }
@@ -1018,25 +1023,37 @@ static int check_team_gemms(int nt, int m) {
         ds[j] = 1e-4f * (1.0f + w8_rng_f32(&rng));
     }
     for (size_t i = 0; i < (size_t)N * K; i++) wb[i] = w8_f32_to_bf16(0.05f * w8_rng_normal(&rng));
+    for (size_t i = 0; i < (size_t)N * K; i++) {
+        wf[i] = 0.05f * w8_rng_normal(&rng);
+        wh[i] = w8_f32_to_f16(wf[i]);
+    }
     w8_qmat q;
     w8_qmat_pack(&q, w, N, K, qb, ds);
     w8_fmat fu = {.n = N, .k = K, .dtype = W8_BF16, .w = wb}, fp = fu;
     w8_fmat_pack(&fp, NULL, NULL);
+    w8_fmat fh = {.n = N, .k = K, .dtype = W8_F16, .w = wh};
+    w8_fmat ff = {.n = N, .k = K, .dtype = W8_F32, .w = wf};
+    w8_fmat_pack(&fh, NULL, NULL);
+    w8_fmat_pack(&ff, NULL, NULL);
     w8_gemm_i8(&q, m, x, K, ya[0], N);
     w8_gemm_i8_dyn(&q, m, xf, K, NULL, ya[1], N, bias);
     w8_gemm_f(&fu, m, xf, K, ya[2], N, bias);
     w8_gemm_f(&fp, m, xf, K, ya[3], N, bias);
+    w8_gemm_f(&fh, m, xf, K, ya[4], N, bias);
+    w8_gemm_f(&ff, m, xf, K, ya[5], N, NULL);
     w8_team *tm = w8_team_new();
-    w8_team_reset(tm, nt, 4);
+    w8_team_reset(tm, nt, TEAM_V);
 #pragma omp parallel num_threads(nt)
     {
         w8_team_gemm_i8(tm, &q, m, x, K, yb[0], N);
         w8_team_gemm_i8_dyn(tm, &q, m, xf, K, yb[1], N, bias);
         w8_team_gemm_f(tm, &fu, m, xf, K, yb[2], N, bias);
         w8_team_gemm_f(tm, &fp, m, xf, K, yb[3], N, bias);
+        w8_team_gemm_f(tm, &fh, m, xf, K, yb[4], N, bias);
+        w8_team_gemm_f(tm, &ff, m, xf, K, yb[5], N, NULL);
     }
     int bad = 0;
-    for (int v = 0; v < 4; v++) {
+    for (int v = 0; v < TEAM_V; v++) {
         if (memcmp(ya[v], yb[v], (size_t)m * N * sizeof(float))) {
             bad++;
             EXPECT(0, "team gemm %d (%d threads, m=%d) differs from the one-call GEMM", v, nt, m);
@@ -1046,7 +1063,9 @@ static int check_team_gemms(int nt, int m) {
     w8_team_free(tm);
     w8_qmat_free(&q);
     w8_fmat_free(&fp);
-    free(w), free(x), free(qb), free(ds), free(bias), free(xf), free(wb);
+    w8_fmat_free(&fh);
+    w8_fmat_free(&ff);
+    free(w), free(x), free(qb), free(ds), free(bias), free(xf), free(wb), free(wh), free(wf);
     return bad;
 }
 
@@ -1054,7 +1073,7 @@ static void test_team(const char *isa) {
     int bad = 0;
     for (int m = 1; m <= 4; m++) bad += check_team_gemms(2, m) + check_team_gemms(3, m);
     bad += check_team_gemms(1, 2);
-    CHECK(bad == 0, "%s team GEMMs (int8, dynamic, bf16 in place and packed; 1-3 threads, "
+    CHECK(bad == 0, "%s team GEMMs (int8, dynamic, bf16 in place, packed bf16/f16/f32; 1-3 threads, "
           "m = 1..4) bitwise equal the one-call GEMMs", isa);
 }
 

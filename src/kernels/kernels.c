@@ -680,6 +680,9 @@ struct w8_team {
     int *ctr;         /* [cap * TEAM_PAD] next item of each loop */
     int nseq;         /* threads that seq holds */
     int *seq;         /* [nseq * TEAM_PAD] loops each thread has started */
+    int rcap, rstride; /* loops and words per loop that rng holds */
+    uint64_t *rng;    /* [rcap * rstride] items each thread took from the front (low
+                       * half) and that others took from the back of its range (high) */
 };
 
 w8_team *w8_team_new(void) { return w8_xcalloc(1, sizeof(w8_team)); }
@@ -688,6 +691,7 @@ void w8_team_free(w8_team *t) {
     if (!t) return;
     free(t->ctr);
     free(t->seq);
+    free(t->rng);
     free(t);
 }
 
@@ -702,6 +706,14 @@ void w8_team_reset(w8_team *t, int nth, int n_loops) {
         t->seq = w8_xalloc_aligned((size_t)nth * TEAM_PAD * sizeof(int));
         t->nseq = nth;
     }
+    int rs = (nth + 7) / 8 * 8;
+    if (n_loops > t->rcap || rs > t->rstride) {
+        free(t->rng);
+        t->rng = w8_xalloc_aligned((size_t)n_loops * rs * sizeof(uint64_t));
+        t->rcap = n_loops;
+        t->rstride = rs;
+    }
+    memset(t->rng, 0, (size_t)t->rcap * t->rstride * sizeof(uint64_t));
     memset(t->ctr, 0, (size_t)t->cap * TEAM_PAD * sizeof(int));
     memset(t->seq, 0, (size_t)t->nseq * TEAM_PAD * sizeof(int));
     t->arrived = 0;
@@ -755,10 +767,58 @@ int w8_team_take(w8_team *t, int loop) {
     return __atomic_fetch_add(&t->ctr[(size_t)loop * TEAM_PAD], 1, __ATOMIC_RELAXED);
 }
 
+/* Items [0, n) of a loop split into one contiguous range per thread: a
+ * thread walks its own range front to back (its weights are one sequential
+ * stream, as in a plain read of memory), up to `run` items at a time (*cnt
+ * of them), then takes single items from the back of the range with the
+ * most left.  A range's state is one word, (taken from the front, taken
+ * from the back), changed by compare-and-swap only, so no item is handed
+ * out twice.  n when nothing is left. */
+static int range_take_run(w8_team *t, int loop, int n, int run, int *cnt) {
+    int nth = omp_get_num_threads(), tid = omp_get_thread_num();
+    uint64_t *r = t->rng + (size_t)loop * t->rstride;
+    for (;;) {
+        uint64_t v = __atomic_load_n(&r[tid], __ATOMIC_ACQUIRE);
+        long a = (long)tid * n / nth + (long)(uint32_t)v, b = (long)(tid + 1) * n / nth - (long)(v >> 32);
+        if (a >= b) break;
+        int k = b - a < run ? (int)(b - a) : run;
+        if (__atomic_compare_exchange_n(&r[tid], &v, v + (uint64_t)k, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE)) {
+            *cnt = k;
+            return (int)a;
+        }
+    }
+    for (;;) {
+        int best = -1;
+        long left = 0;
+        uint64_t bv = 0;
+        for (int o = 0; o < nth; o++) {
+            if (o == tid) continue;
+            uint64_t v = __atomic_load_n(&r[o], __ATOMIC_ACQUIRE);
+            long a = (long)o * n / nth + (long)(uint32_t)v, b = (long)(o + 1) * n / nth - (long)(v >> 32);
+            if (b - a > left) {
+                left = b - a;
+                best = o;
+                bv = v;
+            }
+        }
+        *cnt = 1;
+        if (best < 0) return n;
+        if (__atomic_compare_exchange_n(&r[best], &bv, bv + ((uint64_t)1 << 32), 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_ACQUIRE))
+            return (int)((long)(best + 1) * n / nth - (long)(bv >> 32) - 1);
+    }
+}
+
+static int range_take(w8_team *t, int loop, int n) {
+    int cnt;
+    return range_take_run(t, loop, n, 1, &cnt);
+}
+
 /* The team GEMMs: each thread converts the activations into its own scratch
- * (a few rows: cheaper than one more barrier), then takes column items from
- * the loop's counter, the same items and kernels as the one-call GEMMs
- * above (hence the same bits). */
+ * (a few rows: cheaper than one more barrier), then takes column items with
+ * range_take(), the same items and kernels as the one-call GEMMs above
+ * (hence the same bits; only which thread computes an item changes). */
 static void team_gemm_i8(w8_team *tm, const w8_qmat *w, int m, const int8_t *x, size_t ldx,
                          float *y, size_t ldy, const float *rs, const float *bias) {
     const w8_kern_table *t = table_for(w->isa);
@@ -775,7 +835,7 @@ static void team_gemm_i8(w8_team *tm, const w8_qmat *w, int m, const int8_t *x, 
     }
     int nb = t->qnblock, mb = t->qmblock;
     int ngroups = (n + nb - 1) / nb, mchunks = (m + mb - 1) / mb;
-    for (int it; (it = w8_team_take(tm, loop)) < ngroups * mchunks;) {
+    for (int it; (it = range_take(tm, loop, ngroups * mchunks)) < ngroups * mchunks;) {
         int g = it / mchunks, c = it % mchunks;
         int i0 = c * mb, i1 = i0 + mb < m ? i0 + mb : m;
         int n0 = g * nb, n1 = n0 + nb < n ? n0 + nb : n;
@@ -811,16 +871,17 @@ void w8_team_gemm_f(w8_team *tm, const w8_fmat *w, int m, const float *x, size_t
             xb = scratch(SLOT_PPREP, (size_t)m * ldxb * sizeof(uint32_t));
             for (int i = 0; i < m; i++) t->pprep(x + (size_t)i * ldx, w->k, xb + (size_t)i * ldxb);
         }
-        int nblk = (n + W8_FP_NB - 1) / W8_FP_NB;
-        for (int b; (b = w8_team_take(tm, loop)) < nblk;) {
-            int n0 = b * W8_FP_NB, n1 = n0 + W8_FP_NB < n ? n0 + W8_FP_NB : n;
+        /* a few blocks at once: one-row kernels may stream them side by side */
+        int nblk = (n + W8_FP_NB - 1) / W8_FP_NB, cnt;
+        for (int b; (b = range_take_run(tm, loop, nblk, 4, &cnt)) < nblk;) {
+            int n0 = b * W8_FP_NB, n1 = n0 + cnt * W8_FP_NB < n ? n0 + cnt * W8_FP_NB : n;
             t->pgemm(w, m, x, ldx, xb, ldxb, y, ldy, bias, n0, n1);
         }
         return;
     }
     /* in place, 64-channel items, 4 rows at a time: w8_gemm_f's m <= 4 path */
     int ngroups = (n + 63) / 64;
-    for (int g; (g = w8_team_take(tm, loop)) < ngroups;) {
+    for (int g; (g = range_take(tm, loop, ngroups)) < ngroups;) {
         int n0 = g * 64, n1 = n0 + 64 < n ? n0 + 64 : n;
         for (int i = 0; i < m; i += 4)
             t->fgemv(w, i, i + 4 < m ? i + 4 : m, x, ldx, y, ldy, bias, n0, n1);
