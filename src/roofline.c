@@ -162,7 +162,10 @@ void w8_roofline_model(const w8_model *m, double *int8_macs, double *weight_byte
         group_cost(&ly->gate_up, &macs, &bytes);
         lin_cost(&ly->down, &macs, &bytes);
     }
-    lin_cost(&m->lm_head, &macs, &bytes);
+    /* lm_head is read once per decoded token, but a prompt computes it for
+     * its last row only: its MACs are not a prompt token's work */
+    double head_macs = 0;
+    lin_cost(&m->lm_head, &head_macs, &bytes);
     *int8_macs = macs;
     *weight_bytes = bytes;
 }

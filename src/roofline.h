@@ -34,9 +34,11 @@ typedef struct {
 /* Measure.  0, or -1 with w8_seterr (the read buffer could not be allocated). */
 int w8_roofline_measure(w8_roofline *r);
 
-/* What one token costs in the model: int8 multiply-accumulates of its int8
- * linear layers, and bytes of linear-layer weights read (int8 and float, as
- * the kernels store them; the embedding row and the KV cache not counted). */
+/* What one token costs in the model: int8 multiply-accumulates of the int8
+ * linear layers a prompt token runs (every layer's; not lm_head, which a
+ * prompt runs for its last row only), and bytes of linear-layer weights a
+ * decoded token reads (lm_head included; int8 and float, as the kernels
+ * store them; the embedding row and the KV cache not counted). */
 void w8_roofline_model(const w8_model *m, double *int8_macs, double *weight_bytes);
 
 #endif

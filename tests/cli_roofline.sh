@@ -37,6 +37,13 @@ for isa in avx512 avx2 scalar; do
         grep -Eq "^roofline: tg8: ($POS) of read bandwidth \($NUM GB/s; [0-9.e+]+ MB of weights/token" "$T/b"
 done
 
+# a prompt token's MACs are its layers' (stories260K: 5 x (64 x (64 + 32 + 32 + 64 + 2 x 172)
+# + 172 x 64) = 226560); lm_head, int8 with --float_layers int8, runs for the last row only
+"$W" bench --model_path "$T/q" -p 16 -n 0 -r 1 -t 1 --roofline --float_layers int8 >"$T/b8" 2>&1
+check "pp MACs per token: the layers' 2.27e+05, with lm_head int8 or not" \
+    [ -n "$(grep -F '2 x 2.27e+05 int8 MACs/token' "$T/b")" -a \
+      -n "$(grep -F '2 x 2.27e+05 int8 MACs/token' "$T/b8")" ]
+
 "$W" bench --model_path "$T/q" -p 16 -n 8 -r 1 -t 1 --roofline --json >"$T/j" 2>&1
 check "bench --roofline --json exits 0" [ $? -eq 0 ]
 check "JSON: each test has its bound and a positive fraction" python3 -c '
