@@ -1069,12 +1069,75 @@ static int check_team_gemms(int nt, int m) {
     return bad;
 }
 
+/* The team's gate/up GEMM with SwiGLU on each item gives the bits of
+ * w8_gemm_i8 then w8_swiglu_rows, as f32 rows or as the int8 down_proj
+ * input; where the column block does not divide inter it refuses (-1)
+ * before taking a loop, so the region's next loop is unaffected. */
+static int check_team_swiglu(int nt, int m, int I, int *ran) {
+    enum { K = 200 };
+    int n = 2 * I;
+    size_t ldo = (size_t)I + 3;
+    int8_t *w = malloc((size_t)n * K), *x = malloc((size_t)m * K);
+    int8_t *r1 = calloc((size_t)m, ldo), *r2 = calloc((size_t)m, ldo);
+    int32_t *qb = malloc((size_t)n * sizeof *qb);
+    float *ds = malloc((size_t)n * sizeof *ds), *y = malloc((size_t)m * n * sizeof *y);
+    float *o1 = calloc((size_t)m * ldo, 4), *o2 = calloc((size_t)m * ldo, 4);
+    float *y2 = malloc((size_t)m * n * sizeof *y2), *y3 = malloc((size_t)m * n * sizeof *y3);
+    fill_i8(w, (size_t)n * K);
+    fill_i8(x, (size_t)m * K);
+    for (int j = 0; j < n; j++) {
+        qb[j] = (int32_t)(w8_rng_u64(&rng) % 2001) - 1000;
+        ds[j] = 2e-3f * (1.0f + w8_rng_f32(&rng));
+    }
+    w8_qmat q;
+    w8_qmat_pack(&q, w, n, K, qb, ds);
+    w8_gemm_i8(&q, m, x, K, y, n);
+    w8_swiglu_rows(m, I, y, y + I, (size_t)n, o1, ldo, r1, ldo, 0.05f, -4);
+    int rc[2] = { 0, 0 };
+    w8_team *tm = w8_team_new();
+    w8_team_reset(tm, nt, 3);
+#pragma omp parallel num_threads(nt)
+    {
+        int a = w8_team_gemm_i8_swiglu(tm, &q, m, x, K, o2, ldo, NULL, 0, 1.0f, 0);
+        int b = w8_team_gemm_i8_swiglu(tm, &q, m, x, K, NULL, 0, r2, ldo, 0.05f, -4);
+        /* a plain team GEMM after them still gets its own loop */
+        w8_team_gemm_i8(tm, &q, m, x, K, y2, n);
+        w8_team_barrier(tm);
+#pragma omp master
+        rc[0] = a, rc[1] = b;
+    }
+    w8_gemm_i8(&q, m, x, K, y3, n);
+    int bad = memcmp(y2, y3, (size_t)m * n * sizeof *y2) != 0;
+    if (rc[0] != rc[1]) bad++;
+    else if (rc[0] == 0) {
+        ++*ran;
+        bad += memcmp(o1, o2, (size_t)m * ldo * 4) != 0 || memcmp(r1, r2, (size_t)m * ldo) != 0;
+    } else {
+        /* refused: nothing written */
+        for (size_t i = 0; i < (size_t)m * ldo; i++) bad += o2[i] != 0.0f || r2[i] != 0;
+    }
+    if (bad) EXPECT(0, "team gate/up+swiglu (%d threads, m=%d, inter=%d) differs", nt, m, I);
+    w8_team_free(tm);
+    w8_qmat_free(&q);
+    free(w), free(x), free(r1), free(r2), free(qb), free(ds), free(y), free(o1), free(o2);
+    free(y2), free(y3);
+    return bad != 0;
+}
+
 static void test_team(const char *isa) {
     int bad = 0;
     for (int m = 1; m <= 4; m++) bad += check_team_gemms(2, m) + check_team_gemms(3, m);
     bad += check_team_gemms(1, 2);
     CHECK(bad == 0, "%s team GEMMs (int8, dynamic, bf16 in place, packed bf16/f16/f32; 1-3 threads, "
           "m = 1..4) bitwise equal the one-call GEMMs", isa);
+    int sbad = 0, ran = 0, tries = 0;
+    static const int inters[] = { 320, 96, 70 };
+    for (int m = 1; m <= 4; m++)
+        for (int i = 0; i < 3; i++, tries += 2)
+            sbad += check_team_swiglu(2, m, inters[i], &ran) + check_team_swiglu(3, m, inters[i], &ran);
+    CHECK(sbad == 0 && ran > 0, "%s team gate/up GEMM + SwiGLU: the bits of gemm_i8 then swiglu_rows "
+          "(%d of %d ran, the rest refused: inter not a multiple of the column block)", isa, ran,
+          tries);
 }
 
 /* Loops hand out each index once; what a thread writes before a barrier

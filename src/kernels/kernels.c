@@ -229,6 +229,32 @@ typedef struct {
     int offset;
 } swi_epi;
 
+/* The gate | up tile of rows [i0, i1) in this thread's scratch (gate
+ * columns n0.. then up columns inter + n0..), and SwiGLU on it: the tile
+ * stays in cache and the [m, 2 inter] f32 rows never go out to memory. */
+static void swi_tile(const w8_kern_table *t, const w8_kern_table *pt, const w8_qmat *w,
+                     const swi_epi *se, const uint8_t *xs, size_t ldxs, int i0, int i1, int n0,
+                     int n1) {
+    int I = se->inter, nb = t->qnblock;
+    size_t ldt = 2 * (size_t)nb;
+    const uint8_t *xi = xs + (size_t)i0 * ldxs;
+    float *tile = scratch(SLOT_SWI, (size_t)t->qmblock * ldt * sizeof(float));
+    t->qgemm(w, 0, i1 - i0, xi, ldxs, tile, ldt, n0, n1, n0);
+    t->qgemm(w, 0, i1 - i0, xi, ldxs, tile + nb, ldt, I + n0, I + n1, I + n0);
+    for (int i = i0; i < i1; i++) {
+        float *ti = tile + (size_t)(i - i0) * ldt;
+        float *o = se->out ? se->out + (size_t)i * se->ld_out + n0 : ti;
+        pt->swiglu(ti, ti + nb, n1 - n0, o, se->xq ? se->xq + (size_t)i * se->ldq + n0 : NULL,
+                   se->scale, se->offset);
+    }
+}
+
+/* Whether w's stacked [gate; up] halves split into whole column blocks. */
+static int swi_fits(const w8_qmat *w) {
+    int inter = w->n / 2, nb = table_for(w->isa)->qnblock;
+    return w->n % 2 == 0 && inter % nb == 0 && (nb % 16 == 0 || nb == 1);
+}
+
 /* w8_gemm_i8, and with rs != NULL the dynamic tail on each tile while it is
  * still in cache; with pr != NULL its rows x are made by pr first; with
  * se != NULL SwiGLU runs on each gate/up tile pair. */
@@ -282,22 +308,7 @@ static void gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float 
             int i0 = c * mb, i1 = i0 + mb < m ? i0 + mb : m;
             int n0 = g * nb, n1 = n0 + nb < ncol ? n0 + nb : ncol;
             if (se && !y) {
-                /* the gate | up tile in this thread's scratch (rows i0.., gate
-                 * columns n0.. then up columns I + n0..): it stays in cache and
-                 * the [m, 2 inter] f32 rows never go out to memory */
-                int I = se->inter;
-                size_t ldt = 2 * (size_t)nb;
-                const uint8_t *xi = (const uint8_t *)xs + (size_t)i0 * ldxs;
-                float *tile = scratch(SLOT_SWI, (size_t)mb * ldt * sizeof(float));
-                t->qgemm(w, 0, i1 - i0, xi, ldxs, tile, ldt, n0, n1, n0);
-                t->qgemm(w, 0, i1 - i0, xi, ldxs, tile + nb, ldt, I + n0, I + n1, I + n0);
-                for (int i = i0; i < i1; i++) {
-                    float *ti = tile + (size_t)(i - i0) * ldt;
-                    float *o = se->out ? se->out + (size_t)i * se->ld_out + n0 : ti;
-                    pt->swiglu(ti, ti + nb, n1 - n0, o,
-                               se->xq ? se->xq + (size_t)i * se->ldq + n0 : NULL, se->scale,
-                               se->offset);
-                }
+                swi_tile(t, pt, w, se, (const uint8_t *)xs, ldxs, i0, i1, n0, n1);
                 continue;
             }
             t->qgemm(w, i0, i1, xs, ldxs, y, ldy, n0, n1, 0);
@@ -334,8 +345,8 @@ int w8_rmsnorm_gemm_i8_swiglu(float *x, const float *res, int m, int k, size_t l
                               float scale, int offset, const w8_qmat *w, float *y, size_t ldy,
                               float *out, size_t ld_out, int8_t *xq2, size_t ldq2, float scale2,
                               int offset2) {
-    int inter = w->n / 2, nb = table_for(w->isa)->qnblock;
-    if (w->n % 2 || inter % nb || (nb % 16 && nb != 1)) return -1;
+    int inter = w->n / 2;
+    if (!swi_fits(w)) return -1;
     prod p = { .kind = PR_NORM, .x = x, .res = res, .a = g, .b = b, .k = k, .ldx = ldx,
                .eps = eps, .xq = xq, .ldq = ldq, .scale = scale, .offset = offset };
     swi_epi se = { .inter = inter, .out = out, .ld_out = ld_out, .xq = xq2, .ldq = ldq2,
@@ -820,7 +831,8 @@ static int range_take(w8_team *t, int loop, int n) {
  * range_take(), the same items and kernels as the one-call GEMMs above
  * (hence the same bits; only which thread computes an item changes). */
 static void team_gemm_i8(w8_team *tm, const w8_qmat *w, int m, const int8_t *x, size_t ldx,
-                         float *y, size_t ldy, const float *rs, const float *bias) {
+                         float *y, size_t ldy, const float *rs, const float *bias,
+                         const swi_epi *se) {
     const w8_kern_table *t = table_for(w->isa);
     int loop = w8_team_loop(tm), n = w->n, k = w->k;
     if (m <= 0 || n <= 0) return;
@@ -833,12 +845,16 @@ static void team_gemm_i8(w8_team *tm, const w8_qmat *w, int m, const int8_t *x, 
         xs = buf;
         ldxs = kp;
     }
-    int nb = t->qnblock, mb = t->qmblock;
-    int ngroups = (n + nb - 1) / nb, mchunks = (m + mb - 1) / mb;
+    int nb = t->qnblock, mb = t->qmblock, ncol = se ? se->inter : n;
+    int ngroups = (ncol + nb - 1) / nb, mchunks = (m + mb - 1) / mb;
     for (int it; (it = range_take(tm, loop, ngroups * mchunks)) < ngroups * mchunks;) {
         int g = it / mchunks, c = it % mchunks;
         int i0 = c * mb, i1 = i0 + mb < m ? i0 + mb : m;
-        int n0 = g * nb, n1 = n0 + nb < n ? n0 + nb : n;
+        int n0 = g * nb, n1 = n0 + nb < ncol ? n0 + nb : ncol;
+        if (se) {
+            swi_tile(t, active(), w, se, xs, ldxs, i0, i1, n0, n1);
+            continue;
+        }
         t->qgemm(w, i0, i1, xs, ldxs, y, ldy, n0, n1, 0);
         if (rs) dyn_tile(y, ldy, i0, i1, n0, n1, rs, bias);
     }
@@ -846,7 +862,17 @@ static void team_gemm_i8(w8_team *tm, const w8_qmat *w, int m, const int8_t *x, 
 
 void w8_team_gemm_i8(w8_team *tm, const w8_qmat *w, int m, const int8_t *x, size_t ldx,
                      float *y, size_t ldy) {
-    team_gemm_i8(tm, w, m, x, ldx, y, ldy, NULL, NULL);
+    team_gemm_i8(tm, w, m, x, ldx, y, ldy, NULL, NULL, NULL);
+}
+
+int w8_team_gemm_i8_swiglu(w8_team *tm, const w8_qmat *w, int m, const int8_t *x, size_t ldx,
+                           float *out, size_t ld_out, int8_t *xq, size_t ldq, float scale,
+                           int offset) {
+    if (!swi_fits(w)) return -1;
+    swi_epi se = { .inter = w->n / 2, .out = out, .ld_out = ld_out, .xq = xq, .ldq = ldq,
+                   .scale = scale, .offset = offset };
+    team_gemm_i8(tm, w, m, x, ldx, NULL, 0, NULL, NULL, &se);
+    return 0;
 }
 
 void w8_team_gemm_i8_dyn(w8_team *tm, const w8_qmat *w, int m, const float *x, size_t ldx,
@@ -855,7 +881,7 @@ void w8_team_gemm_i8_dyn(w8_team *tm, const w8_qmat *w, int m, const float *x, s
     int8_t *xq = scratch(SLOT_DYNQ, (size_t)(m > 0 ? m : 1) * k);
     float *rs = scratch(SLOT_DYNS, (size_t)(m > 0 ? m : 1) * sizeof(float));
     if (m > 0) w8_quant_rows_dyn(x, m, w->k, ldx, xq, k, rs);
-    team_gemm_i8(tm, w, m, xq, k, y, ldy, rs, bias);
+    team_gemm_i8(tm, w, m, xq, k, y, ldy, rs, bias, NULL);
 }
 
 void w8_team_gemm_f(w8_team *tm, const w8_fmat *w, int m, const float *x, size_t ldx, float *y,

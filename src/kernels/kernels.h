@@ -231,6 +231,12 @@ int w8_team_loop(w8_team *t);
 int w8_team_take(w8_team *t, int loop);
 void w8_team_gemm_i8(w8_team *t, const w8_qmat *w, int m, const int8_t *x, size_t ldx, float *y,
                      size_t ldy);
+/* w8_rmsnorm_gemm_i8_swiglu's GEMM and SwiGLU on the team (x already
+ * normalized and quantized; y never written); -1, before taking a loop,
+ * when w's halves do not split into whole column blocks. */
+int w8_team_gemm_i8_swiglu(w8_team *t, const w8_qmat *w, int m, const int8_t *x, size_t ldx,
+                           float *out, size_t ld_out, int8_t *xq, size_t ldq, float scale,
+                           int offset);
 void w8_team_gemm_i8_dyn(w8_team *t, const w8_qmat *w, int m, const float *x, size_t ldx,
                          float *y, size_t ldy, const float *bias);
 void w8_team_gemm_f(w8_team *t, const w8_fmat *w, int m, const float *x, size_t ldx, float *y,
