@@ -16,13 +16,51 @@
 #include "args.h"
 #include "commands.h"
 
+/* With --roofline a probe runs right before each timed repetition (see
+ * roofline.h): the int8 loop before a pp run, a read of the model's
+ * weights before a tg run.  probe[test][rep] is its rate. */
+typedef struct {
+    const w8_model *m;
+    int roof;
+    double *probe[2];
+} bench_ud;
+
 /* Tell a watching user what runs (stderr, terminals only: logs stay clean). */
 static void on_run(void *ud, const char *test, int rep, int reps) {
-    (void)ud;
-    if (!isatty(2) || getenv("W8A8_QUIET")) return;
-    if (rep < 0) fprintf(stderr, "\r%s: warm-up\033[K", test);
-    else fprintf(stderr, "\r%s: run %d/%d\033[K", test, rep + 1, reps);
-    if (rep == reps - 1) fprintf(stderr, "\r\033[K");
+    bench_ud *u = ud;
+    if (isatty(2) && !getenv("W8A8_QUIET")) {
+        if (rep < 0) fprintf(stderr, "\r%s: warm-up\033[K", test);
+        else fprintf(stderr, "\r%s: run %d/%d\033[K", test, rep + 1, reps);
+        if (rep == reps - 1) fprintf(stderr, "\r\033[K");
+    }
+    if (u->roof && rep >= 0) {
+        int tg = test[0] == 't';
+        u->probe[tg][rep] = tg ? w8_roofline_weights_probe(u->m) : w8_roofline_dot_probe();
+    }
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median over repetitions of (the repetition's rate) / (its probe's):
+ * int8 ops/s over the dot loop's for pp, weight bytes/s over the plain
+ * read's for tg; -1 where there is no int8 work.  *ceil: the probes' median. */
+static double paired_fraction(const w8_bench_test *t, const double *probe, double macs,
+                              double bytes, double *ceil) {
+    int n = t->reps;
+    double *f = w8_xmalloc((size_t)n * 2 * sizeof *f), *c = f + n, per = t->n_gen ? bytes : 2.0 * macs;
+    for (int r = 0; r < n; r++) {
+        f[r] = probe[r] > 0 ? t->ts[r] * per / probe[r] : 0;
+        c[r] = probe[r];
+    }
+    qsort(f, (size_t)n, sizeof *f, cmp_double);
+    qsort(c, (size_t)n, sizeof *c, cmp_double);
+    double fr = n % 2 ? f[n / 2] : (f[n / 2 - 1] + f[n / 2]) / 2;
+    *ceil = n % 2 ? c[n / 2] : (c[n / 2 - 1] + c[n / 2]) / 2;
+    free(f);
+    return per > 0 ? fr : -1;
 }
 
 /* A test's place under its ceiling: prefill (pp) is compute-bound, so its
@@ -39,8 +77,8 @@ static double roof_fraction(const w8_bench_test *t, const w8_roofline *rf, doubl
     return rf->read_bytes > 0 ? *achieved / rf->read_bytes : -1;
 }
 
-static void roof_print(const w8_bench_result *res, const w8_roofline *rf, double macs,
-                       double bytes) {
+static void roof_print(const w8_bench_result *res, const w8_roofline *rf, const bench_ud *u,
+                       double macs, double bytes) {
     printf("roofline: int8 peak %.1f GOPS (%s %s, %d thread%s), read bandwidth %.1f GB/s "
            "(%zu MiB buffer)\n", rf->int8_ops / 1e9, rf->isa, rf->insn, rf->threads,
            rf->threads == 1 ? "" : "s", rf->read_bytes / 1e9, rf->buffer_bytes >> 20);
@@ -57,12 +95,20 @@ static void roof_print(const w8_bench_result *res, const w8_roofline *rf, double
                    t->name, f, got / 1e9, bytes / 1e6,
                    bytes <= (double)rf->llc_bytes ? "; they fit in the cache, so above 1 is possible"
                                                   : "");
+        double ceil, pf = paired_fraction(t, u->probe[t->n_gen > 0], macs, bytes, &ceil);
+        if (pf < 0) continue;
+        if (t->n_gen == 0)
+            printf("roofline: %s: %.3g of the int8 loop run before each repetition (median of %d; "
+                   "it ran at %.1f GOPS)\n", t->name, pf, t->reps, ceil / 1e9);
+        else
+            printf("roofline: %s: %.3g of a plain read of the same weights before each repetition "
+                   "(median of %d; it ran at %.2f GB/s)\n", t->name, pf, t->reps, ceil / 1e9);
     }
 }
 
 /* The --json text with the roofline fields added to each test's object. */
 static char *roof_json(const char *text, const w8_bench_result *res, const w8_roofline *rf,
-                       double macs, double bytes) {
+                       const bench_ud *u, double macs, double bytes) {
     json_t *arr = json_loads(text, 0, NULL);
     if (!json_is_array(arr)) {
         json_decref(arr);
@@ -81,6 +127,9 @@ static char *roof_json(const char *text, const w8_bench_result *res, const w8_ro
         json_object_set_new(o, "roofline_int8_macs_per_token", json_real(macs));
         json_object_set_new(o, "roofline_achieved", json_real(got));
         json_object_set_new(o, "roofline_fraction", f < 0 ? json_null() : json_real(f));
+        double ceil, pf = paired_fraction(t, u->probe[t->n_gen > 0], macs, bytes, &ceil);
+        json_object_set_new(o, "roofline_paired_ceiling", json_real(ceil));
+        json_object_set_new(o, "roofline_paired_fraction", pf < 0 ? json_null() : json_real(pf));
     }
     char *s = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     json_decref(arr);
@@ -127,10 +176,14 @@ int w8_cmd_bench(int argc, char **argv) {
     int rc = 1;
     w8_bench_result res = {0};
     char *text = NULL;
+    bench_ud u = {NULL, roof, {NULL, NULL}};
     w8_model *m = w8_model_load_opts(model_path, &lo);
     if (!m) goto out;
     w8_bench_opts o = {n_prompt, n_gen, reps, (uint64_t)seed};
-    if (w8_bench_run(m, &o, &res, on_run, NULL) != 0) goto out;
+    u.m = m;
+    u.probe[0] = w8_xcalloc((size_t)reps, sizeof(double));
+    u.probe[1] = w8_xcalloc((size_t)reps, sizeof(double));
+    if (w8_bench_run(m, &o, &res, on_run, &u) != 0) goto out;
     /* measured after the tests, so the read buffer does not disturb them */
     w8_roofline rf;
     double macs = 0, bytes = 0;
@@ -141,7 +194,7 @@ int w8_cmd_bench(int argc, char **argv) {
     if (json) {
         if (!(text = w8_bench_json(&res))) goto out;
         if (roof) {
-            char *t2 = roof_json(text, &res, &rf, macs, bytes);
+            char *t2 = roof_json(text, &res, &rf, &u, macs, bytes);
             free(text);
             if (!(text = t2)) goto out;
         }
@@ -151,13 +204,15 @@ int w8_cmd_bench(int argc, char **argv) {
         char rss[32];
         w8_bench_fmt_size(rss, sizeof rss, res.peak_rss);
         printf("%s\npeak RSS: %s (%zu bytes)\n", text, rss, res.peak_rss);
-        if (roof) roof_print(&res, &rf, macs, bytes);
+        if (roof) roof_print(&res, &rf, &u, macs, bytes);
     }
     rc = 0;
 out:
     if (rc) fprintf(stderr, "w8a8: %s\n", w8_lasterr());
     free(text);
     w8_bench_free(&res);
+    free(u.probe[0]);
+    free(u.probe[1]);
     w8_model_free(m);
     return rc;
 }

@@ -135,6 +135,108 @@ int w8_roofline_measure(w8_roofline *r) {
     return 0;
 }
 
+/* ------------------------------------------------------------ probes */
+
+double w8_roofline_dot_probe(void) {
+    w8_isa isa = w8_isa_active();
+    int nt = w8_get_threads();
+    if (nt < 1) nt = 1;
+    long iters = 1024;
+    double t;
+    while ((t = time_dot(isa, nt, iters)) < TARGET_S / 10 && iters < (1L << 40)) iters *= 4;
+    iters = (long)((double)iters * TARGET_S / (t > 1e-6 ? t : 1e-6)) + 1;
+    t = time_dot(isa, nt, iters);
+    return 2.0 * dot_macs(isa) * (double)iters * nt / (t > 1e-9 ? t : 1e-9);
+}
+
+/* the weight buffers of the linear layers, as the kernels read them */
+typedef struct {
+    const void **p;
+    size_t *n;
+    int count, cap;
+} weight_list;
+
+static void lin_add(weight_list *wl, const w8_linear *l) {
+    if (wl->count >= wl->cap) return; /* cap counts every linear a layer can have */
+    const void *p;
+    size_t n;
+    if (l->quantized) {
+        p = l->q.packed;
+        n = l->q.packed_bytes;
+    } else if (l->f.packed) {
+        p = l->f.packed;
+        n = l->f.packed_bytes;
+    } else {
+        p = l->f.w;
+        n = (size_t)l->n * l->k * w8_dtype_size(l->f.dtype);
+    }
+    if (!p || !n) return;
+    wl->p[wl->count] = p;
+    wl->n[wl->count++] = n;
+}
+
+static void group_add(weight_list *wl, const w8_linear_group *g) {
+    if (g->fused) {
+        lin_add(wl, &g->fused_lin);
+        return;
+    }
+    for (int i = 0; i < g->n_parts; i++) lin_add(wl, &g->parts[i]);
+}
+
+/* Bytes read by this thread: its contiguous slice of each buffer (as the
+ * decode team's column ranges), whole 256-byte blocks from a 64-byte
+ * boundary, each buffer after the other with no barrier between them. */
+static size_t read_slices(w8_isa isa, const weight_list *wl, int tid, int nt, uint64_t *s) {
+    size_t done = 0;
+    for (int i = 0; i < wl->count; i++) {
+        uintptr_t a = (uintptr_t)wl->p[i], e = a + wl->n[i];
+        a = (a + 63) & ~(uintptr_t)63;
+        if (e <= a) continue;
+        size_t len = e - a, lo = len * (size_t)tid / (size_t)nt / 256 * 256;
+        size_t hi = len * (size_t)(tid + 1) / (size_t)nt / 256 * 256;
+        if (hi > lo) {
+            *s += rd(isa, (const void *)(a + lo), hi - lo);
+            done += hi - lo;
+        }
+    }
+    return done;
+}
+
+double w8_roofline_weights_probe(const w8_model *m) {
+    /* a layer has at most 3 (q/k/v) + 1 + 2 (gate/up) + 1 linears */
+    int cap = m->cfg.n_layers * 7 + 1;
+    weight_list w = {w8_xcalloc((size_t)cap, sizeof *w.p), w8_xcalloc((size_t)cap, sizeof *w.n), 0, cap},
+                *wl = &w;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const w8_layer *ly = &m->layers[l];
+        group_add(wl, &ly->qkv);
+        lin_add(wl, &ly->o);
+        group_add(wl, &ly->gate_up);
+        lin_add(wl, &ly->down);
+    }
+    lin_add(wl, &m->lm_head);
+    w8_isa isa = w8_isa_active();
+    int nt = w8_get_threads();
+    if (nt < 1) nt = 1;
+    /* passes until TARGET_S has gone by: a rate over a stretch of time, as
+     * a repetition's tokens/s is */
+    double t_all = 0, bytes = 0;
+    uint64_t s = 0;
+    while (t_all < TARGET_S) {
+        size_t done = 0;
+        double t0 = w8_now();
+#pragma omp parallel num_threads(nt) reduction(+ : s, done)
+        done += read_slices(isa, wl, omp_get_thread_num(), omp_get_num_threads(), &s);
+        t_all += w8_now() - t0;
+        bytes += (double)done;
+        if (!done) break;
+    }
+    sink += s;
+    free(w.p);
+    free(w.n);
+    return t_all > 0 ? bytes / t_all : 0;
+}
+
 static void lin_cost(const w8_linear *l, double *macs, double *bytes) {
     if (l->quantized) {
         *macs += (double)l->n * l->k;

@@ -41,4 +41,17 @@ int w8_roofline_measure(w8_roofline *r);
  * store them; the embedding row and the KV cache not counted). */
 void w8_roofline_model(const w8_model *m, double *int8_macs, double *weight_bytes);
 
+/* Probes for the moment of one benchmark repetition (bench runs one before
+ * each, so that a repetition is set against the machine as it was then, not
+ * only against the best of a few runs at another time; on a shared host the
+ * two differ by 10% and more):
+ *   w8_roofline_dot_probe      int8 ops/s of one ~0.1 s run of the peak loop
+ *   w8_roofline_weights_probe  bytes/s of plain streaming reads (~0.1 s or
+ *                              one pass) of the model's linear weights as
+ *                              loaded: the bytes a decoded token reads, on the
+ *                              same pages, each thread its slice of every
+ *                              matrix as the decode team splits them */
+double w8_roofline_dot_probe(void);
+double w8_roofline_weights_probe(const w8_model *m);
+
 #endif
