@@ -35,7 +35,16 @@ for isa in avx512 avx2 scalar; do
         grep -Eq "^roofline: pp16: ($POS) of int8 peak \($NUM GOPS; 2 x [0-9.e+]+ int8 MACs/token\)$" "$T/b"
     check "tg8: a positive fraction of the read bandwidth ($isa)" \
         grep -Eq "^roofline: tg8: ($POS) of read bandwidth \($NUM GB/s; [0-9.e+]+ MB of weights/token" "$T/b"
+    check "pp16 and tg8: a positive fraction of the probe run before each repetition ($isa)" \
+        [ -n "$(grep -E "^roofline: pp16: ($POS) of the int8 loop run before each repetition \(median of 1; it ran at ($POS) GOPS\)$" "$T/b")" \
+          -a -n "$(grep -E "^roofline: tg8: ($POS) of a plain read of the same weights before each repetition \(median of 1; it ran at ($POS) GB/s\)$" "$T/b")" ]
 done
+
+# the paired fraction is the median of the repetitions' own: with -r 3 every
+# repetition had its probe (none left at 0, which would print 0)
+"$W" bench --model_path "$T/q" -p 16 -n 8 -r 3 -t 2 --roofline >"$T/b3" 2>&1
+check "-r 3: both paired fractions are medians of 3, positive" \
+    [ "$(grep -Ec "^roofline: (pp16|tg8): ($POS) of (the int8 loop|a plain read).*\(median of 3; it ran at ($POS) G" "$T/b3")" -eq 2 ]
 
 # a prompt token's MACs are its layers' (stories260K: 5 x (64 x (64 + 32 + 32 + 64 + 2 x 172)
 # + 172 x 64) = 226560); lm_head, int8 with --float_layers int8, runs for the last row only
@@ -54,14 +63,16 @@ assert [t["roofline_bound"] for t in d] == ["int8", "bandwidth"], d
 for t in d:
     assert t["roofline_fraction"] > 0 and t["roofline_int8_peak_ops"] > 0, t
     assert t["roofline_read_bytes_per_s"] > 0 and t["roofline_achieved"] > 0, t
+    assert t["roofline_paired_fraction"] > 0 and t["roofline_paired_ceiling"] > 0, t
 ' "$T/j"
 
 "$W" bench --model_path "$S/models/stories260K-hf-f16" -p 16 -n 8 -r 1 -t 1 --roofline >"$T/f" 2>&1
-check "float model: pp has no int8 fraction, tg still has one" \
-    [ -n "$(grep '^roofline: pp16: no int8 layer' "$T/f")" -a -n "$(grep -E "^roofline: tg8: ($POS) of read bandwidth" "$T/f")" ]
+check "float model: pp has no int8 fraction (nor a paired one), tg has both" \
+    [ -n "$(grep '^roofline: pp16: no int8 layer' "$T/f")" -a -n "$(grep -E "^roofline: tg8: ($POS) of read bandwidth" "$T/f")" \
+      -a -z "$(grep '^roofline: pp16: .*int8 loop' "$T/f")" -a -n "$(grep -E "^roofline: tg8: ($POS) of a plain read" "$T/f")" ]
 "$W" bench --model_path "$T/q" -p 16 -n 8 -r 1 >"$T/n" 2>&1
 check "without --roofline nothing is measured" [ -z "$(grep roofline "$T/n")" ]
 
 "$A" bench --model_path "$T/q" -p 8 -n 4 -r 1 -t 2 --roofline >"$T/a" 2>&1
-check "ASan build: bench --roofline runs clean, with both fractions" \
-    [ $? -eq 0 -a "$(grep -Ec "^roofline: (pp8|tg4): ($POS) of" "$T/a")" -eq 2 ]
+check "ASan build: bench --roofline runs clean, with both fractions of each test" \
+    [ $? -eq 0 -a "$(grep -Ec "^roofline: (pp8|tg4): ($POS) of" "$T/a")" -eq 4 ]
