@@ -182,21 +182,11 @@ static void q_gemm(const w8_qmat *w, int i0, int i1, const void *xv, size_t ldx,
                    size_t ldy, int n0, int n1, int yc) {
     const uint8_t *x = xv;
     size_t k4 = q_k4(w->k), pstride = k4 * 64;
-    /* Several row tiles: each also fetches a slice of the next column
-     * group's panel into L2 (the panels lie back to back; this thread is
-     * likely the one to take it next), so that group's first tile does not
-     * wait for DRAM. */
-    int ntile = (i1 - i0 + QMR - 1) / QMR;
     for (int c0 = n0; c0 < n1; c0 += 16 * QNP) {
         int ncols = n1 - c0 < 16 * QNP ? n1 - c0 : 16 * QNP;
         const int8_t *wp = w->packed + (size_t)(c0 / 16) * pstride;
-        const char *nx = (const char *)(wp + QNP * pstride);
-        size_t nbytes = c0 + 16 * QNP < w->n ? QNP * pstride : 0;
-        size_t slice = ntile > 1 ? (nbytes / (size_t)ntile + 63) & ~(size_t)63 : 0;
-        for (int i = i0, t = 0; i < i1; i += QMR, t++) {
+        for (int i = i0; i < i1; i += QMR) {
             int mr = i1 - i < QMR ? i1 - i : QMR;
-            for (size_t o = (size_t)t * slice; o < (size_t)(t + 1) * slice && o < nbytes; o += 64)
-                _mm_prefetch(nx + o, _MM_HINT_T1);
             q_tiles[mr - 1](x + (size_t)i * ldx, ldx, wp, pstride, k4,
                                     y + (size_t)i * ldy + (size_t)(c0 - yc), ldy, ncols,
                                     w->bias + c0, w->scale + c0);
