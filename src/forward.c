@@ -443,11 +443,19 @@ static void swiglu_down(w8_ctx *c, const w8_linear *down, int n, int layer) {
  * GEMM and no observer, the norm runs in the GEMM's parallel region and
  * SwiGLU on each gate/up tile while it is in cache (no pass over the
  * [R, 2 inter] gate/up rows in memory); else the steps one by one. */
+/* One static int8 [gate; up] GEMM, whose tiles can feed SwiGLU directly
+ * (an observer wants the gate/up rows themselves). */
+static int swiglu_fusable(const w8_ctx *c, const w8_layer *L) {
+    const w8_linear *gu = &L->gate_up.fused_lin;
+    return L->gate_up.fused && gu->quantized && !gu->dynamic && !c->obs &&
+           L->gate_up.n_parts == 2 && L->gate_up.part_n[0] == c->inter &&
+           gu->q.n == 2 * c->inter;
+}
+
 static void mlp(w8_ctx *c, const w8_model *m, const w8_layer *L, int n, int layer) {
     const w8_linear *gu = &L->gate_up.fused_lin, *down = &L->down;
     size_t H = (size_t)c->hidden, I = (size_t)c->inter;
-    if (L->gate_up.fused && gu->quantized && !gu->dynamic && !c->obs && L->gate_up.n_parts == 2 &&
-        L->gate_up.part_n[0] == c->inter && gu->q.n == 2 * c->inter) {
+    if (swiglu_fusable(c, L)) {
         int qdown = down->quantized && !down->dynamic;
         /* an int8 down_proj needs only the quantized rows, a float one
          * act: gate/up stay in the GEMM's scratch tiles (y = NULL) */
@@ -601,6 +609,20 @@ static void team_swiglu(w8_ctx *c, const w8_linear *down, int n) {
                    q ? down->in_offset : 0);
 }
 
+/* rmsnorm (quantized for gate/up) on this thread's rows, then the team's
+ * gate/up items with SwiGLU as mlp() runs them: act for a float down_proj,
+ * its quantized input for an int8 one.  -1 if the layout does not split. */
+static int team_gate_up_swiglu(w8_ctx *c, w8_team *tm, const w8_layer *L, team_rows *p, int n,
+                               float eps) {
+    const w8_linear *gu = &L->gate_up.fused_lin, *down = &L->down;
+    size_t H = (size_t)c->hidden, I = (size_t)c->inter;
+    int qdown = down->quantized && !down->dynamic;
+    w8_rmsnorm_rows(p->x, n, c->hidden, H, L->ffn_norm, L->ffn_norm_b, eps, NULL, H, p->xq, H,
+                    gu->in_scale, gu->in_offset);
+    return w8_team_gemm_i8_swiglu(tm, &gu->q, n, p->xq, H, qdown ? NULL : c->act, I,
+                                  qdown ? c->xq : NULL, I, down->in_scale, down->in_offset);
+}
+
 /* a layer of layers_batch on the team; a barrier after each step whose output every
  * thread reads */
 static void team_layer(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b, int l,
@@ -618,10 +640,14 @@ static void team_layer(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *
     team_linear(tm, &L->o, n, c->att_out, (size_t)c->qdim, c->tmp, H, p->xq);
     w8_team_barrier(tm);
     add_rows(p->x, c->tmp, (size_t)n * H);
-    /* MLP block */
-    team_group(c, tm, &L->gate_up, p, n, L->ffn_norm, L->ffn_norm_b, cfg->rms_eps, c->gu, 2 * I);
-    w8_team_barrier(tm);
-    team_swiglu(c, &L->down, n);
+    /* MLP block: SwiGLU on each gate/up item where it can (one barrier
+     * and one pass over the gate/up rows fewer) */
+    if (!swiglu_fusable(c, L) || team_gate_up_swiglu(c, tm, L, p, n, cfg->rms_eps) != 0) {
+        team_group(c, tm, &L->gate_up, p, n, L->ffn_norm, L->ffn_norm_b, cfg->rms_eps, c->gu,
+                   2 * I);
+        w8_team_barrier(tm);
+        team_swiglu(c, &L->down, n);
+    }
     w8_team_barrier(tm);
     if (L->down.quantized && !L->down.dynamic)
         w8_team_gemm_i8(tm, &L->down.q, n, c->xq, I, c->tmp, H);
