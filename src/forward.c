@@ -609,6 +609,28 @@ static void team_swiglu(w8_ctx *c, const w8_linear *down, int n) {
                    q ? down->in_offset : 0);
 }
 
+/* A barrier before the GEMM of l (a group: its first part): a thread that
+ * waits meanwhile fetches the head of its share of l's weights. */
+static void barrier_before(w8_team *tm, const w8_linear *l) {
+    const void *w;
+    size_t bytes;
+    if (l->quantized) {
+        w = l->q.packed;
+        bytes = l->q.packed_bytes;
+    } else if (l->f.packed) {
+        w = l->f.packed;
+        bytes = l->f.packed_bytes;
+    } else {
+        w = l->f.w;
+        bytes = (size_t)l->n * l->k * w8_dtype_size(l->f.dtype);
+    }
+    w8_team_barrier_next(tm, w, bytes);
+}
+
+static const w8_linear *group_first(const w8_linear_group *g) {
+    return g->fused ? &g->fused_lin : &g->parts[0];
+}
+
 /* rmsnorm (quantized for gate/up) on this thread's rows, then the team's
  * gate/up items with SwiGLU as mlp() runs them: act for a float down_proj,
  * its quantized input for an int8 one.  -1 if the layout does not split. */
@@ -632,13 +654,14 @@ static void team_layer(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *
     int n = b->n;
     size_t H = (size_t)c->hidden, I = (size_t)c->inter;
     /* attention block */
+    /* (a thread that waits at a barrier fetches the next matrix's head) */
     team_group(c, tm, &L->qkv, p, n, L->attn_norm, L->attn_norm_b, cfg->rms_eps, c->qkv,
                (size_t)c->qkvdim);
-    w8_team_barrier(tm);
+    barrier_before(tm, &L->o);
     team_attention(c, m, kv, b, l, nrun, tm);
     w8_team_barrier(tm);
     team_linear(tm, &L->o, n, c->att_out, (size_t)c->qdim, c->tmp, H, p->xq);
-    w8_team_barrier(tm);
+    barrier_before(tm, group_first(&L->gate_up));
     add_rows(p->x, c->tmp, (size_t)n * H);
     /* MLP block: SwiGLU on each gate/up item where it can (one barrier
      * and one pass over the gate/up rows fewer) */
@@ -648,12 +671,12 @@ static void team_layer(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *
         w8_team_barrier(tm);
         team_swiglu(c, &L->down, n);
     }
-    w8_team_barrier(tm);
+    barrier_before(tm, &L->down);
     if (L->down.quantized && !L->down.dynamic)
         w8_team_gemm_i8(tm, &L->down.q, n, c->xq, I, c->tmp, H);
     else
         team_linear(tm, &L->down, n, c->act, I, c->tmp, H, p->xq);
-    w8_team_barrier(tm);
+    barrier_before(tm, l + 1 < cfg->n_layers ? group_first(&m->layers[l + 1].qkv) : &m->lm_head);
     add_rows(p->x, c->tmp, (size_t)n * H);
 }
 

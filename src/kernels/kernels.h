@@ -227,6 +227,11 @@ w8_team *w8_team_new(void);
 void w8_team_free(w8_team *t);
 void w8_team_reset(w8_team *t, int nth, int n_loops);
 void w8_team_barrier(w8_team *t);
+/* w8_team_barrier where a thread that waits prefetches into L2 the head of
+ * its share of the next GEMM's weights [w, w + bytes): the team GEMMs give
+ * thread i of n the items from i/n of the matrix on, so its first bytes
+ * are about bytes * i / n on (at most 256 KB; w NULL: none). */
+void w8_team_barrier_next(w8_team *t, const void *w, size_t bytes);
 int w8_team_loop(w8_team *t);
 int w8_team_take(w8_team *t, int loop);
 void w8_team_gemm_i8(w8_team *t, const w8_qmat *w, int m, const int8_t *x, size_t ldx, float *y,
