@@ -613,17 +613,7 @@ static void team_swiglu(w8_ctx *c, const w8_linear *down, int n) {
  * waits meanwhile fetches the head of its share of l's weights. */
 static void barrier_before(w8_team *tm, const w8_linear *l) {
     const void *w;
-    size_t bytes;
-    if (l->quantized) {
-        w = l->q.packed;
-        bytes = l->q.packed_bytes;
-    } else if (l->f.packed) {
-        w = l->f.packed;
-        bytes = l->f.packed_bytes;
-    } else {
-        w = l->f.w;
-        bytes = (size_t)l->n * l->k * w8_dtype_size(l->f.dtype);
-    }
+    size_t bytes = w8_linear_weights(l, &w);
     w8_team_barrier_next(tm, w, bytes);
 }
 

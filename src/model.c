@@ -707,3 +707,16 @@ void w8_linear_apply(const w8_linear *l, int m, const float *x, size_t ldx, floa
     w8_quant_gemm_i8(x, m, l->k, ldx, l->in_scale, l->in_offset, xq, (size_t)l->k, &l->q, y, ldy);
     if (!scratch) free(xq);
 }
+
+size_t w8_linear_weights(const w8_linear *l, const void **w) {
+    if (l->quantized) {
+        *w = l->q.packed;
+        return l->q.packed_bytes;
+    }
+    if (l->f.packed) {
+        *w = l->f.packed;
+        return l->f.packed_bytes;
+    }
+    *w = l->f.w;
+    return (size_t)l->n * l->k * w8_dtype_size(l->f.dtype);
+}

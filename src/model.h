@@ -106,4 +106,8 @@ void w8_model_free(w8_model *m);
 void w8_linear_apply(const w8_linear *l, int m, const float *x, size_t ldx, float *y,
                      size_t ldy, int8_t *scratch);
 
+/* The weight bytes the kernels read for l, as loaded: the packed int8 or
+ * float copy, or the file's float rows in place.  Returns the size. */
+size_t w8_linear_weights(const w8_linear *l, const void **w);
+
 #endif

@@ -159,17 +159,7 @@ typedef struct {
 static void lin_add(weight_list *wl, const w8_linear *l) {
     if (wl->count >= wl->cap) return; /* cap counts every linear a layer can have */
     const void *p;
-    size_t n;
-    if (l->quantized) {
-        p = l->q.packed;
-        n = l->q.packed_bytes;
-    } else if (l->f.packed) {
-        p = l->f.packed;
-        n = l->f.packed_bytes;
-    } else {
-        p = l->f.w;
-        n = (size_t)l->n * l->k * w8_dtype_size(l->f.dtype);
-    }
+    size_t n = w8_linear_weights(l, &p);
     if (!p || !n) return;
     wl->p[wl->count] = p;
     wl->n[wl->count++] = n;
@@ -238,13 +228,9 @@ double w8_roofline_weights_probe(const w8_model *m) {
 }
 
 static void lin_cost(const w8_linear *l, double *macs, double *bytes) {
-    if (l->quantized) {
-        *macs += (double)l->n * l->k;
-        *bytes += (double)l->q.packed_bytes;
-    } else {
-        *bytes += l->f.packed ? (double)l->f.packed_bytes
-                              : (double)l->n * l->k * (double)w8_dtype_size(l->f.dtype);
-    }
+    const void *w;
+    if (l->quantized) *macs += (double)l->n * l->k;
+    *bytes += (double)w8_linear_weights(l, &w);
 }
 
 static void group_cost(const w8_linear_group *g, double *macs, double *bytes) {
