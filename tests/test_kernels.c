@@ -1143,8 +1143,9 @@ static void test_team(const char *isa) {
 /* Loops hand out each index once; what a thread writes before a barrier
  * every thread sees after it (each round checks the previous round's sums). */
 static void test_team_loops(void) {
-    enum { NT = 3, ROUNDS = 200, ITEMS = 37 };
+    enum { NT = 3, ROUNDS = 200, ITEMS = 37, PF_BYTES = 1 << 20 };
     int *hits = calloc((size_t)ROUNDS * ITEMS, sizeof(int)), seen_bad = 0;
+    char *pf = calloc(PF_BYTES, 1);
     long sums[ROUNDS] = {0};
     w8_team *tm = w8_team_new();
     w8_team_reset(tm, NT, ROUNDS);
@@ -1156,7 +1157,11 @@ static void test_team_loops(void) {
                 __atomic_add_fetch(&hits[r * ITEMS + it], 1, __ATOMIC_RELAXED);
                 if (it == 0) sums[r] = r * 1000L + omp_get_num_threads();
             }
-            w8_team_barrier(tm);
+            /* every third round the prefetching barrier (over a buffer, or
+             * none): a waiting thread's prefetches must not change what it sees */
+            if (r % 3 == 1) w8_team_barrier_next(tm, pf, PF_BYTES);
+            else if (r % 3 == 2) w8_team_barrier_next(tm, NULL, 0);
+            else w8_team_barrier(tm);
             if (sums[r] != r * 1000L + omp_get_num_threads())
                 __atomic_add_fetch(&seen_bad, 1, __ATOMIC_RELAXED);
         }
@@ -1164,10 +1169,11 @@ static void test_team_loops(void) {
     int once = 1;
     for (int i = 0; i < ROUNDS * ITEMS; i++) once &= hits[i] == 1;
     CHECK(once, "team loops: %d loops of %d items, each item taken exactly once", ROUNDS, ITEMS);
-    CHECK(seen_bad == 0, "team barrier: every thread sees what another wrote before it (%d misses)",
-          seen_bad);
+    CHECK(seen_bad == 0, "team barrier (plain and prefetching the next matrix): every thread sees "
+          "what another wrote before it (%d misses)", seen_bad);
     w8_team_free(tm);
     free(hits);
+    free(pf);
 }
 
 int main(void) {
