@@ -438,11 +438,6 @@ static void swiglu_down(w8_ctx *c, const w8_linear *down, int n, int layer) {
     w8_linear_apply(down, n, c->act, I, c->tmp, (size_t)c->hidden, c->xq);
 }
 
-/* The MLP block after the attention's residual (x += tmp):
- * rmsnorm -> gate/up -> SwiGLU -> down, into tmp.  With one int8 gate/up
- * GEMM and no observer, the norm runs in the GEMM's parallel region and
- * SwiGLU on each gate/up tile while it is in cache (no pass over the
- * [R, 2 inter] gate/up rows in memory); else the steps one by one. */
 /* One static int8 [gate; up] GEMM, whose tiles can feed SwiGLU directly
  * (an observer wants the gate/up rows themselves). */
 static int swiglu_fusable(const w8_ctx *c, const w8_layer *L) {
@@ -452,6 +447,11 @@ static int swiglu_fusable(const w8_ctx *c, const w8_layer *L) {
            gu->q.n == 2 * c->inter;
 }
 
+/* The MLP block after the attention's residual (x += tmp):
+ * rmsnorm -> gate/up -> SwiGLU -> down, into tmp.  With one int8 gate/up
+ * GEMM and no observer, the norm runs in the GEMM's parallel region and
+ * SwiGLU on each gate/up tile while it is in cache (no pass over the
+ * [R, 2 inter] gate/up rows in memory); else the steps one by one. */
 static void mlp(w8_ctx *c, const w8_model *m, const w8_layer *L, int n, int layer) {
     const w8_linear *gu = &L->gate_up.fused_lin, *down = &L->down;
     size_t H = (size_t)c->hidden, I = (size_t)c->inter;
@@ -643,8 +643,8 @@ static void team_layer(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *
     const w8_config *cfg = &m->cfg;
     int n = b->n;
     size_t H = (size_t)c->hidden, I = (size_t)c->inter;
-    /* attention block */
-    /* (a thread that waits at a barrier fetches the next matrix's head) */
+    /* attention block (a thread that waits at a barrier fetches the next
+     * matrix's head) */
     team_group(c, tm, &L->qkv, p, n, L->attn_norm, L->attn_norm_b, cfg->rms_eps, c->qkv,
                (size_t)c->qkvdim);
     barrier_before(tm, &L->o);
