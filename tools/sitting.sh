@@ -9,6 +9,8 @@
 #   w8a8 quant ... --save_path DIR/q05-mix --quant_type w8a8_mix
 # (the quantized directories are enough; 7B: qwen2-7b, -p 128 -n 32; size 0.5b-f16 reads
 # DIR/q05f16-*, made from `synth --dtype f16`, next to the same peers).  Missing ones are skipped.
+# setup-peers.sh's GGUF writer imports gguf-py, which needs Debian's python3-sentencepiece
+# and python3-yaml besides python3-numpy; its 7b step needs ~30 GB of free disk for a while.
 W=${1:?usage: tools/sitting.sh W8A8 DIR [sizes]}; D=${2:?usage: tools/sitting.sh W8A8 DIR [sizes]}
 shift 2
 P=${PEERS:-/tmp/peers}
