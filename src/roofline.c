@@ -87,6 +87,21 @@ static double time_read(w8_isa isa, int nt, const unsigned char *buf, size_t byt
     return t;
 }
 
+/* Rounds of the dot loop that take about TARGET_S on nt threads: grow the
+ * count until a run takes a tenth of the target, then scale it. */
+static long dot_iters(w8_isa isa, int nt) {
+    long iters = 1024;
+    double t;
+    while ((t = time_dot(isa, nt, iters)) < TARGET_S / 10 && iters < (1L << 40)) iters *= 4;
+    return (long)((double)iters * TARGET_S / (t > 1e-6 ? t : 1e-6)) + 1;
+}
+
+/* int8 ops/s of one timed run of iters rounds */
+static double dot_rate(w8_isa isa, int nt, long iters) {
+    double t = time_dot(isa, nt, iters);
+    return 2.0 * dot_macs(isa) * (double)iters * nt / (t > 1e-9 ? t : 1e-9);
+}
+
 int w8_roofline_measure(w8_roofline *r) {
     memset(r, 0, sizeof *r);
     w8_isa isa = w8_isa_active();
@@ -96,15 +111,10 @@ int w8_roofline_measure(w8_roofline *r) {
     r->insn = isa == W8_ISA_AVX512 ? "vpdpbusd" : isa == W8_ISA_AVX2 ? "vpmaddwd" : "C loop";
     r->threads = nt;
 
-    /* int8 peak: grow the round count until a run takes a tenth of the
-     * target, then scale it to the target */
-    long iters = 1024;
-    double t;
-    while ((t = time_dot(isa, nt, iters)) < TARGET_S / 10 && iters < (1L << 40)) iters *= 4;
-    iters = (long)((double)iters * TARGET_S / (t > 1e-6 ? t : 1e-6)) + 1;
+    /* int8 peak: the best of RUNS runs of ~TARGET_S */
+    long iters = dot_iters(isa, nt);
     for (int run = 0; run < RUNS; run++) {
-        t = time_dot(isa, nt, iters);
-        double ops = 2.0 * dot_macs(isa) * (double)iters * nt / (t > 1e-9 ? t : 1e-9);
+        double ops = dot_rate(isa, nt, iters);
         if (ops > r->int8_ops) r->int8_ops = ops;
     }
 
@@ -126,7 +136,7 @@ int w8_roofline_measure(w8_roofline *r) {
     time_read(isa, nt, buf, bytes); /* warm-up: TLB, page tables */
     double t_all = 0;
     for (int run = 0; run < 64 && (run < RUNS || t_all < TARGET_S * RUNS); run++) {
-        t = time_read(isa, nt, buf, bytes);
+        double t = time_read(isa, nt, buf, bytes);
         t_all += t;
         double bw = (double)(slice / 256 * 256) * nt / (t > 1e-9 ? t : 1e-9);
         if (bw > r->read_bytes) r->read_bytes = bw;
@@ -141,47 +151,42 @@ double w8_roofline_dot_probe(void) {
     w8_isa isa = w8_isa_active();
     int nt = w8_get_threads();
     if (nt < 1) nt = 1;
-    long iters = 1024;
-    double t;
-    while ((t = time_dot(isa, nt, iters)) < TARGET_S / 10 && iters < (1L << 40)) iters *= 4;
-    iters = (long)((double)iters * TARGET_S / (t > 1e-6 ? t : 1e-6)) + 1;
-    t = time_dot(isa, nt, iters);
-    return 2.0 * dot_macs(isa) * (double)iters * nt / (t > 1e-9 ? t : 1e-9);
+    return dot_rate(isa, nt, dot_iters(isa, nt));
 }
 
-/* the weight buffers of the linear layers, as the kernels read them */
-typedef struct {
-    const void **p;
-    size_t *n;
-    int count, cap;
-} weight_list;
-
-static void lin_add(weight_list *wl, const w8_linear *l) {
-    if (wl->count >= wl->cap) return; /* cap counts every linear a layer can have */
-    const void *p;
-    size_t n = w8_linear_weights(l, &p);
-    if (!p || !n) return;
-    wl->p[wl->count] = p;
-    wl->n[wl->count++] = n;
-}
-
-static void group_add(weight_list *wl, const w8_linear_group *g) {
-    if (g->fused) {
-        lin_add(wl, &g->fused_lin);
-        return;
+/* Every linear layer a decoded token runs, in order, lm_head last (a layer
+ * has at most 3 (q/k/v) + 1 + 2 (gate/up) + 1).  Returns the count; the
+ * caller frees *out. */
+static int model_linears(const w8_model *m, const w8_linear ***out) {
+    const w8_linear **v = w8_xcalloc((size_t)m->cfg.n_layers * 7 + 1, sizeof *v);
+    int n = 0;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const w8_layer *ly = &m->layers[l];
+        const w8_linear_group *g[2] = {&ly->qkv, &ly->gate_up};
+        for (int i = 0; i < 2; i++) {
+            if (g[i]->fused) v[n++] = &g[i]->fused_lin;
+            else
+                for (int j = 0; j < g[i]->n_parts; j++) v[n++] = &g[i]->parts[j];
+            v[n++] = i == 0 ? &ly->o : &ly->down;
+        }
     }
-    for (int i = 0; i < g->n_parts; i++) lin_add(wl, &g->parts[i]);
+    v[n++] = &m->lm_head;
+    *out = v;
+    return n;
 }
 
-/* Bytes read by this thread: its contiguous slice of each buffer (as the
- * decode team's column ranges), whole 256-byte blocks from a 64-byte
- * boundary, each buffer after the other with no barrier between them. */
-static size_t read_slices(w8_isa isa, const weight_list *wl, int tid, int nt, uint64_t *s) {
+/* Bytes read by this thread: its contiguous slice of each of the n weight
+ * buffers (as the decode team's column ranges), whole 256-byte blocks from
+ * a 64-byte boundary, one buffer after the other with no barrier between. */
+static size_t read_slices(w8_isa isa, const w8_linear *const *lin, int n, int tid, int nt,
+                          uint64_t *s) {
     size_t done = 0;
-    for (int i = 0; i < wl->count; i++) {
-        uintptr_t a = (uintptr_t)wl->p[i], e = a + wl->n[i];
+    for (int i = 0; i < n; i++) {
+        const void *w;
+        size_t bytes = w8_linear_weights(lin[i], &w);
+        uintptr_t a = (uintptr_t)w, e = a + bytes;
         a = (a + 63) & ~(uintptr_t)63;
-        if (e <= a) continue;
+        if (!w || e <= a) continue;
         size_t len = e - a, lo = len * (size_t)tid / (size_t)nt / 256 * 256;
         size_t hi = len * (size_t)(tid + 1) / (size_t)nt / 256 * 256;
         if (hi > lo) {
@@ -193,18 +198,8 @@ static size_t read_slices(w8_isa isa, const weight_list *wl, int tid, int nt, ui
 }
 
 double w8_roofline_weights_probe(const w8_model *m) {
-    /* a layer has at most 3 (q/k/v) + 1 + 2 (gate/up) + 1 linears */
-    int cap = m->cfg.n_layers * 7 + 1;
-    weight_list w = {w8_xcalloc((size_t)cap, sizeof *w.p), w8_xcalloc((size_t)cap, sizeof *w.n), 0, cap},
-                *wl = &w;
-    for (int l = 0; l < m->cfg.n_layers; l++) {
-        const w8_layer *ly = &m->layers[l];
-        group_add(wl, &ly->qkv);
-        lin_add(wl, &ly->o);
-        group_add(wl, &ly->gate_up);
-        lin_add(wl, &ly->down);
-    }
-    lin_add(wl, &m->lm_head);
+    const w8_linear **lin;
+    int n = model_linears(m, &lin);
     w8_isa isa = w8_isa_active();
     int nt = w8_get_threads();
     if (nt < 1) nt = 1;
@@ -216,44 +211,29 @@ double w8_roofline_weights_probe(const w8_model *m) {
         size_t done = 0;
         double t0 = w8_now();
 #pragma omp parallel num_threads(nt) reduction(+ : s, done)
-        done += read_slices(isa, wl, omp_get_thread_num(), omp_get_num_threads(), &s);
+        done += read_slices(isa, lin, n, omp_get_thread_num(), omp_get_num_threads(), &s);
         t_all += w8_now() - t0;
         bytes += (double)done;
         if (!done) break;
     }
     sink += s;
-    free(w.p);
-    free(w.n);
+    free(lin);
     return t_all > 0 ? bytes / t_all : 0;
 }
 
-static void lin_cost(const w8_linear *l, double *macs, double *bytes) {
-    const void *w;
-    if (l->quantized) *macs += (double)l->n * l->k;
-    *bytes += (double)w8_linear_weights(l, &w);
-}
-
-static void group_cost(const w8_linear_group *g, double *macs, double *bytes) {
-    if (g->fused) {
-        lin_cost(&g->fused_lin, macs, bytes);
-        return;
-    }
-    for (int i = 0; i < g->n_parts; i++) lin_cost(&g->parts[i], macs, bytes);
-}
-
 void w8_roofline_model(const w8_model *m, double *int8_macs, double *weight_bytes) {
+    const w8_linear **lin;
+    int n = model_linears(m, &lin);
     double macs = 0, bytes = 0;
-    for (int l = 0; l < m->cfg.n_layers; l++) {
-        const w8_layer *ly = &m->layers[l];
-        group_cost(&ly->qkv, &macs, &bytes);
-        lin_cost(&ly->o, &macs, &bytes);
-        group_cost(&ly->gate_up, &macs, &bytes);
-        lin_cost(&ly->down, &macs, &bytes);
+    for (int i = 0; i < n; i++) {
+        const void *w;
+        bytes += (double)w8_linear_weights(lin[i], &w);
+        /* lm_head (last) is read once per decoded token, but a prompt
+         * computes it for its last row only: its MACs are not a prompt
+         * token's work */
+        if (lin[i]->quantized && i < n - 1) macs += (double)lin[i]->n * lin[i]->k;
     }
-    /* lm_head is read once per decoded token, but a prompt computes it for
-     * its last row only: its MACs are not a prompt token's work */
-    double head_macs = 0;
-    lin_cost(&m->lm_head, &head_macs, &bytes);
+    free(lin);
     *int8_macs = macs;
     *weight_bytes = bytes;
 }
