@@ -189,7 +189,7 @@ int w8_cmd_bench(int argc, char **argv) {
     double macs = 0, bytes = 0;
     if (roof) {
         if (w8_roofline_measure(&rf) != 0) goto out;
-        w8_roofline_model(m, &macs, &bytes);
+        w8_roofline_model(m, n_prompt, &macs, &bytes);
     }
     if (json) {
         if (!(text = w8_bench_json(&res))) goto out;

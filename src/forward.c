@@ -66,6 +66,8 @@ struct w8_ctx {
     int att_cap;     /* positions att holds per thread (grows up to max_pos) */
     int *rows;       /* [R] indices of the rows that want logits */
     int *run_start;  /* [R + 1] first row of each attention run */
+    int *kpos;       /* [R] positions of the rows the last layer keeps */
+    w8_seq **kseq;   /* [R] their sequences */
     w8_team *team;   /* decode team: loop counters and barrier */
     float *tx;       /* [n_threads, TEAM_ROWS, hidden] each thread's copy of x */
     float *txn;      /* [n_threads, TEAM_ROWS, hidden] each thread's normalized rows */
@@ -117,6 +119,8 @@ w8_ctx *w8_ctx_new(const w8_model *m, int max_rows) {
     x->att = falloc((size_t)x->n_threads * ATT_ROWS * x->group * att_ld(x->att_cap));
     x->run_start = w8_xmalloc((R + 1) * sizeof(int));
     x->rows = w8_xmalloc(R * sizeof(int));
+    x->kpos = w8_xmalloc(R * sizeof(int));
+    x->kseq = w8_xmalloc(R * sizeof(w8_seq *));
     size_t TR = (size_t)x->n_threads * TEAM_ROWS;
     x->maxk = maxk;
     x->team = w8_team_new();
@@ -142,6 +146,8 @@ void w8_ctx_free(w8_ctx *c) {
     free(c->att);
     free(c->rows);
     free(c->run_start);
+    free(c->kpos);
+    free(c->kseq);
     w8_team_free(c->team);
     free(c->tx);
     free(c->txn);
@@ -389,12 +395,36 @@ static int attention_runs(w8_ctx *c, const w8_batch *b) {
     return nrun;
 }
 
-/* RoPE, the cache store of every row (all heads), then attention. */
-static void attention(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b, int layer) {
+/* The rows that want logits (c->rows[0 .. keep->n - 1]) moved to the
+ * front of the q/k/v and residual rows, and keep made their batch. */
+static int keep_rows(w8_ctx *c, const w8_batch *b, w8_batch *keep) {
+    size_t H = (size_t)c->hidden, D = (size_t)c->qkvdim;
+    for (int j = 0; j < keep->n; j++) {
+        int r = c->rows[j]; /* ascending, r >= j: moving rows forward is safe */
+        if (r != j) {
+            memcpy(c->qkv + (size_t)j * D, c->qkv + (size_t)r * D, D * sizeof(float));
+            memcpy(c->x + (size_t)j * H, c->x + (size_t)r * H, H * sizeof(float));
+        }
+        c->kpos[j] = b->pos[r];
+        c->kseq[j] = b->seq[r];
+    }
+    keep->tokens = NULL;
+    keep->pos = c->kpos;
+    keep->seq = c->kseq;
+    keep->want = NULL;
+    return attention_runs(c, keep);
+}
+
+/* RoPE, the cache store of every row (all heads), then attention.  With
+ * keep (the last layer, see layers_batch) only its rows attend, after
+ * keep_rows has moved them to the front. */
+static void attention(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b, int layer,
+                      w8_batch *keep) {
     int nh = m->cfg.n_heads, nkv = m->cfg.n_kv_heads, group = nh / nkv, hd = c->head_dim;
     int nt = w8_get_threads();
     if (nt > c->n_threads) nt = c->n_threads;
     int nrun = attention_runs(c, b), tasks = nrun * nkv;
+    const w8_batch *q = keep ? keep : b;
     /* Small work (a decode step of a short sequence) costs less than waking
      * the thread team: run it on the calling thread. */
     long work = 0;
@@ -407,12 +437,16 @@ static void attention(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b
     {
 #pragma omp for schedule(static)
         for (int t = 0; t < b->n * nkv; t++) rope_and_store_head(c, m, kv, b, layer, t / nkv, t % nkv);
+        if (keep) {
+#pragma omp single
+            tasks = keep_rows(c, b, keep) * nkv;
+        }
         /* last runs first: in a prompt they have the most keys (balance) */
 #pragma omp for schedule(dynamic, 1) nowait
         for (int t = tasks - 1; t >= 0; t--) {
             int run = t / nkv, g = t % nkv, r0 = c->run_start[run], nr = c->run_start[run + 1] - r0;
             float *att = c->att + (size_t)omp_get_thread_num() * ATT_ROWS * group * att_ld(c->att_cap);
-            attend(c, kv, b->seq[r0], b->pos[r0], nr, r0, group, g, layer, att, att_ld(c->att_cap));
+            attend(c, kv, q->seq[r0], q->pos[r0], nr, r0, group, g, layer, att, att_ld(c->att_cap));
         }
     }
 }
@@ -500,18 +534,30 @@ static int grow_att(w8_ctx *c, const w8_batch *b) {
 /* Every layer over all rows of the batch; each kernel call threads itself.
  * A residual add (x += tmp) is left to the next group's norm, which does it
  * row by row in its own pass (pending); an observer sees every layer's
- * output, so with one it is done at once. */
-static void layers_batch(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b) {
+ * output, so with one it is done at once.
+ * Past the last layer's cache store only the `need` rows that want logits
+ * (c->rows) matter: that layer's attention, o_proj and MLP run for them
+ * alone, moved to the front (a prompt's last row instead of all of them,
+ * ~1/n_layers of its work).  Each kept row gets the same arithmetic as in
+ * the full batch: the GEMMs compute every row on its own.  An observer
+ * wants every row.  Returns the rows left in c->x: n, or need (in the
+ * order of c->rows). */
+static int layers_batch(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b, int need) {
     const w8_config *cfg = &m->cfg;
     int n = b->n;
     size_t H = (size_t)c->hidden;
     const float *pending = NULL;
     for (int l = 0; l < cfg->n_layers; l++) {
         const w8_layer *L = &m->layers[l];
+        w8_batch keep = { .n = need };
+        int trim = l == cfg->n_layers - 1 && need < n && !c->obs;
         /* attention block: rmsnorm -> q/k/v -> (q/k norm) RoPE -> cache -> attention -> o_proj */
         run_group(c, &L->qkv, c->x, pending, n, L->attn_norm, L->attn_norm_b, cfg->rms_eps,
                   c->qkv, (size_t)c->qkvdim, l, W8_OBS_QKV_IN);
-        attention(c, m, kv, b, l); /* with RoPE and the cache store */
+        pending = NULL;
+        attention(c, m, kv, b, l, trim ? &keep : NULL); /* with RoPE and the cache store */
+        if (trim) n = need;
+        if (n == 0) break;
         observe(c, l, W8_OBS_O_IN, c->att_out, n, c->qdim);
         w8_linear_apply(&L->o, n, c->att_out, (size_t)c->qdim, c->tmp, H, c->xq);
         /* MLP block: (residual) rmsnorm -> gate/up -> SwiGLU -> down */
@@ -524,6 +570,7 @@ static void layers_batch(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch
         }
     }
     if (pending) add_rows(c->x, pending, (size_t)n * H);
+    return n;
 }
 
 /* ------------------------------------------------------------ decode team
@@ -726,10 +773,10 @@ int w8_forward(w8_ctx *c, const w8_model *m, w8_kv *kv, const w8_batch *b, float
     if (nt > 1) {
         forward_team(c, m, kv, b, nrun, nt, nw, logits);
     } else {
-        layers_batch(c, m, kv, b);
+        int left = layers_batch(c, m, kv, b, logits ? nw : 0);
         /* final norm and lm_head for the wanted rows only */
-        for (int j = 0; j < nw; j++)
-            w8_rmsnorm_rows(c->x + (size_t)c->rows[j] * H, 1, c->hidden, H, m->final_norm,
+        for (int j = 0; j < nw && logits; j++)
+            w8_rmsnorm_rows(c->x + (size_t)(left == n ? c->rows[j] : j) * H, 1, c->hidden, H, m->final_norm,
                             m->final_norm_b, cfg->rms_eps, c->xn + (size_t)j * H, H, NULL, 0,
                             1.0f, 0);
         if (nw > 0 && logits)

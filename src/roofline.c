@@ -221,7 +221,11 @@ double w8_roofline_weights_probe(const w8_model *m) {
     return t_all > 0 ? bytes / t_all : 0;
 }
 
-void w8_roofline_model(const w8_model *m, double *int8_macs, double *weight_bytes) {
+/* int8 MACs of one row of linear l, 0 for a float one */
+static double int8_macs(const w8_linear *l) { return l->quantized ? (double)l->n * l->k : 0; }
+
+void w8_roofline_model(const w8_model *m, int n_prompt, double *macs_per_token,
+                       double *weight_bytes) {
     const w8_linear **lin;
     int n = model_linears(m, &lin);
     double macs = 0, bytes = 0;
@@ -231,9 +235,19 @@ void w8_roofline_model(const w8_model *m, double *int8_macs, double *weight_byte
         /* lm_head (last) is read once per decoded token, but a prompt
          * computes it for its last row only: its MACs are not a prompt
          * token's work */
-        if (lin[i]->quantized && i < n - 1) macs += (double)lin[i]->n * lin[i]->k;
+        if (i < n - 1) macs += int8_macs(lin[i]);
     }
     free(lin);
-    *int8_macs = macs;
+    /* the last layer's o_proj and MLP, which a prompt runs for its last row
+     * only (forward.c's layers_batch): n_prompt - 1 rows' worth less */
+    if (n_prompt > 1 && m->cfg.n_layers > 0) {
+        const w8_layer *ly = &m->layers[m->cfg.n_layers - 1];
+        double tail = int8_macs(&ly->o) + int8_macs(&ly->down);
+        if (ly->gate_up.fused) tail += int8_macs(&ly->gate_up.fused_lin);
+        else
+            for (int j = 0; j < ly->gate_up.n_parts; j++) tail += int8_macs(&ly->gate_up.parts[j]);
+        macs -= tail * (double)(n_prompt - 1) / n_prompt;
+    }
+    *macs_per_token = macs;
     *weight_bytes = bytes;
 }

@@ -34,12 +34,15 @@ typedef struct {
 /* Measure.  0, or -1 with w8_seterr (the read buffer could not be allocated). */
 int w8_roofline_measure(w8_roofline *r);
 
-/* What one token costs in the model: int8 multiply-accumulates of the int8
- * linear layers a prompt token runs (every layer's; not lm_head, which a
- * prompt runs for its last row only), and bytes of linear-layer weights a
- * decoded token reads (lm_head included; int8 and float, as the kernels
- * store them; the embedding row and the KV cache not counted). */
-void w8_roofline_model(const w8_model *m, double *int8_macs, double *weight_bytes);
+/* What one token costs in the model: the int8 multiply-accumulates of the
+ * int8 linear layers a token of a prompt of n_prompt tokens runs, on
+ * average (every layer's q/k/v; every layer's o_proj and MLP but the last
+ * one's, which the prompt runs for its last row only; not lm_head, run for
+ * the last row only), and the bytes of linear-layer weights a decoded token
+ * reads (lm_head included; int8 and float, as the kernels store them; the
+ * embedding row and the KV cache not counted). */
+void w8_roofline_model(const w8_model *m, int n_prompt, double *macs_per_token,
+                       double *weight_bytes);
 
 /* Probes for the moment of one benchmark repetition (bench runs one before
  * each, so that a repetition is set against the machine as it was then, not

@@ -47,11 +47,16 @@ check "-r 3: both paired fractions are medians of 3, positive" \
     [ "$(grep -Ec "^roofline: (pp16|tg8): ($POS) of (the int8 loop|a plain read).*\(median of 3; it ran at ($POS) G" "$T/b3")" -eq 2 ]
 
 # a prompt token's MACs are its layers' (stories260K: 5 x (64 x (64 + 32 + 32 + 64 + 2 x 172)
-# + 172 x 64) = 226560); lm_head, int8 with --float_layers int8, runs for the last row only
+# + 172 x 64) = 226560), less the last layer's o_proj and MLP (64 x 64 + 2 x 172 x 64
+# + 172 x 64 = 37120) for all rows but the last: 226560 - 37120 x 15 / 16 = 191760 at
+# -p 16; lm_head, int8 with --float_layers int8, runs for the last row only
 "$W" bench --model_path "$T/q" -p 16 -n 0 -r 1 -t 1 --roofline --float_layers int8 >"$T/b8" 2>&1
-check "pp MACs per token: the layers' 2.27e+05, with lm_head int8 or not" \
-    [ -n "$(grep -F '2 x 2.27e+05 int8 MACs/token' "$T/b")" -a \
-      -n "$(grep -F '2 x 2.27e+05 int8 MACs/token' "$T/b8")" ]
+check "pp MACs per token: the layers' 1.92e+05 at -p 16, with lm_head int8 or not" \
+    [ -n "$(grep -F '2 x 1.92e+05 int8 MACs/token' "$T/b")" -a \
+      -n "$(grep -F '2 x 1.92e+05 int8 MACs/token' "$T/b8")" ]
+"$W" bench --model_path "$T/q" -p 1 -n 0 -r 1 -t 1 --roofline >"$T/b1" 2>&1
+check "pp MACs per token: a 1-token prompt runs every layer in full (2.27e+05)" \
+    grep -qF "2 x 2.27e+05 int8 MACs/token" "$T/b1"
 
 "$W" bench --model_path "$T/q" -p 16 -n 8 -r 1 -t 1 --roofline --json >"$T/j" 2>&1
 check "bench --roofline --json exits 0" [ $? -eq 0 ]

@@ -266,6 +266,60 @@ static void test_greedy_from_bos(const char *name, const int *want) {
 }
 
 
+/* The last layer runs past its cache store only for the rows that want
+ * logits: their logits are bitwise those of a batch that wants every row,
+ * whichever rows are wanted, and the cache is complete (a decode step after
+ * a batch that wanted no logits at all matches one after the full batch). */
+static void test_last_layer_rows(const w8_model *m) {
+    enum { T = 12, N = T + 3 };
+    int V = m->cfg.vocab, tok[N], pos[N], bad = 0;
+    float *all = malloc((size_t)N * V * sizeof(float)), *lg = malloc((size_t)N * V * sizeof(float));
+    float *d0 = malloc(V * sizeof(float)), *d1 = malloc(V * sizeof(float));
+    w8_seq *sq[N];
+    /* want sets: every row; rows 2 and 14; the last row (NULL); none */
+    const int sets[3][2] = {{2, 14}, {0, 7}, {14, -1}};
+    for (int v = -1; v < 5; v++) {
+        w8_ctx *c = w8_ctx_new(m, N);
+        w8_kv *kv = w8_kv_new(&m->cfg, 8, 8);
+        w8_seq s1, s2;
+        w8_seq_init(&s1);
+        w8_seq_init(&s2);
+        w8_kv_seq_reserve(kv, &s1, 4);
+        w8_kv_seq_reserve(kv, &s2, T + 1);
+        for (int i = 0; i < 3; i++) tok[i] = STORIES_IDS[i + 20], pos[i] = i, sq[i] = &s1;
+        for (int i = 0; i < T; i++) tok[3 + i] = i ? STORIES_IDS[i] : 1, pos[3 + i] = i, sq[3 + i] = &s2;
+        char want[N];
+        memset(want, v == -1, sizeof want);
+        if (v >= 0 && v < 3)
+            for (int j = 0; j < 2; j++)
+                if (sets[v][j] >= 0) want[sets[v][j]] = 1;
+        w8_batch b = {N, tok, pos, sq, v == 3 ? NULL : want};
+        int nl = w8_forward(c, m, kv, &b, v == 4 ? NULL : (v == -1 ? all : lg));
+        if (v == -1) bad += nl != N;
+        for (int j = 0, k = 0; v >= 0 && v < 4 && j < N; j++) {
+            int wanted = v == 3 ? j == N - 1 : want[j];
+            if (wanted) bad += memcmp(lg + (size_t)k++ * V, all + (size_t)j * V, V * sizeof(float)) != 0;
+        }
+        /* one decode row of s2 after the batch */
+        int dt = STORIES_IDS[T], dp = T;
+        w8_seq *ds = &s2;
+        w8_batch d = {1, &dt, &dp, &ds, NULL};
+        w8_forward(c, m, kv, &d, v == -1 ? d0 : d1);
+        if (v >= 0) bad += memcmp(d0, d1, V * sizeof(float)) != 0;
+        w8_kv_seq_release(kv, &s1);
+        w8_kv_seq_release(kv, &s2);
+        w8_kv_free(kv);
+        w8_ctx_free(c);
+    }
+    CHECK(bad == 0, "%s: logits of the wanted rows (all, two, last, none) and the next decode step "
+          "are bitwise those of a batch wanting every row (%d differ)",
+          m->quantized ? "W8A8" : "float", bad);
+    free(all);
+    free(lg);
+    free(d0);
+    free(d1);
+}
+
 /* One decode row's logits are bitwise the same whatever the number of rows
  * decoded with it (m = 1 .. 9 crosses the kernels' GEMV/GEMM switch). */
 static void test_decode_rows_invariant(const w8_model *m) {
@@ -312,6 +366,7 @@ static void test_decode_rows_invariant(const w8_model *m) {
           m->quantized ? "W8A8" : "float", NS, bad);
     free(ref);
     free(lg);
+    test_last_layer_rows(m);
 }
 
 static void test_batching(void) {
