@@ -196,6 +196,10 @@ static void q_gemm(const w8_qmat *w, int i0, int i1, const void *xv, size_t ldx,
 
 /* ------------------------------------------------- activation quantization */
 
+/* roundscale's immediate: to nearest (ties to even), no exceptions (an
+ * enum: clang wants a constant expression there) */
+enum { QRN = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC };
+
 /* A per-tensor quantization of one call: the scale, its reciprocal and
  * the offset as vectors; fast = 0 where 1 / scale is not a normal float
  * (every lane then divides). */
@@ -223,17 +227,16 @@ AI qparm qp_make(float scale, int offset) {
  * to a zero of its sign either way, and a quotient past the float range
  * clamps like an infinite t. */
 AI __m128i q16(__m512 v, const qparm *p) {
-    const int rn = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
     __m512 r;
     if (p->fast) {
         __m512 t = _mm512_mul_ps(v, p->inv);
-        r = _mm512_roundscale_ps(t, rn);
+        r = _mm512_roundscale_ps(t, QRN);
         __m512 gap = _mm512_sub_ps(_mm512_set1_ps(0.5f), _mm512_abs_ps(_mm512_sub_ps(t, r)));
         __mmask16 near = _mm512_cmp_ps_mask(gap, _mm512_mul_ps(_mm512_abs_ps(t), _mm512_set1_ps(0x1p-21f)),
                                             _CMP_LE_OQ);
-        if (near) r = _mm512_mask_roundscale_ps(r, near, _mm512_div_ps(v, p->sc), rn);
+        if (near) r = _mm512_mask_roundscale_ps(r, near, _mm512_div_ps(v, p->sc), QRN);
     } else {
-        r = _mm512_roundscale_ps(_mm512_div_ps(v, p->sc), rn);
+        r = _mm512_roundscale_ps(_mm512_div_ps(v, p->sc), QRN);
     }
     r = _mm512_add_ps(r, p->off);
     r = _mm512_max_ps(r, _mm512_set1_ps(-128.0f));
@@ -1158,9 +1161,8 @@ AI __m512 exp16(__m512 x) {
 #define X4(op) op(0) op(1) op(2) op(3)
 AI void exp16x4(__m512 *v) {
     const __m512 lo = _mm512_set1_ps(-104.0f), hi = _mm512_set1_ps(89.0f);
-    const int rn = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 #define EX_CLAMP(i) __m512 x##i = _mm512_min_ps(hi, _mm512_max_ps(lo, v[i]));
-#define EX_N(i) __m512 n##i = _mm512_roundscale_ps(_mm512_mul_ps(x##i, _mm512_set1_ps(W8_EXP_LOG2E)), rn);
+#define EX_N(i) __m512 n##i = _mm512_roundscale_ps(_mm512_mul_ps(x##i, _mm512_set1_ps(W8_EXP_LOG2E)), QRN);
 #define EX_R(i)                                                                          \
     __m512 r##i = _mm512_fnmadd_ps(n##i, _mm512_set1_ps(W8_EXP_LN2_HI), x##i);           \
     r##i = _mm512_fnmadd_ps(n##i, _mm512_set1_ps(W8_EXP_LN2_LO), r##i);
