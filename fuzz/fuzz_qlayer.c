@@ -259,16 +259,19 @@ static void write_dir(uint8_t variant) {
     if (!f || fputs(cfg, f) < 0 || fclose(f)) abort();
 }
 
+/* A 6-row prompt: more rows than the decode team takes, so the batch path
+ * runs, with its last layer for the last row only. */
 static void run_forward(const w8_model *m) {
-    w8_ctx *c = w8_ctx_new(m, 2);
+    enum { N = 6 };
+    w8_ctx *c = w8_ctx_new(m, N);
     w8_kv *kv = w8_kv_new(&m->cfg, 16, 1);
     if (!c || !kv) abort();
     w8_seq s;
     w8_seq_init(&s);
-    if (w8_kv_seq_reserve(kv, &s, 2)) abort();
-    int tok[2] = {1, 7}, pos[2] = {0, 1};
-    w8_seq *seqs[2] = {&s, &s};
-    w8_batch b = {2, tok, pos, seqs, NULL};
+    if (w8_kv_seq_reserve(kv, &s, N)) abort();
+    int tok[N] = {1, 7, 3, 9, 2, 5}, pos[N] = {0, 1, 2, 3, 4, 5};
+    w8_seq *seqs[N] = {&s, &s, &s, &s, &s, &s};
+    w8_batch b = {N, tok, pos, seqs, NULL};
     float logits[VOCAB];
     if (w8_forward(c, m, kv, &b, logits) != 1) abort();
     w8_kv_seq_release(kv, &s);
