@@ -200,45 +200,14 @@ static void q_gemm(const w8_qmat *w, int i0, int i1, const void *xv, size_t ldx,
  * enum: clang wants a constant expression there) */
 enum { QRN = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC };
 
-/* A per-tensor quantization of one call: the scale, its reciprocal and
- * the offset as vectors; fast = 0 where 1 / scale is not a normal float
- * (every lane then divides). */
-typedef struct {
-    __m512 sc, inv, off;
-    int fast;
-} qparm;
-
-AI qparm qp_make(float scale, int offset) {
-    float a = fabsf(scale);
-    qparm q = { _mm512_set1_ps(scale), _mm512_set1_ps(1.0f / scale), _mm512_set1_ps((float)offset),
-                a >= 0x1p-125f && a <= 0x1p125f };
-    return q;
-}
-
 /* clamp(round_half_even(v / scale) + offset) with the operand order of
- * w8_kern_q1 (max/min return the second operand for NaN), bit for bit,
- * mostly without the divider (~10 cycles a vector, twice per SwiGLU
- * vector).  t = v * (1 / scale) is two roundings (2^-24 each) from the
- * exact quotient, the correctly rounded quotient q one more: |t - q| <
- * |t| 2^-22.  So t and q round to the same integer unless t lies within
- * |t| 2^-21 of a half-integer (t - round(t) is exact): only then, about one
- * lane in 10^4 at |t| <= 128, is the quotient divided out.  NaN and inf
- * give what the division gives (t - round(t) is NaN there), a tiny t rounds
- * to a zero of its sign either way, and a quotient past the float range
- * clamps like an infinite t. */
-AI __m128i q16(__m512 v, const qparm *p) {
-    __m512 r;
-    if (p->fast) {
-        __m512 t = _mm512_mul_ps(v, p->inv);
-        r = _mm512_roundscale_ps(t, QRN);
-        __m512 gap = _mm512_sub_ps(_mm512_set1_ps(0.5f), _mm512_abs_ps(_mm512_sub_ps(t, r)));
-        __mmask16 near = _mm512_cmp_ps_mask(gap, _mm512_mul_ps(_mm512_abs_ps(t), _mm512_set1_ps(0x1p-21f)),
-                                            _CMP_LE_OQ);
-        if (near) r = _mm512_mask_roundscale_ps(r, near, _mm512_div_ps(v, p->sc), QRN);
-    } else {
-        r = _mm512_roundscale_ps(_mm512_div_ps(v, p->sc), QRN);
-    }
-    r = _mm512_add_ps(r, p->off);
+ * w8_kern_q1 (max/min return the second operand for NaN).  (A divide-free
+ * form, v * (1 / scale) with the division only near half-integers, gave
+ * the same bits but was 10% slower in the quantizing RMSNorm and no faster
+ * in SwiGLU inside a prompt pass: the divider is not the bottleneck there.) */
+AI __m128i q16(__m512 v, __m512 sc, __m512 off) {
+    __m512 r = _mm512_roundscale_ps(_mm512_div_ps(v, sc), QRN);
+    r = _mm512_add_ps(r, off);
     r = _mm512_max_ps(r, _mm512_set1_ps(-128.0f));
     r = _mm512_min_ps(r, _mm512_set1_ps(127.0f));
     return _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(r));
@@ -246,13 +215,13 @@ AI __m128i q16(__m512 v, const qparm *p) {
 
 static void x_quant_rows(const float *x, int m, int k, size_t ldx, float scale, int offset,
                          int8_t *xq, size_t ldq) {
-    qparm qp = qp_make(scale, offset);
+    __m512 sc = _mm512_set1_ps(scale), off = _mm512_set1_ps((float)offset);
     for (int i = 0; i < m; i++) {
         const float *xi = x + (size_t)i * ldx;
         int8_t *qi = xq + (size_t)i * ldq;
         for (int t = 0; t < k; t += 16) {
             __mmask16 mk = tailmask16(k - t);
-            __m128i q = q16(_mm512_maskz_loadu_ps(mk, xi + t), &qp);
+            __m128i q = q16(_mm512_maskz_loadu_ps(mk, xi + t), sc, off);
             _mm_mask_storeu_epi8(qi + t, mk, q);
         }
     }
@@ -307,7 +276,7 @@ static float x_sumsq(const float *x, int k) {
 static void x_rmsnorm_rows(const float *x, int m, int k, size_t ldx, const float *g,
                            const float *b, float eps, float *y, size_t ldy, int8_t *xq,
                            size_t ldq, float scale, int offset) {
-    qparm qp = qp_make(scale, offset);
+    __m512 sc = _mm512_set1_ps(scale), off = _mm512_set1_ps((float)offset);
     for (int i = 0; i < m; i++) {
         const float *xi = x + (size_t)i * ldx;
         __m512 r = _mm512_set1_ps(w8_kern_rms_inv(x_sumsq(xi, k), k, eps));
@@ -317,7 +286,7 @@ static void x_rmsnorm_rows(const float *x, int m, int k, size_t ldx, const float
                                      _mm512_maskz_loadu_ps(mk, g + t));
             if (b) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, b + t));
             if (y) _mm512_mask_storeu_ps(y + (size_t)i * ldy + t, mk, v);
-            if (xq) _mm_mask_storeu_epi8(xq + (size_t)i * ldq + t, mk, q16(v, &qp));
+            if (xq) _mm_mask_storeu_epi8(xq + (size_t)i * ldq + t, mk, q16(v, sc, off));
         }
     }
 }
@@ -1194,7 +1163,7 @@ AI __m512 silu_mul(__m512 gv, __m512 e, __m512 uv) {
 
 static void x_swiglu(const float *g, const float *u, int n, float *out, int8_t *xq, float scale,
                      int offset) {
-    qparm qp = qp_make(scale, offset);
+    __m512 sc = _mm512_set1_ps(scale), off = _mm512_set1_ps((float)offset);
     int t = 0;
     for (; t + 64 <= n; t += 64) { /* four vectors at a time, see exp16x4 */
         __m512 gv[4], e[4];
@@ -1208,7 +1177,7 @@ static void x_swiglu(const float *g, const float *u, int n, float *out, int8_t *
         for (int i = 0; i < 4; i++) {
             __m512 v = silu_mul(gv[i], e[i], _mm512_loadu_ps(u + t + 16 * i));
             _mm512_storeu_ps(out + t + 16 * i, v);
-            if (xq) _mm_storeu_si128((__m128i *)(xq + t + 16 * i), q16(v, &qp));
+            if (xq) _mm_storeu_si128((__m128i *)(xq + t + 16 * i), q16(v, sc, off));
         }
     }
     for (; t < n; t += 16) {
@@ -1216,7 +1185,7 @@ static void x_swiglu(const float *g, const float *u, int n, float *out, int8_t *
         __m512 gv = _mm512_maskz_loadu_ps(mk, g + t);
         __m512 v = silu_mul(gv, exp16(_mm512_sub_ps(_mm512_setzero_ps(), gv)), _mm512_maskz_loadu_ps(mk, u + t));
         _mm512_mask_storeu_ps(out + t, mk, v);
-        if (xq) _mm_mask_storeu_epi8(xq + t, mk, q16(v, &qp));
+        if (xq) _mm_mask_storeu_epi8(xq + t, mk, q16(v, sc, off));
     }
 }
 
