@@ -79,7 +79,7 @@ int w8_isa_force(w8_isa isa) {
  * page faults every time.  A thread-exit destructor frees them for threads
  * that end (server workers); live threads keep them reachable in TLS. */
 
-enum { SLOT_QPREP, SLOT_FPACK, SLOT_PPREP, SLOT_DYNQ, SLOT_DYNS, SLOT_SWI, SLOT_COUNT };
+enum { SLOT_QPREP, SLOT_FPACK, SLOT_PPREP, SLOT_DYNQ, SLOT_DYNS, SLOT_SWI, SLOT_RNG, SLOT_COUNT };
 static __thread void *tls_buf[SLOT_COUNT];
 static __thread size_t tls_cap[SLOT_COUNT];
 static pthread_key_t g_key[SLOT_COUNT];
@@ -333,7 +333,9 @@ static void gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float 
             if (pr) produce(pt, pr, i);
             if (buf) t->qprep(x + (size_t)i * ldx, k, buf + (size_t)i * kp);
         }
-    uint64_t *rng = w8_xcalloc((size_t)nt, sizeof *rng);
+    /* the threads' item ranges (range_next), zeroed for this call */
+    uint64_t *rng = scratch(SLOT_RNG, (size_t)nt * sizeof *rng);
+    memset(rng, 0, (size_t)nt * sizeof *rng);
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
         if (!rows_here && (buf || pr)) {
@@ -376,7 +378,6 @@ static void gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float 
             }
         }
     }
-    free(rng);
 }
 
 void w8_gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float *y, size_t ldy) {
