@@ -225,6 +225,69 @@ static void bench_attn(int n, int d) {
     free(b.q), free(b.kv), free(b.s), free(b.out);
 }
 
+/* A prompt's causal attention for the query heads of one KV head, as the
+ * forward pass runs it (runs of 16 rows, KV blocks of 128 positions, V in
+ * slices of 64 rows): scores, softmax and the weighted V sum timed apart.
+ * GFLOP/s counts 2 flops per (query, key, element) of the causal triangle. */
+enum { PA_ROWS = 16, PA_BS = 128, PA_VROWS = 64 };
+typedef struct {
+    int n, d, group, part;
+    size_t ld, ldatt;
+    float *q, *k, *v, *att, *out;
+} pa_ctx;
+
+static void pa_run(void *c, int it) {
+    pa_ctx *b = c;
+    (void)it;
+    int nk[PA_ROWS];
+    for (int r0 = 0; r0 < b->n; r0 += PA_ROWS) {
+        int nr = b->n - r0 < PA_ROWS ? b->n - r0 : PA_ROWS, maxlen = r0 + nr;
+        const float *q0 = b->q + (size_t)r0 * b->group * b->d;
+        if (b->part == 0)
+            for (int j0 = 0; j0 < maxlen; j0 += PA_BS) {
+                for (int i = 0; i < nr; i++) {
+                    int len = r0 + i + 1;
+                    nk[i] = len - j0 < PA_BS ? len - j0 : PA_BS;
+                }
+                w8_attn_scores_n(q0, (size_t)b->group * b->d, nr, b->group, b->k + (size_t)j0 * b->ld,
+                                 b->ld, nk, b->d, 0.125f, b->att + j0, b->ldatt);
+            }
+        if (b->part == 1)
+            for (int i = 0; i < nr; i++)
+                for (int g = 0; g < b->group; g++)
+                    w8_softmax(b->att + ((size_t)i * b->group + g) * b->ldatt, r0 + i + 1);
+        if (b->part == 2)
+            for (int js = 0; js < maxlen; js += PA_VROWS)
+                for (int i = 0; i < nr; i++) {
+                    int left = r0 + i + 1 - js, nb = left < PA_VROWS ? left : PA_VROWS;
+                    if (nb > 0)
+                        w8_attn_accum_n(b->att + (size_t)i * b->group * b->ldatt + js, b->ldatt,
+                                        b->group, b->v + (size_t)js * b->ld, b->ld, nb, b->d,
+                                        b->out + ((size_t)r0 + i) * b->group * b->d, (size_t)b->d);
+                }
+    }
+}
+
+static void bench_pattn(int n, int d, int group, int kvheads) {
+    static const char *names[3] = { "scores", "softmax", "accum" };
+    pa_ctx b = { n, d, group, 0, (size_t)kvheads * d, (size_t)n, NULL, NULL, NULL, NULL, NULL };
+    size_t kn = (size_t)n * b.ld, an = (size_t)PA_ROWS * group * n;
+    b.q = malloc((size_t)n * group * d * 4), b.k = malloc(kn * 4), b.v = malloc(kn * 4);
+    b.att = malloc(an * 4), b.out = calloc((size_t)n * group * d, 4);
+    for (size_t i = 0; i < (size_t)n * group * d; i++) b.q[i] = 0.01f * (float)(i % 7);
+    for (size_t i = 0; i < kn; i++) b.k[i] = 0.001f * (float)(i % 13), b.v[i] = 0.002f * (float)(i % 11);
+    for (size_t i = 0; i < an; i++) b.att[i] = 0.001f;
+    double pairs = (double)n * (n + 1) / 2 * group;
+    for (b.part = 0; b.part < 3; b.part++) {
+        double cpu, t = time_median(pa_run, &b, 0.3, &cpu);
+        printf("%-10s prefill %-7s n=%-4d d=%-3d x%d %8.1f us %6.2f ns/pair  (cpu-time: %6.2f ns/pair",
+               "pattn", names[b.part], n, d, group, t * 1e6, t * 1e9 / pairs, cpu * 1e9 / pairs);
+        if (b.part != 1) printf(", %5.1f GFLOP/s", 2.0 * pairs * d / cpu / 1e9);
+        printf(")\n");
+    }
+    free(b.q), free(b.k), free(b.v), free(b.att), free(b.out);
+}
+
 /* ------------------------------------------------------------------ main */
 
 static const char *g_filter;
@@ -262,6 +325,7 @@ static void run_isa(void) {
     if (want("norm")) bench_rms(512, 896), bench_rms(1, 896);
     if (want("swiglu")) bench_swiglu(512, 4864), bench_swiglu(1, 4864);
     if (want("attn")) bench_attn(512, 64), bench_attn(512, 128);
+    if (want("pattn")) bench_pattn(512, 64, 7, 2), bench_pattn(512, 128, 6, 2);
 }
 
 int main(int argc, char **argv) {

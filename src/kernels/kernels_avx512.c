@@ -865,79 +865,76 @@ AI void sn_t16(const float *k, size_t ldk, int cnt, float *kt) {
 #undef SN_O
 }
 
-/* b_e = A_e + A_(e+8) for (query a|b) x (key group 0|1): the chains of
- * lanes e and e + 8 over the d / 16 chunks.  The empty asm keeps a key
- * vector that feeds two queries in a register: else GCC folds its load into
- * both FMAs and the loop is bound by loads (as in AN_CH below). */
-#define SN_B(e, B)                                                                       \
-    __m512 B##00, B##01, B##10, B##11;                                                    \
+/* B_e = A_e + A_(e+8), the chains of lanes e and e + 8 over the d / 16
+ * chunks, for NQ queries against one 16-key group.  The empty asm keeps the
+ * two key vectors, which every query uses, in registers: else GCC folds
+ * their loads into each FMA and the loop is bound by loads (as in AN_CH
+ * below); the query elements come in as the FMAs' broadcast operands.
+ * The volatile asms fix the schedule GCC otherwise undoes: each chain
+ * starts from its own zeroing idiom (not a copy of one zero register), and
+ * each sum is made where it is written, not sunk to the end of the tile,
+ * which kept every chain's two halves live and spilled them to the stack. */
+#define SQ_B(e, B)                                                                       \
+    __m512 B[SQ_MAX];                                                                     \
     {                                                                                     \
-        __m512 x00 = z, y00 = z, x01 = z, y01 = z, x10 = z, y10 = z, x11 = z, y11 = z;    \
+        __m512 x[SQ_MAX], y[SQ_MAX];                                                      \
+        _Pragma("GCC unroll 4") for (int i = 0; i < NQ; i++) {                            \
+            __asm__ volatile("vpxord %0, %0, %0" : "=v"(x[i]));                           \
+            __asm__ volatile("vpxord %0, %0, %0" : "=v"(y[i]));                           \
+        }                                                                                 \
         _Pragma("GCC unroll 4") for (int c = 0; c < nch; c++) {                           \
             size_t t = (size_t)(16 * c + (e));                                            \
-            __m512 ke0 = _mm512_load_ps(kt0 + 16 * t), kf0 = _mm512_load_ps(kt0 + 16 * (t + 8)); \
-            if (NQ > 1) __asm__("" : "+v"(ke0), "+v"(kf0));                              \
-            __m512 qae = _mm512_set1_ps(qa[t]), qaf = _mm512_set1_ps(qa[t + 8]);          \
-            x00 = _mm512_fmadd_ps(qae, ke0, x00);                                         \
-            y00 = _mm512_fmadd_ps(qaf, kf0, y00);                                         \
-            if (NQ > 1) {                                                                 \
-                __m512 qbe = _mm512_set1_ps(qb[t]), qbf = _mm512_set1_ps(qb[t + 8]);      \
-                x10 = _mm512_fmadd_ps(qbe, ke0, x10);                                     \
-                y10 = _mm512_fmadd_ps(qbf, kf0, y10);                                     \
-                if (NK > 1) {                                                             \
-                    __m512 ke1 = _mm512_load_ps(kt1 + 16 * t), kf1 = _mm512_load_ps(kt1 + 16 * (t + 8)); \
-                    __asm__("" : "+v"(ke1), "+v"(kf1));                                   \
-                    x01 = _mm512_fmadd_ps(qae, ke1, x01);                                 \
-                    y01 = _mm512_fmadd_ps(qaf, kf1, y01);                                 \
-                    x11 = _mm512_fmadd_ps(qbe, ke1, x11);                                 \
-                    y11 = _mm512_fmadd_ps(qbf, kf1, y11);                                 \
-                }                                                                         \
-            } else if (NK > 1) {                                                          \
-                __m512 ke1 = _mm512_load_ps(kt1 + 16 * t), kf1 = _mm512_load_ps(kt1 + 16 * (t + 8)); \
-                x01 = _mm512_fmadd_ps(qae, ke1, x01);                                     \
-                y01 = _mm512_fmadd_ps(qaf, kf1, y01);                                     \
+            __m512 ke = _mm512_load_ps(kt + 16 * t), kf = _mm512_load_ps(kt + 16 * (t + 8)); \
+            if (NQ > 1) __asm__("" : "+v"(ke), "+v"(kf));                                 \
+            _Pragma("GCC unroll 4") for (int i = 0; i < NQ; i++) {                        \
+                x[i] = _mm512_fmadd_ps(_mm512_set1_ps(q[i][t]), ke, x[i]);                \
+                y[i] = _mm512_fmadd_ps(_mm512_set1_ps(q[i][t + 8]), kf, y[i]);            \
             }                                                                             \
         }                                                                                 \
-        B##00 = _mm512_add_ps(x00, y00), B##01 = _mm512_add_ps(x01, y01);                 \
-        B##10 = _mm512_add_ps(x10, y10), B##11 = _mm512_add_ps(x11, y11);                 \
+        _Pragma("GCC unroll 4") for (int i = 0; i < NQ; i++) {                            \
+            B[i] = _mm512_add_ps(x[i], y[i]);                                             \
+            __asm__ volatile("" : "+v"(B[i]));                                            \
+        }                                                                                 \
     }
-#define SN_ADD(R, A, B)                                                                  \
-    __m512 R##00 = _mm512_add_ps(A##00, B##00), R##01 = _mm512_add_ps(A##01, B##01);      \
-    __m512 R##10 = _mm512_add_ps(A##10, B##10), R##11 = _mm512_add_ps(A##11, B##11);
+#define SQ_ADD(R, A, B)                                                                  \
+    __m512 R[SQ_MAX];                                                                     \
+    _Pragma("GCC unroll 4") for (int i = 0; i < NQ; i++) {                                \
+        R[i] = _mm512_add_ps(A[i], B[i]);                                                 \
+        __asm__ volatile("" : "+v"(R[i]));                                                \
+    }
 
-/* queries qa (and qb when NQ = 2) x keys kt0 (and kt1 when NK = 2): the
- * tree in the order ((b0 + b4) + (b2 + b6)) + ((b1 + b5) + (b3 + b7)), which
- * is hsum16x16's, so that few partial sums are live at a time */
-AI void sn_tile(const float *kt0, const float *kt1, const float *qa, const float *qb, int nch,
-                __m512 *r, const int NQ, const int NK) {
-    const __m512 z = _mm512_setzero_ps();
-    SN_B(0, b0) SN_B(4, b4) SN_ADD(c0, b0, b4)
-    SN_B(2, b2) SN_B(6, b6) SN_ADD(c2, b2, b6) SN_ADD(d0, c0, c2)
-    SN_B(1, b1) SN_B(5, b5) SN_ADD(c1, b1, b5)
-    SN_B(3, b3) SN_B(7, b7) SN_ADD(c3, b3, b7) SN_ADD(d1, c1, c3) SN_ADD(e, d0, d1)
-    r[0] = e00, r[1] = e01, r[2] = e10, r[3] = e11;
+/* NQ (<= SQ_MAX) queries x one group of 16 transposed keys kt, each
+ * query's tree in the order ((b0 + b4) + (b2 + b6)) + ((b1 + b5) + (b3 +
+ * b7)), which is hsum16x16's, so that few partial sums are live at a time:
+ * at most 5 NQ + 2 vectors, no spills up to NQ = 4.  (A 2-query x 2-group
+ * tile, 4 outputs as well, had 2 key vectors more per step and GCC spilled
+ * it: prompt scores ran ~1.4x slower.) */
+enum { SQ_MAX = 4 };
+AI void sq_tile(const float *kt, const float *const *q, int nch, __m512 *r, const int NQ) {
+    SQ_B(0, b0) SQ_B(4, b4) SQ_ADD(c0, b0, b4)
+    SQ_B(2, b2) SQ_B(6, b6) SQ_ADD(c2, b2, b6) SQ_ADD(d0, c0, c2)
+    SQ_B(1, b1) SQ_B(5, b5) SQ_ADD(c1, b1, b5)
+    SQ_B(3, b3) SQ_B(7, b7) SQ_ADD(c3, b3, b7) SQ_ADD(d1, c1, c3) SQ_ADD(e, d0, d1)
+#pragma GCC unroll 4
+    for (int i = 0; i < NQ; i++) r[i] = e[i];
 }
-#undef SN_B
-#undef SN_ADD
+#undef SQ_B
+#undef SQ_ADD
 
-typedef void (*sn_fn)(const float *, const float *, const float *, const float *, int, __m512 *);
-#define SNT(NQ, NK)                                                                         \
-    static void sn_##NQ##_##NK(const float *kt0, const float *kt1, const float *qa,         \
-                               const float *qb, int nch, __m512 *r) {                       \
-        sn_tile(kt0, kt1, qa, qb, nch, r, NQ, NK);                                          \
-    }
-SNT(1, 1) SNT(1, 2) SNT(2, 1) SNT(2, 2)
-static const sn_fn sn_tiles[2][2] = { { sn_1_1, sn_1_2 }, { sn_2_1, sn_2_2 } };
-/* d = 64 (the common head size) with the chunk loop unrolled: the same
- * operations in the same order, without the loop's overhead */
-#define SNT4(NQ, NK)                                                                        \
-    static void sn4_##NQ##_##NK(const float *kt0, const float *kt1, const float *qa,        \
-                                const float *qb, int nch, __m512 *r) {                      \
+typedef void (*sq_fn)(const float *, const float *const *, int, __m512 *);
+/* any nch, and nch = 4 (d = 64, the common head size) with the chunk loop
+ * unrolled: the same operations in the same order without the loop */
+#define SQT(NQ)                                                                             \
+    static void sq_##NQ(const float *kt, const float *const *q, int nch, __m512 *r) {       \
+        sq_tile(kt, q, nch, r, NQ);                                                         \
+    }                                                                                       \
+    static void sq4_##NQ(const float *kt, const float *const *q, int nch, __m512 *r) {      \
         (void)nch;                                                                          \
-        sn_tile(kt0, kt1, qa, qb, 4, r, NQ, NK);                                            \
+        sq_tile(kt, q, 4, r, NQ);                                                           \
     }
-SNT4(1, 1) SNT4(1, 2) SNT4(2, 1) SNT4(2, 2)
-static const sn_fn sn4_tiles[2][2] = { { sn4_1_1, sn4_1_2 }, { sn4_2_1, sn4_2_2 } };
+SQT(1) SQT(2) SQT(3) SQT(4)
+static const sq_fn sq_tiles[SQ_MAX] = { sq_1, sq_2, sq_3, sq_4 };
+static const sq_fn sq4_tiles[SQ_MAX] = { sq4_1, sq4_2, sq4_3, sq4_4 };
 
 static void x_attn_scores_n(const float *q, size_t ldq, int nr, int nh, const float *k,
                             size_t ldk, const int *nk, int d, float scale, float *s,
@@ -953,6 +950,7 @@ static void x_attn_scores_n(const float *q, size_t ldq, int nr, int nh, const fl
     }
     float kt[SN_BUF] __attribute__((aligned(64)));
     int kc = SN_BUF / d / 16 * 16, nch = d / 16, nq = nr * nh;
+    const sq_fn *tiles = nch == 4 ? sq4_tiles : sq_tiles;
     __m512 sc = _mm512_set1_ps(scale);
     for (int c0 = 0; c0 < nmax; c0 += kc) {
         int cn = nmax - c0 < kc ? nmax - c0 : kc;
@@ -960,37 +958,28 @@ static void x_attn_scores_n(const float *q, size_t ldq, int nr, int nh, const fl
             for (int t = 0; t < d; t += 16)
                 sn_t16(k + (size_t)(c0 + j) * ldk + t, ldk, cn - j < 16 ? cn - j : 16,
                        kt + (size_t)j * d + 16 * (size_t)t);
-        /* queries in pairs; one without keys in this chunk is skipped */
+        /* up to SQ_MAX queries at a time (those with keys in this chunk),
+         * each 16-key group once for all of them */
         for (int qi = 0; qi < nq;) {
-            int na = nk[qi / nh] - c0, nb = qi + 1 < nq ? nk[(qi + 1) / nh] - c0 : 0;
-            na = na < 0 ? 0 : na > cn ? cn : na;
-            nb = nb < 0 ? 0 : nb > cn ? cn : nb;
-            if (na == 0) {
-                qi++;
-                continue;
+            const float *qp[SQ_MAX];
+            float *sp[SQ_MAX];
+            int nn[SQ_MAX], g = 0, nl = 0;
+            for (; qi < nq && g < SQ_MAX; qi++) {
+                int n = nk[qi / nh] - c0;
+                n = n < 0 ? 0 : n > cn ? cn : n;
+                if (n == 0) continue;
+                qp[g] = q + (size_t)(qi / nh) * ldq + (size_t)(qi % nh) * d;
+                sp[g] = s + (size_t)qi * lds + c0;
+                nn[g++] = n;
+                nl = n > nl ? n : nl;
             }
-            int two = nb > 0;
-            const float *qa = q + (size_t)(qi / nh) * ldq + (size_t)(qi % nh) * d;
-            const float *qb = two ? q + (size_t)((qi + 1) / nh) * ldq + (size_t)((qi + 1) % nh) * d : qa;
-            float *sa = s + (size_t)qi * lds + c0, *sb = two ? sa + lds : sa;
-            int nl = na > nb ? na : nb;
-            for (int j = 0; j < nl; j += 32) {
-                int nk2 = j + 16 < nl;
-                __m512 r[4];
-                const float *kt0 = kt + (size_t)j * d, *kt1 = nk2 ? kt0 + 16 * (size_t)d : kt0;
-                (nch == 4 ? sn4_tiles : sn_tiles)[two][nk2](kt0, kt1, qa, qb, nch, r);
-                _mm512_mask_storeu_ps(sa + j, tailmask16(na - j > 0 ? na - j : 0), _mm512_mul_ps(sc, r[0]));
-                if (nk2)
-                    _mm512_mask_storeu_ps(sa + j + 16, tailmask16(na - j - 16 > 0 ? na - j - 16 : 0),
-                                          _mm512_mul_ps(sc, r[1]));
-                if (two) {
-                    _mm512_mask_storeu_ps(sb + j, tailmask16(nb - j > 0 ? nb - j : 0), _mm512_mul_ps(sc, r[2]));
-                    if (nk2)
-                        _mm512_mask_storeu_ps(sb + j + 16, tailmask16(nb - j - 16 > 0 ? nb - j - 16 : 0),
-                                              _mm512_mul_ps(sc, r[3]));
-                }
+            for (int j = 0; j < nl; j += 16) {
+                __m512 r[SQ_MAX];
+                tiles[g - 1](kt + (size_t)j * d, qp, nch, r);
+                for (int i = 0; i < g; i++)
+                    _mm512_mask_storeu_ps(sp[i] + j, tailmask16(nn[i] - j > 0 ? nn[i] - j : 0),
+                                          _mm512_mul_ps(sc, r[i]));
             }
-            qi += 1 + two;
         }
     }
 }
