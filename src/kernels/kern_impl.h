@@ -53,6 +53,11 @@ typedef struct {
     void (*rmsnorm_rows)(const float *x, int m, int k, size_t ldx, const float *g,
                          const float *b, float eps, float *y, size_t ldy, int8_t *xq,
                          size_t ldq, float scale, int offset);
+    /* optional (NULL: x += res, then rmsnorm_rows): one row's residual add
+     * and rmsnorm_rows on the sum (y and xq as there, no row strides), with
+     * the same bits in fewer passes over x */
+    void (*add_rmsnorm)(float *x, const float *res, int k, const float *g, const float *b,
+                        float eps, float *y, int8_t *xq, float scale, int offset);
     /* one row of w8_quant_rows_dyn: *s = amax / 127, xq = w8_kern_qd1(x, *s) */
     void (*quant_dyn)(const float *x, int k, int8_t *xq, float *s);
     /* float */

@@ -192,6 +192,11 @@ static void produce(const w8_kern_table *t, const prod *p, int i) {
     switch (p->kind) {
     case PR_NORM: {
         float *x = p->x + r * p->ldx;
+        if (p->res && t->add_rmsnorm) {
+            t->add_rmsnorm(x, p->res + r * p->ldx, p->k, p->a, p->b, p->eps, NULL, xq, p->scale,
+                           p->offset);
+            break;
+        }
         if (p->res) add_row(x, p->res + r * p->ldx, p->k);
         t->rmsnorm_rows(x, 1, p->k, p->ldx, p->a, p->b, p->eps, NULL, 0, xq, p->ldq, p->scale,
                         p->offset);
@@ -209,8 +214,12 @@ static void produce(const w8_kern_table *t, const prod *p, int i) {
         break;
     case PR_NORM_QDYN: { /* the f32 norm, then its per-row quantization */
         float *x = p->x + r * p->ldx, *o = p->out + r * p->ldout;
-        if (p->res) add_row(x, p->res + r * p->ldx, p->k);
-        t->rmsnorm_rows(x, 1, p->k, p->ldx, p->a, p->b, p->eps, o, p->ldout, NULL, 0, 1.0f, 0);
+        if (p->res && t->add_rmsnorm)
+            t->add_rmsnorm(x, p->res + r * p->ldx, p->k, p->a, p->b, p->eps, o, NULL, 1.0f, 0);
+        else {
+            if (p->res) add_row(x, p->res + r * p->ldx, p->k);
+            t->rmsnorm_rows(x, 1, p->k, p->ldx, p->a, p->b, p->eps, o, p->ldout, NULL, 0, 1.0f, 0);
+        }
         t->quant_dyn(o, p->k, xq, &p->rs[i]);
         break;
     }

@@ -260,17 +260,34 @@ static void x_quant_dyn(const float *x, int k, int8_t *xq, float *s) {
 }
 
 /* The sum of squares in w8_ref_sumsq's order: 16 lanes, then halving. */
+AI float sumsq_fold(__m512 acc) {
+    __m256 h8 = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));
+    __m128 h4 = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
+    __m128 h2 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
+    __m128 h1 = _mm_add_ss(h2, _mm_movehdup_ps(h2));
+    return _mm_cvtss_f32(h1);
+}
+
 static float x_sumsq(const float *x, int k) {
     __m512 acc = _mm512_setzero_ps();
     for (int t = 0; t < k; t += 16) {
         __m512 v = _mm512_maskz_loadu_ps(tailmask16(k - t), x + t);
         acc = _mm512_add_ps(acc, _mm512_mul_ps(v, v));
     }
-    __m256 h8 = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm512_extractf32x8_ps(acc, 1));
-    __m128 h4 = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
-    __m128 h2 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
-    __m128 h1 = _mm_add_ss(h2, _mm_movehdup_ps(h2));
-    return _mm_cvtss_f32(h1);
+    return sumsq_fold(acc);
+}
+
+/* one row times r (the reciprocal RMS) and g (+ b), to y and/or xq */
+AI void norm_row(const float *x, __m512 r, int k, const float *g, const float *b, float *y,
+                 int8_t *xq, __m512 sc, __m512 off) {
+    for (int t = 0; t < k; t += 16) {
+        __mmask16 mk = tailmask16(k - t);
+        __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, x + t), r),
+                                 _mm512_maskz_loadu_ps(mk, g + t));
+        if (b) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, b + t));
+        if (y) _mm512_mask_storeu_ps(y + t, mk, v);
+        if (xq) _mm_mask_storeu_epi8(xq + t, mk, q16(v, sc, off));
+    }
 }
 
 static void x_rmsnorm_rows(const float *x, int m, int k, size_t ldx, const float *g,
@@ -280,15 +297,25 @@ static void x_rmsnorm_rows(const float *x, int m, int k, size_t ldx, const float
     for (int i = 0; i < m; i++) {
         const float *xi = x + (size_t)i * ldx;
         __m512 r = _mm512_set1_ps(w8_kern_rms_inv(x_sumsq(xi, k), k, eps));
-        for (int t = 0; t < k; t += 16) {
-            __mmask16 mk = tailmask16(k - t);
-            __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, xi + t), r),
-                                     _mm512_maskz_loadu_ps(mk, g + t));
-            if (b) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, b + t));
-            if (y) _mm512_mask_storeu_ps(y + (size_t)i * ldy + t, mk, v);
-            if (xq) _mm_mask_storeu_epi8(xq + (size_t)i * ldq + t, mk, q16(v, sc, off));
-        }
+        norm_row(xi, r, k, g, b, y ? y + (size_t)i * ldy : NULL, xq ? xq + (size_t)i * ldq : NULL,
+                 sc, off);
     }
+}
+
+/* x += res with the sum of squares in the same pass: the sum's chain of
+ * adds is the loop's limit (its order is fixed), so the residual add
+ * rides along instead of being a pass over x of its own */
+static void x_add_rmsnorm(float *x, const float *res, int k, const float *g, const float *b,
+                          float eps, float *y, int8_t *xq, float scale, int offset) {
+    __m512 acc = _mm512_setzero_ps();
+    for (int t = 0; t < k; t += 16) {
+        __mmask16 mk = tailmask16(k - t);
+        __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, x + t), _mm512_maskz_loadu_ps(mk, res + t));
+        _mm512_mask_storeu_ps(x + t, mk, v);
+        acc = _mm512_add_ps(acc, _mm512_mul_ps(v, v));
+    }
+    __m512 r = _mm512_set1_ps(w8_kern_rms_inv(sumsq_fold(acc), k, eps));
+    norm_row(x, r, k, g, b, y, xq, _mm512_set1_ps(scale), _mm512_set1_ps((float)offset));
 }
 
 /* ----------------------------------------------------------------- float */
@@ -1229,6 +1256,7 @@ const w8_kern_table w8_kern_avx512 = {
     .quant_rows = x_quant_rows,
     .quant_dyn = x_quant_dyn,
     .rmsnorm_rows = x_rmsnorm_rows,
+    .add_rmsnorm = x_add_rmsnorm,
     .fgemv = f_gemv,
     .fgemm = f_gemm,
     .fnblock = FNB,
