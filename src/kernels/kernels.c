@@ -609,6 +609,10 @@ void w8_fmat_free(w8_fmat *m) {
     m->packed_bytes = 0;
 }
 
+/* 64-channel blocks a one-row item of a packed float GEMM takes at once:
+ * the AVX-512 kernel streams up to four side by side (PQB) */
+enum { FP_RUN = 4 };
+
 /* 32-bit words per row of BF16 activations that the ISA's pprep writes */
 static size_t pprep_words(const w8_kern_table *t, const w8_fmat *w) {
     return t->pxwords ? t->pxwords(w) : w8_fp_steps(w);
@@ -633,8 +637,12 @@ void w8_gemm_f(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, si
             if (m <= 16 || nt == 1)
                 for (int i = 0; i < m; i++) t->pprep(x + (size_t)i * ldx, w->k, xb + (size_t)i * ldxb);
         }
-        /* one item per 64-channel block: for m = 1 a disjoint slice of the
-         * stream, for prefill a column panel the kernel walks in k blocks */
+        /* items of 64-channel blocks: for prefill one block, a column panel
+         * the kernel walks in k blocks; for one row (a prompt's logits)
+         * FP_RUN blocks, slices of the stream that the one-row kernel reads
+         * side by side, as the decode team's items (one block at a time
+         * streamed the 0.5B lm_head at ~20 GB/s of ~27) */
+        int run = m == 1 ? FP_RUN : 1, nitems = (nblk + run - 1) / run;
 #pragma omp parallel num_threads(nt) if (nt > 1)
         {
             if (xb && m > 16 && nt > 1) {
@@ -644,8 +652,8 @@ void w8_gemm_f(const w8_fmat *w, int m, const float *x, size_t ldx, float *y, si
 #pragma omp barrier
             }
 #pragma omp for schedule(dynamic, 1) nowait
-            for (int b = 0; b < nblk; b++) {
-                int n0 = b * W8_FP_NB, n1 = n0 + W8_FP_NB < n ? n0 + W8_FP_NB : n;
+            for (int it = 0; it < nitems; it++) {
+                int n0 = it * run * W8_FP_NB, n1 = n0 + run * W8_FP_NB < n ? n0 + run * W8_FP_NB : n;
                 t->pgemm(w, m, x, ldx, xb, ldxb, y, ldy, bias, n0, n1);
             }
         }
@@ -943,7 +951,7 @@ void w8_team_gemm_f(w8_team *tm, const w8_fmat *w, int m, const float *x, size_t
         }
         /* a few blocks at once: one-row kernels may stream them side by side */
         int nblk = (n + W8_FP_NB - 1) / W8_FP_NB, cnt;
-        for (int b; (b = range_take_run(tm, loop, nblk, 4, &cnt)) < nblk;) {
+        for (int b; (b = range_take_run(tm, loop, nblk, FP_RUN, &cnt)) < nblk;) {
             int n0 = b * W8_FP_NB, n1 = n0 + cnt * W8_FP_NB < n ? n0 + cnt * W8_FP_NB : n;
             t->pgemm(w, m, x, ldx, xb, ldxb, y, ldy, bias, n0, n1);
         }
