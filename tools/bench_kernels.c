@@ -9,7 +9,9 @@
  * oneDNN's 810-880 GOPS on 2 threads), int8 and bf16 GEMV at m = 1 (GB/s of
  * weights streamed; the matrices are rotated through copies larger than L3 so
  * the weights come from DRAM, as in decode), small-m int8 (batched decode),
- * the float GEMM of prefill, and RMSNorm+quantization.  Each figure is the
+ * the float GEMM of prefill, RMSNorm+quantization, SwiGLU, one query's
+ * attention and a prompt's (pattn: scores, softmax and the weighted V sum of
+ * a 512-row causal prompt, one KV head, as forward.c runs them).  Each figure is the
  * median of repeated calls after a warm-up call.  -f keeps only the lines
  * whose name contains FILTER; -q runs fewer repetitions.
  */
