@@ -186,22 +186,26 @@ static void add_row(float *x, const float *res, int k) {
     for (; j < k; j++) x[j] += res[j];
 }
 
+/* x += res (res may be NULL), then one row of RMSNorm into y and/or xq:
+ * in one pass over x where the ISA has add_rmsnorm */
+static void add_norm_row(const w8_kern_table *t, const prod *p, float *x, const float *res,
+                         float *y, int8_t *xq, float scale, int offset) {
+    if (res && t->add_rmsnorm) {
+        t->add_rmsnorm(x, res, p->k, p->a, p->b, p->eps, y, xq, scale, offset);
+        return;
+    }
+    if (res) add_row(x, res, p->k);
+    t->rmsnorm_rows(x, 1, p->k, p->ldx, p->a, p->b, p->eps, y, 0, xq, 0, scale, offset);
+}
+
 static void produce(const w8_kern_table *t, const prod *p, int i) {
     size_t r = (size_t)i;
     int8_t *xq = p->xq + r * p->ldq;
     switch (p->kind) {
-    case PR_NORM: {
-        float *x = p->x + r * p->ldx;
-        if (p->res && t->add_rmsnorm) {
-            t->add_rmsnorm(x, p->res + r * p->ldx, p->k, p->a, p->b, p->eps, NULL, xq, p->scale,
-                           p->offset);
-            break;
-        }
-        if (p->res) add_row(x, p->res + r * p->ldx, p->k);
-        t->rmsnorm_rows(x, 1, p->k, p->ldx, p->a, p->b, p->eps, NULL, 0, xq, p->ldq, p->scale,
-                        p->offset);
+    case PR_NORM:
+        add_norm_row(t, p, p->x + r * p->ldx, p->res ? p->res + r * p->ldx : NULL, NULL, xq,
+                     p->scale, p->offset);
         break;
-    }
     case PR_SWIGLU:
         t->swiglu(p->a + r * p->ldx, p->b + r * p->ldx, p->k, p->out + r * p->ldout, xq, p->scale,
                   p->offset);
@@ -213,13 +217,9 @@ static void produce(const w8_kern_table *t, const prod *p, int i) {
         t->quant_dyn(p->xc + r * p->ldx, p->k, xq, &p->rs[i]);
         break;
     case PR_NORM_QDYN: { /* the f32 norm, then its per-row quantization */
-        float *x = p->x + r * p->ldx, *o = p->out + r * p->ldout;
-        if (p->res && t->add_rmsnorm)
-            t->add_rmsnorm(x, p->res + r * p->ldx, p->k, p->a, p->b, p->eps, o, NULL, 1.0f, 0);
-        else {
-            if (p->res) add_row(x, p->res + r * p->ldx, p->k);
-            t->rmsnorm_rows(x, 1, p->k, p->ldx, p->a, p->b, p->eps, o, p->ldout, NULL, 0, 1.0f, 0);
-        }
+        float *o = p->out + r * p->ldout;
+        add_norm_row(t, p, p->x + r * p->ldx, p->res ? p->res + r * p->ldx : NULL, o, NULL, 1.0f,
+                     0);
         t->quant_dyn(o, p->k, xq, &p->rs[i]);
         break;
     }
