@@ -16,9 +16,10 @@
 #include "args.h"
 #include "commands.h"
 
-/* With --roofline a probe runs right before each timed repetition (see
- * roofline.h): the int8 loop before a pp run, a read of the model's
- * weights before a tg run.  probe[test][rep] is its rate. */
+/* With --roofline a probe runs right before each timed repetition and once
+ * after the last (see roofline.h): the int8 loop around a pp run, a read of
+ * the model's weights around a tg run.  probe[test][rep] is its rate, rep
+ * 0..reps. */
 typedef struct {
     const w8_model *m;
     int roof;
@@ -30,8 +31,8 @@ static void on_run(void *ud, const char *test, int rep, int reps) {
     bench_ud *u = ud;
     if (isatty(2) && !getenv("W8A8_QUIET")) {
         if (rep < 0) fprintf(stderr, "\r%s: warm-up\033[K", test);
-        else fprintf(stderr, "\r%s: run %d/%d\033[K", test, rep + 1, reps);
-        if (rep == reps - 1) fprintf(stderr, "\r\033[K");
+        else if (rep < reps) fprintf(stderr, "\r%s: run %d/%d\033[K", test, rep + 1, reps);
+        else fprintf(stderr, "\r\033[K");
     }
     if (u->roof && rep >= 0) {
         int tg = test[0] == 't';
@@ -39,28 +40,18 @@ static void on_run(void *ud, const char *test, int rep, int reps) {
     }
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* The median over repetitions of (the repetition's rate) / (its probe's):
- * int8 ops/s over the dot loop's for pp, weight bytes/s over the plain
- * read's for tg; -1 where there is no int8 work.  *ceil: the probes' median. */
-static double paired_fraction(const w8_bench_test *t, const double *probe, double macs,
-                              double bytes, double *ceil) {
+/* The repetitions' rates (int8 ops/s for pp, weight bytes/s for tg) against
+ * the probes around them; fraction -1 where there is no int8 work. */
+static w8_roof_paired paired(const w8_bench_test *t, const double *probe, double macs,
+                             double bytes) {
     int n = t->reps;
-    double *f = w8_xmalloc((size_t)n * 2 * sizeof *f), *c = f + n, per = t->n_gen ? bytes : 2.0 * macs;
-    for (int r = 0; r < n; r++) {
-        f[r] = probe[r] > 0 ? t->ts[r] * per / probe[r] : 0;
-        c[r] = probe[r];
-    }
-    qsort(f, (size_t)n, sizeof *f, cmp_double);
-    qsort(c, (size_t)n, sizeof *c, cmp_double);
-    double fr = n % 2 ? f[n / 2] : (f[n / 2 - 1] + f[n / 2]) / 2;
-    *ceil = n % 2 ? c[n / 2] : (c[n / 2 - 1] + c[n / 2]) / 2;
-    free(f);
-    return per > 0 ? fr : -1;
+    double *rate = w8_xmalloc((size_t)n * sizeof *rate), per = t->n_gen ? bytes : 2.0 * macs;
+    for (int r = 0; r < n; r++) rate[r] = t->ts[r] * per;
+    w8_roof_paired p;
+    w8_roofline_paired(rate, probe, n, &p);
+    free(rate);
+    if (per <= 0) p.fraction = -1;
+    return p;
 }
 
 /* A test's place under its ceiling: prefill (pp) is compute-bound, so its
@@ -95,15 +86,21 @@ static void roof_print(const w8_bench_result *res, const w8_roofline *rf, const 
                    t->name, f, got / 1e9, bytes / 1e6,
                    bytes <= (double)rf->llc_bytes ? "; they fit in the cache, so above 1 is possible"
                                                   : "");
-        double ceil, pf = paired_fraction(t, u->probe[t->n_gen > 0], macs, bytes, &ceil);
-        if (pf < 0) continue;
+        w8_roof_paired p = paired(t, u->probe[t->n_gen > 0], macs, bytes);
+        if (p.fraction < 0) continue;
+        char used[80];
+        if (p.steady) snprintf(used, sizeof used, "%d of %d repetitions steady, their median", p.steady, t->reps);
+        else snprintf(used, sizeof used, "none of %d repetitions steady: the median of all", t->reps);
         if (t->n_gen == 0)
-            printf("roofline: %s: %.3g of the int8 loop run before each repetition (median of %d; "
-                   "it ran at %.1f GOPS)\n", t->name, pf, t->reps, ceil / 1e9);
+            printf("roofline: %s: %.3g of the int8 loop run around each repetition (%s; "
+                   "it ran at %.1f GOPS)\n", t->name, p.fraction, used, p.ceiling / 1e9);
         else
-            printf("roofline: %s: %.3g of a plain read of the same weights before each repetition "
-                   "(median of %d; it ran at %.2f GB/s)\n", t->name, pf, t->reps, ceil / 1e9);
+            printf("roofline: %s: %.3g of a plain read of the same weights around each "
+                   "repetition (%s; it ran at %.2f GB/s)\n", t->name, p.fraction, used,
+                   p.ceiling / 1e9);
     }
+    printf("roofline: a repetition is steady when the probes before and after it differ "
+               "by at most %.0f%%\n", W8_ROOF_STEADY * 100);
 }
 
 /* The --json text with the roofline fields added to each test's object. */
@@ -127,9 +124,11 @@ static char *roof_json(const char *text, const w8_bench_result *res, const w8_ro
         json_object_set_new(o, "roofline_int8_macs_per_token", json_real(macs));
         json_object_set_new(o, "roofline_achieved", json_real(got));
         json_object_set_new(o, "roofline_fraction", f < 0 ? json_null() : json_real(f));
-        double ceil, pf = paired_fraction(t, u->probe[t->n_gen > 0], macs, bytes, &ceil);
-        json_object_set_new(o, "roofline_paired_ceiling", json_real(ceil));
-        json_object_set_new(o, "roofline_paired_fraction", pf < 0 ? json_null() : json_real(pf));
+        w8_roof_paired p = paired(t, u->probe[t->n_gen > 0], macs, bytes);
+        json_object_set_new(o, "roofline_paired_ceiling", json_real(p.ceiling));
+        json_object_set_new(o, "roofline_paired_fraction",
+                            p.fraction < 0 ? json_null() : json_real(p.fraction));
+        json_object_set_new(o, "roofline_paired_steady", json_integer(p.steady));
     }
     char *s = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     json_decref(arr);
@@ -181,8 +180,8 @@ int w8_cmd_bench(int argc, char **argv) {
     if (!m) goto out;
     w8_bench_opts o = {n_prompt, n_gen, reps, (uint64_t)seed};
     u.m = m;
-    u.probe[0] = w8_xcalloc((size_t)reps, sizeof(double));
-    u.probe[1] = w8_xcalloc((size_t)reps, sizeof(double));
+    u.probe[0] = w8_xcalloc((size_t)reps + 1, sizeof(double));
+    u.probe[1] = w8_xcalloc((size_t)reps + 1, sizeof(double));
     if (w8_bench_run(m, &o, &res, on_run, &u) != 0) goto out;
     /* measured after the tests, so the read buffer does not disturb them */
     w8_roofline rf;

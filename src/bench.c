@@ -195,6 +195,7 @@ static int run_test(bench_state *b, w8_bench_test *t, const w8_bench_opts *o, w8
         bench_time *dst = r < 0 ? &warm : &tm[r];
         rc = t->n_prompt ? run_pp(b, t->n_prompt, dst) : run_tg(b, t->n_gen, dst);
     }
+    if (rc == 0 && cb) cb(ud, t->name, o->reps, o->reps);
     if (rc == 0) stats(t, tm, w8_get_threads());
     free(tm);
     return rc;

@@ -59,7 +59,9 @@ typedef struct {
 /* Describe the model (name, size, params, backend, threads) without running. */
 int w8_bench_describe(const w8_model *m, w8_bench_result *r);
 /* Run the tests.  r is described first; free with w8_bench_free (also on failure).
- * cb (may be NULL) is told before each test and repetition starts. */
+ * cb (may be NULL) is told before each test's warm-up (rep -1) and each
+ * repetition starts (rep 0 .. reps - 1), and once after its last one (rep
+ * == reps). */
 typedef void (*w8_bench_cb)(void *ud, const char *test, int rep, int reps);
 int w8_bench_run(const w8_model *m, const w8_bench_opts *o, w8_bench_result *r, w8_bench_cb cb,
                  void *ud);

@@ -251,3 +251,36 @@ void w8_roofline_model(const w8_model *m, int n_prompt, double *macs_per_token,
     *macs_per_token = macs;
     *weight_bytes = bytes;
 }
+
+/* ------------------------------------------------------- pairing */
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median_sorted(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+void w8_roofline_paired(const double *rate, const double *probe, int reps, w8_roof_paired *out) {
+    memset(out, 0, sizeof *out);
+    if (reps < 1) return;
+    double *f = w8_xmalloc((size_t)reps * 2 * sizeof *f), *c = f + reps;
+    for (int pass = 0; pass < 2 && out->used == 0; pass++) {
+        /* pass 0: the steady repetitions; pass 1 (none was): all */
+        for (int r = 0; r < reps; r++) {
+            double a = probe[r], b = probe[r + 1], hi = a > b ? a : b, lo = a < b ? a : b;
+            int steady = lo > 0 && hi - lo <= W8_ROOF_STEADY * hi;
+            if (pass == 0) out->steady += steady;
+            if (pass == 0 && !steady) continue;
+            double mean = (a + b) / 2;
+            f[out->used] = mean > 0 ? rate[r] / mean : 0;
+            c[out->used++] = mean;
+        }
+    }
+    out->fraction = median_sorted(f, out->used);
+    out->ceiling = median_sorted(c, out->used);
+    free(f);
+}

@@ -45,9 +45,9 @@ void w8_roofline_model(const w8_model *m, int n_prompt, double *macs_per_token,
                        double *weight_bytes);
 
 /* Probes for the moment of one benchmark repetition (bench runs one before
- * each, so that a repetition is set against the machine as it was then, not
- * only against the best of a few runs at another time; on a shared host the
- * two differ by 10% and more):
+ * each and one after the last, so that a repetition is set against the
+ * machine as it was then, not only against the best of a few runs at
+ * another time; on a shared host the two differ by 10% and more):
  *   w8_roofline_dot_probe      int8 ops/s of one ~0.1 s run of the peak loop
  *   w8_roofline_weights_probe  bytes/s of plain streaming reads (~0.1 s or
  *                              one pass) of the model's linear weights as
@@ -56,5 +56,24 @@ void w8_roofline_model(const w8_model *m, int n_prompt, double *macs_per_token,
  *                              matrix as the decode team splits them */
 double w8_roofline_dot_probe(void);
 double w8_roofline_weights_probe(const w8_model *m);
+
+/* A benchmark's repetitions against the probes around them: probe[r] ran
+ * right before repetition r and probe[r + 1] right after it (reps + 1
+ * probes), rate[r] is the repetition's own (int8 ops/s, or weight bytes/s).
+ * A repetition is steady when its two probes differ by at most
+ * W8_ROOF_STEADY of the larger: the machine offered the same ceiling on
+ * both sides of it.  On a shared host that is not a given: a virtual
+ * machine's two CPUs may be moved onto one physical core between two
+ * probes, halving the int8 peak for a while.  A repetition's fraction is
+ * its rate over the mean of its two probes; the result is the median over
+ * the steady repetitions, or over all of them when none is steady. */
+#define W8_ROOF_STEADY 0.10
+typedef struct {
+    double fraction; /* median fraction of the repetitions used */
+    double ceiling;  /* median of their probe means */
+    int used;        /* repetitions in the medians */
+    int steady;      /* steady ones among all (used == steady unless steady == 0) */
+} w8_roof_paired;
+void w8_roofline_paired(const double *rate, const double *probe, int reps, w8_roof_paired *out);
 
 #endif

@@ -6,7 +6,8 @@
  * wanted, log-softmax in double, and the two scores summed by position
  * (full window: targets 1..ctx-1; llama.cpp's second half: targets
  * ctx/2+1..ctx-1).  Then chunked batches, window limits, bad input, and
- * compare/bench on the same model.
+ * compare/bench on the same model, and bench --roofline's pairing of
+ * repetitions with the probes around them.
  */
 #include <jansson.h>
 #include <math.h>
@@ -19,6 +20,7 @@
 #include "../src/kv_cache.h"
 #include "../src/model.h"
 #include "../src/ppl.h"
+#include "../src/roofline.h"
 #include "../src/tokenizer/tokenizer.h"
 #include "../src/util.h"
 #include "test.h"
@@ -245,11 +247,43 @@ static void test_bench(const w8_model *m) {
     w8_bench_free(&r);
 }
 
+/* bench --roofline's pairing of repetitions with the probes around them */
+static void test_paired(void) {
+    w8_roof_paired p;
+    const double r3[3] = {50, 60, 70};
+    const double flat[4] = {100, 100, 100, 100};
+    w8_roofline_paired(r3, flat, 3, &p);
+    CHECK(p.steady == 3 && p.used == 3 && p.fraction == 0.6 && p.ceiling == 100,
+          "steady probes: median of 3 (%d %d %g %g)", p.steady, p.used, p.fraction, p.ceiling);
+    /* the host halves the peak after repetition 0 and restores it after 1 */
+    const double dip[4] = {100, 50, 50, 100};
+    w8_roofline_paired(r3, dip, 3, &p);
+    CHECK(p.steady == 1 && p.used == 1 && p.fraction == 60.0 / 50 && p.ceiling == 50,
+          "a changed probe leaves its repetitions out (%d %d %g %g)", p.steady, p.used,
+          p.fraction, p.ceiling);
+    const double none[3] = {100, 50, 100};
+    w8_roofline_paired(r3, none, 2, &p);
+    CHECK(p.steady == 0 && p.used == 2 && p.fraction == (50.0 / 75 + 60.0 / 75) / 2 &&
+              p.ceiling == 75,
+          "none steady: the median of all, against the probes' means (%d %d %g %g)", p.steady,
+          p.used, p.fraction, p.ceiling);
+    /* 10% of the larger is still steady, a little more is not; a zero probe never is */
+    const double edge[4] = {100, 90, 80.9, 0};
+    w8_roofline_paired(r3, edge, 3, &p);
+    CHECK(p.steady == 1 && p.used == 1 && p.fraction == 50.0 / 95,
+          "the 10%% limit, and a zero probe (%d %d %g)", p.steady, p.used, p.fraction);
+    const double two[3] = {100, 100, 100};
+    w8_roofline_paired(r3, two, 2, &p);
+    CHECK(p.used == 2 && p.fraction == 0.55, "two repetitions: the mean of the middle pair (%g)",
+          p.fraction);
+}
+
 int main(void) {
     /* One thread: the results do not depend on it, and OpenMP barriers on a
      * loaded 2-core machine make a tiny model several times slower. */
     w8_set_threads(1);
     test_helpers();
+    test_paired();
     char *dir = path_in_shared("models/stories260K-hf-f32");
     char *corpus = path_in_shared("corpus/tinystories-excerpt.txt");
     w8_model *m = w8_model_load(dir);
