@@ -73,6 +73,10 @@ static void roof_print(const w8_bench_result *res, const w8_roofline *rf, const 
     printf("roofline: int8 peak %.1f GOPS (%s %s, %d thread%s), read bandwidth %.1f GB/s "
            "(%zu MiB buffer)\n", rf->int8_ops / 1e9, rf->isa, rf->insn, rf->threads,
            rf->threads == 1 ? "" : "s", rf->read_bytes / 1e9, rf->buffer_bytes >> 20);
+    if (rf->int8_ops_1t > 0)
+        printf("roofline: the int8 loop on one thread: %.1f GOPS; on %d threads %.2fx that "
+               "(about %d when each thread has a core of its own)\n", rf->int8_ops_1t / 1e9,
+               rf->threads, rf->int8_ops / rf->int8_ops_1t, rf->threads);
     for (int i = 0; i < res->n_tests; i++) {
         const w8_bench_test *t = &res->tests[i];
         double got, f = roof_fraction(t, rf, macs, bytes, &got);
@@ -117,6 +121,8 @@ static char *roof_json(const char *text, const w8_bench_result *res, const w8_ro
         json_t *o = json_array_get(arr, (size_t)i);
         double got, f = roof_fraction(t, rf, macs, bytes, &got);
         json_object_set_new(o, "roofline_int8_peak_ops", json_real(rf->int8_ops));
+        json_object_set_new(o, "roofline_int8_peak_ops_1thread",
+                            rf->int8_ops_1t > 0 ? json_real(rf->int8_ops_1t) : json_null());
         json_object_set_new(o, "roofline_read_bytes_per_s", json_real(rf->read_bytes));
         json_object_set_new(o, "roofline_bound", json_string(t->n_gen == 0 ? "int8" : "bandwidth"));
         /* per token as loaded (--float_layers int8 reads 1 byte per weight there) */

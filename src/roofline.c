@@ -117,6 +117,13 @@ int w8_roofline_measure(w8_roofline *r) {
         double ops = dot_rate(isa, nt, iters);
         if (ops > r->int8_ops) r->int8_ops = ops;
     }
+    if (nt > 1) {
+        long it1 = dot_iters(isa, 1);
+        for (int run = 0; run < RUNS; run++) {
+            double ops = dot_rate(isa, 1, it1);
+            if (ops > r->int8_ops_1t) r->int8_ops_1t = ops;
+        }
+    }
 
     /* bandwidth: twice the last-level cache (within [64, 512] MiB), each
      * thread first touching its own slice (pages land near it, and are

@@ -23,6 +23,9 @@
 
 typedef struct {
     double int8_ops;      /* int8 ops/s, all threads */
+    double int8_ops_1t;   /* the same loop on one thread (0 when threads == 1): a
+                           * machine whose threads each have a core of their own
+                           * scales by about the thread count */
     double read_bytes;    /* bytes/s, all threads */
     size_t buffer_bytes;  /* size of the buffer read */
     size_t llc_bytes;     /* last-level cache as the OS reports it (0: unknown) */

@@ -33,6 +33,8 @@ for isa in avx512 avx2 scalar; do
     check "bench --roofline runs (W8A8_CPU=$isa -> $got, exit $rc)" [ $rc -eq 0 ]
     check "peak and bandwidth line ($isa)" grep -Eq \
         "^roofline: int8 peak ($POS) GOPS \([a-z0-9]+ [A-Za-z0-9 ]+, 2 threads\), read bandwidth ($POS) GB/s \($NUM MiB buffer\)$" "$T/b"
+    check "the one-thread int8 loop and the threads' scaling ($isa)" grep -Eq \
+        "^roofline: the int8 loop on one thread: ($POS) GOPS; on 2 threads ($POS)x that \(about 2 when each thread has a core of its own\)$" "$T/b"
     check "pp16: a positive fraction of the int8 peak ($isa)" \
         grep -Eq "^roofline: pp16: ($POS) of int8 peak \($NUM GOPS; 2 x [0-9.e+]+ int8 MACs/token\)$" "$T/b"
     check "tg8: a positive fraction of the read bandwidth ($isa)" \
@@ -75,6 +77,7 @@ for t in d:
     assert t["roofline_read_bytes_per_s"] > 0 and t["roofline_achieved"] > 0, t
     assert t["roofline_paired_fraction"] > 0 and t["roofline_paired_ceiling"] > 0, t
     assert t["roofline_paired_steady"] in (0, 1), t
+    assert t["roofline_int8_peak_ops_1thread"] is None, t  # -t 1: nothing to scale
 ' "$T/j"
 
 "$W" bench --model_path "$S/models/stories260K-hf-f16" -p 16 -n 8 -r 1 -t 1 --roofline >"$T/f" 2>&1
