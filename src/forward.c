@@ -490,18 +490,21 @@ static void mlp(w8_ctx *c, const w8_model *m, const w8_layer *L, int n, int laye
     const w8_linear *gu = &L->gate_up.fused_lin, *down = &L->down;
     size_t H = (size_t)c->hidden, I = (size_t)c->inter;
     if (swiglu_fusable(c, L)) {
-        int qdown = down->quantized && !down->dynamic;
-        /* an int8 down_proj needs only the quantized rows, a float one
-         * act: gate/up stay in the GEMM's scratch tiles (y = NULL) */
-        if (w8_rmsnorm_gemm_i8_swiglu(c->x, c->tmp, n, c->hidden, H, L->ffn_norm, L->ffn_norm_b,
-                                      m->cfg.rms_eps, c->xq, H, gu->in_scale, gu->in_offset,
-                                      &gu->q, NULL, 2 * I, qdown ? NULL : c->act, I,
-                                      qdown ? c->xq2 : NULL, I, down->in_scale,
-                                      down->in_offset) == 0) {
-            if (qdown)
-                w8_gemm_i8(&down->q, n, c->xq2, I, c->tmp, H);
-            else
-                w8_linear_apply(down, n, c->act, I, c->tmp, H, c->xq);
+        /* an int8 down_proj needs only the quantized rows (made in its
+         * GEMM's layout where the kernel can), a float one act: gate/up
+         * stay in the GEMM's scratch tiles (y = NULL) */
+        if (down->quantized && !down->dynamic) {
+            if (w8_rmsnorm_gemm_i8_swiglu_down(c->x, c->tmp, n, c->hidden, H, L->ffn_norm,
+                                               L->ffn_norm_b, m->cfg.rms_eps, c->xq, H,
+                                               gu->in_scale, gu->in_offset, &gu->q, c->xq2, I,
+                                               down->in_scale, down->in_offset, &down->q, c->tmp,
+                                               H) == 0)
+                return;
+        } else if (w8_rmsnorm_gemm_i8_swiglu(c->x, c->tmp, n, c->hidden, H, L->ffn_norm,
+                                             L->ffn_norm_b, m->cfg.rms_eps, c->xq, H, gu->in_scale,
+                                             gu->in_offset, &gu->q, NULL, 2 * I, c->act, I, NULL, I,
+                                             down->in_scale, down->in_offset) == 0) {
+            w8_linear_apply(down, n, c->act, I, c->tmp, H, c->xq);
             return;
         }
     }

@@ -932,6 +932,73 @@ static void test_fused_swiglu(const char *isa) {
           "(%d cases, %d refused where the column block does not divide inter)", isa, ran, refused);
 }
 
+/* The MLP with a static int8 down_proj in one call: the bits of
+ * w8_rmsnorm_gemm_i8, w8_swiglu_rows and w8_gemm_i8(down); where the kernel
+ * takes SwiGLU's rows in its own layout (AVX-512, whole column blocks) they
+ * are q ^ 0x80, elsewhere q. */
+static void test_fused_swiglu_down(const char *isa) {
+    static const int ms[] = { 5, 17, 40 }, ks[] = { 37, 64 }, is[] = { 64, 96, 128, 70 },
+                     nds[] = { 20, 33 };
+    int bad = 0, ran = 0, flipped = 0;
+    for (size_t a = 0; a < 3; a++)
+        for (size_t b = 0; b < 2; b++)
+            for (size_t c = 0; c < 4; c++)
+                for (size_t e = 0; e < 2; e++) {
+                    int m = ms[a], k = ks[b], I = is[c], n = 2 * I, nd = nds[e];
+                    size_t ldx = (size_t)k + 3, ldy = (size_t)n + 5, ldo = (size_t)I, ldd = (size_t)nd + 1;
+                    int8_t *w = malloc((size_t)n * k), *wd = malloc((size_t)nd * I);
+                    int8_t *q1 = calloc((size_t)m, ldx), *q2 = calloc((size_t)m, ldx);
+                    int8_t *r1 = calloc((size_t)m, ldo), *r2 = calloc((size_t)m, ldo);
+                    int32_t *qb = malloc((size_t)n * 4), *qbd = malloc((size_t)nd * 4);
+                    float *ds = malloc((size_t)n * 4), *dsd = malloc((size_t)nd * 4), *g = malloc((size_t)k * 4);
+                    float *x1 = malloc((size_t)m * ldx * 4), *x2 = malloc((size_t)m * ldx * 4);
+                    float *res = malloc((size_t)m * ldx * 4), *y1 = malloc((size_t)m * ldy * 4);
+                    float *o1 = malloc((size_t)m * ldo * 4);
+                    float *d1 = malloc((size_t)m * ldd * 4), *d2 = malloc((size_t)m * ldd * 4);
+                    fill_i8(w, (size_t)n * k);
+                    fill_i8(wd, (size_t)nd * I);
+                    for (int j = 0; j < n; j++) qb[j] = (int32_t)(w8_rng_u64(&rng) % 2001) - 1000, ds[j] = 2e-3f;
+                    for (int j = 0; j < nd; j++) qbd[j] = (int32_t)(w8_rng_u64(&rng) % 2001) - 1000, dsd[j] = 1e-3f;
+                    fill_f(g, (size_t)k, 1.0f);
+                    fill_f(x1, (size_t)m * ldx, 2.0f);
+                    fill_f(res, (size_t)m * ldx, 2.0f);
+                    memcpy(x2, x1, (size_t)m * ldx * 4);
+                    for (size_t i = 0; i < (size_t)m * ldd; i++) d1[i] = d2[i] = -7.0f;
+                    w8_qmat q, qd;
+                    w8_qmat_pack(&q, w, n, k, qb, ds);
+                    w8_qmat_pack(&qd, wd, nd, I, qbd, dsd);
+                    for (int i = 0; i < m; i++)
+                        for (int t = 0; t < k; t++) x1[i * ldx + t] += res[i * ldx + t];
+                    w8_rmsnorm_rows(x1, m, k, ldx, g, NULL, 1e-6f, NULL, 0, q1, ldx, 0.02f, 3);
+                    w8_gemm_i8(&q, m, q1, ldx, y1, ldy);
+                    w8_swiglu_rows(m, I, y1, y1 + I, ldy, o1, ldo, r1, ldo, 0.05f, -4);
+                    w8_gemm_i8(&qd, m, r1, ldo, d1, ldd);
+                    int rc = w8_rmsnorm_gemm_i8_swiglu_down(x2, res, m, k, ldx, g, NULL, 1e-6f, q2, ldx,
+                                                            0.02f, 3, &q, r2, ldo, 0.05f, -4, &qd, d2, ldd);
+                    int blk = !strcmp(isa, "avx512") ? 64 : !strcmp(isa, "avx2") ? 32 : 1;
+                    if (rc != 0) {
+                        if (I % blk == 0) bad++;
+                        for (size_t i = 0; i < (size_t)m * ldd; i++)
+                            if (d2[i] != -7.0f) { bad++; break; }
+                    } else {
+                        ran++;
+                        /* AVX-512's rows come in its GEMM's layout: q ^ 0x80 */
+                        int flip = !strcmp(isa, "avx512");
+                        flipped += flip;
+                        for (size_t i = 0; i < (size_t)m * ldo; i++) r1[i] = (int8_t)(r1[i] ^ (flip ? 0x80 : 0));
+                        if (I % blk || memcmp(d1, d2, (size_t)m * ldd * 4) || memcmp(q1, q2, (size_t)m * ldx) ||
+                            memcmp(x1, x2, (size_t)m * ldx * 4) || memcmp(r1, r2, (size_t)m * ldo))
+                            if (bad++ < 3) EXPECT(0, "%s mlp m=%d k=%d inter=%d down n=%d differs", isa, m, k, I, nd);
+                    }
+                    w8_qmat_free(&q), w8_qmat_free(&qd);
+                    free(w), free(wd), free(q1), free(q2), free(r1), free(r2), free(qb), free(qbd);
+                    free(ds), free(dsd), free(g), free(x1), free(x2), free(res), free(y1), free(o1);
+                    free(d1), free(d2);
+                }
+    CHECK(bad == 0 && ran > 0, "%s rmsnorm + gate/up + swiglu + down in one call: the bits of the separate "
+          "calls (%d cases, %d with the rows in down's layout)", isa, ran, flipped);
+}
+
 /* A matrix packed for one ISA keeps its kernel after the active ISA changes. */
 static void test_layout_sticks(void) {
     w8_isa hw = w8_isa_detect();
@@ -1204,6 +1271,7 @@ int main(void) {
         test_elementwise(name);
         test_fused(name);
         test_fused_swiglu(name);
+        test_fused_swiglu_down(name);
         test_team(name);
     }
     test_team_loops();

@@ -85,6 +85,11 @@ typedef struct {
     /* elementwise (one row) */
     void (*swiglu)(const float *g, const float *u, int n, float *out, int8_t *xq, float scale,
                    int offset);
+    /* optional: swiglu whose quantized row comes out as this table's qprep
+     * would leave it (for an n with qkpad(n) == n), so that an int8 GEMM
+     * reads it without its own conversion pass; out may be NULL */
+    void (*swiglu_prep)(const float *g, const float *u, int n, float *out, uint8_t *xp,
+                        float scale, int offset);
     void (*softmax)(float *x, int n);
 } w8_kern_table;
 

@@ -240,6 +240,7 @@ typedef struct {
     size_t ldq;
     float scale;
     int offset;
+    int prep; /* xq gets swiglu_prep's bytes (the next GEMM's layout) */
 } swi_epi;
 
 /* The gate | up tile of rows [i0, i1) in this thread's scratch (gate
@@ -257,8 +258,9 @@ static void swi_tile(const w8_kern_table *t, const w8_kern_table *pt, const w8_q
     for (int i = i0; i < i1; i++) {
         float *ti = tile + (size_t)(i - i0) * ldt;
         float *o = se->out ? se->out + (size_t)i * se->ld_out + n0 : ti;
-        pt->swiglu(ti, ti + nb, n1 - n0, o, se->xq ? se->xq + (size_t)i * se->ldq + n0 : NULL,
-                   se->scale, se->offset);
+        int8_t *q = se->xq ? se->xq + (size_t)i * se->ldq + n0 : NULL;
+        if (se->prep) pt->swiglu_prep(ti, ti + nb, n1 - n0, o, (uint8_t *)q, se->scale, se->offset);
+        else pt->swiglu(ti, ti + nb, n1 - n0, o, q, se->scale, se->offset);
     }
 }
 
@@ -312,9 +314,11 @@ static int swi_fits(const w8_qmat *w) {
 
 /* w8_gemm_i8, and with rs != NULL the dynamic tail on each tile while it is
  * still in cache; with pr != NULL its rows x are made by pr first; with
- * se != NULL SwiGLU runs on each gate/up tile pair. */
+ * se != NULL SwiGLU runs on each gate/up tile pair; prepped: x is already
+ * in the layout qprep makes (swiglu_prep's rows). */
 static void gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float *y, size_t ldy,
-                    const float *rs, const float *bias, const prod *pr, const swi_epi *se) {
+                    const float *rs, const float *bias, const prod *pr, const swi_epi *se,
+                    int prepped) {
     /* The layout decides the kernel: a matrix packed before w8_isa_force()
      * keeps running the kernel it was packed for. */
     const w8_kern_table *t = table_for(w->isa), *pt = pr || se ? active() : NULL;
@@ -323,7 +327,7 @@ static void gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float 
     const void *xs = x;
     size_t ldxs = ldx, kp = 0;
     uint8_t *buf = NULL;
-    if (t->qprep) {
+    if (t->qprep && !prepped) {
         kp = t->qkpad(k);
         buf = scratch(SLOT_QPREP, (size_t)m * kp);
         xs = buf;
@@ -380,9 +384,12 @@ static void gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float 
                 for (int i = i0; i < i1; i++) {
                     float *yi = y + (size_t)i * ldy;
                     float *o = se->out ? se->out + (size_t)i * se->ld_out + n0 : yi + n0;
-                    pt->swiglu(yi + n0, yi + I + n0, n1 - n0, o,
-                               se->xq ? se->xq + (size_t)i * se->ldq + n0 : NULL, se->scale,
-                               se->offset);
+                    int8_t *q = se->xq ? se->xq + (size_t)i * se->ldq + n0 : NULL;
+                    if (se->prep)
+                        pt->swiglu_prep(yi + n0, yi + I + n0, n1 - n0, o, (uint8_t *)q,
+                                        se->scale, se->offset);
+                    else
+                        pt->swiglu(yi + n0, yi + I + n0, n1 - n0, o, q, se->scale, se->offset);
                 }
             }
         }
@@ -390,7 +397,7 @@ static void gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float 
 }
 
 void w8_gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float *y, size_t ldy) {
-    gemm_i8(w, m, x, ldx, y, ldy, NULL, NULL, NULL, NULL);
+    gemm_i8(w, m, x, ldx, y, ldy, NULL, NULL, NULL, NULL, 0);
 }
 
 void w8_rmsnorm_gemm_i8(float *x, const float *res, int m, int k, size_t ldx, const float *g,
@@ -398,7 +405,7 @@ void w8_rmsnorm_gemm_i8(float *x, const float *res, int m, int k, size_t ldx, co
                         int offset, const w8_qmat *w, float *y, size_t ldy) {
     prod p = { .kind = PR_NORM, .x = x, .res = res, .a = g, .b = b, .k = k, .ldx = ldx,
                .eps = eps, .xq = xq, .ldq = ldq, .scale = scale, .offset = offset };
-    gemm_i8(w, m, xq, ldq, y, ldy, NULL, NULL, &p, NULL);
+    gemm_i8(w, m, xq, ldq, y, ldy, NULL, NULL, &p, NULL, 0);
 }
 
 int w8_rmsnorm_gemm_i8_swiglu(float *x, const float *res, int m, int k, size_t ldx,
@@ -412,7 +419,30 @@ int w8_rmsnorm_gemm_i8_swiglu(float *x, const float *res, int m, int k, size_t l
                .eps = eps, .xq = xq, .ldq = ldq, .scale = scale, .offset = offset };
     swi_epi se = { .inter = inter, .out = out, .ld_out = ld_out, .xq = xq2, .ldq = ldq2,
                    .scale = scale2, .offset = offset2 };
-    gemm_i8(w, m, xq, ldq, y, ldy, NULL, NULL, &p, &se);
+    gemm_i8(w, m, xq, ldq, y, ldy, NULL, NULL, &p, &se, 0);
+    return 0;
+}
+
+int w8_rmsnorm_gemm_i8_swiglu_down(float *x, const float *res, int m, int k, size_t ldx,
+                                   const float *g, const float *b, float eps, int8_t *xq,
+                                   size_t ldq, float scale, int offset, const w8_qmat *w,
+                                   int8_t *xq2, size_t ldq2, float scale2, int offset2,
+                                   const w8_qmat *down, float *y2, size_t ldy2) {
+    int inter = w->n / 2;
+    if (!swi_fits(w) || down->k != inter) return -1;
+    /* SwiGLU can write down_proj's activations in the layout its kernel
+     * reads when both run the active table and a row needs no padding:
+     * down's GEMM then skips its conversion pass over the [m, inter] rows
+     * (which, made by both threads column group by column group, it read
+     * and wrote half across cores) */
+    const w8_kern_table *pt = active(), *dt = table_for(down->isa);
+    int prep = pt->swiglu_prep && dt == pt && dt->qprep && dt->qkpad(inter) == (size_t)inter;
+    prod p = { .kind = PR_NORM, .x = x, .res = res, .a = g, .b = b, .k = k, .ldx = ldx,
+               .eps = eps, .xq = xq, .ldq = ldq, .scale = scale, .offset = offset };
+    swi_epi se = { .inter = inter, .xq = xq2, .ldq = ldq2, .scale = scale2, .offset = offset2,
+                   .prep = prep };
+    gemm_i8(w, m, xq, ldq, NULL, 0, NULL, NULL, &p, &se, 0);
+    gemm_i8(down, m, xq2, ldq2, y2, ldy2, NULL, NULL, NULL, NULL, prep);
     return 0;
 }
 
@@ -421,14 +451,14 @@ void w8_swiglu_gemm_i8(int m, int n, const float *gate, const float *up, size_t 
                        int offset, const w8_qmat *w, float *y, size_t ldy) {
     prod p = { .kind = PR_SWIGLU, .a = gate, .b = up, .k = n, .ldx = ld_in, .out = out,
                .ldout = ld_out, .xq = xq, .ldq = ldq, .scale = scale, .offset = offset };
-    gemm_i8(w, m, xq, ldq, y, ldy, NULL, NULL, &p, NULL);
+    gemm_i8(w, m, xq, ldq, y, ldy, NULL, NULL, &p, NULL, 0);
 }
 
 void w8_quant_gemm_i8(const float *x, int m, int k, size_t ldx, float scale, int offset,
                       int8_t *xq, size_t ldq, const w8_qmat *w, float *y, size_t ldy) {
     prod p = { .kind = PR_QUANT, .xc = x, .k = k, .ldx = ldx, .xq = xq,
                .ldq = ldq, .scale = scale, .offset = offset };
-    gemm_i8(w, m, xq, ldq, y, ldy, NULL, NULL, &p, NULL);
+    gemm_i8(w, m, xq, ldq, y, ldy, NULL, NULL, &p, NULL, 0);
 }
 
 void w8_gemm_i8_dyn(const w8_qmat *w, int m, const float *x, size_t ldx, int8_t *xq, float *y,
@@ -440,7 +470,7 @@ void w8_gemm_i8_dyn(const w8_qmat *w, int m, const float *x, size_t ldx, int8_t 
     /* the rows are quantized in the GEMM's own parallel region (one
      * fork/join); every tile reads its rows' scales after the barrier */
     prod p = { .kind = PR_QDYN, .xc = x, .rs = rs, .k = w->k, .ldx = ldx, .xq = xq, .ldq = k };
-    gemm_i8(w, m, xq, k, y, ldy, rs, bias, &p, NULL);
+    gemm_i8(w, m, xq, k, y, ldy, rs, bias, &p, NULL, 0);
 }
 
 void w8_rmsnorm_gemm_i8_dyn(float *x, const float *res, int m, int k, size_t ldx,
@@ -452,7 +482,7 @@ void w8_rmsnorm_gemm_i8_dyn(float *x, const float *res, int m, int k, size_t ldx
     float *rs = scratch(SLOT_DYNS, (size_t)m * sizeof(float));
     prod p = { .kind = PR_NORM_QDYN, .x = x, .res = res, .a = g, .b = b, .k = k, .ldx = ldx,
                .eps = eps, .out = xn, .ldout = ldxn, .rs = rs, .xq = xq, .ldq = (size_t)k };
-    gemm_i8(w, m, xq, (size_t)k, y, ldy, rs, bias, &p, NULL);
+    gemm_i8(w, m, xq, (size_t)k, y, ldy, rs, bias, &p, NULL, 0);
 }
 
 /* ------------------------------------------------- weight quantization */

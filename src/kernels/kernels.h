@@ -67,6 +67,18 @@ int w8_rmsnorm_gemm_i8_swiglu(float *x, const float *res, int m, int k, size_t l
                               float scale, int offset, const w8_qmat *w, float *y, size_t ldy,
                               float *out, size_t ld_out, int8_t *xq2, size_t ldq2, float scale2,
                               int offset2);
+/* The MLP of a static int8 down_proj: w8_rmsnorm_gemm_i8_swiglu (y = NULL,
+ * out = NULL, xq2 of ldq2 >= inter) and then w8_gemm_i8(down, m, xq2, ldq2,
+ * y2, ldy2), with the same bits.  Where the kernel allows (AVX-512, inter a
+ * multiple of 4), SwiGLU writes xq2 in down's own activation layout, so that
+ * GEMM skips its conversion pass: xq2 then holds q ^ 0x80 rather than q.
+ * Returns -1 (and does nothing) where w8_rmsnorm_gemm_i8_swiglu would, or
+ * down->k != inter. */
+int w8_rmsnorm_gemm_i8_swiglu_down(float *x, const float *res, int m, int k, size_t ldx,
+                                   const float *g, const float *b, float eps, int8_t *xq,
+                                   size_t ldq, float scale, int offset, const w8_qmat *w,
+                                   int8_t *xq2, size_t ldq2, float scale2, int offset2,
+                                   const w8_qmat *down, float *y2, size_t ldy2);
 void w8_swiglu_gemm_i8(int m, int n, const float *gate, const float *up, size_t ld_in,
                        float *out, size_t ld_out, int8_t *xq, size_t ldq, float scale,
                        int offset, const w8_qmat *w, float *y, size_t ldy);

@@ -1161,9 +1161,14 @@ AI __m512 silu_mul(__m512 gv, __m512 e, __m512 uv) {
     return _mm512_mul_ps(_mm512_div_ps(gv, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), uv);
 }
 
-static void x_swiglu(const float *g, const float *u, int n, float *out, int8_t *xq, float scale,
-                     int offset) {
+/* SwiGLU and the quantization of its row (xq, when not NULL); flip (a
+ * constant after inlining) stores the bytes as q_prep leaves them, q ^ 0x80
+ * (swiglu_prep: down_proj's GEMM then reads them as they are).  out may be
+ * NULL with xq. */
+AI void swiglu_row(const float *g, const float *u, int n, float *out, int8_t *xq, float scale,
+                   int offset, const int flip) {
     __m512 sc = _mm512_set1_ps(scale), off = _mm512_set1_ps((float)offset);
+    const __m128i fl = _mm_set1_epi8((char)(flip ? 0x80 : 0));
     int t = 0;
     for (; t + 64 <= n; t += 64) { /* four vectors at a time, see exp16n */
         __m512 gv[4], e[4];
@@ -1176,17 +1181,35 @@ static void x_swiglu(const float *g, const float *u, int n, float *out, int8_t *
 #pragma GCC unroll 4
         for (int i = 0; i < 4; i++) {
             __m512 v = silu_mul(gv[i], e[i], _mm512_loadu_ps(u + t + 16 * i));
-            _mm512_storeu_ps(out + t + 16 * i, v);
-            if (xq) _mm_storeu_si128((__m128i *)(xq + t + 16 * i), q16(v, sc, off));
+            if (out) _mm512_storeu_ps(out + t + 16 * i, v);
+            if (xq) {
+                __m128i q = q16(v, sc, off);
+                if (flip) q = _mm_xor_si128(q, fl);
+                _mm_storeu_si128((__m128i *)(xq + t + 16 * i), q);
+            }
         }
     }
     for (; t < n; t += 16) {
         __mmask16 mk = tailmask16(n - t);
         __m512 gv = _mm512_maskz_loadu_ps(mk, g + t);
         __m512 v = silu_mul(gv, exp16(_mm512_sub_ps(_mm512_setzero_ps(), gv)), _mm512_maskz_loadu_ps(mk, u + t));
-        _mm512_mask_storeu_ps(out + t, mk, v);
-        if (xq) _mm_mask_storeu_epi8(xq + t, mk, q16(v, sc, off));
+        if (out) _mm512_mask_storeu_ps(out + t, mk, v);
+        if (xq) {
+            __m128i q = q16(v, sc, off);
+            if (flip) q = _mm_xor_si128(q, fl);
+            _mm_mask_storeu_epi8(xq + t, mk, q);
+        }
     }
+}
+
+static void x_swiglu(const float *g, const float *u, int n, float *out, int8_t *xq, float scale,
+                     int offset) {
+    swiglu_row(g, u, n, out, xq, scale, offset, 0);
+}
+
+static void x_swiglu_prep(const float *g, const float *u, int n, float *out, uint8_t *xp,
+                          float scale, int offset) {
+    swiglu_row(g, u, n, out, (int8_t *)xp, scale, offset, 1);
 }
 
 /* The row's max with four chains (one max_ps chain was latency-bound): for
@@ -1269,5 +1292,6 @@ const w8_kern_table w8_kern_avx512 = {
     .attn_scores_n = x_attn_scores_n,
     .attn_accum_n = x_attn_accum_n,
     .swiglu = x_swiglu,
+    .swiglu_prep = x_swiglu_prep,
     .softmax = x_softmax,
 };
