@@ -13,7 +13,12 @@
  *     slice of the weights.  (A software prefetch of the next panel during
  *     the current one measured 2-5% slower on the development host.)
  *     Activations are first converted once (xq ^ 0x80, padded) by all threads
- *     together into a buffer owned by the calling thread.
+ *     together into a buffer owned by the calling thread; down_proj's come
+ *     from SwiGLU's epilogue already converted where the table can
+ *     (swiglu_prep), since both threads write them column group by column
+ *     group and a conversion pass would move half of them across cores.
+ *     (An L2 prefetch of the next column group's panels during the first
+ *     row chunk made no difference; cold weights measured as fast as hot.)
  *     W8A8_DYNAMIC (w8_gemm_i8_dyn) is the same GEMM on a matrix packed with
  *     quant_bias 0 and deq_scale = weight_scale (so the VNNI correction
  *     -128 * rowsum(W) still applies), after a per-row quantization, with
