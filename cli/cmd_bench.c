@@ -93,8 +93,12 @@ static void roof_print(const w8_bench_result *res, const w8_roofline *rf, const 
         w8_roof_paired p = paired(t, u->probe[t->n_gen > 0], macs, bytes);
         if (p.fraction < 0) continue;
         char used[80];
-        if (p.steady) snprintf(used, sizeof used, "%d of %d repetitions steady, their median", p.steady, t->reps);
-        else snprintf(used, sizeof used, "none of %d repetitions steady: the median of all", t->reps);
+        if (p.steady)
+            snprintf(used, sizeof used, "%d of %d repetitions steady, their median", p.steady,
+                     t->reps);
+        else
+            snprintf(used, sizeof used, "none of %d repetitions steady: the median of all",
+                     t->reps);
         if (t->n_gen == 0)
             printf("roofline: %s: %.3g of the int8 loop run around each repetition (%s; "
                    "it ran at %.1f GOPS)\n", t->name, p.fraction, used, p.ceiling / 1e9);
@@ -104,7 +108,7 @@ static void roof_print(const w8_bench_result *res, const w8_roofline *rf, const 
                    p.ceiling / 1e9);
     }
     printf("roofline: a repetition is steady when the probes before and after it differ "
-               "by at most %.0f%%\n", W8_ROOF_STEADY * 100);
+           "by at most %.0f%%\n", W8_ROOF_STEADY * 100);
 }
 
 /* The --json text with the roofline fields added to each test's object. */

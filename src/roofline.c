@@ -266,7 +266,8 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static double median_sorted(double *v, int n) {
+/* the median of v[0..n) (n >= 1), which it sorts */
+static double median(double *v, int n) {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
@@ -287,7 +288,7 @@ void w8_roofline_paired(const double *rate, const double *probe, int reps, w8_ro
             c[out->used++] = mean;
         }
     }
-    out->fraction = median_sorted(f, out->used);
-    out->ceiling = median_sorted(c, out->used);
+    out->fraction = median(f, out->used);
+    out->ceiling = median(c, out->used);
     free(f);
 }

@@ -248,6 +248,15 @@ typedef struct {
     int prep; /* xq gets swiglu_prep's bytes (the next GEMM's layout) */
 } swi_epi;
 
+/* SwiGLU on columns n0.. of row i (gate g, up u, n of them) into o and
+ * se's quantized row: int8, or the next GEMM's layout with se->prep. */
+static void swi_row(const w8_kern_table *pt, const swi_epi *se, const float *g, const float *u,
+                    int n, float *o, int i, int n0) {
+    int8_t *q = se->xq ? se->xq + (size_t)i * se->ldq + n0 : NULL;
+    if (se->prep) pt->swiglu_prep(g, u, n, o, (uint8_t *)q, se->scale, se->offset);
+    else pt->swiglu(g, u, n, o, q, se->scale, se->offset);
+}
+
 /* The gate | up tile of rows [i0, i1) in this thread's scratch (gate
  * columns n0.. then up columns inter + n0..), and SwiGLU on it: the tile
  * stays in cache and the [m, 2 inter] f32 rows never go out to memory. */
@@ -263,9 +272,7 @@ static void swi_tile(const w8_kern_table *t, const w8_kern_table *pt, const w8_q
     for (int i = i0; i < i1; i++) {
         float *ti = tile + (size_t)(i - i0) * ldt;
         float *o = se->out ? se->out + (size_t)i * se->ld_out + n0 : ti;
-        int8_t *q = se->xq ? se->xq + (size_t)i * se->ldq + n0 : NULL;
-        if (se->prep) pt->swiglu_prep(ti, ti + nb, n1 - n0, o, (uint8_t *)q, se->scale, se->offset);
-        else pt->swiglu(ti, ti + nb, n1 - n0, o, q, se->scale, se->offset);
+        swi_row(pt, se, ti, ti + nb, n1 - n0, o, i, n0);
     }
 }
 
@@ -389,12 +396,7 @@ static void gemm_i8(const w8_qmat *w, int m, const int8_t *x, size_t ldx, float 
                 for (int i = i0; i < i1; i++) {
                     float *yi = y + (size_t)i * ldy;
                     float *o = se->out ? se->out + (size_t)i * se->ld_out + n0 : yi + n0;
-                    int8_t *q = se->xq ? se->xq + (size_t)i * se->ldq + n0 : NULL;
-                    if (se->prep)
-                        pt->swiglu_prep(yi + n0, yi + I + n0, n1 - n0, o, (uint8_t *)q,
-                                        se->scale, se->offset);
-                    else
-                        pt->swiglu(yi + n0, yi + I + n0, n1 - n0, o, q, se->scale, se->offset);
+                    swi_row(pt, se, yi + n0, yi + I + n0, n1 - n0, o, i, n0);
                 }
             }
         }
